@@ -1,0 +1,231 @@
+"""The `mnv2prof` command line: wires specs, pipeline and reports together.
+
+Commands stay thin (after fastapi-cli): options are `Annotated[..., typer.Option(help=...)]`, the
+docstring is the help, and domain errors become one red line on stderr and an exit code
+(2 for usage errors), never a traceback. Core code never sees typer or click objects.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from typer.exceptions import TyperException
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from mnv2prof.errors import Mnv2profError, UsageError
+from mnv2prof.variants import DEFAULT_VARIANTS, VARIANTS, BlockSpec, parse_variant_list
+
+app = typer.Typer(
+    name="mnv2prof",
+    help="Indirect (MACs) against direct (latency, memory) cost of MobileNetV2-style blocks.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
+# Wide tables must not be squeezed to 80 columns when stdout is a file or a CI log.
+stdout = Console(width=None if sys.stdout.isatty() else 200)
+stderr = Console(stderr=True)
+
+
+# Spec options, shared by every command that builds blocks (one vocabulary: see variants.py).
+Channels = Annotated[
+    int, typer.Option("--channels", "-c", help="Channels in and out of the block (in_chs = out_chs).")
+]
+Resolution = Annotated[int, typer.Option("--resolution", "-r", help="Square input side, pixels.")]
+Expansion = Annotated[
+    int, typer.Option("--expansion", "-e", help="Expansion ratio t (mbv2*, fused; resnet: C/t).")
+]
+Kernel = Annotated[int, typer.Option("--kernel", "-k", help="Spatial kernel size k (odd).")]
+Stride = Annotated[int, typer.Option("--stride", "-s", help="Stride of the block: 1 or 2.")]
+Batch = Annotated[int, typer.Option("--batch", "-b", help="Batch size N.")]
+Variants = Annotated[
+    str, typer.Option("--variants", help="Comma-separated variants to run (see `mnv2prof variants`).")
+]
+Threads = Annotated[
+    int, typer.Option("--threads", help="onnxruntime intra-op threads (pinned; 1 by default).")
+]
+Budget = Annotated[
+    float, typer.Option("--budget", help="Seconds of interleaved timing for all variants together.")
+]
+
+
+def _specs(
+    variants: str, channels: int, resolution: int, expansion: int, kernel: int, stride: int, batch: int
+) -> list[BlockSpec]:
+    return [
+        BlockSpec(
+            name,
+            in_chs=channels,
+            resolution=resolution,
+            exp_ratio=expansion,
+            kernel_size=kernel,
+            stride=stride,
+            batch=batch,
+        )
+        for name in parse_variant_list(variants)
+    ]
+
+
+def _positive(value: float, flag: str) -> None:
+    if not value > 0:
+        raise UsageError(f"{flag} must be positive, got {value}")
+
+
+@app.command("variants")
+def list_variants() -> None:
+    """List the block variants, one line each."""
+    width = max(map(len, VARIANTS))
+    for info in VARIANTS.values():
+        stdout.print(f"{info.name:<{width}}  {info.summary}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def compare(
+    channels: Channels = 32,
+    resolution: Resolution = 56,
+    expansion: Expansion = 6,
+    kernel: Kernel = 3,
+    stride: Stride = 1,
+    batch: Batch = 1,
+    variants: Variants = ",".join(DEFAULT_VARIANTS),
+    baseline: Annotated[
+        str, typer.Option("--baseline", help="Variant the ratio columns divide by.")
+    ] = "conv",
+    threads: Threads = 1,
+    budget: Budget = 2.0,
+    csv: Annotated[
+        Path | None,
+        typer.Option("--csv", help="Also write the rows (spec, metrics, environment) to this CSV."),
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the rows as JSON records.")
+    ] = None,
+) -> None:
+    """Export, count and time block variants; show MACs beside latency and memory.
+
+    Each variant is exported to ONNX (cached), its MACs, elementwise ops, peak activation memory
+    and weight bytes are counted from the graph, and its onnxruntime CPU latency is measured
+    interleaved with the others. The ratio columns divide by the --baseline variant.
+    """
+    specs = _specs(variants, channels, resolution, expansion, kernel, stride, batch)
+    if baseline not in {s.variant for s in specs}:
+        raise UsageError(f"--baseline {baseline!r} is not among --variants ({variants})")
+    _positive(threads, "--threads")
+    _positive(budget, "--budget")
+    from mnv2prof.report import check_writable
+
+    check_writable(csv)
+    check_writable(json_out)
+
+    from mnv2prof.latency import TimingSpec
+    from mnv2prof.report import compare_table, records_frame, table_notes, write_frame
+
+    records = _run_with_progress(specs, TimingSpec(threads=threads, budget_s=budget))
+    frame = records_frame(records, baseline)
+    title = (
+        f"C={channels} {resolution}x{resolution} t={expansion} k={kernel} s={stride} N={batch}, "
+        f"onnxruntime CPU, {threads} thread(s); 1 MAC = 1 multiply-accumulate, FLOPs = 2 x MACs"
+    )
+    stdout.print(compare_table(frame, title, baseline))
+    for note in table_notes(frame):
+        stdout.print(note, highlight=False, soft_wrap=True)
+    for path in (csv, json_out):
+        if path is not None:
+            write_frame(frame, path)
+            stderr.print(f"wrote {len(frame)} rows to {path}", highlight=False)
+
+
+def _run_with_progress(specs: Sequence[BlockSpec], timing) -> list:
+    from mnv2prof.pipeline import Progress as Hooks
+    from mnv2prof.pipeline import profile_blocks
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total:.0f}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=stderr, transient=True) as bar:
+        export_task = bar.add_task("export + count", total=len(specs))
+        timing_task = bar.add_task("timing", total=100, start=False)
+
+        def on_export(spec: BlockSpec, done: int, total: int) -> None:
+            bar.update(export_task, completed=done, description=f"export + count {spec.name}")
+            if done == total:
+                bar.start_task(timing_task)
+
+        def on_timing(fraction: float) -> None:
+            bar.update(timing_task, completed=100 * fraction)
+
+        return profile_blocks(specs, timing, progress=Hooks(on_export, on_timing))
+
+
+@app.command()
+def export(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the .onnx files to.")],
+    channels: Channels = 32,
+    resolution: Resolution = 56,
+    expansion: Expansion = 6,
+    kernel: Kernel = 3,
+    stride: Stride = 1,
+    batch: Batch = 1,
+    variants: Variants = ",".join(DEFAULT_VARIANTS),
+) -> None:
+    """Write each variant's checked ONNX file (parity with torch proven) to --out."""
+    import shutil
+
+    from mnv2prof.export import export_spec
+
+    specs = _specs(variants, channels, resolution, expansion, kernel, stride, batch)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    for spec in specs:
+        result = export_spec(spec)
+        target = out / f"{spec.name}.onnx"
+        tmp = target.with_suffix(".onnx.tmp")
+        shutil.copyfile(result.path, tmp)
+        tmp.replace(target)
+        parity = "cached" if result.cached else f"max abs diff {result.max_abs_diff:.2e}"
+        stdout.print(f"{target}  ({parity})", highlight=False)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console entry point: run the app, turn every error into one line and an exit code."""
+    try:
+        code = app(
+            args=list(argv) if argv is not None else None,
+            prog_name="mnv2prof",
+            standalone_mode=False,
+        )
+    except TyperException as exc:  # click's usage errors (bad flag, 'abc' for an integer...)
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            return 2  # typer has already printed the help
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        _error(exc.format_message() + hint)
+        return exc.exit_code
+    except typer.Abort:
+        _error("aborted")
+        return 130
+    except Mnv2profError as exc:
+        _error(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+    return code if isinstance(code, int) else 0
+
+
+def _error(message: str) -> None:
+    stderr.print(f"[red]mnv2prof: error:[/] {message}", highlight=False, soft_wrap=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""The environment every result carries (after pyperf's `_CHECKED_METADATA`).
+
+Latency means nothing without the machine and the libraries that produced it; a result from
+another environment must not be compared silently. `COMPARABLE_KEYS` are the fields that must
+match for two measurements to be compared directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import lru_cache
+
+COMPARABLE_KEYS = ("cpu_model", "cpu_cores", "torch", "onnxruntime", "onnx")
+
+
+@dataclass(frozen=True)
+class Environment:
+    cpu_model: str
+    cpu_cores: int
+    python: str
+    platform: str
+    torch: str
+    onnxruntime: str
+    onnx: str
+    onnxscript: str
+    numpy: str
+    timestamp: str  # UTC, ISO 8601, when the environment was read
+
+    def columns(self) -> dict[str, object]:
+        """CSV columns, prefixed `env_`."""
+        return {f"env_{k}": v for k, v in dataclasses.asdict(self).items()}
+
+    def differences(self, other: dict[str, object]) -> dict[str, tuple[object, object]]:
+        """COMPARABLE_KEYS whose values differ from `other` (a dict of `columns()` form)."""
+        mine = self.columns()
+        return {
+            k: (other.get(f"env_{k}"), mine[f"env_{k}"])
+            for k in COMPARABLE_KEYS
+            if str(other.get(f"env_{k}")) != str(mine[f"env_{k}"])
+        }
+
+
+@lru_cache(maxsize=1)
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.lower().startswith(("model name", "hardware", "cpu model")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def current_environment() -> Environment:
+    import numpy
+    import onnx
+    import onnxruntime
+    import onnxscript
+    import torch
+
+    return Environment(
+        cpu_model=cpu_model(),
+        cpu_cores=os.cpu_count() or 0,
+        python=platform.python_version(),
+        platform=platform.platform(),
+        torch=torch.__version__,
+        onnxruntime=onnxruntime.__version__,
+        onnx=onnx.__version__,
+        onnxscript=onnxscript.__version__,
+        numpy=numpy.__version__,
+        timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )

@@ -1,0 +1,93 @@
+"""One frozen row per measured thing, and its flat form for CSV/JSON (every column names its unit).
+
+Column units: `*_bytes` bytes, `*_ms` milliseconds, `macs` multiply-accumulates (1 MAC = 1),
+`flops` = 2 x macs, `elementwise_ops` operations, `params` learnable scalars,
+`gmacs_per_s` 10^9 MACs per second, `*_x` a ratio (times).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mnv2prof.counting import GraphCost
+from mnv2prof.env import Environment
+from mnv2prof.latency import Measurement
+from mnv2prof.memory import MemoryPeak
+
+
+@dataclass(frozen=True)
+class CountedCost:
+    """What is counted from the graph (indirect cost, and static memory)."""
+
+    params: int
+    macs: int
+    elementwise_ops: int
+    peak_act_bytes: int
+    weight_bytes: int
+    bytes_moved: int
+    unhandled_ops: str  # "Op xN, ..." of nodes no handler counted; "" when none
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs
+
+    @property
+    def arithmetic_intensity(self) -> float:
+        return self.flops / self.bytes_moved if self.bytes_moved else 0.0
+
+    @classmethod
+    def from_graph(cls, params: int, cost: GraphCost, peak: MemoryPeak) -> CountedCost:
+        return cls(
+            params=params,
+            macs=cost.macs,
+            elementwise_ops=cost.elementwise_ops,
+            peak_act_bytes=peak.peak_bytes,
+            weight_bytes=cost.weight_bytes,
+            bytes_moved=cost.bytes_moved,
+            unhandled_ops=cost.unhandled_summary(),
+        )
+
+
+@dataclass(frozen=True)
+class Record:
+    label: str  # the row's name in tables (the variant)
+    spec: str  # canonical spec string, e.g. mbv2_c32_r56_e6_k3_s1_b1
+    spec_hash: str
+    spec_fields: tuple[tuple[str, object], ...]  # (column, value) of the spec
+    cost: CountedCost
+    latency: Measurement
+    threads: int
+    env: Environment
+
+    @property
+    def gmacs_per_s(self) -> float:
+        median = self.latency.median_ms
+        return self.cost.macs / (median * 1e-3) / 1e9 if median > 0 else 0.0
+
+    def row(self) -> dict[str, object]:
+        c, m = self.cost, self.latency
+        return {
+            "variant": self.label,
+            "spec": self.spec,
+            "spec_hash": self.spec_hash,
+            **dict(self.spec_fields),
+            "threads": self.threads,
+            "params": c.params,
+            "macs": c.macs,
+            "flops": c.flops,
+            "elementwise_ops": c.elementwise_ops,
+            "peak_act_bytes": c.peak_act_bytes,
+            "weight_bytes": c.weight_bytes,
+            "bytes_moved": c.bytes_moved,
+            "arith_intensity_flop_per_byte": round(c.arithmetic_intensity, 4),
+            "latency_median_ms": round(m.median_ms, 6),
+            "latency_q1_ms": round(m.q1_ms, 6),
+            "latency_q3_ms": round(m.q3_ms, 6),
+            "latency_iqr_ms": round(m.iqr_ms, 6),
+            "latency_n": m.n,
+            "latency_unstable": m.unstable,
+            "gmacs_per_s": round(self.gmacs_per_s, 4),
+            "unhandled_ops": c.unhandled_ops,
+            "latency_samples_ms": " ".join(f"{s:.5f}" for s in m.samples_ms),
+            **self.env.columns(),
+        }

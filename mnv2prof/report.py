@@ -1,0 +1,169 @@
+"""Records -> rich table, CSV and JSON. Indirect cost beside direct cost, and where they disagree."""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from rich.table import Table
+
+from mnv2prof.errors import UsageError
+from mnv2prof.latency import UNSTABLE_REL_IQR
+from mnv2prof.records import Record
+
+
+def records_frame(records: Sequence[Record], baseline: str | None = None) -> pd.DataFrame:
+    """One row per record; with `baseline` (a row label) adds `macs_ratio_x`, `latency_ratio_x`."""
+    frame = pd.DataFrame([r.row() for r in records])
+    if baseline is not None and not frame.empty:
+        base = frame.loc[frame["variant"] == baseline]
+        if base.empty:
+            raise UsageError(f"baseline variant {baseline!r} is not among the measured rows")
+        base_row = base.iloc[0]
+        position = frame.columns.get_loc("gmacs_per_s") + 1
+        frame.insert(position, "macs_ratio_x", (frame["macs"] / base_row["macs"]).round(4))
+        frame.insert(
+            position + 1,
+            "latency_ratio_x",
+            (frame["latency_median_ms"] / base_row["latency_median_ms"]).round(4),
+        )
+    return frame
+
+
+@dataclass(frozen=True)
+class RankAgreement:
+    rho: float  # Spearman rank correlation between MACs and median latency
+    n: int
+    disagreements: tuple[tuple[str, str], ...]  # (more MACs but faster, than this one)
+
+    def sentence(self) -> str:
+        if self.n < 3 or math.isnan(self.rho):
+            return "Too few rows (or no spread) for a rank correlation between MACs and latency."
+        if self.rho >= 0.9:
+            verdict = "MACs order the blocks almost as latency does"
+        elif self.rho >= 0.5:
+            verdict = "MACs only partly predict which block is faster"
+        else:
+            verdict = "MACs are a poor guide to which block is faster"
+        return (
+            f"Spearman rank correlation between MACs and latency: rho = {self.rho:.2f} over "
+            f"{self.n} blocks (1 = same order, 0 = unrelated): {verdict}."
+        )
+
+
+def rank_agreement(frame: pd.DataFrame, limit: int = 3) -> RankAgreement:
+    from scipy.stats import spearmanr
+
+    n = len(frame)
+    if n < 3 or frame["macs"].nunique() < 2 or frame["latency_median_ms"].nunique() < 2:
+        return RankAgreement(float("nan"), n, ())
+    rho = float(spearmanr(frame["macs"], frame["latency_median_ms"]).statistic)
+    pairs = []
+    rows = list(frame[["variant", "macs", "latency_median_ms"]].itertuples(index=False))
+    for a in rows:
+        for b in rows:
+            if a.macs > b.macs and a.latency_median_ms < b.latency_median_ms:
+                # how strongly the pair contradicts MACs: MAC ratio times speed ratio
+                strength = (a.macs / b.macs) * (b.latency_median_ms / a.latency_median_ms)
+                pairs.append((strength, a.variant, b.variant))
+    pairs.sort(reverse=True)
+    return RankAgreement(rho, n, tuple((a, b) for _, a, b in pairs[:limit]))
+
+
+def disagreement_lines(frame: pd.DataFrame, agreement: RankAgreement) -> list[str]:
+    by_name = frame.set_index("variant")
+    lines = []
+    for more, fewer in agreement.disagreements:
+        a, b = by_name.loc[more], by_name.loc[fewer]
+        lines.append(
+            f"{more} has {a['macs'] / b['macs']:.1f}x the MACs of {fewer} yet takes "
+            f"{a['latency_median_ms'] / b['latency_median_ms']:.2f}x its latency."
+        )
+    return lines
+
+
+def _fmt(value: float, digits: int) -> str:
+    return f"{value:,.{digits}f}"
+
+
+def compare_table(frame: pd.DataFrame, title: str, baseline: str | None) -> Table:
+    table = Table(title=title, title_justify="left", header_style="bold")
+    table.add_column("variant")
+    table.add_column("params", justify="right")
+    table.add_column("MACs (M)", justify="right")
+    table.add_column("elem ops (M)", justify="right")
+    table.add_column("peak act (KiB)", justify="right")
+    table.add_column("weights (KiB)", justify="right")
+    table.add_column("latency median (ms)", justify="right")
+    table.add_column("IQR (ms)", justify="right")
+    table.add_column("GMAC/s", justify="right")
+    if baseline is not None:
+        table.add_column(f"MACs / {baseline} (x)", justify="right")
+        table.add_column(f"latency / {baseline} (x)", justify="right")
+    for row in frame.to_dict("records"):
+        unstable = "[yellow] ![/]" if row["latency_unstable"] else ""
+        cells = [
+            row["variant"],
+            f"{row['params']:,}",
+            _fmt(row["macs"] / 1e6, 2),
+            _fmt(row["elementwise_ops"] / 1e6, 2),
+            _fmt(row["peak_act_bytes"] / 1024, 1),
+            _fmt(row["weight_bytes"] / 1024, 1),
+            _fmt(row["latency_median_ms"], 3) + unstable,
+            _fmt(row["latency_iqr_ms"], 3),
+            _fmt(row["gmacs_per_s"], 2),
+        ]
+        if baseline is not None:
+            cells += [_fmt(row["macs_ratio_x"], 2), _fmt(row["latency_ratio_x"], 2)]
+        table.add_row(*cells)
+    return table
+
+
+def table_notes(frame: pd.DataFrame) -> list[str]:
+    """Sentences for under the table: rank agreement, disagreements, noise, uncounted ops."""
+    agreement = rank_agreement(frame)
+    notes = [agreement.sentence(), *disagreement_lines(frame, agreement)]
+    unstable = frame.loc[frame["latency_unstable"], "variant"].tolist()
+    if unstable:
+        notes.append(
+            f"! unstable timing (IQR > {UNSTABLE_REL_IQR:.0%} of the median): "
+            f"{', '.join(unstable)}; raise --budget or quiet the machine."
+        )
+    uncounted = frame.loc[frame["unhandled_ops"] != "", ["variant", "unhandled_ops"]]
+    for variant, ops in uncounted.itertuples(index=False):
+        notes.append(f"{variant}: ops without a cost handler (not counted): {ops}")
+    return notes
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file in the same folder, then rename."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise UsageError(f"cannot write {path}: folder {path.parent} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def check_writable(path: Path | None) -> None:
+    """Fail before measuring, not after, when an output path cannot be written."""
+    if path is not None and not Path(path).parent.is_dir():
+        raise UsageError(f"cannot write {path}: folder {Path(path).parent} does not exist")
+
+
+def write_frame(frame: pd.DataFrame, path: Path) -> None:
+    """CSV, or JSON (records) when the path ends in .json."""
+    if Path(path).suffix.lower() == ".json":
+        write_atomic(path, frame.to_json(orient="records", indent=2))
+    else:
+        write_atomic(path, frame.to_csv(index=False))

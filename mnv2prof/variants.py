@@ -1,0 +1,217 @@
+"""Block variants and their specs: what to build, as small frozen dataclasses.
+
+Vocabulary (after timm, used alike in specs, CLI flags, CSV columns and docs):
+`in_chs`, `out_chs`, `exp_ratio` (t), `kernel_size` (k), `stride` (s), `resolution` (square input
+side, pixels), `batch` (N).
+
+A spec has a compact string form (timm's `ir_r1_k3_s1_e6_c16` style), one token per field::
+
+    mbv2_c32_r56_e6_k3_s1_b1        variant mbv2, C=32 in and out, 56x56, t=6, k=3, s=1, N=1
+    conv_c32_o64_r56_e6_k3_s2_b1    `o` gives out_chs when it differs from in_chs
+
+Tokens after the variant name are a letter and an integer: `c` in_chs, `o` out_chs, `r`
+resolution, `e` exp_ratio, `k` kernel_size, `s` stride, `b` batch. `format_spec(parse_spec(s)) == s`
+holds for every string `format_spec` writes (its canonical form).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+
+from mnv2prof.errors import SpecError
+
+
+@dataclass(frozen=True)
+class VariantInfo:
+    name: str
+    summary: str
+    uses_expansion: bool  # whether exp_ratio changes the block
+
+
+VARIANTS: dict[str, VariantInfo] = {
+    v.name: v
+    for v in (
+        VariantInfo("conv", "standard k x k conv C -> C, BN, ReLU6", False),
+        VariantInfo("dwsep", "depthwise k x k then pointwise 1x1 C -> C (MobileNetV1)", False),
+        VariantInfo(
+            "mbv2",
+            "inverted residual, linear bottleneck: 1x1 expand to t*C, depthwise k x k, "
+            "linear 1x1 project, residual add (MobileNetV2)",
+            True,
+        ),
+        VariantInfo("mbv2-nonlinear", "mbv2 with ReLU6 after the projection (paper Fig. 6a)", True),
+        VariantInfo("mbv2-noskip", "mbv2 without the residual add (paper Fig. 6b)", True),
+        VariantInfo(
+            "resnet",
+            "classic bottleneck: 1x1 reduce to C/t (multiple of 8, >= 8), k x k conv, "
+            "linear 1x1 expand, residual add, ReLU6",
+            True,
+        ),
+        VariantInfo(
+            "fused",
+            "Fused-MBConv (EfficientNetV2): k x k conv C -> t*C, linear 1x1 project, residual add",
+            True,
+        ),
+        VariantInfo(
+            "shufflev2",
+            "ShuffleNet V2 unit: split, 1x1 / depthwise k x k / 1x1 on one half, concat, "
+            "channel shuffle (stride 2: the downsampling unit)",
+            False,
+        ),
+    )
+}
+
+DEFAULT_VARIANTS: tuple[str, ...] = tuple(VARIANTS)
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    """One block to build, export and measure. Validated on construction."""
+
+    variant: str
+    in_chs: int = 32
+    out_chs: int | None = None  # None: same as in_chs
+    resolution: int = 56
+    exp_ratio: int = 6
+    kernel_size: int = 3
+    stride: int = 1
+    batch: int = 1
+
+    def __post_init__(self) -> None:
+        if self.out_chs is None:
+            object.__setattr__(self, "out_chs", self.in_chs)
+        _validate(self)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int, int]:
+        return (self.batch, self.in_chs, self.resolution, self.resolution)
+
+    @property
+    def out_resolution(self) -> int:
+        # 'same' padding k // 2 with odd k: floor((R - 1) / s) + 1
+        return (self.resolution - 1) // self.stride + 1
+
+    @property
+    def name(self) -> str:
+        return format_spec(self)
+
+    def with_(self, **changes: object) -> BlockSpec:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+    def digest(self, *extra: object) -> str:
+        """A short stable hash of the spec (and of `extra`, e.g. library versions)."""
+        payload = json.dumps([self.to_dict(), *extra], sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _positive(spec: BlockSpec, field: str, label: str) -> None:
+    value = getattr(spec, field)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise SpecError(f"{label} must be a positive integer, got {value!r}")
+
+
+def _validate(spec: BlockSpec) -> None:
+    if spec.variant not in VARIANTS:
+        raise SpecError(
+            f"unknown variant {spec.variant!r}; choose from: {', '.join(VARIANTS)}"
+        )
+    for field, label in (
+        ("in_chs", "channels"),
+        ("out_chs", "out channels"),
+        ("resolution", "resolution"),
+        ("exp_ratio", "expansion"),
+        ("kernel_size", "kernel"),
+        ("batch", "batch"),
+    ):
+        _positive(spec, field, label)
+    if spec.stride not in (1, 2):
+        raise SpecError(f"stride must be 1 or 2, got {spec.stride!r}")
+    if spec.kernel_size % 2 == 0:
+        raise SpecError(f"kernel must be odd (same padding), got {spec.kernel_size}")
+    if spec.variant == "shufflev2":
+        if spec.in_chs % 2 or spec.out_chs % 2:
+            raise SpecError(
+                f"shufflev2 splits channels into 2 groups: channels must be even, got "
+                f"{spec.in_chs} -> {spec.out_chs}"
+            )
+        if spec.stride == 1 and spec.in_chs != spec.out_chs:
+            raise SpecError("shufflev2 with stride 1 needs in channels == out channels")
+
+
+_TOKENS = {
+    "c": "in_chs",
+    "o": "out_chs",
+    "r": "resolution",
+    "e": "exp_ratio",
+    "k": "kernel_size",
+    "s": "stride",
+    "b": "batch",
+}
+_TOKEN_RE = re.compile(r"^([a-z])(\d+)$")
+
+
+def parse_spec(text: str) -> BlockSpec:
+    """Parse the compact form (see the module docstring); a `SpecError` names the bad token."""
+    variant, *tokens = text.strip().split("_")
+    values: dict[str, int] = {}
+    for token in tokens:
+        match = _TOKEN_RE.match(token)
+        if not match or match.group(1) not in _TOKENS:
+            raise SpecError(
+                f"bad token {token!r} in spec {text!r}: expected a letter from "
+                f"{''.join(_TOKENS)} followed by an integer"
+            )
+        field = _TOKENS[match.group(1)]
+        if field in values:
+            raise SpecError(f"token {token!r} repeats {field} in spec {text!r}")
+        values[field] = int(match.group(2))
+    return BlockSpec(variant, **values)
+
+
+def format_spec(spec: BlockSpec) -> str:
+    parts = [spec.variant, f"c{spec.in_chs}"]
+    if spec.out_chs != spec.in_chs:
+        parts.append(f"o{spec.out_chs}")
+    parts += [
+        f"r{spec.resolution}",
+        f"e{spec.exp_ratio}",
+        f"k{spec.kernel_size}",
+        f"s{spec.stride}",
+        f"b{spec.batch}",
+    ]
+    return "_".join(parts)
+
+
+def parse_variant_list(text: str) -> tuple[str, ...]:
+    """`"conv, mbv2"` -> ("conv", "mbv2"); unknown names raise a `SpecError` naming them."""
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise SpecError("no variant given; choose from: " + ", ".join(VARIANTS))
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        raise SpecError(
+            f"unknown variant {', '.join(map(repr, unknown))}; choose from: {', '.join(VARIANTS)}"
+        )
+    if len(set(names)) != len(names):
+        raise SpecError(f"variant listed twice in {text!r}")
+    return names
+
+
+def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """Round channels to a multiple of `divisor`, never down by more than 10%.
+
+    From torchvision's `_make_divisible` (itself from the TensorFlow MobileNet code), the rule the
+    MobileNetV2 paper's width multiplier uses.
+    """
+    min_value = divisor if min_value is None else min_value
+    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * value:
+        rounded += divisor
+    return rounded

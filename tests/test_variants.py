@@ -1,0 +1,84 @@
+import pytest
+
+from mnv2prof.errors import SpecError
+from mnv2prof.variants import (
+    VARIANTS,
+    BlockSpec,
+    format_spec,
+    make_divisible,
+    parse_spec,
+    parse_variant_list,
+)
+
+
+def test_eight_variants_in_the_documented_order():
+    assert list(VARIANTS) == [
+        "conv", "dwsep", "mbv2", "mbv2-nonlinear", "mbv2-noskip", "resnet", "fused", "shufflev2",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "mbv2_c32_r56_e6_k3_s1_b1",
+        "mbv2-nonlinear_c16_r28_e1_k5_s2_b4",
+        "conv_c32_o64_r56_e6_k3_s2_b1",
+        "shufflev2_c48_r14_e6_k3_s1_b1",
+    ],
+)
+def test_format_parse_round_trip(text):
+    assert format_spec(parse_spec(text)) == text
+
+
+def test_parse_fills_defaults_and_out_chs():
+    spec = parse_spec("fused_c24")
+    assert spec == BlockSpec("fused", in_chs=24, out_chs=24, resolution=56, exp_ratio=6)
+    assert spec.input_shape == (1, 24, 56, 56)
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("mbv2_c32_x5", "bad token 'x5'"),
+        ("mbv2_c32_eabc", "bad token 'eabc'"),
+        ("mbv2_c32_c16", "repeats in_chs"),
+        ("nope_c32", "unknown variant 'nope'"),
+        ("mbv2_e0", "expansion must be a positive integer, got 0"),
+        ("mbv2_s3", "stride must be 1 or 2, got 3"),
+        ("conv_k4", "kernel must be odd"),
+        ("shufflev2_c30_o31_s2", "channels must be even"),
+    ],
+)
+def test_bad_specs_name_the_problem(text, fragment):
+    with pytest.raises(SpecError, match=fragment.replace("(", r"\(")):
+        parse_spec(text)
+
+
+@pytest.mark.parametrize("field", ["in_chs", "resolution", "exp_ratio", "batch"])
+@pytest.mark.parametrize("value", [0, -3])
+def test_non_positive_values_rejected(field, value):
+    with pytest.raises(SpecError, match="must be a positive integer"):
+        BlockSpec("mbv2", **{field: value})
+
+
+def test_digest_is_stable_and_sensitive():
+    a, b = BlockSpec("mbv2"), BlockSpec("mbv2", exp_ratio=4)
+    assert a.digest() == BlockSpec("mbv2").digest()
+    assert a.digest() != b.digest()
+    assert a.digest("torch 2.13") != a.digest("torch 2.14")
+
+
+def test_variant_list_parsing():
+    assert parse_variant_list(" conv, mbv2 ") == ("conv", "mbv2")
+    with pytest.raises(SpecError, match="unknown variant 'foo'"):
+        parse_variant_list("conv,foo")
+    with pytest.raises(SpecError, match="no variant given"):
+        parse_variant_list(" , ")
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [(32 * 0.75, 24), (16 * 1.4, 24), (32 / 6, 8), (1280 * 1.4, 1792), (96 * 0.35, 32), (20, 24)],
+)
+def test_make_divisible_matches_torchvision(value, expected):
+    assert make_divisible(value) == expected
