@@ -99,6 +99,49 @@ class InvertedResidual(nn.Module):
         return x
 
 
+class StreamedInvertedResidual(nn.Module):
+    """mbv2 under the paper's memory-efficient schedule (section 5.1), for real.
+
+    The expanded tensor is computed in `spec.chunks` channel groups: group i is expanded
+    (`conv_pw[i]`), filtered (`conv_dw[i]`) and projected (`conv_pwl[i]`, the i-th column block
+    of the projection), and the projections are summed, so only one group's inner tensors are
+    alive at a time. The projection's BN is affine, so it is applied once, after the sum
+    (`bn_pwl`): the block computes exactly what `InvertedResidual` computes with the same weights,
+    with the same parameters and MACs, plus chunks - 1 elementwise adds.
+    """
+
+    def __init__(self, spec: BlockSpec) -> None:
+        super().__init__()
+        group_chs = spec.mid_chs // spec.chunks
+        self.group_chs = group_chs  # t = 1: group i is a slice of the input itself
+        self.has_skip = spec.stride == 1 and spec.in_chs == spec.out_chs
+        self.expands = spec.exp_ratio != 1
+        self.conv_pw = nn.ModuleList(  # point-wise expansion, one channel group each
+            ConvBnAct(spec.in_chs, group_chs, 1) if self.expands else nn.Identity()
+            for _ in range(spec.chunks)
+        )
+        self.conv_dw = nn.ModuleList(  # depthwise spatial filter, one channel group each
+            ConvBnAct(group_chs, group_chs, spec.kernel_size, spec.stride, groups=group_chs)
+            for _ in range(spec.chunks)
+        )
+        self.conv_pwl = nn.ModuleList(  # linear projection of one group, summed
+            nn.Conv2d(group_chs, spec.out_chs, 1, bias=False) for _ in range(spec.chunks)
+        )
+        self.bn_pwl = nn.BatchNorm2d(spec.out_chs)  # the projection's BN, once after the sum
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = None
+        for i, (pw, dw, pwl) in enumerate(zip(self.conv_pw, self.conv_dw, self.conv_pwl)):
+            g = self.group_chs
+            group = pw(x) if self.expands else x[:, i * g : (i + 1) * g]
+            part = pwl(dw(group))
+            out = part if out is None else out + part
+        out = self.bn_pwl(out)
+        if self.has_skip:
+            out = out + x
+        return out
+
+
 class ResNetBottleneck(nn.Module):
     """Classic residual bottleneck (ResNet): wide -> narrow -> wide, full k x k in the middle.
 
@@ -194,6 +237,7 @@ BUILDERS: dict[str, Callable[[BlockSpec], nn.Module]] = {
     "mbv2": InvertedResidual,
     "mbv2-nonlinear": lambda spec: InvertedResidual(spec, linear=False),
     "mbv2-noskip": lambda spec: InvertedResidual(spec, noskip=True),
+    "mbv2-streamed": StreamedInvertedResidual,
     "resnet": ResNetBottleneck,
     "fused": FusedMBConv,
     "shufflev2": ShuffleV2Unit,

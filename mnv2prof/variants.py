@@ -9,9 +9,13 @@ A spec has a compact string form (timm's `ir_r1_k3_s1_e6_c16` style), one token 
     mbv2_c32_r56_e6_k3_s1_b1        variant mbv2, C=32 in and out, 56x56, t=6, k=3, s=1, N=1
     conv_c32_o64_r56_e6_k3_s2_b1    `o` gives out_chs when it differs from in_chs
 
+    mbv2-streamed_c32_r56_e6_k3_s1_b1_p6   `p` gives chunks when it is not 1
+
 Tokens after the variant name are a letter and an integer: `c` in_chs, `o` out_chs, `r`
-resolution, `e` exp_ratio, `k` kernel_size, `s` stride, `b` batch. `format_spec(parse_spec(s)) == s`
-holds for every string `format_spec` writes (its canonical form).
+resolution, `e` exp_ratio, `k` kernel_size, `s` stride, `b` batch, `p` chunks (the pieces the
+expanded tensor is computed in, paper section 5.1; written only when not 1, so specs without it
+keep their strings and hashes). `format_spec(parse_spec(s)) == s` holds for every string
+`format_spec` writes (its canonical form).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ class VariantInfo:
     name: str
     summary: str
     uses_expansion: bool  # whether exp_ratio changes the block
+    uses_chunks: bool = False  # whether chunks changes the block (its schedule, not its maths)
 
 
 VARIANTS: dict[str, VariantInfo] = {
@@ -62,10 +67,21 @@ VARIANTS: dict[str, VariantInfo] = {
             "channel shuffle (stride 2: the downsampling unit)",
             False,
         ),
+        VariantInfo(
+            "mbv2-streamed",
+            "mbv2 computed in `chunks` channel groups (expand, depthwise, project each group, sum "
+            "the projections): the paper's memory-efficient schedule (section 5.1)",
+            True,
+            uses_chunks=True,
+        ),
     )
 }
 
-DEFAULT_VARIANTS: tuple[str, ...] = tuple(VARIANTS)
+# What `compare` runs without --variants: the eight blocks that differ in their maths.
+# mbv2-streamed is left out: it is mbv2 under another schedule (compare it with --chunks).
+DEFAULT_VARIANTS: tuple[str, ...] = (
+    "conv", "dwsep", "mbv2", "mbv2-nonlinear", "mbv2-noskip", "resnet", "fused", "shufflev2",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -80,6 +96,7 @@ class BlockSpec:
     kernel_size: int = 3
     stride: int = 1
     batch: int = 1
+    chunks: int = 1  # mbv2-streamed: channel groups the expanded tensor is computed in
 
     def __post_init__(self) -> None:
         if self.out_chs is None:
@@ -96,8 +113,20 @@ class BlockSpec:
         return (self.resolution - 1) // self.stride + 1
 
     @property
+    def mid_chs(self) -> int:
+        """Channels of the expanded (inner) tensor of the inverted residual: in_chs * t."""
+        return self.in_chs * self.exp_ratio
+
+    @property
     def name(self) -> str:
         return format_spec(self)
+
+    @property
+    def label(self) -> str:
+        """The row name in tables: the variant, with `/kK` for variants that take chunks."""
+        if VARIANTS[self.variant].uses_chunks:
+            return f"{self.variant}/k{self.chunks}"
+        return self.variant
 
     def with_(self, **changes: object) -> BlockSpec:
         return dataclasses.replace(self, **changes)
@@ -107,7 +136,10 @@ class BlockSpec:
 
     def digest(self, *extra: object) -> str:
         """A short stable hash of the spec (and of `extra`, e.g. library versions)."""
-        payload = json.dumps([self.to_dict(), *extra], sort_keys=True, default=str)
+        fields = self.to_dict()
+        if fields["chunks"] == 1:  # the field's default: hashes of older specs stay as they were
+            del fields["chunks"]
+        payload = json.dumps([fields, *extra], sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -129,6 +161,7 @@ def _validate(spec: BlockSpec) -> None:
         ("exp_ratio", "expansion"),
         ("kernel_size", "kernel"),
         ("batch", "batch"),
+        ("chunks", "chunks"),
     ):
         _positive(spec, field, label)
     if spec.stride not in (1, 2):
@@ -143,6 +176,13 @@ def _validate(spec: BlockSpec) -> None:
             )
         if spec.stride == 1 and spec.in_chs != spec.out_chs:
             raise SpecError("shufflev2 with stride 1 needs in channels == out channels")
+    if spec.chunks != 1 and not VARIANTS[spec.variant].uses_chunks:
+        raise SpecError(f"chunks applies only to mbv2-streamed, not {spec.variant}")
+    if spec.mid_chs % spec.chunks and VARIANTS[spec.variant].uses_chunks:
+        raise SpecError(
+            f"chunks {spec.chunks} must divide the expanded channels "
+            f"{spec.in_chs} x {spec.exp_ratio} = {spec.mid_chs}"
+        )
 
 
 _TOKENS = {
@@ -153,6 +193,7 @@ _TOKENS = {
     "k": "kernel_size",
     "s": "stride",
     "b": "batch",
+    "p": "chunks",
 }
 _TOKEN_RE = re.compile(r"^([a-z])(\d+)$")
 
@@ -186,6 +227,8 @@ def format_spec(spec: BlockSpec) -> str:
         f"s{spec.stride}",
         f"b{spec.batch}",
     ]
+    if spec.chunks != 1:
+        parts.append(f"p{spec.chunks}")
     return "_".join(parts)
 
 

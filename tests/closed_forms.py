@@ -17,7 +17,7 @@ def macs(variant: str, c: int, r: int, t: int, k: int, s: int, n: int = 1) -> in
         per = a * c * c * k * k
     elif variant == "dwsep":
         per = a * c * k * k + a * c * c
-    elif variant in ("mbv2", "mbv2-nonlinear", "mbv2-noskip"):
+    elif variant in ("mbv2", "mbv2-nonlinear", "mbv2-noskip", "mbv2-streamed"):
         # paper: h*w*d'*t*(d' + k^2 + d''), depthwise and projection terms / s^2
         per = (full * c * t * c if t != 1 else 0) + a * t * c * k * k + a * t * c * c
     elif variant == "resnet":
@@ -46,7 +46,7 @@ def params(variant: str, c: int, t: int, k: int, s: int) -> int:
         return cba(c, c, k)
     if variant == "dwsep":
         return cba(c, c, k, c) + cba(c, c, 1)
-    if variant.startswith("mbv2"):
+    if variant.startswith("mbv2"):  # mbv2-streamed splits the same weights, shares one BN
         m = c * t
         return (cba(c, m, 1) if t != 1 else 0) + cba(m, m, k, m) + cba(m, c, 1)
     if variant == "resnet":
@@ -59,3 +59,12 @@ def params(variant: str, c: int, t: int, k: int, s: int) -> int:
         right = cba(h if s == 1 else c, h, 1) + cba(h, h, k, h) + cba(h, h, 1)
         return right + (cba(c, c, k, c) + cba(c, h, 1) if s == 2 else 0)
     raise KeyError(variant)
+
+
+def streamed_extra_elementwise_ops(c: int, r: int, s: int, chunks: int, n: int = 1) -> int:
+    """mbv2-streamed's elementwise ops beyond mbv2's: chunks - 1 Adds summing the projections,
+    and for chunks > 1 the projection BN stays a BatchNormalization node after the sum (2 ops per
+    element) instead of a bias folded into the projection conv (1 op per element)."""
+    ho = (r - 1) // s + 1
+    out = n * c * ho * ho
+    return (chunks - 1) * out + (out if chunks > 1 else 0)

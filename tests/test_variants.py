@@ -2,6 +2,7 @@ import pytest
 
 from mnv2prof.errors import SpecError
 from mnv2prof.variants import (
+    DEFAULT_VARIANTS,
     VARIANTS,
     BlockSpec,
     format_spec,
@@ -11,10 +12,11 @@ from mnv2prof.variants import (
 )
 
 
-def test_eight_variants_in_the_documented_order():
-    assert list(VARIANTS) == [
+def test_eight_default_variants_in_the_documented_order():
+    assert DEFAULT_VARIANTS == (
         "conv", "dwsep", "mbv2", "mbv2-nonlinear", "mbv2-noskip", "resnet", "fused", "shufflev2",
-    ]  # fmt: skip
+    )  # fmt: skip
+    assert list(VARIANTS) == [*DEFAULT_VARIANTS, "mbv2-streamed"]
 
 
 @pytest.mark.parametrize(
@@ -24,6 +26,8 @@ def test_eight_variants_in_the_documented_order():
         "mbv2-nonlinear_c16_r28_e1_k5_s2_b4",
         "conv_c32_o64_r56_e6_k3_s2_b1",
         "shufflev2_c48_r14_e6_k3_s1_b1",
+        "mbv2-streamed_c32_r56_e6_k3_s1_b1",
+        "mbv2-streamed_c32_o64_r56_e6_k3_s2_b1_p6",
     ],
 )
 def test_format_parse_round_trip(text):
@@ -47,6 +51,10 @@ def test_parse_fills_defaults_and_out_chs():
         ("mbv2_s3", "stride must be 1 or 2, got 3"),
         ("conv_k4", "kernel must be odd"),
         ("shufflev2_c30_o31_s2", "channels must be even"),
+        ("mbv2_p2", "chunks applies only to mbv2-streamed, not mbv2"),
+        ("mbv2-streamed_c8_e3_p5", "chunks 5 must divide the expanded channels 8 x 3 = 24"),
+        ("mbv2-streamed_p0", "chunks must be a positive integer, got 0"),
+        ("mbv2-streamed_p2_p3", "repeats chunks"),
     ],
 )
 def test_bad_specs_name_the_problem(text, fragment):
@@ -59,6 +67,20 @@ def test_bad_specs_name_the_problem(text, fragment):
 def test_non_positive_values_rejected(field, value):
     with pytest.raises(SpecError, match="must be a positive integer"):
         BlockSpec("mbv2", **{field: value})
+
+
+def test_chunks_token_written_only_when_not_one():
+    assert BlockSpec("mbv2-streamed").name == "mbv2-streamed_c32_r56_e6_k3_s1_b1"
+    assert BlockSpec("mbv2-streamed", chunks=6).name == "mbv2-streamed_c32_r56_e6_k3_s1_b1_p6"
+    assert parse_spec("mbv2-streamed_c16_p4").chunks == 4
+    assert BlockSpec("mbv2-streamed", chunks=2).label == "mbv2-streamed/k2"
+    assert BlockSpec("mbv2").label == "mbv2"
+
+
+def test_digest_unchanged_by_the_chunks_field_at_its_default():
+    # the hash of a spec written before `chunks` existed (fields without it, no extras)
+    assert BlockSpec("mbv2").digest() == "d209652251c9b835"
+    assert BlockSpec("mbv2-streamed").digest() != BlockSpec("mbv2-streamed", chunks=2).digest()
 
 
 def test_digest_is_stable_and_sensitive():
