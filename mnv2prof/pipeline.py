@@ -1,4 +1,9 @@
-"""specs -> (export, count, time) -> records: the one path every command measures through."""
+"""specs -> (export, count, time) -> records: the one path every command measures through.
+
+Each spec is timed twice, interleaved in the same round robin: its ONNX file in onnxruntime and
+its torch module eagerly (same thread count), beside an identity model that gives the harness
+floor. Only the blocks' CIs decide when sampling may stop early; the floor just rides along.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,13 @@ from mnv2prof.counting import count_graph
 from mnv2prof.env import current_environment
 from mnv2prof.export import export_spec
 from mnv2prof.graph import load_graph
-from mnv2prof.latency import Measurement, OrtRunner, TimingSpec, measure_interleaved
+from mnv2prof.latency import (
+    Measurement,
+    OrtRunner,
+    TimingSpec,
+    identity_model,
+    measure_interleaved,
+)
 from mnv2prof.memory import peak_activation_memory
 from mnv2prof.records import CountedCost, Record
 from mnv2prof.variants import BlockSpec
@@ -22,6 +33,9 @@ class Progress:
 
     on_export: Callable[[BlockSpec, int, int], None] | None = None  # spec, done, total
     on_timing: Callable[[float], None] | None = None  # fraction of the budget used
+
+
+HARNESS_FLOOR = "harness floor"  # the identity model's key among the runners
 
 
 @dataclass(frozen=True)
@@ -46,6 +60,12 @@ def prepare(spec: BlockSpec, seed: int = 0) -> PreparedBlock:
     return PreparedBlock(spec, exported.path, count_model(exported.path, params), exported.cached)
 
 
+@dataclass(frozen=True)
+class ProfileRun:
+    records: list[Record]
+    harness_floor: Measurement  # the identity model, timed like the blocks
+
+
 def profile_blocks(
     specs: Sequence[BlockSpec],
     timing: TimingSpec,
@@ -53,22 +73,75 @@ def profile_blocks(
     progress: Progress | None = None,
 ) -> list[Record]:
     """Export, count and time `specs` (timed interleaved); one `Record` per spec, in order."""
+    return profile_run(specs, timing, seed, progress).records
+
+
+def profile_run(
+    specs: Sequence[BlockSpec],
+    timing: TimingSpec,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> ProfileRun:
+    """`profile_blocks`, and the harness floor measured with them."""
     progress = progress or Progress()
     prepared = []
     for i, spec in enumerate(specs):
         prepared.append(prepare(spec, seed))
         if progress.on_export:
             progress.on_export(spec, i + 1, len(specs))
-    runners = {p.spec: OrtRunner(p.model_path, timing.threads, seed) for p in prepared}
-    measurements = measure_interleaved(runners, timing, progress.on_timing)
+    return timed_records(prepared, timing, seed, progress)
+
+
+def timed_records(
+    prepared: Sequence[PreparedBlock],
+    timing: TimingSpec,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> ProfileRun:
+    """Time `prepared` in onnxruntime and eagerly, interleaved; records and the harness floor."""
+    from mnv2prof.blocks import build_block
+    from mnv2prof.eager import EagerRunner, inference_graph, measure_memory, torch_threads
+
+    progress = progress or Progress()
+    runners: dict[object, Callable[[], None]] = {}
+    for p in prepared:
+        runners[("ort", p.spec)] = OrtRunner(p.model_path, timing.threads, seed)
+        runners[("eager", p.spec)] = EagerRunner(
+            build_block(p.spec, seed), p.spec.input_shape, seed
+        )
+    blocks = list(runners)
+    runners[HARNESS_FLOOR] = OrtRunner(identity_model(), timing.threads, seed)
+    with torch_threads(timing.threads):
+        measurements = measure_interleaved(runners, timing, progress.on_timing, converge=blocks)
+        memory = {
+            p.spec: measure_memory(
+                inference_graph(build_block(p.spec, seed)), p.spec.input_shape, seed
+            )
+            for p in prepared
+        }
     env = current_environment()
-    return [make_record(p, measurements[p.spec], timing.threads, env) for p in prepared]
+    records = [
+        make_record(
+            p,
+            measurements[("ort", p.spec)],
+            timing.threads,
+            env,
+            eager=measurements[("eager", p.spec)],
+            measured_peak_bytes=memory[p.spec].peak_bytes,
+            measured_alloc_peak_bytes=memory[p.spec].alloc_peak_bytes,
+        )
+        for p in prepared
+    ]
+    return ProfileRun(records, measurements[HARNESS_FLOOR])
 
 
-def make_record(prepared: PreparedBlock, latency: Measurement, threads: int, env) -> Record:
+def make_record(
+    prepared: PreparedBlock, latency: Measurement, threads: int, env, **measured: object
+) -> Record:
+    """`measured`: Record's optional fields (eager, measured_peak_bytes, ...)."""
     spec = prepared.spec
     return Record(
-        label=spec.variant,
+        label=spec.label,
         spec=spec.name,
         spec_hash=spec.digest(threads),
         spec_fields=tuple(spec.to_dict().items()),
@@ -76,4 +149,5 @@ def make_record(prepared: PreparedBlock, latency: Measurement, threads: int, env
         latency=latency,
         threads=threads,
         env=env,
+        **measured,
     )
