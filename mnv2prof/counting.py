@@ -146,8 +146,17 @@ for _op in (
     HANDLERS[_op] = _per_output_element(1)
 for _op in ("BatchNormalization", "InstanceNormalization", "LayerNormalization"):
     HANDLERS[_op] = _per_output_element(2)  # scale and shift
-for _op in ("Softmax", "LogSoftmax", "LRN"):
+for _op in ("Softmax", "LogSoftmax"):
     HANDLERS[_op] = _per_output_element(3)  # exp, sum, divide
+
+
+@register("LRN")
+def _lrn(ctx: NodeContext) -> OpCost:
+    # AlexNet's local response normalization: a sum of squares over `size` neighbouring
+    # channels per element, then scale, power and divide.
+    return OpCost(elementwise_ops=(int(ctx.attr("size", 1)) + 3) * ctx.out_numel())
+
+
 for _op in ("Sum", "Max", "Min", "Mean"):
     HANDLERS[_op] = _variadic
 for _op in (
@@ -210,6 +219,50 @@ class GraphCost:
 
     def unhandled_summary(self) -> str:
         return ", ".join(f"{op} x{n}" for op, n in sorted(self.unhandled.items()))
+
+
+# Static inputs that are settings or statistics, not learned: BN's running mean and variance,
+# Clip's bounds, Dropout's ratio, Pad's fill value, Resize/Upsample's roi and scales.
+_NOT_PARAMS: dict[str, frozenset[int]] = {
+    "BatchNormalization": frozenset({3, 4}),
+    "Clip": frozenset({1, 2}),
+    "Dropout": frozenset({1, 2}),
+    "Pad": frozenset({1, 2, 3}),
+    "Resize": frozenset({1, 2, 3}),
+    "Upsample": frozenset({1}),
+}
+
+
+def count_params(graph: GraphInfo) -> int:
+    """Learnable scalars of an ONNX graph, read from the weights its computing nodes consume.
+
+    The rule (PAPER.md: count every learnable tensor): a tensor counts when it is static
+    (initializer, Constant, ConstantOfShape output...), floating point, and read by a node that
+    computes on activations, except the inputs in `_NOT_PARAMS`. Each tensor counts once. Integer
+    tensors (Reshape targets, ConstantOfShape's shape) are not learned; weights that are folded
+    on the way (a Cast, an Unsqueeze of a BN scale) count as the tensor the computing node reads.
+    """
+    counted: set[str] = set()
+    total = 0
+    for node in graph.nodes:
+        outputs = [graph.tensor(n) for n in node.output]
+        if outputs and all(o is not None and o.static for o in outputs):
+            continue  # folds weights: its output is what a computing node reads
+        skip = _NOT_PARAMS.get(node.op_type, frozenset())
+        for i, name in enumerate(node.input):
+            info = graph.tensor(name)
+            if info is None or not info.static or i in skip or name in counted:
+                continue
+            if info.numel is not None and info.elem_type in _FLOAT_TYPES:
+                counted.add(name)
+                total += info.numel
+    return total
+
+
+_FLOAT_TYPES = frozenset({
+    onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16,
+    onnx.TensorProto.BFLOAT16,
+})  # fmt: skip
 
 
 def _bytes(infos: list[TensorInfo | None]) -> int:
