@@ -120,7 +120,9 @@ def _check_external_location(path: Path, tensor: onnx.TensorProto) -> None:
             "model's folder; refusing to read it"
         )
     if not target.is_file():
-        raise ModelFileError(f"{path}: external data file {location!r} of {tensor.name!r} is missing")
+        raise ModelFileError(
+            f"{path}: external data file {location!r} of tensor {tensor.name!r} is missing"
+        )
 
 
 def _all_tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:

@@ -77,7 +77,13 @@ class Measurement:
 class OrtRunner:
     """One onnxruntime CPU session with its input and output pre-bound; calling it runs once."""
 
-    def __init__(self, model_path: Path, threads: int = 1, seed: int = 0) -> None:
+    def __init__(
+        self,
+        model_path: Path,
+        threads: int = 1,
+        seed: int = 0,
+        input_shapes: dict[str, tuple[int, ...]] | None = None,  # dims for symbolic inputs
+    ) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -93,7 +99,8 @@ class OrtRunner:
         self.binding = self.session.io_binding()
         self._keep = []  # OrtValues must outlive the binding
         for value in self.session.get_inputs():
-            shape = [d if isinstance(d, int) else 1 for d in value.shape]
+            given = (input_shapes or {}).get(value.name)
+            shape = list(given) if given else [d if isinstance(d, int) else 1 for d in value.shape]
             array = rng.standard_normal(shape).astype(_numpy_dtype(value.type))
             ort_value = ort.OrtValue.ortvalue_from_numpy(array)
             self._keep.append(ort_value)
