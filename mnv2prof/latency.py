@@ -1,8 +1,12 @@
 """Measure CPU latency with onnxruntime: interleaved, budgeted, raw samples kept.
 
 After torch.utils.benchmark: what was measured (`TimingSpec`) is kept apart from the samples
-(`Measurement`), statistics are derived from the raw samples, and "unstable" has a named
-threshold.
+(`Measurement`), statistics are derived from the raw samples (stats.py), and "unstable" has a
+named threshold: the 95% CI of the median wider than +-`TARGET_CI_REL` of it.
+
+Sampling is adaptive: rounds continue until every variant's median CI is within the target or the
+budget is spent, whichever comes first, so quiet machines finish early and noisy ones use the
+whole budget (and say so).
 
 Hygiene:
 - intra-op threads are pinned explicitly (default 1): onnxruntime otherwise takes every core,
@@ -11,6 +15,8 @@ Hygiene:
 - inputs and outputs are pre-bound (IO binding with OrtValues allocated once), so the timed
   region is the inference, not numpy conversions or output allocation;
 - warm-up runs are excluded;
+- the harness floor (`identity_model`: one Identity node on one element, run the same way) says
+  how much of a sample is the call itself rather than the block;
 - variants are measured round robin (one call each per round, the order rotated every round), so
   slow drift of the machine (frequency, neighbours) hits every variant alike.
 """
@@ -18,15 +24,15 @@ Hygiene:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Collection, Hashable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from functools import cached_property
+
 import numpy as np
 
-# IQR / median above this marks a measurement as too noisy to trust. 0.20, not pyperf's 10%:
-# on a shared 2-core machine interleaved samples of sub-millisecond blocks show 10-20% routinely.
-UNSTABLE_REL_IQR = 0.20
+from mnv2prof.stats import TARGET_CI_REL, Summary, summarize
 
 
 @dataclass(frozen=True)
@@ -36,11 +42,16 @@ class TimingSpec:
     warmup: int = 5  # untimed runs per variant before the first round
     min_samples: int = 10  # rounds run even past the budget
     max_samples: int = 2000
+    target_ci_rel: float = TARGET_CI_REL  # stop early once every median's CI is this tight
 
 
 @dataclass(frozen=True)
 class Measurement:
     samples_ms: tuple[float, ...]
+
+    @cached_property
+    def summary(self) -> Summary:
+        return summarize(self.samples_ms)
 
     @property
     def n(self) -> int:
@@ -51,19 +62,36 @@ class Measurement:
 
     @property
     def median_ms(self) -> float:
-        return self.quantile(0.5)
+        return self.summary.median
 
     @property
     def q1_ms(self) -> float:
-        return self.quantile(0.25)
+        return self.summary.q1
 
     @property
     def q3_ms(self) -> float:
-        return self.quantile(0.75)
+        return self.summary.q3
 
     @property
     def iqr_ms(self) -> float:
-        return self.q3_ms - self.q1_ms
+        return self.summary.iqr
+
+    @property
+    def p95_ms(self) -> float:
+        return self.summary.p95
+
+    @property
+    def ci_low_ms(self) -> float:
+        return self.summary.ci_low
+
+    @property
+    def ci_high_ms(self) -> float:
+        return self.summary.ci_high
+
+    @property
+    def ci_rel(self) -> float:
+        """Half-width of the median's 95% CI over the median (inf when n is too small)."""
+        return self.summary.ci_rel
 
     @property
     def rel_iqr(self) -> float:
@@ -71,15 +99,18 @@ class Measurement:
 
     @property
     def unstable(self) -> bool:
-        return self.rel_iqr > UNSTABLE_REL_IQR
+        return self.ci_rel > TARGET_CI_REL
 
 
 class OrtRunner:
-    """One onnxruntime CPU session with its input and output pre-bound; calling it runs once."""
+    """One onnxruntime CPU session with its input and output pre-bound; calling it runs once.
+
+    `model_path` is a path, or the serialized model as bytes.
+    """
 
     def __init__(
         self,
-        model_path: Path,
+        model_path: Path | bytes,
         threads: int = 1,
         seed: int = 0,
         input_shapes: dict[str, tuple[int, ...]] | None = None,  # dims for symbolic inputs
@@ -93,7 +124,9 @@ class OrtRunner:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
         self.session = ort.InferenceSession(
-            str(model_path), options, providers=["CPUExecutionProvider"]
+            model_path if isinstance(model_path, bytes) else str(model_path),
+            options,
+            providers=["CPUExecutionProvider"],
         )
         rng = np.random.default_rng(seed)
         self.binding = self.session.io_binding()
@@ -118,6 +151,26 @@ class OrtRunner:
         self.session.run_with_iobinding(self.binding)
 
 
+def identity_model() -> bytes:
+    """An ONNX model that copies one float: timing it gives the harness floor (the cost of a
+    pre-bound `run_with_iobinding` call and of the clock, with no work to do)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from mnv2prof.export import OPSET
+
+    value = [1]
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"], name="identity")],
+        "harness_floor",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, value)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, value)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
 def _numpy_dtype(ort_type: str) -> type:
     return {
         "tensor(float)": np.float32,
@@ -136,30 +189,47 @@ def measure_interleaved(
     spec: TimingSpec,
     progress: Callable[[float], None] | None = None,
     clock: Callable[[], int] = time.perf_counter_ns,
+    converge: Collection[Hashable] | None = None,
 ) -> dict[Hashable, Measurement]:
-    """Time every runner round robin until the budget is spent (at least `min_samples` rounds).
+    """Time every runner round robin, at least `min_samples` rounds, within the budget.
 
-    `progress`, if given, is called after every round with the fraction of the budget used.
+    Adaptive: after `min_samples` rounds, a runner in `converge` (default: all) whose median CI
+    is within `spec.target_ci_rel` leaves the rotation, so the rest of the budget goes to the
+    noisy ones; sampling ends when none in `converge` is left or the budget is spent. Runners
+    outside `converge` are timed until the end.
+
+    `progress`, if given, is called after every round with the fraction of the budget used
+    (1.0 at the end, also when the CIs converged first).
     """
     keys = list(runners)
+    watched = set(keys if converge is None else [k for k in keys if k in converge])
+    pending = set(watched)
     for key in keys:
         for _ in range(spec.warmup):
             runners[key]()
     samples: dict[Hashable, list[float]] = {key: [] for key in keys}
+    active = keys
     budget_ns = spec.budget_s * 1e9
     start = clock()
     rounds = 0
     while rounds < spec.max_samples:
-        offset = rounds % len(keys) if keys else 0
-        for key in keys[offset:] + keys[:offset]:
+        offset = rounds % len(active) if active else 0
+        for key in active[offset:] + active[:offset]:
             run = runners[key]
             t0 = clock()
             run()
             samples[key].append((clock() - t0) / 1e6)
         rounds += 1
+        if rounds >= spec.min_samples:
+            pending -= {
+                k for k in pending
+                if Measurement(tuple(samples[k])).ci_rel <= spec.target_ci_rel
+            }
+            active = [k for k in active if k in pending or k not in watched]
         used = (clock() - start) / budget_ns if budget_ns else 1.0
+        done = rounds >= spec.min_samples and (used >= 1.0 or not pending)
         if progress is not None:
-            progress(min(used, 1.0))
-        if used >= 1.0 and rounds >= spec.min_samples:
+            progress(1.0 if done else min(used, 1.0))
+        if done:
             break
     return {key: Measurement(tuple(values)) for key, values in samples.items()}

@@ -2,7 +2,14 @@ import itertools
 
 import pytest
 
-from mnv2prof.latency import UNSTABLE_REL_IQR, Measurement, TimingSpec, measure_interleaved
+from mnv2prof.latency import (
+    Measurement,
+    OrtRunner,
+    TimingSpec,
+    identity_model,
+    measure_interleaved,
+)
+from mnv2prof.stats import TARGET_CI_REL
 
 
 def test_statistics_on_synthetic_samples():
@@ -11,12 +18,21 @@ def test_statistics_on_synthetic_samples():
     assert m.median_ms == 5.0
     assert (m.q1_ms, m.q3_ms, m.iqr_ms) == (3.0, 7.0, 4.0)
     assert m.rel_iqr == pytest.approx(0.8)
+    assert m.p95_ms == pytest.approx(8.6)
+    # n = 9: the order-statistic 95% CI of the median is (x(2), x(8)) -> 2 .. 8
+    assert (m.ci_low_ms, m.ci_high_ms) == (2.0, 8.0)
+    assert m.ci_rel == pytest.approx(0.6)
     assert m.unstable
 
 
 def test_tight_samples_are_stable():
-    m = Measurement((1.0, 1.01, 0.99, 1.0, 1.02))
-    assert m.rel_iqr < UNSTABLE_REL_IQR and not m.unstable
+    m = Measurement((1.0, 1.01, 0.99, 1.0, 1.015, 1.0, 0.995, 1.005))  # CI = min..max
+    assert m.ci_rel <= TARGET_CI_REL and not m.unstable
+
+
+def test_too_few_samples_for_a_ci_are_unstable():
+    m = Measurement((1.0, 1.0, 1.0))
+    assert m.ci_rel == float("inf") and m.unstable
 
 
 class FakeClock:
@@ -53,3 +69,54 @@ def test_progress_reports_fractions():
     spec = TimingSpec(budget_s=0.005, warmup=0, min_samples=1)
     measure_interleaved({"a": lambda: None}, spec, progress=seen.append, clock=FakeClock())
     assert seen[-1] == 1.0 and all(0 < f <= 1 for f in seen)
+
+
+class NoisyRunner:
+    """Takes 1 ms on even calls and 3 ms on odd ones under a `StepClock`: its CI never closes."""
+
+    def __init__(self, clock):
+        self.clock, self.calls = clock, 0
+
+    def __call__(self):
+        self.clock.t += 1_000_000 if self.calls % 2 == 0 else 3_000_000
+        self.calls += 1
+
+
+class StepClock:
+    def __init__(self):
+        self.t = 0
+
+    def __call__(self):
+        return self.t
+
+
+def test_converged_runners_leave_the_rotation_and_noisy_ones_use_the_budget():
+    clock = StepClock()
+    steady = {"calls": 0}
+
+    def quiet():
+        clock.t += 1_000_000
+        steady["calls"] += 1
+
+    runners = {"quiet": quiet, "noisy": NoisyRunner(clock)}
+    spec = TimingSpec(budget_s=0.2, warmup=0, min_samples=10, max_samples=1000)
+    result = measure_interleaved(runners, spec, clock=clock)
+    assert result["quiet"].n == 10  # converged (CI width 0) at the first check
+    assert not result["quiet"].unstable
+    assert result["noisy"].n > 10 and result["noisy"].unstable
+
+
+def test_runners_outside_converge_do_not_hold_sampling_open():
+    clock = StepClock()
+    runners = {"block": lambda: setattr(clock, "t", clock.t + 1_000_000),
+               "floor": NoisyRunner(clock)}
+    spec = TimingSpec(budget_s=10.0, warmup=0, min_samples=12, max_samples=1000)
+    result = measure_interleaved(runners, spec, clock=clock, converge=["block"])
+    assert result["block"].n == result["floor"].n == 12
+
+
+def test_identity_model_runs_pre_bound():
+    runner = OrtRunner(identity_model())
+    runner()
+    (out,) = runner.binding.get_outputs()
+    assert out.shape() == [1]
