@@ -196,6 +196,133 @@ def export(
         stdout.print(f"{target}  ({parity})", highlight=False)
 
 
+@app.command("baseline")
+def baseline_command(
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="CSV to store the rows in (raw samples, cost, environment)."),
+    ],
+    channels: Channels = 32,
+    resolution: Resolution = 56,
+    expansion: Expansion = 6,
+    kernel: Kernel = 3,
+    stride: Stride = 1,
+    batch: Batch = 1,
+    variants: Variants = ",".join(DEFAULT_VARIANTS),
+    threads: Threads = 1,
+    budget: Budget = 2.0,
+) -> None:
+    """Measure block variants and store the rows as a baseline for `mnv2prof gate`.
+
+    The CSV keeps every raw latency sample (in round order), the spec, the counted cost and the
+    environment, so a later gate can test significance and refuse a foreign machine.
+    """
+    specs = _specs(variants, channels, resolution, expansion, kernel, stride, batch)
+    _positive(threads, "--threads")
+    _positive(budget, "--budget")
+    from mnv2prof.latency import TimingSpec
+    from mnv2prof.report import check_writable, compare_table, records_frame, write_frame
+
+    check_writable(out)
+    frame = records_frame(_run_with_progress(specs, TimingSpec(threads=threads, budget_s=budget)))
+    write_frame(frame, out)
+    title = f"baseline C={channels} {resolution}x{resolution} t={expansion} k={kernel} s={stride} "
+    stdout.print(compare_table(frame, title + f"N={batch}, {threads} thread(s)", None))
+    stderr.print(f"wrote {len(frame)} baseline rows to {out}", highlight=False)
+
+
+@app.command("gate")
+def gate_command(
+    baseline: Annotated[
+        Path, typer.Option("--baseline", help="Baseline CSV written by `mnv2prof baseline`.")
+    ],
+    channels: Channels = 32,
+    resolution: Resolution = 56,
+    expansion: Expansion = 6,
+    kernel: Kernel = 3,
+    stride: Stride = 1,
+    batch: Batch = 1,
+    variants: Variants = ",".join(DEFAULT_VARIANTS),
+    threads: Threads = 1,
+    budget: Budget = 2.0,
+    max_slowdown: Annotated[
+        float,
+        typer.Option(
+            "--max-slowdown", help="Tolerated slowdown, a fraction (0.10 = 10%) of the baseline."
+        ),
+    ] = 0.10,
+    alpha: Annotated[
+        float,
+        typer.Option("--alpha", help="Significance level of the one-sided test, per row."),
+    ] = 0.01,
+    relative_to: Annotated[
+        str | None,
+        typer.Option(
+            "--relative-to",
+            help="Compare latencies as per-round ratios to this variant of the same run "
+            "(survives a change of machine).",
+        ),
+    ] = None,
+    allow_cost_change: Annotated[
+        bool,
+        typer.Option(
+            "--allow-cost-change", help="Let MACs, params, memory or bytes moved differ."
+        ),
+    ] = False,
+    allow_env_mismatch: Annotated[
+        bool,
+        typer.Option(
+            "--allow-env-mismatch",
+            help="Compare absolute latencies from another CPU, thread count or library stack.",
+        ),
+    ] = False,
+    markdown_summary: Annotated[
+        Path | None,
+        typer.Option("--markdown-summary", help="Also write the verdicts as Markdown (CI summary)."),
+    ] = None,
+    junit: Annotated[
+        Path | None,
+        typer.Option("--junit", help="Also write JUnit XML, one test case per row."),
+    ] = None,
+) -> None:
+    """Measure again and pass or fail each row against --baseline (exit 0 pass, 1 regression).
+
+    A row fails when its counted cost changed (unless --allow-cost-change) or when it is slower
+    than the baseline by more than --max-slowdown AND a one-sided Mann-Whitney U test on the raw
+    samples says so at --alpha. Faster rows are reported, never failed. Rows are matched by
+    variant; a missing or malformed baseline, or rows that do not match, exit 2.
+    """
+    specs = _specs(variants, channels, resolution, expansion, kernel, stride, batch)
+    _positive(threads, "--threads")
+    _positive(budget, "--budget")
+    from mnv2prof import gate
+    from mnv2prof.env import current_environment
+    from mnv2prof.gate_report import junit_xml, markdown_summary as to_markdown, notes, verdict_table
+    from mnv2prof.latency import TimingSpec
+    from mnv2prof.report import check_writable, records_frame, write_atomic
+
+    policy = gate.GatePolicy(max_slowdown, alpha, allow_cost_change)
+    if relative_to is not None and relative_to not in {s.variant for s in specs}:
+        raise UsageError(f"--relative-to {relative_to!r} is not among --variants ({variants})")
+    check_writable(markdown_summary)
+    check_writable(junit)
+    stored = gate.load_baseline(baseline)
+    gate.check_variants(stored, [s.variant for s in specs])
+    differences = gate.environment_differences(stored, current_environment(), threads)
+    gate.check_environment(differences, relative_to is not None, allow_env_mismatch)
+
+    records = _run_with_progress(specs, TimingSpec(threads=threads, budget_s=budget))
+    result = gate.decide(stored, records_frame(records), policy, relative_to, differences)
+    stdout.print(verdict_table(result))
+    for line in notes(result):
+        stdout.print(line, highlight=False, soft_wrap=True)
+    if markdown_summary is not None:
+        write_atomic(markdown_summary, to_markdown(result))
+    if junit is not None:
+        write_atomic(junit, junit_xml(result))
+    raise typer.Exit(code=result.exit_code)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point: run the app, turn every error into one line and an exit code."""
     try:

@@ -1,0 +1,387 @@
+"""Pass or fail a fresh measurement against a stored baseline (comparisons as data, after pyperf).
+
+A row fails when its **counted cost** changed (MACs, params, peak activations, bytes moved,
+weight bytes must match exactly unless the policy allows cost changes: an architecture change
+must be visible, not buried in a latency number), or when its **latency** regressed.
+
+Latency regresses when both hold (pyperf's `CompareResult`: a ratio, a significance and a
+minimum change before anything is called a regression):
+
+1. the ratio of medians, current / baseline, exceeds ``1 + max_slowdown``; and
+2. a one-sided Mann-Whitney U test on the raw samples rejects, at level ``alpha``, the null
+   hypothesis that the current samples are no larger than the baseline samples scaled by
+   ``1 + max_slowdown``.
+
+Why Mann-Whitney U, and why against the *scaled* baseline:
+
+- latency samples are skewed with a long right tail (pre-emptions, neighbours), so a t-test on
+  means is the wrong model; a rank test needs no distribution, is robust to the tail, is
+  deterministic (a bootstrap CI on the ratio of medians answers much the same question but needs
+  a random seed and thousands of resamples per row) and comes with scipy;
+- testing against ``baseline x (1 + max_slowdown)`` puts the tolerated slowdown inside the null
+  hypothesis: a row fails only on evidence that it is slower *by more than the tolerance*, not
+  merely slower. With hundreds of samples a plain test calls a 2% drift "significant"; this one
+  does not, which is what keeps a noisy runner from crying wolf. The ratio condition (1.) is
+  then nearly implied, and kept so that the reported ratio and the verdict never disagree.
+
+The test treats samples as independent; samples of one run are not quite (the machine drifts
+during a run), so p-values are optimistic for slow drift between the baseline's run and this one.
+That drift is what the relative mode removes:
+
+**Relative mode** (``relative_to`` a reference variant measured in the same run). `latency`
+times variants round robin, so sample ``i`` of every variant comes from round ``i``, a few
+milliseconds apart. Each row's samples are divided, round by round, by the reference's samples
+of the same round: the per-round ratios cancel whatever slowed the whole round (a slower CI
+machine, a busy neighbour, frequency scaling), and the same test runs on those ratios instead of
+on milliseconds. A uniform slowdown of the machine then cancels exactly; a change that slows one
+block and not the reference does not. It cannot see a change that slows every block alike (the
+reference included): gate the reference itself in absolute mode on a fixed machine for that.
+
+Faster rows are reported (``faster``, with the same test in the other direction), never failed.
+``alpha`` is per row: with R rows and no regression, at most about R x alpha false failures are
+expected from sampling alone, fewer in practice since the null already allows the tolerance.
+
+Inputs are frames in `records.Record.row()` form (a baseline read back from CSV, and the current
+run); nothing here measures, prints or reads flags.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mnv2prof.env import COMPARABLE_KEYS, Environment
+from mnv2prof.errors import UsageError
+
+# Counted (exact, deterministic) metrics: any change is an architecture change.
+COUNTED_COLUMNS = ("macs", "params", "peak_act_bytes", "bytes_moved", "weight_bytes")
+SAMPLES_COLUMN = "latency_samples_ms"  # space-separated milliseconds, in round order
+REQUIRED_COLUMNS = (
+    "variant",
+    "spec",
+    "threads",
+    SAMPLES_COLUMN,
+    *COUNTED_COLUMNS,
+    *(f"env_{k}" for k in COMPARABLE_KEYS),
+)
+
+
+class BaselineError(UsageError):
+    """A baseline file that is missing, unreadable, or not written by `mnv2prof baseline`."""
+
+
+class EnvironmentMismatch(UsageError):
+    """A baseline measured on another machine or library stack, compared in absolute mode."""
+
+
+class Latency(str, Enum):
+    PASS = "pass"
+    FASTER = "faster"
+    NOT_SIGNIFICANT = "slower, not significant"
+    REGRESSION = "regression"
+    REFERENCE = "reference"  # the relative mode's reference row: its ratio is 1 by definition
+
+
+@dataclass(frozen=True)
+class GatePolicy:
+    max_slowdown: float = 0.10  # tolerated slowdown, a fraction (0.10 = 10%)
+    alpha: float = 0.01  # per-row significance level of the one-sided test
+    allow_cost_change: bool = False
+
+    def __post_init__(self) -> None:
+        if not (self.max_slowdown >= 0 and math.isfinite(self.max_slowdown)):
+            raise UsageError(f"max slowdown must be >= 0, got {self.max_slowdown}")
+        if not 0 < self.alpha < 1:
+            raise UsageError(f"alpha must be between 0 and 1, got {self.alpha}")
+
+
+@dataclass(frozen=True)
+class CostChange:
+    column: str
+    baseline: int
+    current: int
+
+
+@dataclass(frozen=True)
+class RowVerdict:
+    variant: str
+    baseline_spec: str
+    current_spec: str
+    baseline_ms: float  # median of the baseline samples
+    current_ms: float  # median of the current samples
+    baseline_rel_x: float | None  # relative mode: median per-round ratio to the reference
+    current_rel_x: float | None
+    ratio_x: float  # current / baseline, of medians (of per-round ratios in relative mode)
+    p_value: float  # of the one-sided test in the direction of the change
+    latency: Latency
+    cost_changes: tuple[CostChange, ...]
+    cost_change_allowed: bool
+
+    @property
+    def cost_failed(self) -> bool:
+        return bool(self.cost_changes) and not self.cost_change_allowed
+
+    @property
+    def failed(self) -> bool:
+        return self.latency is Latency.REGRESSION or self.cost_failed
+
+    @property
+    def verdict(self) -> str:
+        """One short label: the latency verdict, led by "cost changed" when that fails the row."""
+        if self.cost_failed:
+            return "cost changed" + (", regression" if self.latency is Latency.REGRESSION else "")
+        return self.latency.value
+
+    def cost_summary(self) -> str:
+        if not self.cost_changes:
+            return "same"
+        return ", ".join(
+            f"{c.column} {c.current / c.baseline:.2f}x" if c.baseline else f"{c.column} 0->{c.current}"
+            for c in self.cost_changes
+        )
+
+
+@dataclass(frozen=True)
+class GateResult:
+    rows: tuple[RowVerdict, ...]
+    policy: GatePolicy
+    relative_to: str | None
+    env_differences: tuple[tuple[str, str, str], ...]  # (key, baseline, current)
+
+    @property
+    def failures(self) -> tuple[RowVerdict, ...]:
+        return tuple(r for r in self.rows if r.failed)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.failures)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+    @property
+    def mode(self) -> str:
+        return f"relative to {self.relative_to}" if self.relative_to else "absolute"
+
+    def summary(self) -> str:
+        faster = sum(r.latency is Latency.FASTER for r in self.rows)
+        state = "FAIL" if self.failed else "PASS"
+        text = (
+            f"{state}: {len(self.failures)} of {len(self.rows)} rows failed ({self.mode}, "
+            f"max slowdown {self.policy.max_slowdown:.0%}, alpha {self.policy.alpha:g})"
+        )
+        if faster:
+            text += f"; {faster} faster (consider a new baseline)"
+        return text
+
+
+# --- reading a baseline ----------------------------------------------------------------------
+
+
+def load_baseline(path: Path) -> pd.DataFrame:
+    """Read and validate a baseline (CSV, or JSON records) as strings; `BaselineError` if unfit.
+
+    Every cell is read as text: a CSV reader guessing types would turn env_onnx "1.20" into 1.2
+    and refuse a matching environment.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise BaselineError(f"baseline {path} does not exist (write one with `mnv2prof baseline`)")
+    try:
+        if path.suffix.lower() == ".json":
+            frame = pd.DataFrame(json.loads(path.read_text(encoding="utf-8")), dtype=object)
+            frame = frame.astype(str)
+        else:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError) as exc:  # pandas' parser and empty-data errors, bad UTF-8, JSON
+        raise BaselineError(f"cannot read baseline {path}: {_one_line(exc)}") from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise BaselineError(
+            f"baseline {path} lacks columns {', '.join(missing)}: "
+            f"not a file written by `mnv2prof baseline`"
+        )
+    if frame.empty:
+        raise BaselineError(f"baseline {path} has no rows")
+    duplicated = sorted(set(frame["variant"][frame["variant"].duplicated()]))
+    if duplicated:
+        raise BaselineError(f"baseline {path} has more than one row for {', '.join(duplicated)}")
+    for row in frame.to_dict("records"):
+        _samples(row, f"baseline {path}")
+        _counted(row, f"baseline {path}")
+    return frame
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _samples(row: dict, source: str) -> np.ndarray:
+    try:
+        values = np.array([float(s) for s in str(row[SAMPLES_COLUMN]).split()])
+    except ValueError:
+        values = np.array([])
+    if values.size == 0 or not np.all(np.isfinite(values)) or np.any(values <= 0):
+        raise BaselineError(
+            f"{source}, row {row['variant']}: {SAMPLES_COLUMN} must be positive milliseconds "
+            f"separated by spaces"
+        )
+    return values
+
+
+def _counted(row: dict, source: str) -> dict[str, int]:
+    try:
+        return {c: int(str(row[c])) for c in COUNTED_COLUMNS}
+    except ValueError:
+        raise BaselineError(
+            f"{source}, row {row['variant']}: {', '.join(COUNTED_COLUMNS)} must be integers"
+        ) from None
+
+
+# --- checks before measuring -----------------------------------------------------------------
+
+
+def check_variants(baseline: pd.DataFrame, variants: list[str] | tuple[str, ...]) -> None:
+    """The baseline's rows must be exactly the variants measured now (rows matched by variant)."""
+    have, want = set(baseline["variant"]), set(variants)
+    if have != want:
+        parts = []
+        if want - have:
+            parts.append(f"no baseline row for {', '.join(sorted(want - have))}")
+        if have - want:
+            parts.append(f"baseline rows not measured now: {', '.join(sorted(have - want))}")
+        raise UsageError(
+            f"{'; '.join(parts)} (baseline variants: {', '.join(baseline['variant'])}); "
+            f"gate the same --variants the baseline was taken with"
+        )
+
+
+def environment_differences(
+    baseline: pd.DataFrame, env: Environment, threads: int
+) -> tuple[tuple[str, str, str], ...]:
+    """(key, baseline value, current value) of every COMPARABLE_KEYS field and `threads` that differ."""
+    found: dict[str, tuple[str, str]] = {}
+    for row in baseline.to_dict("records"):
+        for key, (theirs, mine) in env.differences(row).items():
+            found.setdefault(key, (str(theirs), str(mine)))
+        if str(row["threads"]) != str(threads):
+            found.setdefault("threads", (str(row["threads"]), str(threads)))
+    return tuple((k, b, c) for k, (b, c) in found.items())
+
+
+def check_environment(
+    differences: tuple[tuple[str, str, str], ...], relative: bool, allow_mismatch: bool
+) -> None:
+    """Refuse an absolute comparison across environments (pyperf refuses it too)."""
+    if differences and not relative and not allow_mismatch:
+        listed = "; ".join(f"{k} {b!r} now {c!r}" for k, b, c in differences)
+        raise EnvironmentMismatch(
+            f"baseline comes from another environment ({listed}): absolute latencies are not "
+            f"comparable; gate with --relative-to VARIANT, or --allow-env-mismatch to compare anyway"
+        )
+
+
+# --- the decision ----------------------------------------------------------------------------
+
+
+def decide(
+    baseline: pd.DataFrame,
+    current: pd.DataFrame,
+    policy: GatePolicy,
+    relative_to: str | None = None,
+    env_differences: tuple[tuple[str, str, str], ...] = (),
+) -> GateResult:
+    """One `RowVerdict` per current row, matched to the baseline row of the same variant."""
+    check_variants(baseline, list(current["variant"]))
+    base_rows = {r["variant"]: r for r in baseline.to_dict("records")}
+    cur_rows = {r["variant"]: r for r in current.to_dict("records")}
+    if relative_to is not None and relative_to not in cur_rows:
+        raise UsageError(
+            f"--relative-to {relative_to!r} is not among the variants ({', '.join(cur_rows)})"
+        )
+    base_samples = {v: _samples(r, "baseline") for v, r in base_rows.items()}
+    cur_samples = {v: _samples(r, "current run") for v, r in cur_rows.items()}
+    if relative_to is not None:
+        base_rel = _per_round_ratios(base_samples, relative_to, "baseline")
+        cur_rel = _per_round_ratios(cur_samples, relative_to, "current run")
+
+    verdicts = []
+    for variant, cur in cur_rows.items():
+        base = base_rows[variant]
+        b, c = base_samples[variant], cur_samples[variant]
+        changes = _cost_changes(_counted(base, "baseline"), _counted(cur, "current run"))
+        if relative_to is None:
+            latency, ratio, p = compare_samples(b, c, policy)
+            b_rel = c_rel = None
+        else:
+            b_rel, c_rel = float(np.median(base_rel[variant])), float(np.median(cur_rel[variant]))
+            if variant == relative_to:
+                latency, ratio, p = Latency.REFERENCE, 1.0, 1.0
+            else:
+                latency, ratio, p = compare_samples(base_rel[variant], cur_rel[variant], policy)
+        verdicts.append(
+            RowVerdict(
+                variant=variant,
+                baseline_spec=str(base["spec"]),
+                current_spec=str(cur["spec"]),
+                baseline_ms=float(np.median(b)),
+                current_ms=float(np.median(c)),
+                baseline_rel_x=b_rel,
+                current_rel_x=c_rel,
+                ratio_x=ratio,
+                p_value=p,
+                latency=latency,
+                cost_changes=changes,
+                cost_change_allowed=policy.allow_cost_change,
+            )
+        )
+    return GateResult(tuple(verdicts), policy, relative_to, env_differences)
+
+
+def compare_samples(
+    baseline: np.ndarray, current: np.ndarray, policy: GatePolicy
+) -> tuple[Latency, float, float]:
+    """(verdict, ratio of medians current / baseline, p-value): see the module docstring."""
+    from scipy.stats import mannwhitneyu
+
+    baseline, current = np.asarray(baseline, float), np.asarray(current, float)
+    ratio = float(np.median(current) / np.median(baseline))
+    tolerance = 1.0 + policy.max_slowdown
+    if ratio >= 1.0:
+        # H1: current is stochastically larger than baseline x tolerance
+        p = float(mannwhitneyu(current, baseline * tolerance, alternative="greater").pvalue)
+        if ratio > tolerance and p < policy.alpha:
+            return Latency.REGRESSION, ratio, p
+        return (Latency.NOT_SIGNIFICANT if ratio > tolerance else Latency.PASS), ratio, p
+    # H1: current x tolerance is stochastically smaller than baseline
+    p = float(mannwhitneyu(current * tolerance, baseline, alternative="less").pvalue)
+    if ratio < 1.0 / tolerance and p < policy.alpha:
+        return Latency.FASTER, ratio, p
+    return Latency.PASS, ratio, p
+
+
+def _per_round_ratios(
+    samples: dict[str, np.ndarray], reference: str, source: str
+) -> dict[str, np.ndarray]:
+    """Each variant's samples divided by the reference's sample of the same round."""
+    ref = samples[reference]
+    uneven = [v for v, s in samples.items() if s.size != ref.size]
+    if uneven:
+        raise UsageError(
+            f"{source}: {', '.join(uneven)} and {reference} have different sample counts, so "
+            f"their samples cannot be paired round by round; measure them in one run"
+        )
+    return {v: s / ref for v, s in samples.items()}
+
+
+def _cost_changes(baseline: dict[str, int], current: dict[str, int]) -> tuple[CostChange, ...]:
+    return tuple(
+        CostChange(c, baseline[c], current[c]) for c in COUNTED_COLUMNS if baseline[c] != current[c]
+    )

@@ -1,0 +1,122 @@
+"""A `gate.GateResult` -> rich verdict table, Markdown (CI step summaries) and JUnit XML.
+
+All three render the same cells (`verdict_cells`), so a CI log, a step summary and a test report
+never disagree. Every header names its unit.
+"""
+
+from __future__ import annotations
+
+from xml.etree import ElementTree
+
+from rich.table import Table
+
+from mnv2prof.gate import GateResult, Latency, RowVerdict
+
+
+def verdict_cells(result: GateResult) -> tuple[list[str], list[list[str]]]:
+    """(headers, rows of text cells) of the verdict table."""
+    headers = ["variant", "baseline (ms)", "current (ms)"]
+    if result.relative_to:
+        ref = result.relative_to
+        headers += [f"baseline / {ref} (x)", f"current / {ref} (x)"]
+    headers += ["ratio (x)", "p-value", "cost", "verdict"]
+    rows = []
+    for r in result.rows:
+        cells = [r.variant, f"{r.baseline_ms:.3f}", f"{r.current_ms:.3f}"]
+        if result.relative_to:
+            cells += [f"{r.baseline_rel_x:.3f}", f"{r.current_rel_x:.3f}"]
+        p = "-" if r.latency is Latency.REFERENCE else f"{r.p_value:.2g}"
+        cells += [f"{r.ratio_x:.3f}", p, r.cost_summary(), r.verdict]
+        rows.append(cells)
+    return headers, rows
+
+
+def notes(result: GateResult) -> list[str]:
+    """Lines for under the table: environment differences, spec changes, the summary."""
+    lines = []
+    if result.env_differences:
+        listed = "; ".join(f"{k} {b!r} now {c!r}" for k, b, c in result.env_differences)
+        lines.append(f"Environment differs from the baseline's: {listed}.")
+    for r in result.rows:
+        if r.baseline_spec != r.current_spec:
+            lines.append(f"{r.variant}: spec {r.baseline_spec} in the baseline, {r.current_spec} now.")
+    lines.append(result.summary())
+    return lines
+
+
+_STYLE = {"regression": "bold red", "cost changed": "bold red", "faster": "green"}
+
+
+def verdict_table(result: GateResult) -> Table:
+    headers, rows = verdict_cells(result)
+    table = Table(
+        title=f"mnv2prof gate, {result.mode}: ratio = current / baseline; fails when ratio > "
+        f"{1 + result.policy.max_slowdown:.2f} and p < {result.policy.alpha:g}",
+        title_justify="left",
+        header_style="bold",
+    )
+    for header in headers:
+        table.add_column(header, justify="right" if _numeric(header) else "left")
+    for verdict, cells in zip(result.rows, rows, strict=True):
+        style = _STYLE.get(verdict.verdict.split(",")[0])
+        table.add_row(*cells[:-1], f"[{style}]{cells[-1]}[/]" if style else cells[-1])
+    return table
+
+
+def markdown_summary(result: GateResult) -> str:
+    headers, rows = verdict_cells(result)
+    lines = [
+        f"### mnv2prof gate: {'FAIL' if result.failed else 'PASS'}",
+        "",
+        "| " + " | ".join(headers) + " |",
+        "|" + "|".join("---:" if _numeric(h) else "---" for h in headers) + "|",
+    ]
+    for verdict, cells in zip(result.rows, rows, strict=True):
+        if verdict.failed:
+            cells = [*cells[:-1], f"**{cells[-1]}**"]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    lines += notes(result)
+    return "\n".join(lines) + "\n"
+
+
+def _numeric(header: str) -> bool:
+    return header.endswith(")") or header == "p-value"
+
+
+def junit_xml(result: GateResult) -> str:
+    """One <testcase> per row; a <failure> for each failed row (JUnit XML as CI systems read it)."""
+    headers, rows = verdict_cells(result)
+    suite = ElementTree.Element(
+        "testsuite",
+        name=f"mnv2prof gate ({result.mode})",
+        tests=str(len(result.rows)),
+        failures=str(len(result.failures)),
+        errors="0",
+        skipped="0",
+    )
+    for verdict, cells in zip(result.rows, rows, strict=True):
+        case = ElementTree.SubElement(
+            suite, "testcase", classname="mnv2prof.gate", name=verdict.current_spec
+        )
+        details = "; ".join(f"{h}: {c}" for h, c in zip(headers, cells, strict=True))
+        if verdict.failed:
+            failure = ElementTree.SubElement(
+                case, "failure", message=_failure_message(verdict), type=verdict.verdict
+            )
+            failure.text = details
+        else:
+            ElementTree.SubElement(case, "system-out").text = details
+    root = ElementTree.Element("testsuites")
+    root.append(suite)
+    ElementTree.indent(root)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ElementTree.tostring(root, "unicode") + "\n"
+
+
+def _failure_message(r: RowVerdict) -> str:
+    parts = []
+    if r.latency is Latency.REGRESSION:
+        parts.append(f"{r.ratio_x:.2f}x slower than the baseline (p = {r.p_value:.2g})")
+    if r.cost_failed:
+        parts.append(f"counted cost changed: {r.cost_summary()}")
+    return f"{r.variant}: " + "; ".join(parts)

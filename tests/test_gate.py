@@ -1,0 +1,303 @@
+"""The gate's decision on synthetic samples (no timing), its baseline reader, and the CLI end to end."""
+
+from xml.etree import ElementTree
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mnv2prof import gate
+from mnv2prof.env import COMPARABLE_KEYS, Environment
+from mnv2prof.errors import UsageError
+from mnv2prof.gate import GatePolicy, Latency
+from mnv2prof.gate_report import junit_xml, markdown_summary, verdict_cells
+
+POLICY = GatePolicy()  # 10% tolerance, alpha 0.01
+COST = {"macs": 1000, "params": 10, "peak_act_bytes": 400, "bytes_moved": 800, "weight_bytes": 40}
+ENV = Environment(
+    cpu_model="Test CPU", cpu_cores=2, python="3.11", platform="linux", torch="2.13",
+    onnxruntime="1.20", onnx="1.20", onnxscript="0.5", numpy="2.0", timestamp="t",
+)
+
+
+def tight(median: float, n: int = 60, seed: int = 0) -> np.ndarray:
+    """Samples within +-1% of `median`."""
+    return median * (1 + 0.01 * np.random.default_rng(seed).uniform(-1, 1, n))
+
+
+def frame(samples: dict[str, np.ndarray], env: Environment = ENV, threads: int = 1,
+          **cost_overrides) -> pd.DataFrame:
+    """Rows in `Record.row()` form (the columns the gate reads) for {variant: samples}."""
+    rows = []
+    for variant, values in samples.items():
+        cost = {**COST, **cost_overrides.get(variant, {})}
+        rows.append({
+            "variant": variant, "spec": f"{variant}_c8_r8_e6_k3_s1_b1", "threads": threads,
+            **cost, "latency_samples_ms": " ".join(f"{s:.5f}" for s in values),
+            **env.columns(),
+        })
+    return pd.DataFrame(rows)
+
+
+def one_row(base: np.ndarray, cur: np.ndarray, policy: GatePolicy = POLICY):
+    result = gate.decide(frame({"mbv2": base}), frame({"mbv2": cur}), policy)
+    return result, result.rows[0]
+
+
+def test_identical_samples_pass():
+    result, row = one_row(tight(1.0), tight(1.0))
+    assert row.latency is Latency.PASS and row.ratio_x == pytest.approx(1.0)
+    assert row.cost_summary() == "same"
+    assert result.exit_code == 0 and result.summary().startswith("PASS: 0 of 1 rows failed")
+
+
+def test_thirty_percent_slowdown_with_tight_samples_fails():
+    result, row = one_row(tight(1.0, seed=1), tight(1.3, seed=2))
+    assert row.latency is Latency.REGRESSION and row.failed
+    assert row.ratio_x == pytest.approx(1.3, rel=0.02)
+    assert row.p_value < 1e-10
+    assert result.exit_code == 1 and result.summary().startswith("FAIL: 1 of 1 rows failed")
+
+
+def test_thirty_percent_slowdown_in_huge_noise_with_few_samples_is_not_significant():
+    base = np.array([1.0, 3.0, 0.5, 2.0, 1.2])
+    cur = 1.3 * np.array([2.0, 0.5, 1.2, 3.0, 1.0])
+    result, row = one_row(base, cur)
+    assert row.ratio_x == pytest.approx(1.3)
+    assert row.latency is Latency.NOT_SIGNIFICANT and not row.failed
+    assert row.p_value > 0.1 and result.exit_code == 0
+
+
+def test_slowdown_within_tolerance_passes_even_when_plainly_significant():
+    # 5% slower on 1%-tight samples: a plain test rejects "no change", the gate's null allows 10%
+    _, row = one_row(tight(1.0, seed=3), tight(1.05, seed=4))
+    assert row.latency is Latency.PASS and row.p_value > 0.5
+
+
+def test_faster_is_reported_not_failed():
+    result, row = one_row(tight(1.0, seed=5), tight(0.7, seed=6))
+    assert row.latency is Latency.FASTER and not row.failed
+    assert row.ratio_x == pytest.approx(0.7, rel=0.02) and row.p_value < 1e-10
+    assert result.exit_code == 0 and "1 faster (consider a new baseline)" in result.summary()
+
+
+def test_cost_change_fails_unless_allowed():
+    base = frame({"mbv2": tight(1.0)})
+    cur = frame({"mbv2": tight(1.0)}, mbv2={"macs": 1650})
+    row = gate.decide(base, cur, POLICY).rows[0]
+    assert row.failed and row.verdict == "cost changed" and row.cost_summary() == "macs 1.65x"
+    assert row.cost_changes == (gate.CostChange("macs", 1000, 1650),)
+    allowed = gate.decide(base, cur, GatePolicy(allow_cost_change=True))
+    assert allowed.exit_code == 0 and allowed.rows[0].verdict == "pass"
+
+
+def test_environment_mismatch_refused_unless_relative_or_allowed():
+    other = frame({"mbv2": tight(1.0)}, env=Environment(**{**ENV.__dict__, "cpu_model": "Other"}),
+                  threads=2)
+    differences = gate.environment_differences(other, ENV, threads=1)
+    assert differences == (("cpu_model", "Other", "Test CPU"), ("threads", "2", "1"))
+    with pytest.raises(gate.EnvironmentMismatch) as refused:
+        gate.check_environment(differences, relative=False, allow_mismatch=False)
+    assert "cpu_model 'Other' now 'Test CPU'; threads '2' now '1'" in str(refused.value)
+    assert "--relative-to" in str(refused.value) and isinstance(refused.value, UsageError)
+    gate.check_environment(differences, relative=True, allow_mismatch=False)
+    gate.check_environment(differences, relative=False, allow_mismatch=True)
+    assert gate.environment_differences(frame({"mbv2": tight(1.0)}), ENV, threads=1) == ()
+
+
+def test_relative_mode_cancels_a_uniform_machine_slowdown():
+    base = frame({"conv": tight(1.0, seed=7), "mbv2": tight(2.0, seed=8)})
+    cur = frame({"conv": 1.5 * tight(1.0, seed=9), "mbv2": 1.5 * tight(2.0, seed=10)})
+    absolute = gate.decide(base, cur, POLICY)
+    assert [r.latency for r in absolute.rows] == [Latency.REGRESSION, Latency.REGRESSION]
+    relative = gate.decide(base, cur, POLICY, relative_to="conv")
+    assert [r.latency for r in relative.rows] == [Latency.REFERENCE, Latency.PASS]
+    mbv2 = relative.rows[1]
+    assert mbv2.baseline_rel_x == pytest.approx(2.0, rel=0.03)
+    assert mbv2.current_rel_x == pytest.approx(2.0, rel=0.03)
+    assert relative.exit_code == 0 and relative.mode == "relative to conv"
+
+
+def test_relative_mode_pairs_rounds_and_sees_through_drift():
+    # Every round is slowed by a factor from 1 to 3 that hits both variants alike (a neighbour);
+    # mbv2 really got 30% slower. Unpaired, the drift hides it; paired by round it is plain.
+    rng = np.random.default_rng(0)
+    drift_base, drift_cur = rng.uniform(1, 3, 10), rng.uniform(1, 3, 10)
+    base = frame({"conv": drift_base * 1.0, "mbv2": drift_base * 2.0})
+    cur = frame({"conv": drift_cur * 1.0, "mbv2": drift_cur * 2.6})
+    unpaired = gate.decide(base, cur, POLICY).rows[1]
+    assert unpaired.latency is not Latency.REGRESSION and unpaired.p_value > 0.1
+    paired = gate.decide(base, cur, POLICY, relative_to="conv").rows[1]
+    assert paired.latency is Latency.REGRESSION and paired.ratio_x == pytest.approx(1.3)
+    assert paired.p_value < 1e-4
+
+
+def test_relative_reference_must_be_measured_and_rounds_must_pair():
+    base = frame({"conv": tight(1.0), "mbv2": tight(2.0)})
+    with pytest.raises(UsageError, match="--relative-to 'dwsep' is not among the variants"):
+        gate.decide(base, base, POLICY, relative_to="dwsep")
+    uneven = frame({"conv": tight(1.0, n=10), "mbv2": tight(2.0, n=12)})
+    with pytest.raises(UsageError, match="cannot be paired round by round"):
+        gate.decide(uneven, base, POLICY, relative_to="conv")
+
+
+def test_rows_that_do_not_match_are_a_usage_error():
+    base = frame({"conv": tight(1.0), "mbv2": tight(2.0)})
+    cur = frame({"conv": tight(1.0), "dwsep": tight(2.0)})
+    with pytest.raises(UsageError) as error:
+        gate.decide(base, cur, POLICY)
+    assert str(error.value).startswith(
+        "no baseline row for dwsep; baseline rows not measured now: mbv2"
+    )
+
+
+def test_policy_validation():
+    with pytest.raises(UsageError, match="max slowdown must be >= 0"):
+        GatePolicy(max_slowdown=-0.1)
+    with pytest.raises(UsageError, match="alpha must be between 0 and 1"):
+        GatePolicy(alpha=0)
+
+
+def test_reports_one_testcase_per_row_and_a_failure_for_regressions():
+    base = frame({"conv": tight(1.0, seed=12), "mbv2": tight(2.0, seed=13)})
+    cur = frame({"conv": tight(1.0, seed=14), "mbv2": 2.6 * tight(1.0, seed=13)})
+    result = gate.decide(base, cur, POLICY)
+    headers, rows = verdict_cells(result)
+    assert headers == ["variant", "baseline (ms)", "current (ms)", "ratio (x)", "p-value", "cost",
+                       "verdict"]
+    assert [r[-1] for r in rows] == ["pass", "regression"]
+    suite = ElementTree.fromstring(junit_xml(result)).find("testsuite")
+    assert suite.get("tests") == "2" and suite.get("failures") == "1"
+    cases = suite.findall("testcase")
+    assert [c.get("name") for c in cases] == ["conv_c8_r8_e6_k3_s1_b1", "mbv2_c8_r8_e6_k3_s1_b1"]
+    assert cases[0].find("failure") is None
+    assert cases[1].find("failure").get("message").startswith("mbv2: 1.30x slower than the baseline")
+    md = markdown_summary(result)
+    assert md.startswith("### mnv2prof gate: FAIL\n")
+    mbv2 = result.rows[1]
+    assert f"| mbv2 | {mbv2.baseline_ms:.3f} | {mbv2.current_ms:.3f} | 1.300 | " in md
+    assert "| same | **regression** |" in md and mbv2.current_ms > 2.5
+
+
+# --- the baseline reader --------------------------------------------------------------------
+
+
+def test_baseline_round_trip_keeps_versions_as_text(tmp_path):
+    path = tmp_path / "b.csv"
+    frame({"conv": tight(1.0)}).to_csv(path, index=False)
+    stored = gate.load_baseline(path)
+    assert stored.loc[0, "env_onnx"] == "1.20"  # not the float 1.2
+    assert gate.environment_differences(stored, ENV, threads=1) == ()
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe", "cannot read baseline"),
+        (b"", "cannot read baseline"),
+        (b"hello,world\n1,2\n", "lacks columns variant, spec, threads"),
+        (",".join(gate.REQUIRED_COLUMNS).encode() + b"\n", "has no rows"),
+    ],
+)
+def test_garbage_baseline_is_a_baseline_error(tmp_path, content, message):
+    path = tmp_path / "b.csv"
+    path.write_bytes(content)
+    with pytest.raises(gate.BaselineError, match=message):
+        gate.load_baseline(path)
+
+
+def test_baseline_with_bad_samples_or_duplicates(tmp_path):
+    path = tmp_path / "b.csv"
+    bad = frame({"conv": tight(1.0)})
+    bad.loc[0, "latency_samples_ms"] = "0.1 fast 0.2"
+    bad.to_csv(path, index=False)
+    with pytest.raises(gate.BaselineError, match="row conv: latency_samples_ms must be positive"):
+        gate.load_baseline(path)
+    pd.concat([frame({"conv": tight(1.0)})] * 2).to_csv(path, index=False)
+    with pytest.raises(gate.BaselineError, match="more than one row for conv"):
+        gate.load_baseline(path)
+
+
+# --- the CLI, end to end (tiny specs) --------------------------------------------------------
+
+SMALL = ("--channels", "8", "--resolution", "8", "--budget", "0.05", "--variants", "conv,mbv2")
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory):
+    from mnv2prof.cli import main
+
+    path = tmp_path_factory.mktemp("baseline") / "small.csv"
+    assert main(["baseline", *SMALL, "--out", str(path)]) == 0
+    return path
+
+
+def test_baseline_stores_samples_cost_and_environment(stored):
+    rows = pd.read_csv(stored, dtype=str, keep_default_na=False)
+    assert rows["variant"].tolist() == ["conv", "mbv2"]
+    assert set(gate.REQUIRED_COLUMNS) <= set(rows.columns)
+    assert rows.loc[0, "macs"] == str(8 * 8 * 8 * 8 * 9)
+    assert len(rows.loc[0, "latency_samples_ms"].split()) == len(
+        rows.loc[1, "latency_samples_ms"].split()
+    ) >= 10
+    assert {f"env_{k}" for k in COMPARABLE_KEYS} <= set(rows.columns)
+
+
+def test_gate_self_comparison_relative_passes(run_cli, stored, tmp_path):
+    junit, md = tmp_path / "gate.xml", tmp_path / "gate.md"
+    code, out, err = run_cli("gate", *SMALL, "--baseline", stored, "--relative-to", "conv",
+                             "--junit", junit, "--markdown-summary", md)
+    assert code == 0, out + err
+    for header in ("baseline (ms)", "current (ms)", "current / conv (x)", "ratio (x)", "p-value",
+                   "verdict"):
+        assert header in out
+    assert "PASS: 0 of 2 rows failed (relative to conv" in out
+    cases = ElementTree.parse(junit).getroot().find("testsuite").findall("testcase")
+    assert [c.get("name") for c in cases] == ["conv_c8_r8_e6_k3_s1_b1", "mbv2_c8_r8_e6_k3_s1_b1"]
+    assert md.read_text().startswith("### mnv2prof gate: PASS")
+
+
+def test_gate_real_slowdown_exits_1(run_cli, stored, tmp_path):
+    # r32 has 16x the MACs of the r8 baseline: a slowdown far outside any noise
+    bigger = [a if a != "8" or i != 3 else "32" for i, a in enumerate(SMALL)]
+    assert bigger[2:4] == ["--resolution", "32"]
+    code, out, err = run_cli("gate", *bigger, "--baseline", stored, "--allow-cost-change")
+    assert code == 1, out + err
+    assert out.count("regression") == 2 and "FAIL: 2 of 2 rows failed (absolute" in out
+    assert "spec mbv2_c8_r8_e6_k3_s1_b1 in the baseline, mbv2_c8_r32_e6_k3_s1_b1 now" in out
+    code, out, _ = run_cli("gate", *bigger, "--baseline", stored, "--budget", "0.01")
+    assert code == 1 and "cost changed" in out and "macs 16.00x" in out
+
+
+@pytest.mark.parametrize(
+    "extra, content, message",
+    [
+        ((), None, "does not exist"),
+        ((), b"not a baseline\n", "lacks columns variant, spec"),
+        (("--variants", "conv,dwsep"), "stored", "no baseline row for dwsep"),
+        (("--relative-to", "resnet"), "stored", "--relative-to 'resnet' is not among --variants"),
+        (("--alpha", "2"), "stored", "alpha must be between 0 and 1"),
+        (("--threads", "2"), "stored", "threads '1' now '2'"),
+    ],
+)
+def test_gate_usage_errors_exit_2_with_one_line(run_cli, stored, tmp_path, extra, content,
+                                                message):
+    path = stored if content == "stored" else tmp_path / "b.csv"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    code, out, err = run_cli("gate", *SMALL, "--baseline", path, *extra)
+    assert code == 2, out + err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert out == ""
+
+
+def test_gate_foreign_environment_refused_then_relative(run_cli, stored, tmp_path):
+    foreign = tmp_path / "foreign.csv"
+    rows = pd.read_csv(stored, dtype=str, keep_default_na=False)
+    rows["env_cpu_model"] = "Some Other CPU"
+    rows.to_csv(foreign, index=False)
+    code, _, err = run_cli("gate", *SMALL, "--baseline", foreign)
+    assert code == 2 and "cpu_model 'Some Other CPU' now" in err
+    code, out, err = run_cli("gate", *SMALL, "--baseline", foreign, "--relative-to", "conv")
+    assert code == 0, out + err
+    assert "Environment differs from the baseline's: cpu_model 'Some Other CPU' now" in out
