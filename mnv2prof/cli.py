@@ -28,7 +28,7 @@ app = typer.Typer(
     add_completion=False,
 )
 # Wide tables must not be squeezed to 80 columns when stdout is a file or a CI log.
-stdout = Console(width=None if sys.stdout.isatty() else 200)
+stdout = Console(width=None if sys.stdout.isatty() else 240)
 stderr = Console(stderr=True)
 
 
@@ -125,14 +125,14 @@ def compare(
     from mnv2prof.latency import TimingSpec
     from mnv2prof.report import compare_table, records_frame, table_notes, write_frame
 
-    records = _run_with_progress(specs, TimingSpec(threads=threads, budget_s=budget))
-    frame = records_frame(records, baseline)
+    run = _run_with_progress(specs, TimingSpec(threads=threads, budget_s=budget))
+    frame = records_frame(run.records, baseline)
     title = (
         f"C={channels} {resolution}x{resolution} t={expansion} k={kernel} s={stride} N={batch}, "
         f"onnxruntime CPU, {threads} thread(s); 1 MAC = 1 multiply-accumulate, FLOPs = 2 x MACs"
     )
     stdout.print(compare_table(frame, title, baseline))
-    for note in table_notes(frame):
+    for note in table_notes(frame, run.harness_floor):
         stdout.print(note, highlight=False, soft_wrap=True)
     for path in (csv, json_out):
         if path is not None:
@@ -142,7 +142,7 @@ def compare(
 
 def _run_with_progress(specs: Sequence[BlockSpec], timing) -> list:
     from mnv2prof.pipeline import Progress as Hooks
-    from mnv2prof.pipeline import profile_blocks
+    from mnv2prof.pipeline import profile_run
 
     columns = (
         TextColumn("{task.description}"),
@@ -163,7 +163,7 @@ def _run_with_progress(specs: Sequence[BlockSpec], timing) -> list:
         def on_timing(fraction: float) -> None:
             bar.update(timing_task, completed=100 * fraction)
 
-        return profile_blocks(specs, timing, progress=Hooks(on_export, on_timing))
+        return profile_run(specs, timing, progress=Hooks(on_export, on_timing))
 
 
 @app.command()
@@ -224,7 +224,8 @@ def baseline_command(
     from mnv2prof.report import check_writable, compare_table, records_frame, write_frame
 
     check_writable(out)
-    frame = records_frame(_run_with_progress(specs, TimingSpec(threads=threads, budget_s=budget)))
+    run = _run_with_progress(specs, TimingSpec(threads=threads, budget_s=budget))
+    frame = records_frame(run.records)
     write_frame(frame, out)
     title = f"baseline C={channels} {resolution}x{resolution} t={expansion} k={kernel} s={stride} "
     stdout.print(compare_table(frame, title + f"N={batch}, {threads} thread(s)", None))
@@ -311,8 +312,8 @@ def gate_command(
     differences = gate.environment_differences(stored, current_environment(), threads)
     gate.check_environment(differences, relative_to is not None, allow_env_mismatch)
 
-    records = _run_with_progress(specs, TimingSpec(threads=threads, budget_s=budget))
-    result = gate.decide(stored, records_frame(records), policy, relative_to, differences)
+    run = _run_with_progress(specs, TimingSpec(threads=threads, budget_s=budget))
+    result = gate.decide(stored, records_frame(run.records), policy, relative_to, differences)
     stdout.print(verdict_table(result))
     for line in notes(result):
         stdout.print(line, highlight=False, soft_wrap=True)

@@ -2,7 +2,9 @@
 
 Column units: `*_bytes` bytes, `*_ms` milliseconds, `macs` multiply-accumulates (1 MAC = 1),
 `flops` = 2 x macs, `elementwise_ops` operations, `params` learnable scalars,
-`gmacs_per_s` 10^9 MACs per second, `*_x` a ratio (times).
+`gmacs_per_s` 10^9 MACs per second, `*_x` a ratio (times), `*_rel` a fraction (0.02 = 2%),
+`*_flop_per_byte` FLOPs per byte. `latency_*` is onnxruntime, `eager_*` the torch module run eagerly;
+`*_ci_low_ms` / `*_ci_high_ms` bound the 95% confidence interval of the median.
 """
 
 from __future__ import annotations
@@ -58,6 +60,9 @@ class Record:
     latency: Measurement
     threads: int
     env: Environment
+    eager: Measurement | None = None  # the torch module's latency, when it was timed
+    measured_peak_bytes: int | None = None  # eager.measure_memory: live bytes at op boundaries
+    measured_alloc_peak_bytes: int | None = None  # ... and at any allocation (kernel scratch)
 
     @property
     def gmacs_per_s(self) -> float:
@@ -84,10 +89,30 @@ class Record:
             "latency_q1_ms": round(m.q1_ms, 6),
             "latency_q3_ms": round(m.q3_ms, 6),
             "latency_iqr_ms": round(m.iqr_ms, 6),
+            "latency_p95_ms": round(m.p95_ms, 6),
+            "latency_ci_low_ms": round(m.ci_low_ms, 6),
+            "latency_ci_high_ms": round(m.ci_high_ms, 6),
+            "latency_ci_rel": round(m.ci_rel, 6),
             "latency_n": m.n,
             "latency_unstable": m.unstable,
+            **_eager_columns(self.eager),
+            "measured_peak_bytes": self.measured_peak_bytes,
+            "measured_alloc_peak_bytes": self.measured_alloc_peak_bytes,
             "gmacs_per_s": round(self.gmacs_per_s, 4),
             "unhandled_ops": c.unhandled_ops,
             "latency_samples_ms": " ".join(f"{s:.5f}" for s in m.samples_ms),
             **self.env.columns(),
         }
+
+
+def _eager_columns(m: Measurement | None) -> dict[str, object]:
+    names = ("median", "q1", "q3", "p95", "ci_low", "ci_high")
+    if m is None:
+        return {f"eager_{k}_ms": None for k in names} | {"eager_ci_rel": None, "eager_n": 0,
+                                                         "eager_unstable": None}
+    return {
+        **{f"eager_{k}_ms": round(getattr(m, f"{k}_ms"), 6) for k in names},
+        "eager_ci_rel": round(m.ci_rel, 6),
+        "eager_n": m.n,
+        "eager_unstable": m.unstable,
+    }

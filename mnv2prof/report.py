@@ -13,8 +13,9 @@ import pandas as pd
 from rich.table import Table
 
 from mnv2prof.errors import UsageError
-from mnv2prof.latency import UNSTABLE_REL_IQR
+from mnv2prof.latency import Measurement
 from mnv2prof.records import Record
+from mnv2prof.stats import CONFIDENCE, TARGET_CI_REL
 
 
 def records_frame(records: Sequence[Record], baseline: str | None = None) -> pd.DataFrame:
@@ -91,16 +92,28 @@ def _fmt(value: float, digits: int) -> str:
     return f"{value:,.{digits}f}"
 
 
+def _optional(value: object, scale: float, digits: int) -> str:
+    """A cell for a measurement that may be missing (None / NaN in the frame)."""
+    if value is None or pd.isna(value):
+        return "-"
+    return _fmt(float(value) * scale, digits)
+
+
 def compare_table(frame: pd.DataFrame, title: str, baseline: str | None) -> Table:
     table = Table(title=title, title_justify="left", header_style="bold")
-    table.add_column("variant")
+    table.add_column("variant", no_wrap=True)
     table.add_column("params", justify="right")
     table.add_column("MACs (M)", justify="right")
     table.add_column("elem ops (M)", justify="right")
     table.add_column("peak act (KiB)", justify="right")
+    table.add_column("measured\npeak (KiB)", justify="right")
     table.add_column("weights (KiB)", justify="right")
+    table.add_column("bytes moved\n(MiB)", justify="right")
+    table.add_column("intensity\n(FLOP/B)", justify="right")
     table.add_column("latency median (ms)", justify="right")
+    table.add_column(f"{CONFIDENCE:.0%} CI\n(+-%)", justify="right")
     table.add_column("IQR (ms)", justify="right")
+    table.add_column("eager\nmedian (ms)", justify="right")
     table.add_column("GMAC/s", justify="right")
     if baseline is not None:
         table.add_column(f"MACs / {baseline} (x)", justify="right")
@@ -113,9 +126,14 @@ def compare_table(frame: pd.DataFrame, title: str, baseline: str | None) -> Tabl
             _fmt(row["macs"] / 1e6, 2),
             _fmt(row["elementwise_ops"] / 1e6, 2),
             _fmt(row["peak_act_bytes"] / 1024, 1),
+            _optional(row.get("measured_peak_bytes"), 1 / 1024, 1),
             _fmt(row["weight_bytes"] / 1024, 1),
+            _fmt(row["bytes_moved"] / 2**20, 2),
+            _fmt(row["arith_intensity_flop_per_byte"], 1),
             _fmt(row["latency_median_ms"], 3) + unstable,
+            _fmt(100 * row["latency_ci_rel"], 1),
             _fmt(row["latency_iqr_ms"], 3),
+            _optional(row.get("eager_median_ms"), 1, 3),
             _fmt(row["gmacs_per_s"], 2),
         ]
         if baseline is not None:
@@ -124,15 +142,23 @@ def compare_table(frame: pd.DataFrame, title: str, baseline: str | None) -> Tabl
     return table
 
 
-def table_notes(frame: pd.DataFrame) -> list[str]:
-    """Sentences for under the table: rank agreement, disagreements, noise, uncounted ops."""
+def table_notes(frame: pd.DataFrame, harness_floor: Measurement | None = None) -> list[str]:
+    """Sentences for under the table: rank agreement, disagreements, noise, harness floor,
+    uncounted ops."""
     agreement = rank_agreement(frame)
     notes = [agreement.sentence(), *disagreement_lines(frame, agreement)]
-    unstable = frame.loc[frame["latency_unstable"], "variant"].tolist()
+    unstable = frame.loc[frame["latency_unstable"].astype(bool), "variant"].tolist()
     if unstable:
         notes.append(
-            f"! unstable timing (IQR > {UNSTABLE_REL_IQR:.0%} of the median): "
+            f"! unstable timing (the {CONFIDENCE:.0%} CI of the median is wider than "
+            f"+-{TARGET_CI_REL:.0%} of it when the budget ran out): "
             f"{', '.join(unstable)}; raise --budget or quiet the machine."
+        )
+    if harness_floor is not None and harness_floor.n:
+        notes.append(
+            f"harness floor: {harness_floor.median_ms:.4f} ms (median of {harness_floor.n} runs "
+            "of a one-element Identity model, timed the same way: the part of every latency "
+            "that is the call itself)."
         )
     uncounted = frame.loc[frame["unhandled_ops"] != "", ["variant", "unhandled_ops"]]
     for variant, ops in uncounted.itertuples(index=False):
