@@ -18,7 +18,14 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from mnv2prof.errors import Mnv2profError, UsageError
-from mnv2prof.variants import DEFAULT_VARIANTS, VARIANTS, BlockSpec, parse_variant_list
+from mnv2prof.variants import (
+    DEFAULT_VARIANTS,
+    VARIANTS,
+    BlockSpec,
+    parse_chunk_list,
+    parse_variant_list,
+    with_chunks,
+)
 
 app = typer.Typer(
     name="mnv2prof",
@@ -105,6 +112,13 @@ def compare(
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Also write the rows as JSON records.")
     ] = None,
+    chunks: Annotated[
+        str,
+        typer.Option(
+            "--chunks",
+            help="Chunk counts for mbv2-streamed, e.g. 1,2,6: one row each (mbv2-streamed/kK).",
+        ),
+    ] = "1",
 ) -> None:
     """Export, count and time block variants; show MACs beside latency and memory.
 
@@ -113,6 +127,7 @@ def compare(
     interleaved with the others. The ratio columns divide by the --baseline variant.
     """
     specs = _specs(variants, channels, resolution, expansion, kernel, stride, batch)
+    specs = with_chunks(specs, parse_chunk_list(chunks))
     if baseline not in {s.variant for s in specs}:
         raise UsageError(f"--baseline {baseline!r} is not among --variants ({variants})")
     _positive(threads, "--threads")

@@ -144,7 +144,8 @@ def make_record(
         label=spec.label,
         spec=spec.name,
         spec_hash=spec.digest(threads),
-        spec_fields=tuple(spec.to_dict().items()),
+        # the row's `variant` column is the label (mbv2-streamed/k2), not the spec's bare variant
+        spec_fields=tuple((k, v) for k, v in spec.to_dict().items() if k != "variant"),
         cost=prepared.cost,
         latency=latency,
         threads=threads,

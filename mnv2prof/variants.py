@@ -258,3 +258,24 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None)
     if rounded < 0.9 * value:
         rounded += divisor
     return rounded
+
+
+def parse_chunk_list(text: str) -> tuple[int, ...]:
+    """`"1,2,6"` -> (1, 2, 6); anything else raises a `SpecError` naming it."""
+    values = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item.isdigit() or int(item) <= 0:
+            raise SpecError(f"--chunks takes positive integers separated by commas, got {item!r}")
+        values.append(int(item))
+    if len(set(values)) != len(values):
+        raise SpecError(f"chunk count listed twice in {text!r}")
+    return tuple(values)
+
+
+def with_chunks(specs: list[BlockSpec], chunks: tuple[int, ...]) -> list[BlockSpec]:
+    """Each spec whose variant takes chunks once per chunk count; the others once, unchanged."""
+    return [
+        spec.with_(chunks=k) if VARIANTS[spec.variant].uses_chunks else spec
+        for spec in specs
+        for k in (chunks if VARIANTS[spec.variant].uses_chunks else (1,))
+    ]
