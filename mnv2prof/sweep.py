@@ -1,0 +1,219 @@
+"""Run a profile's grid, appending each measured row to a CSV at once, so nothing measured is lost.
+
+A sweep can take hours, so the CSV is the sweep's journal:
+- each row goes to the file as soon as its grid point is measured, in one `os.write` of the whole
+  line on a file opened for appending, then `fsync`: an interrupt (Ctrl-C, SIGTERM, a kill)
+  leaves every finished row whole and never a partial one;
+- the header is written once, from the first row's keys (`Record.row()`);
+- `resume=True` skips rows whose `spec_hash` (spec and threads) is already in the file; a file
+  whose header differs from this version's rows is refused, as is one measured in another
+  environment (env.COMPARABLE_KEYS), since its rows could not be compared with the new ones.
+
+Each grid point's variants are timed interleaved through `pipeline.profile_blocks`; threads is
+part of the point, so a point never mixes thread counts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from mnv2prof.errors import Mnv2profError, UsageError
+from mnv2prof.profiles import GridPoint, Profile
+from mnv2prof.records import Record
+
+
+class SweepInterrupted(Mnv2profError):
+    """Ctrl-C or SIGTERM during a sweep: the rows measured so far are in the file."""
+
+    exit_code = 130
+
+
+@dataclass
+class SweepHooks:
+    """Callbacks a front end may give to show progress; every one is optional."""
+
+    on_start: Callable[[int, int], None] | None = None  # total rows, rows already in the file
+    on_point: Callable[[GridPoint, int], None] | None = None  # point, rows it will measure
+    on_row: Callable[[Record], None] | None = None  # after the row is on disk
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    total: int  # rows in the profile
+    skipped: int  # already in the file (resume)
+    written: int  # measured and appended now
+
+
+class CsvJournal:
+    """An append-only CSV of `Record.row()` dicts, one durable write per row."""
+
+    def __init__(self, path: Path, resume: bool, force: bool) -> None:
+        self.path = Path(path)
+        self.header: list[str] | None = None
+        self.done: set[str] = set()
+        self.first_row: dict[str, str] | None = None
+        self._truncate = False
+        if not self.path.parent.is_dir():
+            raise UsageError(f"cannot write {path}: folder {self.path.parent} does not exist")
+        if self.path.exists() and not self.path.is_file():
+            raise UsageError(f"--out {path} exists and is not a file")
+        if self.path.exists() and not resume:
+            if not force:
+                raise UsageError(
+                    f"{path} exists: pass --resume to add the missing rows, or --force to replace it"
+                )
+            self._truncate = True  # on the first row, so an early interrupt keeps the old file
+        elif self.path.exists():
+            self._read_existing()
+
+    def _read_existing(self) -> None:
+        raw = self.path.read_bytes()
+        if raw and not raw.endswith(b"\n"):
+            # Only a crash of the machine between write and fsync can leave this: drop the tail.
+            keep = raw.rfind(b"\n") + 1
+            with open(self.path, "r+b") as fh:
+                fh.truncate(keep)
+            raw = raw[:keep]
+        rows = list(csv.reader(io.StringIO(raw.decode("utf-8"))))
+        if not rows:
+            return
+        self.header = rows[0]
+        if "spec_hash" not in self.header:
+            raise UsageError(f"{self.path} has no spec_hash column: not a sweep or compare CSV")
+        column = self.header.index("spec_hash")
+        for number, row in enumerate(rows[1:], 2):
+            if len(row) != len(self.header):
+                raise UsageError(
+                    f"{self.path}:{number}: {len(row)} fields where the header has "
+                    f"{len(self.header)}"
+                )
+            self.done.add(row[column])
+        if len(rows) > 1:
+            self.first_row = dict(zip(self.header, rows[1], strict=True))
+
+    def append(self, row: dict[str, object]) -> None:
+        keys = list(row)
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        if self.header is None or self._truncate:
+            writer.writerow(keys)
+        elif keys != self.header:
+            missing = [k for k in self.header if k not in keys]
+            extra = [k for k in keys if k not in self.header]
+            raise UsageError(
+                f"{self.path} has other columns than this version writes (missing here: "
+                f"{', '.join(missing) or 'none'}; new: {', '.join(extra) or 'none'}; "
+                "order may differ): write to a new file"
+            )
+        writer.writerow(["" if v is None else v for v in row.values()])
+        data = text.getvalue().encode("utf-8")
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if self._truncate else os.O_APPEND)
+        fd = os.open(self.path, flags, 0o644)
+        try:
+            written = os.write(fd, data)
+            while written < len(data):  # regular files take it whole; this is for the odd FS
+                written += os.write(fd, data[written:])
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self.header, self._truncate = keys, False
+        self.done.add(str(row["spec_hash"]))
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Let `kill` (SIGTERM) stop a sweep the way Ctrl-C does: between rows, file intact."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class Sweep:
+    """A profile's grid against an output file: checked on construction, measured by `run`.
+
+    Construction does every check that needs no measurement (the file, its columns, its
+    environment), so a front end can fail before it shows progress.
+    """
+
+    def __init__(self, profile: Profile, out: Path, resume: bool = False, force: bool = False):
+        from mnv2prof.env import current_environment
+
+        self.profile, self.out = profile, Path(out)
+        self.journal = CsvJournal(self.out, resume, force)
+        first = self.journal.first_row
+        if first is not None:
+            # Only the environment columns the file has: a compare CSV from a version that
+            # wrote fewer of them is judged on what it recorded.
+            differences = {
+                k: v for k, v in current_environment().differences(first).items()
+                if f"env_{k}" in first
+            }
+            if differences:
+                shown = "; ".join(f"{k}: {a} there, {b} here" for k, (a, b) in differences.items())
+                raise UsageError(
+                    f"{out} was measured in another environment ({shown}): resume it there, "
+                    "or start a new file"
+                )
+        self.points = profile.points()
+        self.total = sum(len(p.specs) for p in self.points)
+        self.skipped = sum(
+            1 for p in self.points for s in p.specs if s.digest(p.threads) in self.journal.done
+        )
+
+    def run(self, hooks: SweepHooks | None = None) -> SweepResult:
+        """Measure every row not yet in the file, appending each as it is measured."""
+        from mnv2prof.pipeline import profile_blocks
+
+        hooks = hooks or SweepHooks()
+        if hooks.on_start:
+            hooks.on_start(self.total, self.skipped)
+        written = 0
+        try:
+            with _sigterm_as_interrupt():
+                for point in self.points:
+                    done = self.journal.done
+                    todo = [s for s in point.specs if s.digest(point.threads) not in done]
+                    if not todo:
+                        continue
+                    if hooks.on_point:
+                        hooks.on_point(point, len(todo))
+                    timing = self.profile.timing_for(point)
+                    for record in profile_blocks(todo, timing, seed=self.profile.seed):
+                        self.journal.append(record.row())
+                        written += 1
+                        if hooks.on_row:
+                            hooks.on_row(record)
+        except KeyboardInterrupt:
+            raise SweepInterrupted(
+                f"interrupted: {self.skipped + written} of {self.total} rows are in {self.out}; "
+                "run again with --resume to measure the rest"
+            ) from None
+        return SweepResult(self.total, self.skipped, written)
+
+
+def run_sweep(
+    profile: Profile,
+    out: Path,
+    resume: bool = False,
+    force: bool = False,
+    hooks: SweepHooks | None = None,
+) -> SweepResult:
+    """Measure every row of `profile` not yet in `out`, appending each as it is measured."""
+    return Sweep(profile, out, resume, force).run(hooks)
