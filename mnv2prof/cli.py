@@ -339,6 +339,143 @@ def gate_command(
     raise typer.Exit(code=result.exit_code)
 
 
+@app.command("profile")
+def profile_command(
+    model: Annotated[Path, typer.Argument(help="The ONNX file to profile.", show_default=False)],
+    shape: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--shape",
+            help="Dims of an input, INPUT=D0xD1x... (repeatable); needed for symbolic dims.",
+        ),
+    ] = None,
+    layers: Annotated[
+        bool, typer.Option("--layers", help="Also show one row per node: MACs, share, bytes.")
+    ] = False,
+    threads: Threads = 1,
+    budget: Annotated[
+        float, typer.Option("--budget", help="Seconds of timing (at least 5 runs are timed).")
+    ] = 2.0,
+    csv: Annotated[
+        Path | None,
+        typer.Option("--csv", help="Also write the model's row (the columns compare writes)."),
+    ] = None,
+) -> None:
+    """Count and time any ONNX model: params, MACs, elementwise ops, memory, latency.
+
+    The file is checked first (ONNX checker; external data must sit in the model's folder).
+    Inputs with symbolic dims need --shape, except a symbolic batch dim alone, which is set to 1
+    (and said so). Ops without a cost handler are listed, never counted as zero in silence.
+    """
+    from mnv2prof import model_profile as mp
+    from mnv2prof.env import current_environment
+    from mnv2prof.report import check_writable, compare_table, records_frame, write_frame
+
+    shapes = mp.parse_shapes(shape or [])
+    _positive(threads, "--threads")
+    _positive(budget, "--budget")
+    check_writable(csv)
+    count = mp.count_model_file(model, shapes)
+    with stderr.status(f"timing {model.name} ({budget:g} s budget)"):
+        latency = mp.time_model(count, mp.profile_timing(threads, budget))
+    record = mp.model_record(count, latency, threads, current_environment())
+    frame = records_frame([record])
+    stdout.print(compare_table(frame, mp.summary_title(count, threads), None))
+    for note in count.notes:
+        stdout.print(note, highlight=False, soft_wrap=True)
+    if layers:
+        stdout.print(mp.layers_table(mp.layers_frame(count), f"{model.name}: per node"))
+    if csv is not None:
+        write_frame(frame, csv)
+        stderr.print(f"wrote 1 row to {csv}", highlight=False)
+
+
+@app.command("network")
+def network_command(
+    arch: Annotated[str, typer.Argument(help="mobilenetv2 or mobilenetv1.")],
+    width: Annotated[float, typer.Option("--width", help="Width multiplier alpha (channels x alpha, rounded to 8).")] = 1.0,
+    resolution: Annotated[int, typer.Option("--resolution", "-r", help="Input side, pixels.")] = 224,
+    classes: Annotated[int, typer.Option("--classes", help="Classifier outputs.")] = 1000,
+    streamed: Annotated[
+        bool, typer.Option("--streamed", help="Bottlenecks as mbv2-streamed in t chunks (paper 5.1).")
+    ] = False,
+    threads: Threads = 1,
+    budget: Annotated[
+        float, typer.Option("--budget", help="Seconds of interleaved timing (network and each stage); 0: count only.")
+    ] = 5.0,
+    csv: Annotated[Path | None, typer.Option("--csv", help="Also write the stage rows and the total to this CSV.")] = None,
+) -> None:
+    """A whole network from the paper's table: MACs, params, peak activations and latency per stage.
+
+    The network is exported to ONNX once (cached, parity with torch proven); MACs are counted on
+    the whole graph and grouped by stage through the exporter's name scopes; a stage's peak
+    activation memory is the liveness peak of its own nodes; its latency share is its median when
+    timed as its own ONNX sub-model (interleaved with the others) over the sum of those medians.
+    The total row is the whole network: its params, MACs, peak and latency as one session.
+    """
+    from mnv2prof.latency import TimingSpec
+    from mnv2prof.network_report import stage_frame, stage_table
+    from mnv2prof.networks import NetworkSpec, profile_network
+    from mnv2prof.report import check_writable, write_frame
+
+    spec = NetworkSpec(arch, width, resolution, classes, streamed)
+    _positive(threads, "--threads")
+    if budget < 0:
+        raise UsageError(f"--budget must be 0 or positive, got {budget}")
+    check_writable(csv)
+    with stderr.status(f"export + count + time {spec.name}"):
+        timing = TimingSpec(threads=threads, budget_s=budget) if budget > 0 else None
+        profile = profile_network(spec, timing)
+    frame = stage_frame(profile)
+    title = (
+        f"{spec.name}: paper Table 2 rows, onnxruntime CPU, {threads} thread(s); 1 MAC = 1 "
+        "multiply-accumulate; peak act at fp32; latency share = stage median / sum of stage medians"
+    )
+    stdout.print(stage_table(frame, title))
+    if profile.unhandled_ops:
+        stdout.print(f"ops without a cost handler (not counted): {profile.unhandled_ops}", highlight=False)
+    if csv is not None:
+        write_frame(frame, csv)
+        stderr.print(f"wrote {len(frame)} rows to {csv}", highlight=False)
+
+
+@app.command("memory-table")
+def memory_table_command(
+    arch: Annotated[str, typer.Argument(help="mobilenetv2 or mobilenetv1.")] = "mobilenetv2",
+    act_dtype: Annotated[
+        str, typer.Option("--act-dtype", help="Activation type the bytes are for: fp16 (the paper's) or fp32.")
+    ] = "fp16",
+    width: Annotated[float, typer.Option("--width", help="Width multiplier alpha.")] = 1.0,
+    resolution: Annotated[int, typer.Option("--resolution", "-r", help="Input side, pixels.")] = 224,
+    csv: Annotated[Path | None, typer.Option("--csv", help="Also write the rows to this CSV.")] = None,
+) -> None:
+    """Paper Table 3: the largest activations alive per spatial size, naive vs memory-efficient.
+
+    Both schedules are read off exported graphs with the liveness walk: naive is the network as
+    exported (each expanded tensor whole); memory-efficient builds every bottleneck as
+    mbv2-streamed with t chunks (the paper's t pieces, section 5.1). kB = 1000 bytes, as the
+    paper's table. The paper's column is shown for 224x224 at width 1.0.
+    """
+    from mnv2prof.memory_table import act_itemsize, memory_frame
+    from mnv2prof.network_report import memory_table
+    from mnv2prof.networks import NetworkSpec
+    from mnv2prof.report import check_writable, write_frame
+
+    act_itemsize(act_dtype)
+    NetworkSpec(arch, width, resolution)  # validate before minutes of export
+    check_writable(csv)
+    with stderr.status(f"export + walk {arch} (naive and streamed)"):
+        frame = memory_frame(arch, act_dtype, resolution, width)
+    title = (
+        f"{arch} w{width:g} {resolution}x{resolution}, {act_dtype} activations: max channels and "
+        "kB (1000 B) per spatial size; peak set = every tensor alive at the worst op of that size"
+    )
+    stdout.print(memory_table(frame, title))
+    if csv is not None:
+        write_frame(frame, csv)
+        stderr.print(f"wrote {len(frame)} rows to {csv}", highlight=False)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point: run the app, turn every error into one line and an exit code."""
     try:

@@ -102,8 +102,8 @@ def _gemm(ctx: NodeContext) -> OpCost:
     a = ctx.in_shape(0)
     k = a[0] if ctx.attr("transA", 0) else a[1]
     out = ctx.out_numel()
-    bias = out if len(ctx.node.input) > 2 and ctx.node.input[2] else 0
-    return OpCost(macs=out * k, elementwise_ops=bias)
+    has_bias = len(ctx.node.input) > 2 and ctx.node.input[2] and ctx.attr("beta", 1.0) != 0
+    return OpCost(macs=out * k, elementwise_ops=out if has_bias else 0)
 
 
 @register("MatMul", "MatMulInteger")
@@ -142,6 +142,9 @@ for _op in (
     "HardSwish", "LeakyRelu", "PRelu", "Elu", "Selu", "Exp", "Log", "Sqrt", "Reciprocal", "Neg",
     "Abs", "Erf", "Gelu", "Softplus", "Mish", "Where", "Equal", "Less", "Greater", "Not",
     "And", "Or", "Floor", "Ceil", "Round", "Sin", "Cos", "Resize", "Upsample",
+    "Sign", "Shrink", "Softsign", "ThresholdedRelu", "Celu", "IsNaN", "IsInf", "Tan", "Asin",
+    "Acos", "Atan", "Sinh", "Cosh", "Asinh", "Acosh", "Atanh", "Mod", "Xor", "GreaterOrEqual",
+    "LessOrEqual",
 ):  # fmt: skip
     HANDLERS[_op] = _per_output_element(1)
 for _op in ("BatchNormalization", "InstanceNormalization", "LayerNormalization"):
