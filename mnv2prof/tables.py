@@ -1,0 +1,224 @@
+"""Result CSV -> a paper-ready table: Markdown, LaTeX (booktabs), CSV or JSON.
+
+The table has the columns that vary across the rows (or the `group_by` ones) as its key, then the
+variant, then counted and measured cost with units in the headers: params in thousands, MACs in
+millions (1 MAC = 1 multiply-accumulate), peak activation memory in KiB, latency in ms as
+`median ± spread` and GMAC/s. The spread is half the 95% CI of the median when the CSV has
+`latency_ci_low_ms` / `latency_ci_high_ms`, else the inter-quartile range (`latency_iqr_ms`).
+Columns are read by name, so a CSV with more columns (a newer version) reads the same.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from mnv2prof.errors import UsageError
+
+REQUIRED_COLUMNS = (
+    "variant", "spec", "params", "macs", "peak_act_bytes", "latency_median_ms", "latency_iqr_ms",
+    "latency_n", "gmacs_per_s",
+)
+KEY_COLUMNS = (
+    "in_chs", "out_chs", "resolution", "exp_ratio", "kernel_size", "stride", "batch", "threads",
+)
+# Key columns keep their CSV names (one vocabulary); units where they have one.
+KEY_HEADERS = {"resolution": "resolution (px)"}
+CI_COLUMNS = ("latency_ci_low_ms", "latency_ci_high_ms")
+FORMATS = ("md", "latex", "csv", "json")
+
+
+def load_results(path: Path) -> pd.DataFrame:
+    """Read a sweep or compare CSV; a missing file or column is a `UsageError` naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"results file {path} does not exist")
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path} is not a readable CSV: {str(exc).strip().splitlines()[0]}") from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise UsageError(f"{path} lacks the column(s) {', '.join(missing)}: not an mnv2prof CSV")
+    if frame.empty:
+        raise UsageError(f"{path} has no rows")
+    return frame
+
+
+@dataclass(frozen=True)
+class PaperTable:
+    """The numbers of the table (`numbers`, one column per quantity, units in the names) and how
+    to show them (`keys`: the grouping columns, `spread_name`: what the ± means)."""
+
+    numbers: pd.DataFrame
+    keys: tuple[str, ...]
+    spread_name: str
+    samples: tuple[int, int]  # fewest and most latency samples of a row
+    environment: str
+
+
+def varying_keys(frame: pd.DataFrame) -> list[str]:
+    return [c for c in KEY_COLUMNS if c in frame.columns and frame[c].nunique() > 1]
+
+
+def paper_table(frame: pd.DataFrame, group_by: Sequence[str] = ()) -> PaperTable:
+    unknown = [c for c in group_by if c not in frame.columns]
+    if unknown:
+        raise UsageError(
+            f"--group-by {', '.join(unknown)}: no such column; choose from: "
+            f"{', '.join(c for c in frame.columns if c in KEY_COLUMNS or c == 'variant')}"
+        )
+    keys = [c for c in group_by if c != "variant"] or varying_keys(frame)
+    if all(c in frame.columns for c in CI_COLUMNS):
+        spread = (frame[CI_COLUMNS[1]] - frame[CI_COLUMNS[0]]) / 2
+        spread_name = "95% CI half-width"
+    else:
+        spread, spread_name = frame["latency_iqr_ms"], "IQR"
+    numbers = pd.DataFrame(
+        {
+            **{k: frame[k] for k in keys},
+            "variant": frame["variant"],
+            "params_k": frame["params"] / 1e3,
+            "macs_m": frame["macs"] / 1e6,
+            "peak_act_kib": frame["peak_act_bytes"] / 1024,
+            "latency_median_ms": frame["latency_median_ms"],
+            "latency_spread_ms": spread,
+            "gmacs_per_s": frame["gmacs_per_s"],
+        }
+    )
+    # Stable sort: rows keep their measured order (the profile's variant order) within a group.
+    numbers = numbers.sort_values(keys, kind="stable").reset_index(drop=True) if keys else numbers
+    env = ""
+    if "env_cpu_model" in frame.columns:
+        threads = sorted(frame["threads"].unique()) if "threads" in frame.columns else []
+        env = (
+            f"{frame['env_cpu_model'].iloc[0]}, onnxruntime "
+            f"{frame.get('env_onnxruntime', pd.Series(['?'])).iloc[0]}, "
+            f"{'/'.join(map(str, threads))} thread(s)"
+        )
+    samples = (int(frame["latency_n"].min()), int(frame["latency_n"].max()))
+    return PaperTable(numbers, tuple(keys), spread_name, samples, env)
+
+
+def _headers(table: PaperTable, pm: str) -> list[str]:
+    return [
+        *(KEY_HEADERS.get(k, k) for k in table.keys),
+        "variant",
+        "params (k)",
+        "MACs (M)",
+        "peak act. (KiB)",
+        f"latency (ms), median {pm} {table.spread_name}",
+        "GMAC/s",
+    ]
+
+
+def _cells(table: PaperTable, pm: str) -> list[list[str]]:
+    rows = []
+    for row in table.numbers.to_dict("records"):
+        rows.append(
+            [
+                *(str(row[k]) for k in table.keys),
+                str(row["variant"]),
+                f"{row['params_k']:.1f}",
+                _significant(row["macs_m"]),
+                f"{row['peak_act_kib']:.1f}",
+                f"{row['latency_median_ms']:.3f} {pm} {row['latency_spread_ms']:.3f}",
+                f"{row['gmacs_per_s']:.2f}",
+            ]
+        )
+    return rows
+
+
+def _significant(value: float) -> str:
+    """Two decimals, or three significant digits below 1 (a tiny block's 0.0369 M MACs)."""
+    return f"{value:.2f}" if abs(value) >= 1 else f"{value:.3g}"
+
+
+def caption(table: PaperTable) -> str:
+    low, high = table.samples
+    n = f"{low}" if low == high else f"{low}-{high}"
+    where = f" on {table.environment}" if table.environment else ""
+    return (
+        f"Counted and measured cost per block{where}; latency is onnxruntime CPU, median "
+        f"{chr(177)} {table.spread_name} over {n} interleaved samples. "
+        "1 MAC = 1 multiply-accumulate (FLOPs = 2 x MACs)."
+    )
+
+
+def to_markdown(table: PaperTable) -> str:
+    headers = _headers(table, "±")
+    cells = _cells(table, "±")
+    aligns = [":--" if h in (*table.keys, "variant") else "--:" for h in headers]
+    lines = [
+        "| " + " | ".join(headers) + " |",
+        "| " + " | ".join(aligns) + " |",
+        *("| " + " | ".join(row) + " |" for row in cells),
+        "",
+        caption(table),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+_LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
+                  "^": r"\textasciicircum{}"}
+
+
+def _tex(text: str) -> str:
+    return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in text)
+
+
+def to_latex(table: PaperTable) -> str:
+    """A `table` float with a booktabs `tabular` (needs `\\usepackage{booktabs}`)."""
+    headers = [_tex(h).replace(" ±", r" $\pm$") for h in _headers(table, "±")]
+    cells = [
+        [_tex(c).replace(" ± ", r" $\pm$ ") for c in row] for row in _cells(table, "±")
+    ]
+    title = _tex(caption(table)).replace("±", r"$\pm$")
+    n_keys = len(table.keys) + 1  # the keys and the variant are left-aligned text
+    spec = "l" * n_keys + "r" * (len(headers) - n_keys)
+    lines = [
+        "% mnv2prof report; needs \\usepackage{booktabs}",
+        "\\begin{table}[t]",
+        "\\centering",
+        f"\\caption{{{title}}}",
+        f"\\begin{{tabular}}{{{spec}}}",
+        "\\toprule",
+        " & ".join(headers) + " \\\\",
+        "\\midrule",
+    ]
+    group_of = table.numbers[list(table.keys[:1])].astype(str).agg("|".join, axis=1)
+    previous = None
+    for group, row in zip(group_of, cells, strict=True):
+        if previous is not None and table.keys and group != previous:
+            lines.append("\\midrule")  # between groups of the first key column
+        lines.append(" & ".join(row) + " \\\\")
+        previous = group
+    lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(table: PaperTable) -> str:
+    return table.numbers.to_csv(index=False)
+
+
+def to_json(table: PaperTable) -> str:
+    return json.dumps(
+        {
+            "caption": caption(table),
+            "spread": table.spread_name,
+            "rows": json.loads(table.numbers.to_json(orient="records")),
+        },
+        indent=2,
+    )
+
+
+def render(table: PaperTable, fmt: str) -> str:
+    writers = {"md": to_markdown, "latex": to_latex, "csv": to_csv, "json": to_json}
+    if fmt not in writers:
+        raise UsageError(f"--format {fmt!r}: choose from {', '.join(FORMATS)}")
+    return writers[fmt](table)
