@@ -390,6 +390,317 @@ def profile_command(
         stderr.print(f"wrote 1 row to {csv}", highlight=False)
 
 
+@app.command("profiles")
+def list_profiles() -> None:
+    """List the shipped profiles (profiles/*.toml): name, rows to measure, description."""
+    from mnv2prof.profiles import ProfileError, iter_profiles, profiles_dir
+
+    loaded = list(iter_profiles())
+    good = [p for p in loaded if not isinstance(p, ProfileError)]
+    if not loaded:
+        raise UsageError(f"no profiles in {profiles_dir()} (set MNV2PROF_PROFILES to a folder)")
+    width = max((len(p.name) for p in good), default=0)
+    for p in good:
+        stdout.print(f"{p.name:<{width}}  {p.rows:>4} rows  {p.description}", highlight=False,
+                     soft_wrap=True)
+    for error in loaded:
+        if isinstance(error, ProfileError):
+            raise error
+
+
+@app.command()
+def sweep(
+    profile: Annotated[
+        str, typer.Argument(help="A profile name (see `mnv2prof profiles`) or a .toml path.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="CSV the rows are appended to, one by one.")],
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Keep the rows already in --out; measure the rest.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing --out (from its first new row).")
+    ] = False,
+) -> None:
+    """Measure every row of a profile's grid, appending each row to --out as it is measured.
+
+    Each grid point's variants are timed interleaved. A row is written whole and synced at once,
+    so Ctrl-C or a kill leaves a valid CSV with every finished row; --resume then measures only
+    the rows (by spec_hash: spec and threads) that are not in the file yet.
+    """
+    import time
+
+    from mnv2prof.profiles import load_profile
+    from mnv2prof.sweep import Sweep, SweepHooks
+
+    if resume and force:
+        raise UsageError("--resume and --force exclude each other")
+    plan = load_profile(profile)
+    run = Sweep(plan, out, resume, force)
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total:.0f} rows"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    started = time.perf_counter()
+    with Progress(*columns, console=stderr, transient=True) as bar:
+        task = bar.add_task(plan.name, total=plan.rows)
+
+        def on_start(total: int, skipped: int) -> None:
+            bar.update(task, total=total, completed=skipped)
+
+        def on_point(point, rows: int) -> None:
+            threads = f", {point.threads} thread(s)" if "threads" not in dict(point.values) else ""
+            bar.update(task, description=f"{plan.name}: {point.label}{threads}")
+
+        def on_row(record) -> None:
+            bar.advance(task)
+
+        result = run.run(SweepHooks(on_start, on_point, on_row))
+    stderr.print(
+        f"{plan.name}: wrote {result.written} rows to {out} ({result.skipped} already there, "
+        f"{result.total} in the profile) in {time.perf_counter() - started:.1f} s",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@app.command()
+def report(
+    results: Annotated[Path, typer.Argument(help="A CSV written by `sweep` or `compare --csv`.")],
+    fmt: Annotated[
+        str, typer.Option("--format", help="md, latex (booktabs), csv or json.")
+    ] = "md",
+    group_by: Annotated[
+        list[str] | None,
+        typer.Option("--group-by", help="Key column(s) to group and sort by (repeat or a,b); "
+                     "default: the spec columns that vary."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write here instead of to stdout.")
+    ] = None,
+) -> None:
+    """A paper-ready table of a results CSV: latency as median +- spread, units in headers."""
+    from mnv2prof.report import check_writable, write_atomic
+    from mnv2prof.tables import load_results, paper_table, render
+
+    columns = [c.strip() for value in group_by or [] for c in value.split(",") if c.strip()]
+    check_writable(out)
+    text = render(paper_table(load_results(results), columns), fmt)
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        write_atomic(out, text)
+        stderr.print(f"wrote {out}", highlight=False)
+
+
+@app.command("plot")
+def plot_command(
+    results: Annotated[Path, typer.Argument(help="A CSV written by `sweep` or `compare --csv`.")],
+    out: Annotated[Path, typer.Option("--out", help="Figure file: .png, .pdf or .svg.")],
+    kind: Annotated[
+        str, typer.Option("--kind", help="macs-latency (log-log, a point per row) or sweep.")
+    ] = "macs-latency",
+    x: Annotated[
+        str | None,
+        typer.Option("--x", help="sweep: the swept column (default: the one spec column that "
+                     "varies), e.g. exp_ratio."),
+    ] = None,
+) -> None:
+    """Draw MACs against latency, or latency and MACs (normalised) against a swept column."""
+    from mnv2prof.plot import plot
+    from mnv2prof.tables import load_results
+
+    plot(load_results(results), out, kind, x)
+    stderr.print(f"wrote {out}", highlight=False)
+
+
+@app.command("profile")
+def profile_command(
+    model: Annotated[Path, typer.Argument(help="The ONNX file to profile.", show_default=False)],
+    shape: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--shape",
+            help="Dims of an input, INPUT=D0xD1x... (repeatable); needed for symbolic dims.",
+        ),
+    ] = None,
+    layers: Annotated[
+        bool, typer.Option("--layers", help="Also show one row per node: MACs, share, bytes.")
+    ] = False,
+    threads: Threads = 1,
+    budget: Annotated[
+        float, typer.Option("--budget", help="Seconds of timing (at least 5 runs are timed).")
+    ] = 2.0,
+    csv: Annotated[
+        Path | None,
+        typer.Option("--csv", help="Also write the model's row (the columns compare writes)."),
+    ] = None,
+) -> None:
+    """Count and time any ONNX model: params, MACs, elementwise ops, memory, latency.
+
+    The file is checked first (ONNX checker; external data must sit in the model's folder).
+    Inputs with symbolic dims need --shape, except a symbolic batch dim alone, which is set to 1
+    (and said so). Ops without a cost handler are listed, never counted as zero in silence.
+    """
+    from mnv2prof import model_profile as mp
+    from mnv2prof.env import current_environment
+    from mnv2prof.report import check_writable, compare_table, records_frame, write_frame
+
+    shapes = mp.parse_shapes(shape or [])
+    _positive(threads, "--threads")
+    _positive(budget, "--budget")
+    check_writable(csv)
+    count = mp.count_model_file(model, shapes)
+    with stderr.status(f"timing {model.name} ({budget:g} s budget)"):
+        latency = mp.time_model(count, mp.profile_timing(threads, budget))
+    record = mp.model_record(count, latency, threads, current_environment())
+    frame = records_frame([record])
+    stdout.print(compare_table(frame, mp.summary_title(count, threads), None))
+    for note in count.notes:
+        stdout.print(note, highlight=False, soft_wrap=True)
+    if layers:
+        stdout.print(mp.layers_table(mp.layers_frame(count), f"{model.name}: per node"))
+    if csv is not None:
+        write_frame(frame, csv)
+        stderr.print(f"wrote 1 row to {csv}", highlight=False)
+
+
+@app.command("network")
+def network_command(
+    arch: Annotated[str, typer.Argument(help="mobilenetv2 or mobilenetv1.")],
+    width: Annotated[float, typer.Option("--width", help="Width multiplier alpha (channels x alpha, rounded to 8).")] = 1.0,
+    resolution: Annotated[int, typer.Option("--resolution", "-r", help="Input side, pixels.")] = 224,
+    classes: Annotated[int, typer.Option("--classes", help="Classifier outputs.")] = 1000,
+    streamed: Annotated[
+        bool, typer.Option("--streamed", help="Bottlenecks as mbv2-streamed in t chunks (paper 5.1).")
+    ] = False,
+    threads: Threads = 1,
+    budget: Annotated[
+        float, typer.Option("--budget", help="Seconds of interleaved timing (network and each stage); 0: count only.")
+    ] = 5.0,
+    csv: Annotated[Path | None, typer.Option("--csv", help="Also write the stage rows and the total to this CSV.")] = None,
+) -> None:
+    """A whole network from the paper's table: MACs, params, peak activations and latency per stage.
+
+    The network is exported to ONNX once (cached, parity with torch proven); MACs are counted on
+    the whole graph and grouped by stage through the exporter's name scopes; a stage's peak
+    activation memory is the liveness peak of its own nodes; its latency share is its median when
+    timed as its own ONNX sub-model (interleaved with the others) over the sum of those medians.
+    The total row is the whole network: its params, MACs, peak and latency as one session.
+    """
+    from mnv2prof.latency import TimingSpec
+    from mnv2prof.network_report import latency_note, stage_frame, stage_table
+    from mnv2prof.networks import NetworkSpec, profile_network
+    from mnv2prof.report import check_writable, write_frame
+
+    spec = NetworkSpec(arch, width, resolution, classes, streamed)
+    _positive(threads, "--threads")
+    if budget < 0:
+        raise UsageError(f"--budget must be 0 or positive, got {budget}")
+    check_writable(csv)
+    with stderr.status(f"export + count + time {spec.name}"):
+        timing = TimingSpec(threads=threads, budget_s=budget) if budget > 0 else None
+        profile = profile_network(spec, timing)
+    frame = stage_frame(profile)
+    title = (
+        f"{spec.name}: paper Table 2 rows, onnxruntime CPU, {threads} thread(s); 1 MAC = 1 "
+        "multiply-accumulate; peak act at fp32; latency share = stage median / sum of stage medians"
+    )
+    stdout.print(stage_table(frame, title))
+    if note := latency_note(profile):
+        stdout.print(note, highlight=False, soft_wrap=True)
+    if profile.unhandled_ops:
+        stdout.print(f"ops without a cost handler (not counted): {profile.unhandled_ops}", highlight=False)
+    if csv is not None:
+        write_frame(frame, csv)
+        stderr.print(f"wrote {len(frame)} rows to {csv}", highlight=False)
+
+
+@app.command("memory-table")
+def memory_table_command(
+    arch: Annotated[str, typer.Argument(help="mobilenetv2 or mobilenetv1.")] = "mobilenetv2",
+    act_dtype: Annotated[
+        str, typer.Option("--act-dtype", help="Activation type the bytes are for: fp16 (the paper's) or fp32.")
+    ] = "fp16",
+    width: Annotated[float, typer.Option("--width", help="Width multiplier alpha.")] = 1.0,
+    resolution: Annotated[int, typer.Option("--resolution", "-r", help="Input side, pixels.")] = 224,
+    csv: Annotated[Path | None, typer.Option("--csv", help="Also write the rows to this CSV.")] = None,
+) -> None:
+    """Paper Table 3: the largest activations alive per spatial size, naive vs memory-efficient.
+
+    Both schedules are read off exported graphs with the liveness walk: naive is the network as
+    exported (each expanded tensor whole); memory-efficient builds every bottleneck as
+    mbv2-streamed with t chunks (the paper's t pieces, section 5.1). kB = 1000 bytes, as the
+    paper's table. The paper's column is shown for 224x224 at width 1.0.
+    """
+    from mnv2prof.memory_table import act_itemsize, memory_frame
+    from mnv2prof.network_report import memory_table
+    from mnv2prof.networks import NetworkSpec
+    from mnv2prof.report import check_writable, write_frame
+
+    act_itemsize(act_dtype)
+    NetworkSpec(arch, width, resolution)  # validate before minutes of export
+    check_writable(csv)
+    with stderr.status(f"export + walk {arch} (naive and streamed)"):
+        frame = memory_frame(arch, act_dtype, resolution, width)
+    title = (
+        f"{arch} w{width:g} {resolution}x{resolution}, {act_dtype} activations: max channels and "
+        "kB (1000 B) per spatial size; peak set = every tensor alive at the worst op of that size"
+    )
+    stdout.print(memory_table(frame, title))
+    if csv is not None:
+        write_frame(frame, csv)
+        stderr.print(f"wrote {len(frame)} rows to {csv}", highlight=False)
+
+
+@app.command("layers")
+def layers_command(
+    variant: Annotated[str, typer.Argument(help="One variant (see `mnv2prof variants`).")],
+    channels: Channels = 32,
+    resolution: Resolution = 56,
+    expansion: Expansion = 6,
+    kernel: Kernel = 3,
+    stride: Stride = 1,
+    batch: Batch = 1,
+    threads: Threads = 1,
+    runs: Annotated[
+        int, typer.Option("--runs", help="Profiled runs the kernel times are the median of.")
+    ] = 50,
+    csv: Annotated[
+        Path | None, typer.Option("--csv", help="Also write the per-node rows to this CSV.")
+    ] = None,
+) -> None:
+    """One row per node onnxruntime runs (after its fusions): MACs, bytes, kernel time.
+
+    Kernel times come from onnxruntime's profiler (10 warm-up runs dropped, median of --runs);
+    each fused node is mapped back to the exported nodes it computes, and named after the
+    block's layer (conv_pw, conv_dw, ...). Compare a node's share of the time with its share
+    of the MACs: the depthwise conv takes more time than its MACs say.
+    """
+    specs = _specs(variant, channels, resolution, expansion, kernel, stride, batch)
+    if len(specs) != 1:
+        raise UsageError(f"layers takes one variant, got {len(specs)}: {variant}")
+    (spec,) = specs
+    _positive(threads, "--threads")
+    _positive(runs, "--runs")
+    from mnv2prof.layers import profile_layers
+    from mnv2prof.pipeline import prepare
+    from mnv2prof.report import check_writable, layers_frame, layers_table, write_frame
+
+    check_writable(csv)
+    frame = layers_frame(profile_layers(prepare(spec).model_path, threads, runs))
+    title = (
+        f"{spec.name}: nodes onnxruntime runs (CPU, {threads} thread(s)), median of {runs} "
+        "profiled runs; 1 MAC = 1 multiply-accumulate"
+    )
+    stdout.print(layers_table(frame, title))
+    if csv is not None:
+        write_frame(frame, csv)
+        stderr.print(f"wrote {len(frame)} rows to {csv}", highlight=False)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point: run the app, turn every error into one line and an exit code."""
     try:
@@ -418,7 +729,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _error(message: str) -> None:
-    stderr.print(f"[red]mnv2prof: error:[/] {message}", highlight=False, soft_wrap=True)
+    from rich.markup import escape  # messages quote TOML tables such as [grid]: not markup
+
+    stderr.print(f"[red]mnv2prof: error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 if __name__ == "__main__":
