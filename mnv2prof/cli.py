@@ -516,6 +516,140 @@ def plot_command(
     stderr.print(f"wrote {out}", highlight=False)
 
 
+@app.command("network")
+def network_command(
+    arch: Annotated[str, typer.Argument(help="mobilenetv2 or mobilenetv1.")],
+    width: Annotated[float, typer.Option("--width", help="Width multiplier alpha (channels x alpha, rounded to 8).")] = 1.0,
+    resolution: Annotated[int, typer.Option("--resolution", "-r", help="Input side, pixels.")] = 224,
+    classes: Annotated[int, typer.Option("--classes", help="Classifier outputs.")] = 1000,
+    streamed: Annotated[
+        bool, typer.Option("--streamed", help="Bottlenecks as mbv2-streamed in t chunks (paper 5.1).")
+    ] = False,
+    threads: Threads = 1,
+    budget: Annotated[
+        float, typer.Option("--budget", help="Seconds of interleaved timing (network and each stage); 0: count only.")
+    ] = 5.0,
+    csv: Annotated[Path | None, typer.Option("--csv", help="Also write the stage rows and the total to this CSV.")] = None,
+) -> None:
+    """A whole network from the paper's table: MACs, params, peak activations and latency per stage.
+
+    The network is exported to ONNX once (cached, parity with torch proven); MACs are counted on
+    the whole graph and grouped by stage through the exporter's name scopes; a stage's peak
+    activation memory is the liveness peak of its own nodes; its latency share is its median when
+    timed as its own ONNX sub-model (interleaved with the others) over the sum of those medians.
+    The total row is the whole network: its params, MACs, peak and latency as one session.
+    """
+    from mnv2prof.latency import TimingSpec
+    from mnv2prof.network_report import latency_note, stage_frame, stage_table
+    from mnv2prof.networks import NetworkSpec, profile_network
+    from mnv2prof.report import check_writable, write_frame
+
+    spec = NetworkSpec(arch, width, resolution, classes, streamed)
+    _positive(threads, "--threads")
+    if budget < 0:
+        raise UsageError(f"--budget must be 0 or positive, got {budget}")
+    check_writable(csv)
+    with stderr.status(f"export + count + time {spec.name}"):
+        timing = TimingSpec(threads=threads, budget_s=budget) if budget > 0 else None
+        profile = profile_network(spec, timing)
+    frame = stage_frame(profile)
+    title = (
+        f"{spec.name}: paper Table 2 rows, onnxruntime CPU, {threads} thread(s); 1 MAC = 1 "
+        "multiply-accumulate; peak act at fp32; latency share = stage median / sum of stage medians"
+    )
+    stdout.print(stage_table(frame, title))
+    if note := latency_note(profile):
+        stdout.print(note, highlight=False, soft_wrap=True)
+    if profile.unhandled_ops:
+        stdout.print(f"ops without a cost handler (not counted): {profile.unhandled_ops}", highlight=False)
+    if csv is not None:
+        write_frame(frame, csv)
+        stderr.print(f"wrote {len(frame)} rows to {csv}", highlight=False)
+
+
+@app.command("memory-table")
+def memory_table_command(
+    arch: Annotated[str, typer.Argument(help="mobilenetv2 or mobilenetv1.")] = "mobilenetv2",
+    act_dtype: Annotated[
+        str, typer.Option("--act-dtype", help="Activation type the bytes are for: fp16 (the paper's) or fp32.")
+    ] = "fp16",
+    width: Annotated[float, typer.Option("--width", help="Width multiplier alpha.")] = 1.0,
+    resolution: Annotated[int, typer.Option("--resolution", "-r", help="Input side, pixels.")] = 224,
+    csv: Annotated[Path | None, typer.Option("--csv", help="Also write the rows to this CSV.")] = None,
+) -> None:
+    """Paper Table 3: the largest activations alive per spatial size, naive vs memory-efficient.
+
+    Both schedules are read off exported graphs with the liveness walk: naive is the network as
+    exported (each expanded tensor whole); memory-efficient builds every bottleneck as
+    mbv2-streamed with t chunks (the paper's t pieces, section 5.1). kB = 1000 bytes, as the
+    paper's table. The paper's column is shown for 224x224 at width 1.0.
+    """
+    from mnv2prof.memory_table import act_itemsize, memory_frame
+    from mnv2prof.network_report import memory_table
+    from mnv2prof.networks import NetworkSpec
+    from mnv2prof.report import check_writable, write_frame
+
+    act_itemsize(act_dtype)
+    NetworkSpec(arch, width, resolution)  # validate before minutes of export
+    check_writable(csv)
+    with stderr.status(f"export + walk {arch} (naive and streamed)"):
+        frame = memory_frame(arch, act_dtype, resolution, width)
+    title = (
+        f"{arch} w{width:g} {resolution}x{resolution}, {act_dtype} activations: max channels and "
+        "kB (1000 B) per spatial size; peak set = every tensor alive at the worst op of that size"
+    )
+    stdout.print(memory_table(frame, title))
+    if csv is not None:
+        write_frame(frame, csv)
+        stderr.print(f"wrote {len(frame)} rows to {csv}", highlight=False)
+
+
+@app.command("layers")
+def layers_command(
+    variant: Annotated[str, typer.Argument(help="One variant (see `mnv2prof variants`).")],
+    channels: Channels = 32,
+    resolution: Resolution = 56,
+    expansion: Expansion = 6,
+    kernel: Kernel = 3,
+    stride: Stride = 1,
+    batch: Batch = 1,
+    threads: Threads = 1,
+    runs: Annotated[
+        int, typer.Option("--runs", help="Profiled runs the kernel times are the median of.")
+    ] = 50,
+    csv: Annotated[
+        Path | None, typer.Option("--csv", help="Also write the per-node rows to this CSV.")
+    ] = None,
+) -> None:
+    """One row per node onnxruntime runs (after its fusions): MACs, bytes, kernel time.
+
+    Kernel times come from onnxruntime's profiler (10 warm-up runs dropped, median of --runs);
+    each fused node is mapped back to the exported nodes it computes, and named after the
+    block's layer (conv_pw, conv_dw, ...). Compare a node's share of the time with its share
+    of the MACs: the depthwise conv takes more time than its MACs say.
+    """
+    specs = _specs(variant, channels, resolution, expansion, kernel, stride, batch)
+    if len(specs) != 1:
+        raise UsageError(f"layers takes one variant, got {len(specs)}: {variant}")
+    (spec,) = specs
+    _positive(threads, "--threads")
+    _positive(runs, "--runs")
+    from mnv2prof.layers import profile_layers
+    from mnv2prof.pipeline import prepare
+    from mnv2prof.report import check_writable, layers_frame, layers_table, write_frame
+
+    check_writable(csv)
+    frame = layers_frame(profile_layers(prepare(spec).model_path, threads, runs))
+    title = (
+        f"{spec.name}: nodes onnxruntime runs (CPU, {threads} thread(s)), median of {runs} "
+        "profiled runs; 1 MAC = 1 multiply-accumulate"
+    )
+    stdout.print(layers_table(frame, title))
+    if csv is not None:
+        write_frame(frame, csv)
+        stderr.print(f"wrote {len(frame)} rows to {csv}", highlight=False)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point: run the app, turn every error into one line and an exit code."""
     try:
