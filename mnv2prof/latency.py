@@ -114,10 +114,17 @@ class OrtRunner:
         threads: int = 1,
         seed: int = 0,
         input_shapes: dict[str, tuple[int, ...]] | None = None,  # dims for symbolic inputs
+        profile_prefix: str | None = None,  # write onnxruntime's JSON trace (kernel times)
+        optimized_model_path: Path | None = None,  # save the graph onnxruntime runs (fused)
     ) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
+        if profile_prefix is not None:
+            options.enable_profiling = True
+            options.profile_file_prefix = profile_prefix
+        if optimized_model_path is not None:
+            options.optimized_model_filepath = str(optimized_model_path)
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL

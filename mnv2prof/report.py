@@ -14,6 +14,7 @@ from rich.table import Table
 
 from mnv2prof.errors import UsageError
 from mnv2prof.latency import Measurement
+from mnv2prof.layers import LayerRow
 from mnv2prof.records import Record
 from mnv2prof.stats import CONFIDENCE, TARGET_CI_REL
 
@@ -193,3 +194,35 @@ def write_frame(frame: pd.DataFrame, path: Path) -> None:
         write_atomic(path, frame.to_json(orient="records", indent=2))
     else:
         write_atomic(path, frame.to_csv(index=False))
+
+
+def layers_frame(rows: Sequence[LayerRow]) -> pd.DataFrame:
+    """One row per node onnxruntime runs; `time_share` and `macs_share` are fractions of the
+    block's total kernel time and MACs."""
+    total_ms = sum(r.kernel_ms for r in rows)
+    total_macs = sum(r.macs for r in rows)
+    return pd.DataFrame([r.row(total_ms, total_macs) for r in rows])
+
+
+def layers_table(frame: pd.DataFrame, title: str) -> Table:
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for header in ("node", "op", "layer"):
+        table.add_column(header, no_wrap=True)
+    for header in ("MACs (M)", "bytes moved (KiB)", "intensity (FLOP/B)", "kernel time (ms)",
+                   "time share (%)", "MACs share (%)", "time / MACs share (x)"):
+        table.add_column(header, justify="right")
+    for row in frame.to_dict("records"):
+        ratio = row["time_share"] / row["macs_share"] if row["macs_share"] else math.nan
+        table.add_row(
+            row["node"],
+            row["op_type"],
+            row["layer"],
+            _fmt(row["macs"] / 1e6, 2),
+            _fmt(row["bytes_moved"] / 1024, 1),
+            _fmt(row["arith_intensity_flop_per_byte"], 1),
+            _fmt(row["kernel_ms"], 4),
+            _fmt(100 * row["time_share"], 1),
+            _fmt(100 * row["macs_share"], 1),
+            "-" if math.isnan(ratio) else _fmt(ratio, 2),
+        )
+    return table
