@@ -339,57 +339,6 @@ def gate_command(
     raise typer.Exit(code=result.exit_code)
 
 
-@app.command("profile")
-def profile_command(
-    model: Annotated[Path, typer.Argument(help="The ONNX file to profile.", show_default=False)],
-    shape: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--shape",
-            help="Dims of an input, INPUT=D0xD1x... (repeatable); needed for symbolic dims.",
-        ),
-    ] = None,
-    layers: Annotated[
-        bool, typer.Option("--layers", help="Also show one row per node: MACs, share, bytes.")
-    ] = False,
-    threads: Threads = 1,
-    budget: Annotated[
-        float, typer.Option("--budget", help="Seconds of timing (at least 5 runs are timed).")
-    ] = 2.0,
-    csv: Annotated[
-        Path | None,
-        typer.Option("--csv", help="Also write the model's row (the columns compare writes)."),
-    ] = None,
-) -> None:
-    """Count and time any ONNX model: params, MACs, elementwise ops, memory, latency.
-
-    The file is checked first (ONNX checker; external data must sit in the model's folder).
-    Inputs with symbolic dims need --shape, except a symbolic batch dim alone, which is set to 1
-    (and said so). Ops without a cost handler are listed, never counted as zero in silence.
-    """
-    from mnv2prof import model_profile as mp
-    from mnv2prof.env import current_environment
-    from mnv2prof.report import check_writable, compare_table, records_frame, write_frame
-
-    shapes = mp.parse_shapes(shape or [])
-    _positive(threads, "--threads")
-    _positive(budget, "--budget")
-    check_writable(csv)
-    count = mp.count_model_file(model, shapes)
-    with stderr.status(f"timing {model.name} ({budget:g} s budget)"):
-        latency = mp.time_model(count, mp.profile_timing(threads, budget))
-    record = mp.model_record(count, latency, threads, current_environment())
-    frame = records_frame([record])
-    stdout.print(compare_table(frame, mp.summary_title(count, threads), None))
-    for note in count.notes:
-        stdout.print(note, highlight=False, soft_wrap=True)
-    if layers:
-        stdout.print(mp.layers_table(mp.layers_frame(count), f"{model.name}: per node"))
-    if csv is not None:
-        write_frame(frame, csv)
-        stderr.print(f"wrote 1 row to {csv}", highlight=False)
-
-
 @app.command("profiles")
 def list_profiles() -> None:
     """List the shipped profiles (profiles/*.toml): name, rows to measure, description."""
@@ -516,6 +465,57 @@ def plot_command(
     stderr.print(f"wrote {out}", highlight=False)
 
 
+@app.command("profile")
+def profile_command(
+    model: Annotated[Path, typer.Argument(help="The ONNX file to profile.", show_default=False)],
+    shape: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--shape",
+            help="Dims of an input, INPUT=D0xD1x... (repeatable); needed for symbolic dims.",
+        ),
+    ] = None,
+    layers: Annotated[
+        bool, typer.Option("--layers", help="Also show one row per node: MACs, share, bytes.")
+    ] = False,
+    threads: Threads = 1,
+    budget: Annotated[
+        float, typer.Option("--budget", help="Seconds of timing (at least 5 runs are timed).")
+    ] = 2.0,
+    csv: Annotated[
+        Path | None,
+        typer.Option("--csv", help="Also write the model's row (the columns compare writes)."),
+    ] = None,
+) -> None:
+    """Count and time any ONNX model: params, MACs, elementwise ops, memory, latency.
+
+    The file is checked first (ONNX checker; external data must sit in the model's folder).
+    Inputs with symbolic dims need --shape, except a symbolic batch dim alone, which is set to 1
+    (and said so). Ops without a cost handler are listed, never counted as zero in silence.
+    """
+    from mnv2prof import model_profile as mp
+    from mnv2prof.env import current_environment
+    from mnv2prof.report import check_writable, compare_table, records_frame, write_frame
+
+    shapes = mp.parse_shapes(shape or [])
+    _positive(threads, "--threads")
+    _positive(budget, "--budget")
+    check_writable(csv)
+    count = mp.count_model_file(model, shapes)
+    with stderr.status(f"timing {model.name} ({budget:g} s budget)"):
+        latency = mp.time_model(count, mp.profile_timing(threads, budget))
+    record = mp.model_record(count, latency, threads, current_environment())
+    frame = records_frame([record])
+    stdout.print(compare_table(frame, mp.summary_title(count, threads), None))
+    for note in count.notes:
+        stdout.print(note, highlight=False, soft_wrap=True)
+    if layers:
+        stdout.print(mp.layers_table(mp.layers_frame(count), f"{model.name}: per node"))
+    if csv is not None:
+        write_frame(frame, csv)
+        stderr.print(f"wrote 1 row to {csv}", highlight=False)
+
+
 @app.command("network")
 def network_command(
     arch: Annotated[str, typer.Argument(help="mobilenetv2 or mobilenetv1.")],
@@ -599,52 +599,6 @@ def memory_table_command(
         "kB (1000 B) per spatial size; peak set = every tensor alive at the worst op of that size"
     )
     stdout.print(memory_table(frame, title))
-    if csv is not None:
-        write_frame(frame, csv)
-        stderr.print(f"wrote {len(frame)} rows to {csv}", highlight=False)
-
-
-@app.command("layers")
-def layers_command(
-    variant: Annotated[str, typer.Argument(help="One variant (see `mnv2prof variants`).")],
-    channels: Channels = 32,
-    resolution: Resolution = 56,
-    expansion: Expansion = 6,
-    kernel: Kernel = 3,
-    stride: Stride = 1,
-    batch: Batch = 1,
-    threads: Threads = 1,
-    runs: Annotated[
-        int, typer.Option("--runs", help="Profiled runs the kernel times are the median of.")
-    ] = 50,
-    csv: Annotated[
-        Path | None, typer.Option("--csv", help="Also write the per-node rows to this CSV.")
-    ] = None,
-) -> None:
-    """One row per node onnxruntime runs (after its fusions): MACs, bytes, kernel time.
-
-    Kernel times come from onnxruntime's profiler (10 warm-up runs dropped, median of --runs);
-    each fused node is mapped back to the exported nodes it computes, and named after the
-    block's layer (conv_pw, conv_dw, ...). Compare a node's share of the time with its share
-    of the MACs: the depthwise conv takes more time than its MACs say.
-    """
-    specs = _specs(variant, channels, resolution, expansion, kernel, stride, batch)
-    if len(specs) != 1:
-        raise UsageError(f"layers takes one variant, got {len(specs)}: {variant}")
-    (spec,) = specs
-    _positive(threads, "--threads")
-    _positive(runs, "--runs")
-    from mnv2prof.layers import profile_layers
-    from mnv2prof.pipeline import prepare
-    from mnv2prof.report import check_writable, layers_frame, layers_table, write_frame
-
-    check_writable(csv)
-    frame = layers_frame(profile_layers(prepare(spec).model_path, threads, runs))
-    title = (
-        f"{spec.name}: nodes onnxruntime runs (CPU, {threads} thread(s)), median of {runs} "
-        "profiled runs; 1 MAC = 1 multiply-accumulate"
-    )
-    stdout.print(layers_table(frame, title))
     if csv is not None:
         write_frame(frame, csv)
         stderr.print(f"wrote {len(frame)} rows to {csv}", highlight=False)
