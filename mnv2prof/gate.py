@@ -30,7 +30,8 @@ That drift is what the relative mode removes:
 
 **Relative mode** (``relative_to`` a reference variant measured in the same run). `latency`
 times variants round robin, so sample ``i`` of every variant comes from round ``i``, a few
-milliseconds apart. Each row's samples are divided, round by round, by the reference's samples
+milliseconds apart (a variant that left the rotation early has fewer samples: those of the first
+rounds, still paired). Each row's samples are divided, round by round, by the reference's samples
 of the same round: the per-round ratios cancel whatever slowed the whole round (a slower CI
 machine, a busy neighbour, frequency scaling), and the same test runs on those ratios instead of
 on milliseconds. A uniform slowdown of the machine then cancels exactly; a change that slows one
@@ -309,8 +310,8 @@ def decide(
     base_samples = {v: _samples(r, "baseline") for v, r in base_rows.items()}
     cur_samples = {v: _samples(r, "current run") for v, r in cur_rows.items()}
     if relative_to is not None:
-        base_rel = _per_round_ratios(base_samples, relative_to, "baseline")
-        cur_rel = _per_round_ratios(cur_samples, relative_to, "current run")
+        base_rel = _per_round_ratios(base_samples, relative_to)
+        cur_rel = _per_round_ratios(cur_samples, relative_to)
 
     verdicts = []
     for variant, cur in cur_rows.items():
@@ -367,18 +368,19 @@ def compare_samples(
     return Latency.PASS, ratio, p
 
 
-def _per_round_ratios(
-    samples: dict[str, np.ndarray], reference: str, source: str
-) -> dict[str, np.ndarray]:
-    """Each variant's samples divided by the reference's sample of the same round."""
+def _per_round_ratios(samples: dict[str, np.ndarray], reference: str) -> dict[str, np.ndarray]:
+    """Each variant's samples divided by the reference's sample of the same round.
+
+    `latency.measure_interleaved` lets a runner whose median has converged leave the rotation
+    for good, so a variant's k samples are those of rounds 0..k-1: the first min(k, k_ref)
+    samples of a variant and of the reference pair round by round.
+    """
     ref = samples[reference]
-    uneven = [v for v, s in samples.items() if s.size != ref.size]
-    if uneven:
-        raise UsageError(
-            f"{source}: {', '.join(uneven)} and {reference} have different sample counts, so "
-            f"their samples cannot be paired round by round; measure them in one run"
-        )
-    return {v: s / ref for v, s in samples.items()}
+    ratios = {}
+    for variant, values in samples.items():
+        n = min(values.size, ref.size)
+        ratios[variant] = values[:n] / ref[:n]
+    return ratios
 
 
 def _cost_changes(baseline: dict[str, int], current: dict[str, int]) -> tuple[CostChange, ...]:

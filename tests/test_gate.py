@@ -132,13 +132,18 @@ def test_relative_mode_pairs_rounds_and_sees_through_drift():
     assert paired.p_value < 1e-4
 
 
-def test_relative_reference_must_be_measured_and_rounds_must_pair():
+def test_relative_reference_must_be_measured():
     base = frame({"conv": tight(1.0), "mbv2": tight(2.0)})
     with pytest.raises(UsageError, match="--relative-to 'dwsep' is not among the variants"):
         gate.decide(base, base, POLICY, relative_to="dwsep")
-    uneven = frame({"conv": tight(1.0, n=10), "mbv2": tight(2.0, n=12)})
-    with pytest.raises(UsageError, match="cannot be paired round by round"):
-        gate.decide(uneven, base, POLICY, relative_to="conv")
+
+
+def test_relative_mode_pairs_the_rounds_both_were_timed_in():
+    # adaptive sampling: mbv2 converged after 4 rounds and left; conv ran 6 (rounds 4, 5 slowed)
+    base = frame({"conv": np.array([1.0, 2.0, 1.0, 2.0, 9.0, 9.0]),
+                  "mbv2": np.array([2.0, 4.0, 2.0, 4.0])})
+    row = gate.decide(base, base, POLICY, relative_to="conv").rows[1]
+    assert row.baseline_rel_x == 2.0 and row.current_rel_x == 2.0 and row.ratio_x == 1.0
 
 
 def test_rows_that_do_not_match_are_a_usage_error():
