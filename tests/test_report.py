@@ -50,3 +50,28 @@ def test_write_atomic_refuses_missing_folder_and_leaves_nothing(tmp_path):
     write_atomic(tmp_path / "x.csv", "a,b\n1,2\n")
     assert pd.read_csv(tmp_path / "x.csv").to_dict("records") == [{"a": 1, "b": 2}]
     assert [p.name for p in tmp_path.iterdir()] == ["x.csv"]
+
+
+def test_table_shows_ci_eager_bytes_and_intensity_and_notes_the_floor():
+    from rich.console import Console
+
+    from mnv2prof.report import compare_table
+
+    samples = tuple(1.0 + 0.001 * i for i in range(100))
+    record = Record("conv", "conv", "h", (("variant", "conv"),),
+                    CountedCost(1, 1000, 0, 100, 10, 2**20, ""), Measurement(samples), 1,
+                    current_environment(), eager=Measurement(samples), measured_peak_bytes=2048)
+    frame = records_frame([record], "conv")
+    row = frame.iloc[0]
+    assert (row["latency_ci_low_ms"], row["latency_ci_high_ms"]) == (1.039, 1.06)
+    assert not row["latency_unstable"] and row["eager_n"] == 100
+    console = Console(width=240, record=True)
+    console.print(compare_table(frame, "t", "conv"))
+    text = console.export_text()
+    for header in ("bytes moved", "intensity", "95% CI", "eager", "measured"):
+        assert header in text
+    assert "1.00" in text  # 1 MiB moved
+    floor = Measurement((0.01,) * 20)
+    notes = table_notes(frame, floor)
+    assert "harness floor: 0.0100 ms (median of 20 runs" in notes[-1]
+    assert not any("unstable" in n for n in notes)
