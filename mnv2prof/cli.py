@@ -476,7 +476,10 @@ def profile_command(
         ),
     ] = None,
     layers: Annotated[
-        bool, typer.Option("--layers", help="Also show one row per node: MACs, share, bytes.")
+        bool,
+        typer.Option(
+            "--layers", help="Also show one row per node onnxruntime runs: MACs, bytes, time."
+        ),
     ] = False,
     threads: Threads = 1,
     budget: Annotated[
@@ -510,7 +513,15 @@ def profile_command(
     for note in count.notes:
         stdout.print(note, highlight=False, soft_wrap=True)
     if layers:
-        stdout.print(mp.layers_table(mp.layers_frame(count), f"{model.name}: per node"))
+        from mnv2prof.report import layers_frame, layers_table
+
+        runs = mp.layer_runs(latency, budget)
+        title = (
+            f"{model.name}: nodes onnxruntime runs (CPU, {threads} thread(s)), median of {runs} "
+            "profiled runs; 1 MAC = 1 multiply-accumulate"
+        )
+        rows = mp.profile_model_layers(count, threads, runs)
+        stdout.print(layers_table(layers_frame(rows), title))
     if csv is not None:
         write_frame(frame, csv)
         stderr.print(f"wrote 1 row to {csv}", highlight=False)

@@ -82,11 +82,14 @@ def _shape_of(type_proto: onnx.TypeProto) -> tuple[int, ...] | None:
     return tuple(d.dim_value for d in dims)
 
 
-def load_model(path: Path | str) -> onnx.ModelProto:
-    """Read, vet and check an ONNX file; every failure is one `ModelFileError` line.
+def load_model(path: Path | str, check: bool = False) -> onnx.ModelProto:
+    """Read and vet an ONNX file; every failure is one `ModelFileError` line.
 
     External data is read only after every tensor's `location` has been checked to name a file
     inside the model's own folder: a model must not make us read arbitrary files (path traversal).
+    `check` also runs the ONNX checker: for files from elsewhere. It is off by default because
+    the graphs onnxruntime saves after optimizing (layers.py) keep IR 3 without listing their
+    initializers as inputs, which the checker rejects, and exported files were checked already.
     """
     path = Path(path)
     if not path.exists():
@@ -100,14 +103,22 @@ def load_model(path: Path | str) -> onnx.ModelProto:
     external = [t for t in _all_tensors(model) if t.data_location == onnx.TensorProto.EXTERNAL]
     for tensor in external:
         _check_external_location(path, tensor)
-    try:
-        if external:
+    if external:
+        try:
             external_data_helper.load_external_data_for_model(model, str(path.parent))
-        onnx.checker.check_model(model)
-    except Exception as exc:  # ValidationError, or OSError/ValueError from external data
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelFileError(f"{path} fails the ONNX checker: {first_line}") from exc
+        except Exception as exc:  # OSError, or ValueError for an offset/length out of the file
+            raise ModelFileError(f"{path}: cannot read external data ({_first_line(exc)})") from exc
+    if check:
+        try:
+            onnx.checker.check_model(model)
+        except Exception as exc:  # onnx.checker.ValidationError and the C++ checker's errors
+            raise ModelFileError(f"{path} fails the ONNX checker: {_first_line(exc)}") from exc
     return model
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _check_external_location(path: Path, tensor: onnx.TensorProto) -> None:

@@ -17,17 +17,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
-import pandas as pd
-from rich.table import Table
 
-from mnv2prof.counting import NodeCost, count_graph, count_params
-from mnv2prof.errors import ModelFileError, UsageError
-from mnv2prof.graph import load_graph, load_model
+from mnv2prof.counting import count_graph, count_params
+from mnv2prof.errors import Mnv2profError, ModelFileError, UsageError
+from mnv2prof.graph import load_graph, load_model, with_input_shapes
 from mnv2prof.latency import Measurement, OrtRunner, TimingSpec, measure_interleaved
 from mnv2prof.memory import peak_activation_memory
 from mnv2prof.records import CountedCost, Record
@@ -130,7 +129,6 @@ class ModelCount:
     opset: int
     ir_version: int
     cost: CountedCost
-    nodes: tuple[NodeCost, ...]
     unknown_tensors: tuple[str, ...]  # activations shape inference could not size
     notes: tuple[str, ...]
 
@@ -140,7 +138,7 @@ def count_model_file(
 ) -> ModelCount:
     """Vet, shape and count an ONNX file (no onnxruntime): params, MACs, memory, bytes."""
     path = Path(path)
-    model = load_model(path)
+    model = load_model(path, check=True)
     input_shapes, notes = resolve_input_shapes(model, shapes or {})
     graph = load_graph(model, input_shapes=input_shapes)
     cost = count_graph(graph)
@@ -162,7 +160,6 @@ def count_model_file(
         opset=graph.opset,
         ir_version=model.ir_version,
         cost=counted,
-        nodes=cost.nodes,
         unknown_tensors=unknown,
         notes=tuple(notes),
     )
@@ -175,10 +172,7 @@ def time_model(
     try:
         runner = OrtRunner(count.path, timing.threads, input_shapes=count.input_shapes)
     except Exception as exc:  # onnxruntime's own exception types (Fail, InvalidGraph, ...)
-        text = str(exc).strip().splitlines()
-        raise ModelFileError(
-            f"onnxruntime cannot run {count.path}: {text[0] if text else type(exc).__name__}"
-        ) from exc
+        raise _ort_error(count.path, exc) from exc
     return measure_interleaved({"model": runner}, timing, progress)["model"]
 
 
@@ -206,46 +200,60 @@ def model_record(count: ModelCount, latency: Measurement, threads: int, env) -> 
     )
 
 
-def layers_frame(count: ModelCount) -> pd.DataFrame:
-    """One row per computing node, in graph order; `macs_share_pct` is its share of the MACs."""
-    total = count.cost.macs
-    return pd.DataFrame(
-        [
-            {
-                "node": n.name,
-                "op_type": n.op_type,
-                "macs": n.macs,
-                "macs_share_pct": round(100 * n.macs / total, 3) if total else 0.0,
-                "elementwise_ops": n.elementwise_ops,
-                "bytes_moved": n.bytes_moved,
-                "weight_bytes_read": n.weight_bytes_read,
-                "counted": n.handled,
-            }
-            for n in count.nodes
-        ],
-        columns=[
-            "node", "op_type", "macs", "macs_share_pct", "elementwise_ops", "bytes_moved",
-            "weight_bytes_read", "counted",
-        ],
-    )  # fmt: skip
+def profile_model_layers(count: ModelCount, threads: int, runs: int) -> list:
+    """Per-node kernel times (`layers.profile_layers`, onnxruntime's profiler) of the counted
+    model. `layers` maps onnxruntime's nodes back by node name and reads the graph's own input
+    dims, so when the file leaves dims open or nodes unnamed (old exporters), a copy with the
+    counted dims and unique names written in is profiled instead."""
+    from mnv2prof.layers import profile_layers
+
+    model = load_model(count.path)
+    renamed = _name_nodes(model)
+    try:
+        if not renamed and _fixed_input_dims(model) == count.input_shapes:
+            return profile_layers(count.path, threads, runs, warmup=PROFILE_WARMUP)
+        with tempfile.TemporaryDirectory(prefix="mnv2prof-profile-") as tmp:
+            copy = Path(tmp) / count.path.name
+            onnx.save(with_input_shapes(model, count.input_shapes), copy)
+            return profile_layers(copy, threads, runs, warmup=PROFILE_WARMUP)
+    except Mnv2profError:
+        raise
+    except Exception as exc:  # onnxruntime's own exception types
+        raise _ort_error(count.path, exc) from exc
 
 
-def layers_table(frame: pd.DataFrame, title: str) -> Table:
-    table = Table(title=title, title_justify="left", header_style="bold")
-    for header in ("node", "op"):
-        table.add_column(header)
-    for header in ("MACs (M)", "MACs share (%)", "elem ops (M)", "bytes moved (KiB)"):
-        table.add_column(header, justify="right")
-    for row in frame.itertuples(index=False):
-        table.add_row(
-            row.node,
-            row.op_type if row.counted else f"{row.op_type} (not counted)",
-            f"{row.macs / 1e6:,.3f}",
-            f"{row.macs_share_pct:.2f}",
-            f"{row.elementwise_ops / 1e6:,.3f}",
-            f"{row.bytes_moved / 1024:,.1f}",
-        )
-    return table
+def _name_nodes(model: onnx.ModelProto) -> bool:
+    """Give every unnamed or duplicate-named node a unique name (`Conv_3`); True if any changed."""
+    seen: set[str] = set()
+    changed = False
+    for i, node in enumerate(model.graph.node):
+        if not node.name or node.name in seen:
+            node.name = f"{node.op_type}_{i}"
+            changed = True
+        seen.add(node.name)
+    return changed
+
+
+def layer_runs(latency: Measurement, budget_s: float, most: int = 50) -> int:
+    """Profiled runs for the per-node view: what the timing budget affords, 5 to `most`."""
+    affordable = budget_s * 1e3 / latency.median_ms if latency.median_ms > 0 else most
+    return max(PROFILE_MIN_SAMPLES, min(most, int(affordable)))
+
+
+def _fixed_input_dims(model: onnx.ModelProto) -> Shapes:
+    initializers = {t.name for t in model.graph.initializer}
+    fixed: Shapes = {}
+    for value in model.graph.input:
+        dims = value.type.tensor_type.shape.dim
+        if value.name not in initializers and all(d.HasField("dim_value") for d in dims):
+            fixed[value.name] = tuple(d.dim_value for d in dims)
+    return fixed
+
+
+def _ort_error(path: Path, exc: Exception) -> ModelFileError:
+    text = str(exc).strip().splitlines()
+    reason = text[0] if text else type(exc).__name__
+    return ModelFileError(f"onnxruntime cannot run {path}: {reason}")
 
 
 def summary_title(count: ModelCount, threads: int) -> str:

@@ -15,8 +15,13 @@ from onnx import TensorProto, helper, numpy_helper
 
 from mnv2prof.errors import ModelFileError, UsageError
 from mnv2prof.graph import load_graph
-from mnv2prof.latency import OrtRunner
-from mnv2prof.model_profile import count_model_file, parse_shapes
+from mnv2prof.latency import Measurement, OrtRunner
+from mnv2prof.model_profile import (
+    count_model_file,
+    layer_runs,
+    parse_shapes,
+    profile_model_layers,
+)
 
 DATA = Path(onnx.__file__).parent / "backend/test/data"
 LIGHT = DATA / "light"
@@ -379,7 +384,9 @@ def test_profile_command_with_shape_layers_and_csv(tmp_path, run_cli):
     )  # fmt: skip
     assert code == 0, err
     assert "m.onnx: opset 13, inputs x=2x8x10x12" in " ".join(out.split())
-    assert "per node" in out and "Conv" in out and "100.00" in out  # the conv has all the MACs
+    # unnamed nodes are named (Conv_0) so onnxruntime's fused Conv+Relu maps back to both
+    assert "nodes onnxruntime runs" in out and "Conv_0+Relu_1" in out
+    assert "100.0" in out  # the conv has all the MACs
     (row,) = list(csv.DictReader(out_csv.open()))
     assert int(row["macs"]) == 2 * 16 * 10 * 12 * 8 * 9
     assert int(row["params"]) == 16 * 8 * 9
@@ -400,3 +407,17 @@ def test_profile_command_on_a_light_model(tmp_path, run_cli):
     assert counted == (macs, params, peak)
     assert int(row["latency_n"]) >= 5
     assert row["unhandled_ops"] == ""
+
+
+def test_layers_of_a_light_model_account_for_every_mac():
+    count = count_model_file(LIGHT / "light_squeezenet.onnx")
+    rows = profile_model_layers(count, threads=1, runs=2)
+    assert sum(r.macs for r in rows) == LIGHT_FIGURES["light_squeezenet"][0]
+    assert all(r.kernel_ms >= 0 for r in rows)
+    assert {r.op_type for r in rows if r.macs} == {"Conv"}
+
+
+def test_layer_runs_follow_the_budget():
+    assert layer_runs(Measurement((10.0,) * 6), budget_s=0.05) == 5  # at least 5
+    assert layer_runs(Measurement((10.0,) * 6), budget_s=0.2) == 20
+    assert layer_runs(Measurement((1.0,) * 6), budget_s=2.0) == 50  # at most 50
