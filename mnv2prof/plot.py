@@ -32,7 +32,8 @@ def _pyplot():
 
 
 def _row_label(row: pd.Series, keys: list[str]) -> str:
-    return " ".join([str(row["variant"]), *(f"{k}={row[k]}" for k in keys)])
+    """The varying spec values (the colour and legend give the variant), or the variant alone."""
+    return " ".join(f"{k}={row[k]}" for k in keys) or str(row["variant"])
 
 
 def macs_latency_figure(frame: pd.DataFrame):
