@@ -97,3 +97,18 @@ def test_python_dash_m_entry_point():
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_compare_streamed_chunks_rows(run_cli, tmp_path):
+    csv = tmp_path / "chunks.csv"
+    code, out, err = run_cli("compare", *SMALL, "--variants", "mbv2,mbv2-streamed",
+                             "--chunks", "1,2,6", "--baseline", "mbv2", "--csv", csv)
+    assert code == 0, err
+    frame = pd.read_csv(csv).set_index("variant")
+    assert frame.index.tolist() == ["mbv2", "mbv2-streamed/k1", "mbv2-streamed/k2", "mbv2-streamed/k6"]
+    assert (frame["macs"] == frame.loc["mbv2", "macs"]).all()
+    peaks = frame["peak_act_bytes"].tolist()
+    assert peaks[0] == peaks[1] > peaks[2] > peaks[3]
+    code, _, err = run_cli("compare", "--variants", "mbv2-streamed", "--baseline", "mbv2-streamed",
+                           "--chunks", "5")
+    assert code == 2 and "chunks 5 must divide the expanded channels 32 x 6 = 192" in err

@@ -104,3 +104,16 @@ def test_variant_list_parsing():
 )
 def test_make_divisible_matches_torchvision(value, expected):
     assert make_divisible(value) == expected
+
+
+def test_chunk_lists_expand_only_streamed_specs():
+    from mnv2prof.variants import parse_chunk_list, with_chunks
+
+    assert parse_chunk_list("1, 2,6") == (1, 2, 6)
+    for bad, fragment in (("0", "'0'"), ("2,x", "'x'"), ("", "''"), ("2,2", "listed twice")):
+        with pytest.raises(SpecError, match=fragment):
+            parse_chunk_list(bad)
+    specs = with_chunks([BlockSpec("mbv2"), BlockSpec("mbv2-streamed")], (1, 2, 6))
+    assert [s.label for s in specs] == [
+        "mbv2", "mbv2-streamed/k1", "mbv2-streamed/k2", "mbv2-streamed/k6",
+    ]  # fmt: skip
