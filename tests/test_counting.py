@@ -85,3 +85,58 @@ def test_unknown_ops_are_reported_not_silently_zero():
     assert cost.unhandled == {"Einsum": 1}
     assert cost.unhandled_summary() == "Einsum x1"
     assert cost.elementwise_ops == 16  # the Relu is still counted
+
+
+def _bn_model():
+    # x -> BatchNormalization(scale, bias, mean, var) -> Reshape(x, target) -> Gemm(w shared twice)
+    c = 4
+    inits = [
+        numpy_helper.from_array(np.ones(c, np.float32), name)
+        for name in ("scale", "bias", "mean", "var")
+    ] + [
+        numpy_helper.from_array(np.array([1, c * 9], np.int64), "target"),
+        numpy_helper.from_array(np.ones((c * 9, c * 9), np.float32), "w"),
+    ]
+    nodes = [
+        helper.make_node("BatchNormalization", ["x", "scale", "bias", "mean", "var"], ["b"]),
+        helper.make_node("Reshape", ["b", "target"], ["r"]),
+        helper.make_node("Gemm", ["r", "w"], ["g1"]),
+        helper.make_node("Gemm", ["g1", "w"], ["g2"], beta=0.0),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, 3, 3])],
+        [helper.make_tensor_value_info("g2", TensorProto.FLOAT, [1, c * 9])],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def test_params_rule_learned_float_weights_once():
+    from mnv2prof.counting import count_params
+
+    graph = load_graph(_bn_model())
+    # BN scale + shift (4 + 4; running mean and var are statistics), w once (36 x 36);
+    # the int64 Reshape target is not learned
+    assert count_params(graph) == 4 + 4 + 36 * 36
+
+
+def test_gemm_macs_and_bias_only_when_added():
+    cost = count_graph(load_graph(_bn_model()))
+    gemms = [n for n in cost.nodes if n.op_type == "Gemm"]
+    assert [n.macs for n in gemms] == [36 * 36, 36 * 36]
+    assert [n.elementwise_ops for n in gemms] == [0, 0]  # no C input; then C ignored (beta=0)
+
+
+def test_lrn_sums_squares_over_its_window():
+    node = helper.make_node("LRN", ["x"], ["y"], size=5)
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 4, 4])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    # per element: 5 squares summed, then scale, power and divide
+    assert count_graph(load_graph(model)).elementwise_ops == (5 + 3) * 8 * 4 * 4

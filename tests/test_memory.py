@@ -68,3 +68,34 @@ def test_graph_output_stays_alive_to_the_end():
     peak = peak_activation_memory(load_graph(model))
     # step 2: early_out (kept for the caller), n1, late_out; x died at step 1
     assert peak.peak_bytes == 1200
+
+
+def test_dropout7_mask_is_sized_like_its_data():
+    # opset 9 (Dropout-7): ONNX shape inference leaves the optional mask unknown; it is as
+    # large as the data, and it is alive while the node runs
+    model = helper.make_model(
+        helper.make_graph(
+            [helper.make_node("Dropout", ["x"], ["y", "mask"], ratio=0.5)],
+            "g",
+            [_vi("x", 100)],
+            [_vi("y", 100)],
+        ),
+        opset_imports=[helper.make_opsetid("", 9)],
+    )
+    graph = load_graph(model)
+    assert graph.tensor("mask").shape == (100,)
+    peak = peak_activation_memory(graph)
+    assert peak.unknown_tensors == ()
+    assert peak.peak_bytes == 3 * 400  # x, y, mask
+
+
+def test_input_shapes_replace_symbolic_dims_before_inference():
+    model = _model(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "L"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", "L"])],
+    )
+    assert load_graph(model).tensor("y").shape is None
+    graph = load_graph(model, input_shapes={"x": (2, 50)})
+    assert graph.tensor("y").shape == (2, 50)
+    assert peak_activation_memory(graph).peak_bytes == 2 * 2 * 50 * 4
