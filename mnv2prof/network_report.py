@@ -67,8 +67,8 @@ def latency_note(profile: NetworkProfile) -> str | None:
     whole, parts = profile.latency.median_ms, profile.stage_latency_sum_ms
     return (
         f"Stages timed one by one sum to {parts:.3f} ms; the whole network as one session takes "
-        f"{whole:.3f} ms ({parts / whole:.2f}x): each stage alone pays its own call overhead and "
-        "starts with cold caches."
+        f"{whole:.3f} ms ({parts / whole:.2f}x); they differ by one call overhead per stage, the "
+        "cache state each stage starts from, and the machine's noise."
     )
 
 
