@@ -155,7 +155,7 @@ def compare(
             stderr.print(f"wrote {len(frame)} rows to {path}", highlight=False)
 
 
-def _run_with_progress(specs: Sequence[BlockSpec], timing) -> list:
+def _run_with_progress(specs: Sequence[BlockSpec], timing):
     from mnv2prof.pipeline import Progress as Hooks
     from mnv2prof.pipeline import profile_run
 
@@ -527,20 +527,35 @@ def profile_command(
         stderr.print(f"wrote 1 row to {csv}", highlight=False)
 
 
+NetworkArch = Annotated[str, typer.Argument(help="mobilenetv2 or mobilenetv1.")]
+Width = Annotated[
+    float, typer.Option("--width", help="Width multiplier alpha (channels x alpha, rounded to 8).")
+]
+NetResolution = Annotated[int, typer.Option("--resolution", "-r", help="Input side, pixels.")]
+
+
 @app.command("network")
 def network_command(
-    arch: Annotated[str, typer.Argument(help="mobilenetv2 or mobilenetv1.")],
-    width: Annotated[float, typer.Option("--width", help="Width multiplier alpha (channels x alpha, rounded to 8).")] = 1.0,
-    resolution: Annotated[int, typer.Option("--resolution", "-r", help="Input side, pixels.")] = 224,
+    arch: NetworkArch,
+    width: Width = 1.0,
+    resolution: NetResolution = 224,
     classes: Annotated[int, typer.Option("--classes", help="Classifier outputs.")] = 1000,
     streamed: Annotated[
-        bool, typer.Option("--streamed", help="Bottlenecks as mbv2-streamed in t chunks (paper 5.1).")
+        bool,
+        typer.Option("--streamed", help="Bottlenecks as mbv2-streamed in t chunks (paper 5.1)."),
     ] = False,
     threads: Threads = 1,
     budget: Annotated[
-        float, typer.Option("--budget", help="Seconds of interleaved timing (network and each stage); 0: count only.")
+        float,
+        typer.Option(
+            "--budget",
+            help="Seconds of interleaved timing (network and each stage); 0: count only.",
+        ),
     ] = 5.0,
-    csv: Annotated[Path | None, typer.Option("--csv", help="Also write the stage rows and the total to this CSV.")] = None,
+    csv: Annotated[
+        Path | None,
+        typer.Option("--csv", help="Also write the stage rows and the total to this CSV."),
+    ] = None,
 ) -> None:
     """A whole network from the paper's table: MACs, params, peak activations and latency per stage.
 
@@ -572,7 +587,9 @@ def network_command(
     if note := latency_note(profile):
         stdout.print(note, highlight=False, soft_wrap=True)
     if profile.unhandled_ops:
-        stdout.print(f"ops without a cost handler (not counted): {profile.unhandled_ops}", highlight=False)
+        stdout.print(
+            f"ops without a cost handler (not counted): {profile.unhandled_ops}", highlight=False
+        )
     if csv is not None:
         write_frame(frame, csv)
         stderr.print(f"wrote {len(frame)} rows to {csv}", highlight=False)
@@ -580,13 +597,18 @@ def network_command(
 
 @app.command("memory-table")
 def memory_table_command(
-    arch: Annotated[str, typer.Argument(help="mobilenetv2 or mobilenetv1.")] = "mobilenetv2",
+    arch: NetworkArch = "mobilenetv2",
     act_dtype: Annotated[
-        str, typer.Option("--act-dtype", help="Activation type the bytes are for: fp16 (the paper's) or fp32.")
+        str,
+        typer.Option(
+            "--act-dtype", help="Activation type the bytes are for: fp16 (the paper's) or fp32."
+        ),
     ] = "fp16",
-    width: Annotated[float, typer.Option("--width", help="Width multiplier alpha.")] = 1.0,
-    resolution: Annotated[int, typer.Option("--resolution", "-r", help="Input side, pixels.")] = 224,
-    csv: Annotated[Path | None, typer.Option("--csv", help="Also write the rows to this CSV.")] = None,
+    width: Width = 1.0,
+    resolution: NetResolution = 224,
+    csv: Annotated[
+        Path | None, typer.Option("--csv", help="Also write the rows to this CSV.")
+    ] = None,
 ) -> None:
     """Paper Table 3: the largest activations alive per spatial size, naive vs memory-efficient.
 
@@ -610,6 +632,52 @@ def memory_table_command(
         "kB (1000 B) per spatial size; peak set = every tensor alive at the worst op of that size"
     )
     stdout.print(memory_table(frame, title))
+    if csv is not None:
+        write_frame(frame, csv)
+        stderr.print(f"wrote {len(frame)} rows to {csv}", highlight=False)
+
+
+@app.command("layers")
+def layers_command(
+    variant: Annotated[str, typer.Argument(help="One variant (see `mnv2prof variants`).")],
+    channels: Channels = 32,
+    resolution: Resolution = 56,
+    expansion: Expansion = 6,
+    kernel: Kernel = 3,
+    stride: Stride = 1,
+    batch: Batch = 1,
+    threads: Threads = 1,
+    runs: Annotated[
+        int, typer.Option("--runs", help="Profiled runs the kernel times are the median of.")
+    ] = 50,
+    csv: Annotated[
+        Path | None, typer.Option("--csv", help="Also write the per-node rows to this CSV.")
+    ] = None,
+) -> None:
+    """One row per node onnxruntime runs (after its fusions): MACs, bytes, kernel time.
+
+    Kernel times come from onnxruntime's profiler (10 warm-up runs dropped, median of --runs);
+    each fused node is mapped back to the exported nodes it computes, and named after the
+    block's layer (conv_pw, conv_dw, ...). Compare a node's share of the time with its share
+    of the MACs: the depthwise conv takes more time than its MACs say.
+    """
+    specs = _specs(variant, channels, resolution, expansion, kernel, stride, batch)
+    if len(specs) != 1:
+        raise UsageError(f"layers takes one variant, got {len(specs)}: {variant}")
+    (spec,) = specs
+    _positive(threads, "--threads")
+    _positive(runs, "--runs")
+    from mnv2prof.layers import profile_layers
+    from mnv2prof.pipeline import prepare
+    from mnv2prof.report import check_writable, layers_frame, layers_table, write_frame
+
+    check_writable(csv)
+    frame = layers_frame(profile_layers(prepare(spec).model_path, threads, runs))
+    title = (
+        f"{spec.name}: nodes onnxruntime runs (CPU, {threads} thread(s)), median of {runs} "
+        "profiled runs; 1 MAC = 1 multiply-accumulate"
+    )
+    stdout.print(layers_table(frame, title))
     if csv is not None:
         write_frame(frame, csv)
         stderr.print(f"wrote {len(frame)} rows to {csv}", highlight=False)
