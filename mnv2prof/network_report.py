@@ -78,9 +78,12 @@ def _ms(measurement) -> float:
 
 def stage_table(frame: pd.DataFrame, title: str) -> Table:
     table = Table(title=title, title_justify="left", header_style="bold")
-    for name in ("stage", "input", "operator", "t", "c", "n", "s"):
-        table.add_column(name, justify="left" if name in ("stage", "input", "operator") else "right")
-    for name in ("params", "MACs (M)", "peak act (KiB)", "latency median (ms)", "latency share (%)"):
+    for name in ("stage", "input", "operator"):
+        table.add_column(name)
+    for name in (
+        "t", "c", "n", "s",
+        "params", "MACs (M)", "peak act (KiB)", "latency median (ms)", "latency share (%)",
+    ):  # fmt: skip
         table.add_column(name, justify="right")
     for row in frame.to_dict("records"):
         if row["stage"] == "total":

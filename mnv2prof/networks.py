@@ -91,11 +91,13 @@ class NetworkSpec:
         if not self.width > 0:
             raise SpecError(f"width must be positive, got {self.width}")
         if self.resolution < 32:
-            raise SpecError(f"resolution must be at least 32 (5 stride-2 layers), got {self.resolution}")
+            raise SpecError(
+                f"resolution must be at least 32 (5 stride-2 layers), got {self.resolution}"
+            )
         if self.num_classes <= 0:
             raise SpecError(f"classes must be a positive integer, got {self.num_classes}")
         if self.streamed and self.arch != "mobilenetv2":
-            raise SpecError("streamed applies only to mobilenetv2 (it has the bottlenecks to split)")
+            raise SpecError("streamed applies only to mobilenetv2 (the bottlenecks to split)")
 
     @property
     def name(self) -> str:
@@ -166,7 +168,8 @@ def build_stages(spec: NetworkSpec) -> tuple[list[Stage], list[nn.Module]]:
         modules.append(module)
         chs, res = c, _out(res, s)
     stages.append(Stage("pool", f"avgpool {res}x{res}", res, chs, None, chs, 1, None))
-    stages.append(Stage("classifier", "linear (conv2d 1x1)", 1, chs, None, spec.num_classes, 1, None))
+    classifier = Stage("classifier", "linear (conv2d 1x1)", 1, chs, None, spec.num_classes, 1, None)
+    stages.append(classifier)
     return stages, modules
 
 
@@ -205,7 +208,9 @@ class NetworkExport:
     max_abs_diff: float | None  # parity of this export; None when loaded from the cache
 
 
-def export_network(spec: NetworkSpec, seed: int = 0, directory: Path | None = None) -> NetworkExport:
+def export_network(
+    spec: NetworkSpec, seed: int = 0, directory: Path | None = None
+) -> NetworkExport:
     """The checked ONNX file of `spec` (parity with torch proven), exported on a cache miss."""
     from mnv2prof.export import EXPORT_FORMAT, OPSET, cache_dir, export_module, library_versions
 

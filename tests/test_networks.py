@@ -60,7 +60,8 @@ def test_mobilenetv2_1_4_matches_the_released_model():
 
 def test_stages_add_up_and_follow_table_2(mnv2):
     stages = mnv2.stages
-    assert [s.stage.key for s in stages] == [*(f"features.{i}" for i in range(9)), "pool", "classifier"]
+    keys = [*(f"features.{i}" for i in range(9)), "pool", "classifier"]
+    assert [s.stage.key for s in stages] == keys
     assert sum(s.macs for s in stages) == mnv2.macs
     assert sum(s.params for s in stages) == mnv2.params
     assert [(s.stage.t, s.stage.c, s.stage.n, s.stage.s) for s in stages[1:8]] == [
