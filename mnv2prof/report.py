@@ -116,6 +116,10 @@ def compare_table(frame: pd.DataFrame, title: str, baseline: str | None) -> Tabl
     table.add_column("IQR (ms)", justify="right")
     table.add_column("eager\nmedian (ms)", justify="right")
     table.add_column("GMAC/s", justify="right")
+    roofline = "roofline_bound_ms" in frame.columns  # roofline.add_roofline, when calibrated
+    if roofline:
+        table.add_column("bound (ms)", justify="right")
+        table.add_column("efficiency", justify="right")
     if baseline is not None:
         table.add_column(f"MACs / {baseline} (x)", justify="right")
         table.add_column(f"latency / {baseline} (x)", justify="right")
@@ -137,6 +141,8 @@ def compare_table(frame: pd.DataFrame, title: str, baseline: str | None) -> Tabl
             _optional(row.get("eager_median_ms"), 1, 3),
             _fmt(row["gmacs_per_s"], 2),
         ]
+        if roofline:
+            cells += [_fmt(row["roofline_bound_ms"], 3), _fmt(row["roofline_efficiency_x"], 2)]
         if baseline is not None:
             cells += [_fmt(row["macs_ratio_x"], 2), _fmt(row["latency_ratio_x"], 2)]
         table.add_row(*cells)
