@@ -59,6 +59,21 @@ Threads = Annotated[
 Budget = Annotated[
     float, typer.Option("--budget", help="Seconds of interleaved timing for all variants together.")
 ]
+Device = Annotated[
+    str,
+    typer.Option(
+        "--device",
+        help="cpu, or cuda: also time on the GPU (eager with CUDA events, CUDA graph, "
+        "onnxruntime's CUDA provider when installed) and measure GPU peak memory.",
+    ),
+]
+
+
+def _check_device(device: str) -> None:
+    """Refuse --device cuda without a GPU before anything is exported or written."""
+    from mnv2prof.cuda import check_device
+
+    check_device(device)
 
 
 def _specs(
@@ -119,13 +134,16 @@ def compare(
             help="Chunk counts for mbv2-streamed, e.g. 1,2,6: one row each (mbv2-streamed/kK).",
         ),
     ] = "1",
+    device: Device = "cpu",
 ) -> None:
     """Export, count and time block variants; show MACs beside latency and memory.
 
     Each variant is exported to ONNX (cached), its MACs, elementwise ops, peak activation memory
     and weight bytes are counted from the graph, and its onnxruntime CPU latency is measured
     interleaved with the others. The ratio columns divide by the --baseline variant.
+    With --device cuda a second table gives the GPU columns.
     """
+    _check_device(device)
     specs = _specs(variants, channels, resolution, expansion, kernel, stride, batch)
     specs = with_chunks(specs, parse_chunk_list(chunks))
     if baseline not in {s.variant for s in specs}:
@@ -140,7 +158,7 @@ def compare(
     from mnv2prof.latency import TimingSpec
     from mnv2prof.report import compare_table, records_frame, table_notes, write_frame
 
-    run = _run_with_progress(specs, TimingSpec(threads=threads, budget_s=budget))
+    run = _run_with_progress(specs, TimingSpec(threads=threads, budget_s=budget), device)
     frame = records_frame(run.records, baseline)
     title = (
         f"C={channels} {resolution}x{resolution} t={expansion} k={kernel} s={stride} N={batch}, "
@@ -149,13 +167,19 @@ def compare(
     stdout.print(compare_table(frame, title, baseline))
     for note in table_notes(frame, run.harness_floor):
         stdout.print(note, highlight=False, soft_wrap=True)
+    if device == "cuda":
+        from mnv2prof.cuda_report import gpu_notes, gpu_table
+
+        stdout.print(gpu_table(frame, title.split(", onnxruntime")[0] + ", GPU", baseline))
+        for note in gpu_notes(frame, run.notes):
+            stdout.print(note, highlight=False, soft_wrap=True)
     for path in (csv, json_out):
         if path is not None:
             write_frame(frame, path)
             stderr.print(f"wrote {len(frame)} rows to {path}", highlight=False)
 
 
-def _run_with_progress(specs: Sequence[BlockSpec], timing):
+def _run_with_progress(specs: Sequence[BlockSpec], timing, device: str = "cpu"):
     from mnv2prof.pipeline import Progress as Hooks
     from mnv2prof.pipeline import profile_run
 
@@ -178,7 +202,7 @@ def _run_with_progress(specs: Sequence[BlockSpec], timing):
         def on_timing(fraction: float) -> None:
             bar.update(timing_task, completed=100 * fraction)
 
-        return profile_run(specs, timing, progress=Hooks(on_export, on_timing))
+        return profile_run(specs, timing, progress=Hooks(on_export, on_timing), device=device)
 
 
 @app.command()
@@ -369,6 +393,7 @@ def sweep(
     force: Annotated[
         bool, typer.Option("--force", help="Replace an existing --out (from its first new row).")
     ] = False,
+    device: Device = "cpu",
 ) -> None:
     """Measure every row of a profile's grid, appending each row to --out as it is measured.
 
@@ -381,10 +406,11 @@ def sweep(
     from mnv2prof.profiles import load_profile
     from mnv2prof.sweep import Sweep, SweepHooks
 
+    _check_device(device)
     if resume and force:
         raise UsageError("--resume and --force exclude each other")
     plan = load_profile(profile)
-    run = Sweep(plan, out, resume, force)
+    run = Sweep(plan, out, resume, force, device=device)
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),

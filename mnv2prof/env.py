@@ -29,6 +29,10 @@ class Environment:
     onnxscript: str
     numpy: str
     timestamp: str  # UTC, ISO 8601, when the environment was read
+    # --device cuda only (cuda.gpu_environment); empty on CPU-only runs
+    gpu_name: str = ""
+    cuda: str = ""  # the CUDA runtime torch was built with
+    gpu_driver: str = ""  # NVIDIA driver release
 
     def columns(self) -> dict[str, object]:
         """CSV columns, prefixed `env_`."""

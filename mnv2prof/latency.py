@@ -32,6 +32,7 @@ from functools import cached_property
 
 import numpy as np
 
+from mnv2prof.errors import Mnv2profError
 from mnv2prof.stats import TARGET_CI_REL, Summary, summarize
 
 
@@ -102,6 +103,10 @@ class Measurement:
         return self.ci_rel > TARGET_CI_REL
 
 
+class ProviderError(Mnv2profError):
+    """onnxruntime lists an execution provider but could not load it (missing CUDA libraries)."""
+
+
 class OrtRunner:
     """One onnxruntime CPU session with its input and output pre-bound; calling it runs once.
 
@@ -116,6 +121,7 @@ class OrtRunner:
         input_shapes: dict[str, tuple[int, ...]] | None = None,  # dims for symbolic inputs
         profile_prefix: str | None = None,  # write onnxruntime's JSON trace (kernel times)
         optimized_model_path: Path | None = None,  # save the graph onnxruntime runs (fused)
+        device: str = "cpu",  # "cuda": CUDAExecutionProvider, inputs and outputs bound on the GPU
     ) -> None:
         import onnxruntime as ort
 
@@ -133,8 +139,12 @@ class OrtRunner:
         self.session = ort.InferenceSession(
             model_path if isinstance(model_path, bytes) else str(model_path),
             options,
-            providers=["CPUExecutionProvider"],
+            providers=["CUDAExecutionProvider" if device == "cuda" else "CPUExecutionProvider"],
         )
+        if device == "cuda" and "CUDAExecutionProvider" not in self.session.get_providers():
+            # onnxruntime falls back to the CPU in silence when the provider fails to load
+            raise ProviderError("onnxruntime could not load CUDAExecutionProvider")
+        place = ("cuda", 0) if device == "cuda" else ("cpu", 0)
         rng = np.random.default_rng(seed)
         self.binding = self.session.io_binding()
         self._keep = []  # OrtValues must outlive the binding
@@ -142,11 +152,11 @@ class OrtRunner:
             given = (input_shapes or {}).get(value.name)
             shape = list(given) if given else [d if isinstance(d, int) else 1 for d in value.shape]
             array = rng.standard_normal(shape).astype(_numpy_dtype(value.type))
-            ort_value = ort.OrtValue.ortvalue_from_numpy(array)
+            ort_value = ort.OrtValue.ortvalue_from_numpy(array, *place)
             self._keep.append(ort_value)
             self.binding.bind_ortvalue_input(value.name, ort_value)
         for value in self.session.get_outputs():
-            self.binding.bind_output(value.name)
+            self.binding.bind_output(value.name, place[0])
         self()  # first run allocates the outputs; bind them so later runs reuse the buffers
         for value, ort_value in zip(
             self.session.get_outputs(), self.binding.get_outputs(), strict=True
@@ -192,7 +202,7 @@ def _numpy_dtype(ort_type: str) -> type:
 
 
 def measure_interleaved(
-    runners: Mapping[Hashable, Callable[[], None]],
+    runners: Mapping[Hashable, Callable[[], float | None]],
     spec: TimingSpec,
     progress: Callable[[float], None] | None = None,
     clock: Callable[[], int] = time.perf_counter_ns,
@@ -204,6 +214,10 @@ def measure_interleaved(
     is within `spec.target_ci_rel` leaves the rotation, so the rest of the budget goes to the
     noisy ones; sampling ends when none in `converge` is left or the budget is spent. Runners
     outside `converge` are timed until the end.
+
+    A runner that returns a number has measured itself (CUDA events: the GPU's time, which the
+    host clock around an asynchronous launch would not see): that number, in ms, is its sample.
+    One that returns None is timed by `clock` around the call.
 
     `progress`, if given, is called after every round with the fraction of the budget used
     (1.0 at the end, also when the CIs converged first).
@@ -224,8 +238,9 @@ def measure_interleaved(
         for key in active[offset:] + active[:offset]:
             run = runners[key]
             t0 = clock()
-            run()
-            samples[key].append((clock() - t0) / 1e6)
+            own_ms = run()
+            elapsed_ms = (clock() - t0) / 1e6
+            samples[key].append(elapsed_ms if own_ms is None else float(own_ms))
         rounds += 1
         if rounds >= spec.min_samples:
             pending -= {

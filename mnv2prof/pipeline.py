@@ -7,6 +7,7 @@ floor. Only the blocks' CIs decide when sampling may stop early; the floor just 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,7 @@ def prepare(spec: BlockSpec, seed: int = 0) -> PreparedBlock:
 class ProfileRun:
     records: list[Record]
     harness_floor: Measurement  # the identity model, timed like the blocks
+    notes: tuple[str, ...] = ()  # what was left out and why (a GPU column onnxruntime cannot fill)
 
 
 def profile_blocks(
@@ -71,9 +73,10 @@ def profile_blocks(
     timing: TimingSpec,
     seed: int = 0,
     progress: Progress | None = None,
+    device: str = "cpu",
 ) -> list[Record]:
     """Export, count and time `specs` (timed interleaved); one `Record` per spec, in order."""
-    return profile_run(specs, timing, seed, progress).records
+    return profile_run(specs, timing, seed, progress, device=device).records
 
 
 def profile_run(
@@ -81,6 +84,7 @@ def profile_run(
     timing: TimingSpec,
     seed: int = 0,
     progress: Progress | None = None,
+    device: str = "cpu",
 ) -> ProfileRun:
     """`profile_blocks`, and the harness floor measured with them."""
     progress = progress or Progress()
@@ -89,7 +93,7 @@ def profile_run(
         prepared.append(prepare(spec, seed))
         if progress.on_export:
             progress.on_export(spec, i + 1, len(specs))
-    return timed_records(prepared, timing, seed, progress)
+    return timed_records(prepared, timing, seed, progress, device=device)
 
 
 def timed_records(
@@ -97,8 +101,13 @@ def timed_records(
     timing: TimingSpec,
     seed: int = 0,
     progress: Progress | None = None,
+    device: str = "cpu",
 ) -> ProfileRun:
-    """Time `prepared` in onnxruntime and eagerly, interleaved; records and the harness floor."""
+    """Time `prepared` in onnxruntime and eagerly, interleaved; records and the harness floor.
+
+    `device="cuda"` adds each block's GPU runners (cuda.block_runners) to the same round robin;
+    the CPU columns are measured as always, so one table holds both.
+    """
     from mnv2prof.blocks import build_block
     from mnv2prof.eager import EagerRunner, inference_graph, measure_memory, torch_threads
 
@@ -109,6 +118,20 @@ def timed_records(
         runners[("eager", p.spec)] = EagerRunner(
             build_block(p.spec, seed), p.spec.input_shape, seed
         )
+    notes: list[str] = []
+    if device == "cuda":
+        from mnv2prof import cuda
+
+        ort_note = cuda.ort_cuda_unavailable()
+        notes += [ort_note] if ort_note else []
+        for p in prepared:
+            gpu_runners = cuda.block_runners(
+                lambda p=p: build_block(p.spec, seed),
+                p.spec.input_shape,
+                None if ort_note else p.model_path,
+                seed,
+            )
+            runners.update({(kind, p.spec): run for kind, run in gpu_runners.items()})
     blocks = list(runners)
     runners[HARNESS_FLOOR] = OrtRunner(identity_model(), timing.threads, seed)
     with torch_threads(timing.threads):
@@ -120,6 +143,17 @@ def timed_records(
             for p in prepared
         }
     env = current_environment()
+    gpu: dict[BlockSpec, dict[str, object]] = {p.spec: {} for p in prepared}
+    if device == "cuda":
+        env = dataclasses.replace(env, **dataclasses.asdict(cuda.gpu_environment()))
+        for p in prepared:
+            gpu[p.spec] = {
+                kind: measurements.get((kind, p.spec))
+                for kind in ("cuda_eager", "cuda_graph", "cuda_ort")
+            }
+            gpu[p.spec]["cuda_peak_bytes"] = cuda.measure_peak_memory(
+                inference_graph(build_block(p.spec, seed)), p.spec.input_shape, seed
+            )
     records = [
         make_record(
             p,
@@ -129,10 +163,11 @@ def timed_records(
             eager=measurements[("eager", p.spec)],
             measured_peak_bytes=memory[p.spec].peak_bytes,
             measured_alloc_peak_bytes=memory[p.spec].alloc_peak_bytes,
+            **gpu[p.spec],
         )
         for p in prepared
     ]
-    return ProfileRun(records, measurements[HARNESS_FLOOR])
+    return ProfileRun(records, measurements[HARNESS_FLOOR], tuple(notes))
 
 
 def make_record(

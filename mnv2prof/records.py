@@ -5,7 +5,8 @@ Column units: `*_bytes` bytes, `*_ms` milliseconds, `macs` multiply-accumulates 
 `nodes` a count of graph nodes, `gmacs_per_s` 10^9 MACs per second, `*_x` a ratio (times),
 `*_rel` a fraction (0.02 = 2%), `*_flop_per_byte` FLOPs per byte. `latency_*` is onnxruntime,
 `eager_*` the torch module run eagerly; `*_ci_low_ms` / `*_ci_high_ms` bound the 95% confidence
-interval of the median.
+interval of the median. `cuda_eager_*`, `cuda_graph_*`, `cuda_ort_*` and `cuda_peak_bytes` are
+measured on the GPU (empty unless --device cuda).
 """
 
 from __future__ import annotations
@@ -66,6 +67,10 @@ class Record:
     eager: Measurement | None = None  # the torch module's latency, when it was timed
     measured_peak_bytes: int | None = None  # eager.measure_memory: live bytes at op boundaries
     measured_alloc_peak_bytes: int | None = None  # ... and at any allocation (kernel scratch)
+    cuda_eager: Measurement | None = None  # --device cuda: torch eagerly on the GPU (CUDA events)
+    cuda_graph: Measurement | None = None  # ... the same module replayed as a CUDA graph
+    cuda_ort: Measurement | None = None  # ... onnxruntime's CUDAExecutionProvider
+    cuda_peak_bytes: int | None = None  # cuda.measure_peak_memory: one forward, input included
 
     @property
     def gmacs_per_s(self) -> float:
@@ -102,6 +107,10 @@ class Record:
             **_eager_columns(self.eager),
             "measured_peak_bytes": self.measured_peak_bytes,
             "measured_alloc_peak_bytes": self.measured_alloc_peak_bytes,
+            "cuda_peak_bytes": self.cuda_peak_bytes,
+            **_measurement_columns("cuda_eager", self.cuda_eager),
+            **_measurement_columns("cuda_graph", self.cuda_graph),
+            **_measurement_columns("cuda_ort", self.cuda_ort),
             "gmacs_per_s": round(self.gmacs_per_s, 4),
             "unhandled_ops": c.unhandled_ops,
             "latency_samples_ms": " ".join(f"{s:.5f}" for s in m.samples_ms),
@@ -110,13 +119,19 @@ class Record:
 
 
 def _eager_columns(m: Measurement | None) -> dict[str, object]:
+    return _measurement_columns("eager", m)
+
+
+def _measurement_columns(prefix: str, m: Measurement | None) -> dict[str, object]:
+    """A measurement's summary columns (empty, n 0, when it was not taken)."""
     names = ("median", "q1", "q3", "p95", "ci_low", "ci_high")
     if m is None:
-        return {f"eager_{k}_ms": None for k in names} | {"eager_ci_rel": None, "eager_n": 0,
-                                                         "eager_unstable": None}
+        return {f"{prefix}_{k}_ms": None for k in names} | {
+            f"{prefix}_ci_rel": None, f"{prefix}_n": 0, f"{prefix}_unstable": None
+        }
     return {
-        **{f"eager_{k}_ms": round(getattr(m, f"{k}_ms"), 6) for k in names},
-        "eager_ci_rel": round(m.ci_rel, 6),
-        "eager_n": m.n,
-        "eager_unstable": m.unstable,
+        **{f"{prefix}_{k}_ms": round(getattr(m, f"{k}_ms"), 6) for k in names},
+        f"{prefix}_ci_rel": round(m.ci_rel, 6),
+        f"{prefix}_n": m.n,
+        f"{prefix}_unstable": m.unstable,
     }

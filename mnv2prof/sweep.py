@@ -152,10 +152,17 @@ class Sweep:
     environment), so a front end can fail before it shows progress.
     """
 
-    def __init__(self, profile: Profile, out: Path, resume: bool = False, force: bool = False):
+    def __init__(
+        self,
+        profile: Profile,
+        out: Path,
+        resume: bool = False,
+        force: bool = False,
+        device: str = "cpu",  # "cuda": each row also gets its GPU columns (pipeline.timed_records)
+    ):
         from mnv2prof.env import current_environment
 
-        self.profile, self.out = profile, Path(out)
+        self.profile, self.out, self.device = profile, Path(out), device
         self.journal = CsvJournal(self.out, resume, force)
         first = self.journal.first_row
         if first is not None:
@@ -195,7 +202,10 @@ class Sweep:
                     if hooks.on_point:
                         hooks.on_point(point, len(todo))
                     timing = self.profile.timing_for(point)
-                    for record in profile_blocks(todo, timing, seed=self.profile.seed):
+                    records = profile_blocks(
+                        todo, timing, seed=self.profile.seed, device=self.device
+                    )
+                    for record in records:
                         self.journal.append(record.row())
                         written += 1
                         if hooks.on_row:
