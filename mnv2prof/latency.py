@@ -136,6 +136,8 @@ class OrtRunner:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
+        if device == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise ProviderError("onnxruntime could not load CUDAExecutionProvider (not installed)")
         self.session = ort.InferenceSession(
             model_path if isinstance(model_path, bytes) else str(model_path),
             options,
