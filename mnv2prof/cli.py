@@ -582,6 +582,7 @@ def network_command(
         Path | None,
         typer.Option("--csv", help="Also write the stage rows and the total to this CSV."),
     ] = None,
+    device: Device = "cpu",
 ) -> None:
     """A whole network from the paper's table: MACs, params, peak activations and latency per stage.
 
@@ -590,7 +591,9 @@ def network_command(
     activation memory is the liveness peak of its own nodes; its latency share is its median when
     timed as its own ONNX sub-model (interleaved with the others) over the sum of those medians.
     The total row is the whole network: its params, MACs, peak and latency as one session.
+    With --device cuda one more line gives the whole network's GPU latency and peak memory.
     """
+    _check_device(device)
     from mnv2prof.latency import TimingSpec
     from mnv2prof.network_report import latency_note, stage_frame, stage_table
     from mnv2prof.networks import NetworkSpec, profile_network
@@ -600,6 +603,8 @@ def network_command(
     _positive(threads, "--threads")
     if budget < 0:
         raise UsageError(f"--budget must be 0 or positive, got {budget}")
+    if device == "cuda" and budget == 0:
+        raise UsageError("--device cuda times the network: give --budget > 0")
     check_writable(csv)
     with stderr.status(f"export + count + time {spec.name}"):
         timing = TimingSpec(threads=threads, budget_s=budget) if budget > 0 else None
@@ -616,6 +621,15 @@ def network_command(
         stdout.print(
             f"ops without a cost handler (not counted): {profile.unhandled_ops}", highlight=False
         )
+    if device == "cuda":
+        from mnv2prof.cuda import measure_module
+        from mnv2prof.cuda_report import module_line
+        from mnv2prof.networks import build_network
+
+        with stderr.status(f"GPU: time {spec.name}"):
+            gpu = measure_module(lambda: build_network(spec), spec.input_shape, timing)
+        line = module_line(spec.name, gpu.eager, gpu.graph, gpu.peak_bytes, gpu.env.gpu_name)
+        stdout.print(line, highlight=False, soft_wrap=True)
     if csv is not None:
         write_frame(frame, csv)
         stderr.print(f"wrote {len(frame)} rows to {csv}", highlight=False)

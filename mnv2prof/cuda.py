@@ -43,6 +43,7 @@ from torch import nn
 
 from mnv2prof.eager import example_input
 from mnv2prof.errors import UsageError
+from mnv2prof.latency import Measurement, TimingSpec
 
 DEVICES = ("cpu", "cuda")
 ORT_CUDA_PROVIDER = "CUDAExecutionProvider"
@@ -196,3 +197,22 @@ def measure_peak_memory(module: nn.Module, input_shape: tuple[int, ...], seed: i
         torch.cuda.synchronize()
     return torch.cuda.max_memory_allocated() - before + x.nbytes
 
+
+@dataclass(frozen=True)
+class ModuleOnGpu:
+    eager: Measurement
+    graph: Measurement
+    peak_bytes: int  # measure_peak_memory, on eager.inference_graph of the module
+    env: GpuEnvironment
+
+
+def measure_module(
+    build: Callable[[], nn.Module], input_shape: tuple[int, ...], timing: TimingSpec, seed: int = 0
+) -> ModuleOnGpu:
+    """One whole module (a network) on the GPU: eager and CUDA graph interleaved, and its peak."""
+    from mnv2prof.eager import inference_graph
+    from mnv2prof.latency import measure_interleaved
+
+    measured = measure_interleaved(block_runners(build, input_shape, None, seed), timing)
+    peak = measure_peak_memory(inference_graph(build()), input_shape, seed)
+    return ModuleOnGpu(measured["cuda_eager"], measured["cuda_graph"], peak, gpu_environment())

@@ -107,3 +107,13 @@ def gpu_notes(frame: pd.DataFrame, left_out: tuple[str, ...] = ()) -> list[str]:
         "what was held before it (weights excluded), plus the input; static: the liveness peak."
     )
     return notes + list(left_out)
+
+
+def module_line(name: str, eager, graph, peak_bytes: int, gpu_name: str) -> str:
+    """One sentence for a whole module timed on the GPU (`network --device cuda`)."""
+    return (
+        f"GPU ({gpu_name}), {name} as a whole: eager median {eager.median_ms:.4f} ms "
+        f"(+-{100 * eager.ci_rel:.1f}%), CUDA graph median {graph.median_ms:.4f} ms "
+        f"(+-{100 * graph.ci_rel:.1f}%), launch overhead {eager.median_ms - graph.median_ms:.4f} "
+        f"ms; measured GPU peak {peak_bytes / 1024:,.1f} KiB (input included, weights not)."
+    )

@@ -51,6 +51,7 @@ def test_no_gpu_reason_names_torch_and_why(no_gpu, built_with, why):
 @pytest.mark.parametrize("command", [
     ("compare", *SMALL),
     ("sweep", "smoke"),
+    ("network", "mobilenetv2", "--budget", "0.1"),
 ])
 def test_device_cuda_without_gpu_exits_2_before_anything(no_gpu, run_cli, tmp_path, command):
     import mnv2prof.pipeline
@@ -61,7 +62,7 @@ def test_device_cuda_without_gpu_exits_2_before_anything(no_gpu, run_cli, tmp_pa
     no_gpu.setattr(mnv2prof.pipeline, "prepare", must_not_run)
     out = tmp_path / "rows.csv"
     code, stdout, stderr = run_cli(*command, "--device", "cuda",
-                                   "--csv" if command[0] == "compare" else "--out", out)
+                                   "--out" if command[0] == "sweep" else "--csv", out)
     assert code == 2
     lines = stderr.strip().splitlines()
     assert len(lines) == 1, stderr
@@ -210,6 +211,25 @@ def test_gpu_notes_name_the_device_the_disagreement_and_what_was_left_out():
     assert notes[-1] == left_out[0]
 
 
+def test_module_line_gives_both_medians_the_overhead_and_the_peak():
+    from mnv2prof.cuda_report import module_line
+
+    line = module_line("mobilenetv2_w1_r224", Measurement((2.0,) * 11), Measurement((0.5,) * 11),
+                       3 * 1024 * 1024, "Test GPU")
+    assert line == (
+        "GPU (Test GPU), mobilenetv2_w1_r224 as a whole: eager median 2.0000 ms (+-0.0%), "
+        "CUDA graph median 0.5000 ms (+-0.0%), launch overhead 1.5000 ms; measured GPU peak "
+        "3,072.0 KiB (input included, weights not)."
+    )
+
+
+def test_network_device_cuda_needs_a_budget(run_cli, monkeypatch):
+    monkeypatch.setattr(cuda, "unavailable_reason", lambda: None)  # as if a GPU were there
+    code, _, stderr = run_cli("network", "mobilenetv2", "--device", "cuda", "--budget", "0")
+    assert code == 2
+    assert "--device cuda times the network: give --budget > 0" in stderr
+
+
 def test_onnxruntime_without_cuda_provider_is_a_note_and_never_a_silent_cpu_fallback():
     import onnxruntime
 
@@ -261,3 +281,11 @@ def test_compare_device_cuda_fills_the_gpu_columns(run_cli, tmp_path):
     assert (frame["cuda_peak_bytes"] > 0).all()
     assert frame["env_gpu_name"].notna().all() and (frame["env_gpu_name"] != "").all()
     assert (frame["latency_median_ms"] > 0).all()  # the CPU columns are still measured
+
+
+@needs_gpu
+def test_network_device_cuda_adds_the_gpu_line(run_cli):
+    code, stdout, stderr = run_cli("network", "mobilenetv2", "--resolution", "32", "--budget",
+                                   "0.2", "--device", "cuda")
+    assert code == 0, stderr
+    assert "as a whole: eager median" in stdout
