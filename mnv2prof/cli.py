@@ -160,12 +160,16 @@ def compare(
 
     run = _run_with_progress(specs, TimingSpec(threads=threads, budget_s=budget), device)
     frame = records_frame(run.records, baseline)
+    from mnv2prof.roofline import add_roofline, load_machine, roofline_notes
+
+    machine = load_machine(threads)  # measured by `calibrate`, never inside compare
+    frame = add_roofline(frame, machine)
     title = (
         f"C={channels} {resolution}x{resolution} t={expansion} k={kernel} s={stride} N={batch}, "
         f"onnxruntime CPU, {threads} thread(s); 1 MAC = 1 multiply-accumulate, FLOPs = 2 x MACs"
     )
     stdout.print(compare_table(frame, title, baseline))
-    for note in table_notes(frame, run.harness_floor):
+    for note in table_notes(frame, run.harness_floor) + roofline_notes(frame, machine, threads):
         stdout.print(note, highlight=False, soft_wrap=True)
     if device == "cuda":
         from mnv2prof.cuda_report import gpu_notes, gpu_table
@@ -475,19 +479,31 @@ def plot_command(
     results: Annotated[Path, typer.Argument(help="A CSV written by `sweep` or `compare --csv`.")],
     out: Annotated[Path, typer.Option("--out", help="Figure file: .png, .pdf or .svg.")],
     kind: Annotated[
-        str, typer.Option("--kind", help="macs-latency (log-log, a point per row) or sweep.")
+        str, typer.Option("--kind", help="macs-latency (log-log, a point per row), sweep or "
+                          "roofline.")
     ] = "macs-latency",
     x: Annotated[
         str | None,
         typer.Option("--x", help="sweep: the swept column (default: the one spec column that "
                      "varies), e.g. exp_ratio."),
     ] = None,
+    roofline: Annotated[
+        bool, typer.Option("--roofline", help="Same as --kind roofline (needs `calibrate`).")
+    ] = False,
 ) -> None:
-    """Draw MACs against latency, or latency and MACs (normalised) against a swept column."""
+    """Draw MACs against latency, latency and MACs (normalised) against a swept column, or the
+    rows under this machine's roofline (intensity against achieved GFLOP/s)."""
     from mnv2prof.plot import plot
     from mnv2prof.tables import load_results
 
-    plot(load_results(results), out, kind, x)
+    frame = load_results(results)
+    kind = "roofline" if roofline else kind
+    machine = None
+    if kind == "roofline":
+        from mnv2prof.roofline import machine_for_frame
+
+        machine = machine_for_frame(frame)
+    plot(frame, out, kind, x, machine=machine)
     stderr.print(f"wrote {out}", highlight=False)
 
 
@@ -721,6 +737,99 @@ def layers_command(
     if csv is not None:
         write_frame(frame, csv)
         stderr.print(f"wrote {len(frame)} rows to {csv}", highlight=False)
+
+
+@app.command()
+def calibrate(
+    threads: Threads = 1,
+    budget: Annotated[
+        float, typer.Option("--budget", help="Seconds of interleaved timing of the three probes.")
+    ] = 3.0,
+) -> None:
+    """Measure this machine's peak GFLOP/s and GB/s in onnxruntime; store them for the roofline.
+
+    Peak compute is the best run of a 1024^3 MatMul; bandwidth the best run of an Add over
+    arrays beyond the last-level cache (memory) and of a chain of Adds on L2-resident arrays
+    (cache). The profile is keyed by CPU model and --threads; `compare` then adds each block's
+    roofline bound and efficiency.
+    """
+    _positive(threads, "--threads")
+    _positive(budget, "--budget")
+    from mnv2prof.roofline import calibrate as measure, save_machine
+
+    with stderr.status(f"calibrating at {threads} thread(s) ({budget:g} s budget)"):
+        machine = measure(threads, budget)
+    path = save_machine(machine)
+    stdout.print(f"peak compute: {machine.peak_gflops:,.1f} GFLOP/s", highlight=False)
+    stdout.print(f"memory bandwidth: {machine.dram_gbs:,.1f} GB/s (beyond the last-level cache), "
+                 f"{machine.cache_gbs:,.1f} GB/s (L2-resident)", highlight=False)
+    stdout.print(f"ridge point: {machine.ridge_flop_per_byte:,.2f} FLOP/B; {machine.cpu_model}, "
+                 f"{threads} thread(s)", highlight=False)
+    stderr.print(f"wrote {path}", highlight=False)
+
+
+@app.command()
+def explain(
+    results: Annotated[Path, typer.Argument(help="A CSV written by `sweep` or `compare --csv`.")],
+) -> None:
+    """Fit latency against MACs, MACs + bytes moved, MACs + bytes + nodes: R^2, error, costs.
+
+    Least squares with an intercept over every row of the CSV; coefficients in ns per MAC,
+    ns per byte, us per node and an intercept in us, so the terms can be weighed.
+    """
+    from rich.table import Table
+
+    from mnv2prof.explain import explain as fit_all, explain_notes
+    from mnv2prof.tables import load_results
+
+    fits = fit_all(load_results(results), results)
+    table = Table(title=f"{results}: latency median (ms) fitted by least squares, {fits[0].n} rows",
+                  title_justify="left", header_style="bold")
+    for header in ("model", "R^2", "mean abs error (%)", "coefficients"):
+        table.add_column(header, justify="left" if header in ("model", "coefficients") else "right")
+    for f in fits:
+        table.add_row(f.name, "-" if f.missing else f"{f.r2:.3f}",
+                      "-" if f.missing else f"{100 * f.mape:.1f}", f.coefficient_text())
+    stdout.print(table)
+    for note in explain_notes(fits):
+        stdout.print(note, highlight=False, soft_wrap=True)
+
+
+@app.command("guidelines")
+def guidelines_command(
+    threads: Threads = 1,
+    budget: Annotated[
+        float, typer.Option("--budget", help="Seconds of interleaved timing per guideline.")
+    ] = 2.0,
+) -> None:
+    """ShuffleNet V2's guidelines G1-G4 at equal MACs: the paper's claim beside this machine.
+
+    Each guideline's blocks are exported (cached), counted and timed interleaved; the verdict
+    reads the 95% CI of the round-paired latency ratio of the block the paper calls slower to
+    the one it calls fastest (holds: slower by more than 5%).
+    """
+    _positive(threads, "--threads")
+    _positive(budget, "--budget")
+    from rich.table import Table
+
+    from mnv2prof.guidelines import guidelines, run_guideline
+
+    for guideline in guidelines():
+        with stderr.status(f"{guideline.key}: export + count + time ({budget:g} s budget)"):
+            result = run_guideline(guideline, threads, budget)
+        table = Table(title=f"{guideline.key}, onnxruntime CPU, {threads} thread(s); "
+                      "1 MAC = 1 multiply-accumulate", title_justify="left", header_style="bold")
+        table.add_column("block", no_wrap=True)
+        for header in ("MACs (M)", "bytes moved (MiB)", "nodes", "latency median (ms)",
+                       f"/ {guideline.reference} (x)", "95% CI (x)"):
+            table.add_column(header, justify="right")
+        for row in result.rows:
+            table.add_row(row.config.label, f"{row.macs / 1e6:,.2f}",
+                          f"{row.bytes_moved / 2**20:,.2f}", str(row.nodes),
+                          f"{row.median_ms:.3f}", f"{row.ratio.median:.3f}",
+                          f"{row.ratio.ci_low:.3f}-{row.ratio.ci_high:.3f}")
+        stdout.print(table)
+        stdout.print(result.sentence(), highlight=False, soft_wrap=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

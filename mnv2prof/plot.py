@@ -5,6 +5,9 @@
 - `sweep`: latency and MACs against a swept column (e.g. `exp_ratio`), each normalised to its
   value at the first swept value, one colour per variant (solid: latency, dashed: MACs). Where
   the two curves of a variant part, MACs mislead about what the change costs.
+- `roofline`: arithmetic intensity (FLOP/B) against achieved GFLOP/s, log-log, under the
+  machine's roofline min(peak, bandwidth x intensity) from `mnv2prof calibrate`. A point's
+  distance below the roof is its roofline efficiency.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import pandas as pd
 from mnv2prof.errors import UsageError
 from mnv2prof.tables import varying_keys
 
-KINDS = ("macs-latency", "sweep")
+KINDS = ("macs-latency", "sweep", "roofline")
 FILE_TYPES = (".png", ".pdf", ".svg")
 
 
@@ -101,8 +104,47 @@ def sweep_figure(frame: pd.DataFrame, x: str | None):
     return fig
 
 
-def plot(frame: pd.DataFrame, out: Path, kind: str = "macs-latency", x: str | None = None) -> None:
-    """Draw `kind` from the result rows and write it to `out` (format from the suffix)."""
+def roofline_figure(frame: pd.DataFrame, machine):
+    """`machine`: a roofline.MachineProfile (peak GFLOP/s and bandwidth GB/s)."""
+    import numpy as np
+
+    plt = _pyplot()
+    keys = varying_keys(frame)
+    intensity = frame["flops"] / frame["bytes_moved"]
+    achieved = frame["flops"] / (frame["latency_median_ms"] * 1e-3) / 1e9
+    fig, ax = plt.subplots(figsize=(7.5, 5.5), layout="constrained")
+    low = min(intensity.min(), machine.ridge_flop_per_byte) / 4
+    high = max(intensity.max(), machine.ridge_flop_per_byte) * 4
+    span = np.geomspace(low, high, 200)
+    ax.plot(span, np.minimum(machine.peak_gflops, machine.bandwidth_gbs * span), "k-",
+            label=f"roofline: {machine.peak_gflops:,.0f} GFLOP/s, {machine.bandwidth_gbs:,.1f} GB/s")
+    ax.plot(span, np.minimum(machine.peak_gflops, machine.dram_gbs * span), "k:", alpha=0.6,
+            label=f"from memory: {machine.dram_gbs:,.1f} GB/s")
+    colours = plt.get_cmap("tab10")
+    for i, variant in enumerate(dict.fromkeys(frame["variant"])):
+        rows = frame["variant"] == variant
+        ax.plot(intensity[rows], achieved[rows], "o", color=colours(i % 10), label=variant)
+    if len(frame) <= 40:
+        for (_, row), xi, yi in zip(frame.iterrows(), intensity, achieved):
+            if keys:
+                ax.annotate(_row_label(row, keys), (xi, yi), textcoords="offset points",
+                            xytext=(4, 3), fontsize=6.5)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("arithmetic intensity (FLOP per byte moved; FLOPs = 2 x MACs)")
+    ax.set_ylabel("achieved GFLOP/s (FLOPs / latency median)")
+    ax.set_title(f"Roofline, {machine.cpu_model}, {machine.threads} thread(s)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def plot(
+    frame: pd.DataFrame, out: Path, kind: str = "macs-latency", x: str | None = None,
+    machine=None,
+) -> None:
+    """Draw `kind` from the result rows and write it to `out` (format from the suffix);
+    `roofline` needs `machine` (roofline.MachineProfile)."""
     if kind not in KINDS:
         raise UsageError(f"--kind {kind!r}: choose from {', '.join(KINDS)}")
     out = Path(out)
@@ -110,7 +152,10 @@ def plot(frame: pd.DataFrame, out: Path, kind: str = "macs-latency", x: str | No
         raise UsageError(f"--out {out}: give a file ending in {', '.join(FILE_TYPES)}")
     if not out.parent.is_dir():
         raise UsageError(f"cannot write {out}: folder {out.parent} does not exist")
-    fig = macs_latency_figure(frame) if kind == "macs-latency" else sweep_figure(frame, x)
+    if kind == "roofline":
+        fig = roofline_figure(frame, machine)
+    else:
+        fig = macs_latency_figure(frame) if kind == "macs-latency" else sweep_figure(frame, x)
     # Through a temporary file and a rename, as report.write_atomic does for text.
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=out.suffix, dir=out.parent)
     os.close(fd)

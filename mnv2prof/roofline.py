@@ -235,7 +235,8 @@ def roofline_notes(frame: pd.DataFrame, machine: MachineProfile | None, threads:
 
 def machine_for_frame(frame: pd.DataFrame) -> MachineProfile:
     """The stored profile for the CPU and the one thread count of a results CSV."""
-    missing = [c for c in ("env_cpu_model", "threads") if c not in frame.columns]
+    needed = ("env_cpu_model", "threads", "flops", "bytes_moved")
+    missing = [c for c in needed if c not in frame.columns]
     if missing:
         raise UsageError(f"the results lack {', '.join(missing)}: cannot pick a machine profile")
     cpus, threads = frame["env_cpu_model"].unique(), frame["threads"].unique()
