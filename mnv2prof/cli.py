@@ -748,9 +748,9 @@ def calibrate(
 ) -> None:
     """Measure this machine's peak GFLOP/s and GB/s in onnxruntime; store them for the roofline.
 
-    Peak compute is the best run of a 1024^3 MatMul; bandwidth the best run of an Add over
-    arrays beyond the last-level cache (memory) and of a chain of Adds on L2-resident arrays
-    (cache). The profile is keyed by CPU model and --threads; `compare` then adds each block's
+    Peak compute is the best run of a 1024^3 MatMul or a 3x3 conv (the faster); bandwidth the
+    best run of an Add over arrays beyond the last-level cache (memory) and of a chain of Adds
+    on L2-resident arrays (cache). The profile is keyed by CPU model and --threads; `compare` then adds each block's
     roofline bound and efficiency.
     """
     _positive(threads, "--threads")

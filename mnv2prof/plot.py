@@ -117,7 +117,8 @@ def roofline_figure(frame: pd.DataFrame, machine):
     high = max(intensity.max(), machine.ridge_flop_per_byte) * 4
     span = np.geomspace(low, high, 200)
     ax.plot(span, np.minimum(machine.peak_gflops, machine.bandwidth_gbs * span), "k-",
-            label=f"roofline: {machine.peak_gflops:,.0f} GFLOP/s, {machine.bandwidth_gbs:,.1f} GB/s")
+            label=f"roofline: {machine.peak_gflops:,.0f} GFLOP/s, "
+                  f"{machine.bandwidth_gbs:,.1f} GB/s")
     ax.plot(span, np.minimum(machine.peak_gflops, machine.dram_gbs * span), "k:", alpha=0.6,
             label=f"from memory: {machine.dram_gbs:,.1f} GB/s")
     colours = plt.get_cmap("tab10")

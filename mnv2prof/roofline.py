@@ -5,7 +5,9 @@ moves B bytes takes at least max(F / peak, B / bandwidth). Both ceilings are mea
 onnxruntime, with the harness every block is timed with (`latency.OrtRunner`,
 `latency.measure_interleaved`), at the thread count the blocks run at:
 
-- peak compute: an N x N x N MatMul (2 N^3 FLOPs), large enough that its time is arithmetic;
+- peak compute: the faster of an N x N x N MatMul (2 N^3 FLOPs) and a 3x3 conv 128 -> 128 on
+  56x56 (onnxruntime's blocked NCHWc conv kernels, which beat its MatMul by ~20% here), both
+  large enough that their time is arithmetic;
 - bandwidth from memory: one Add over arrays each as large as the last-level cache (reads two,
   writes one: 3 x 4 bytes per element), so the traffic cannot be served from cache;
 - bandwidth from cache: a chain of Adds over arrays that fit in a quarter of the L2 cache.
@@ -31,8 +33,9 @@ import pandas as pd
 
 from mnv2prof.errors import UsageError
 
-PROFILE_FORMAT = 1  # bump when the measurement changes, to ignore older profiles
+PROFILE_FORMAT = 2  # bump when the measurement changes, to ignore older profiles
 GEMM_N = 1024  # 2.1 GFLOP per run: far above the harness floor, a few ms per run
+CONV_C, CONV_HW = 128, 56  # 3x3 conv: 0.92 GFLOP per run, the blocks' own kernel path
 FLOAT_BYTES = 4
 CACHE_ADD_CHAIN = 64  # Adds in series on cache-resident arrays: 64 x 3 arrays of traffic a run
 DEFAULT_LLC_BYTES = 32 * 2**20  # when sysfs does not say
@@ -43,7 +46,7 @@ DEFAULT_L2_BYTES = 1 * 2**20
 class MachineProfile:
     cpu_model: str
     threads: int
-    peak_gflops: float  # 10^9 FLOP/s, best run of the MatMul
+    peak_gflops: float  # 10^9 FLOP/s, best run of the MatMul or of the conv, the faster
     dram_gbs: float  # 10^9 bytes/s, best run of the Add over arrays beyond the last-level cache
     cache_gbs: float  # 10^9 bytes/s, best run of the Add chain on L2-resident arrays
     onnxruntime: str
@@ -98,6 +101,16 @@ def matmul_model(n: int) -> bytes:
     )
 
 
+def conv_model(c: int, hw: int) -> bytes:
+    """A 3x3 conv c -> c on hw x hw, weights in the graph: 2 * c^2 * 9 * hw^2 FLOPs."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    weight = np.random.default_rng(0).standard_normal((c, c, 3, 3)).astype(np.float32)
+    return _model([("Conv", ["x", "w"], "y", {"pads": [1, 1, 1, 1]})], {"x": [1, c, hw, hw]},
+                  ("y", [1, c, hw, hw]), "peak_conv", [numpy_helper.from_array(weight, "w")])
+
+
 def add_model(numel: int, chain: int = 1) -> bytes:
     """x1 = a + b, x(i+1) = x(i) + b, `chain` Adds on float vectors of `numel`: each reads two
     vectors and writes one."""
@@ -105,18 +118,20 @@ def add_model(numel: int, chain: int = 1) -> bytes:
     return _model(nodes, {"a": [numel], "b": [numel]}, (f"x{chain}", [numel]), "bandwidth")
 
 
-def _model(nodes, inputs: dict[str, list[int]], output: tuple[str, list[int]], name: str) -> bytes:
+def _model(nodes, inputs: dict[str, list[int]], output: tuple[str, list[int]], name: str,
+           initializers=()) -> bytes:
     import onnx
     from onnx import TensorProto, helper
 
     from mnv2prof.export import OPSET
 
     graph = helper.make_graph(
-        [helper.make_node(op, ins, [out], name=f"{op.lower()}_{i}")
-         for i, (op, ins, out) in enumerate(nodes)],
+        [helper.make_node(op, ins, [out], name=f"{op.lower()}_{i}", **(attrs[0] if attrs else {}))
+         for i, (op, ins, out, *attrs) in enumerate(nodes)],
         name,
         [helper.make_tensor_value_info(k, TensorProto.FLOAT, v) for k, v in inputs.items()],
         [helper.make_tensor_value_info(output[0], TensorProto.FLOAT, output[1])],
+        list(initializers),
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     onnx.checker.check_model(model)
@@ -136,11 +151,13 @@ def calibrate(threads: int, budget_s: float = 3.0) -> MachineProfile:
     cache_numel = l2 // 4 // (3 * FLOAT_BYTES)  # a, b and the live result in a quarter of L2
     work = {  # runner -> FLOPs or bytes of one run
         "gemm": 2 * GEMM_N**3,
+        "conv": 2 * CONV_C**2 * 9 * CONV_HW**2,
         "dram": 3 * FLOAT_BYTES * dram_numel,
         "cache": 3 * FLOAT_BYTES * cache_numel * CACHE_ADD_CHAIN,
     }
     runners = {
         "gemm": OrtRunner(matmul_model(GEMM_N), threads),
+        "conv": OrtRunner(conv_model(CONV_C, CONV_HW), threads),
         "dram": OrtRunner(add_model(dram_numel), threads),
         "cache": OrtRunner(add_model(cache_numel, CACHE_ADD_CHAIN), threads),
     }
@@ -149,7 +166,7 @@ def calibrate(threads: int, budget_s: float = 3.0) -> MachineProfile:
     return MachineProfile(
         cpu_model=cpu_model(),
         threads=threads,
-        peak_gflops=work["gemm"] / best_s["gemm"] / 1e9,
+        peak_gflops=max(work[k] / best_s[k] for k in ("gemm", "conv")) / 1e9,
         dram_gbs=work["dram"] / best_s["dram"] / 1e9,
         cache_gbs=work["cache"] / best_s["cache"] / 1e9,
         onnxruntime=onnxruntime.__version__,
