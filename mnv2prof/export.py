@@ -13,7 +13,6 @@ import contextlib
 import io
 import logging
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ import onnx
 import torch
 from torch import nn
 
+from mnv2prof.atomic import atomic_target
 from mnv2prof.errors import ExportError
 from mnv2prof.variants import BlockSpec
 
@@ -106,10 +106,7 @@ def export_module(
     module = module.eval()
     path.parent.mkdir(parents=True, exist_ok=True)
     example = torch.randn(*input_shape, generator=torch.Generator().manual_seed(seed + 1))
-    fd, tmp_name = tempfile.mkstemp(suffix=".onnx.tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with atomic_target(path, suffix=".onnx.tmp") as tmp:
         try:
             with _quiet_exporter(), torch.inference_mode(False):
                 torch.onnx.export(
@@ -136,10 +133,7 @@ def export_module(
                 f"onnxruntime output differs from torch by {diff:.3g} (> {PARITY_ATOL}) "
                 f"for {path.name}"
             )
-        os.replace(tmp, path)
-        return diff
-    finally:
-        tmp.unlink(missing_ok=True)
+    return diff
 
 
 def parity_diff(model_path: Path, x: np.ndarray, expected: np.ndarray) -> float:

@@ -12,12 +12,11 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 
+from mnv2prof.atomic import atomic_target
 from mnv2prof.errors import UsageError
 from mnv2prof.tables import varying_keys
 
@@ -157,14 +156,8 @@ def plot(
         fig = roofline_figure(frame, machine)
     else:
         fig = macs_latency_figure(frame) if kind == "macs-latency" else sweep_figure(frame, x)
-    # Through a temporary file and a rename, as report.write_atomic does for text.
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=out.suffix, dir=out.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=150)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with atomic_target(out, suffix=out.suffix) as tmp:
+            fig.savefig(tmp, dpi=150)
     finally:
         _pyplot().close(fig)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 from rich.table import Table
 
+from mnv2prof.atomic import write_atomic  # noqa: F401  (re-exported: callers import it from here)
 from mnv2prof.errors import UsageError
 from mnv2prof.latency import Measurement
 from mnv2prof.layers import LayerRow
@@ -171,21 +170,6 @@ def table_notes(frame: pd.DataFrame, harness_floor: Measurement | None = None) -
     for variant, ops in uncounted.itertuples(index=False):
         notes.append(f"{variant}: ops without a cost handler (not counted): {ops}")
     return notes
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file in the same folder, then rename."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise UsageError(f"cannot write {path}: folder {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def check_writable(path: Path | None) -> None:

@@ -13,7 +13,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from mnv2prof.errors import ModelFileError, UsageError
+from mnv2prof.errors import UsageError
 from mnv2prof.graph import load_graph
 from mnv2prof.latency import Measurement, OrtRunner
 from mnv2prof.model_profile import (
