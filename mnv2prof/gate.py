@@ -310,8 +310,8 @@ def decide(
     base_samples = {v: _samples(r, "baseline") for v, r in base_rows.items()}
     cur_samples = {v: _samples(r, "current run") for v, r in cur_rows.items()}
     if relative_to is not None:
-        base_rel = _per_round_ratios(base_samples, relative_to)
-        cur_rel = _per_round_ratios(cur_samples, relative_to)
+        base_rel = per_round_ratios(base_samples, relative_to)
+        cur_rel = per_round_ratios(cur_samples, relative_to)
 
     verdicts = []
     for variant, cur in cur_rows.items():
@@ -368,7 +368,7 @@ def compare_samples(
     return Latency.PASS, ratio, p
 
 
-def _per_round_ratios(samples: dict[str, np.ndarray], reference: str) -> dict[str, np.ndarray]:
+def per_round_ratios(samples: dict[str, np.ndarray], reference: str) -> dict[str, np.ndarray]:
     """Each variant's samples divided by the reference's sample of the same round.
 
     `latency.measure_interleaved` lets a runner whose median has converged leave the rotation

@@ -210,10 +210,10 @@ class Ratio:
 
 
 def paired_ratio(contrast: np.ndarray, reference: np.ndarray) -> Ratio:
-    from mnv2prof.gate import _per_round_ratios
+    from mnv2prof.gate import per_round_ratios
     from mnv2prof.stats import median_ci
 
-    ratios = _per_round_ratios({"contrast": np.asarray(contrast, float),
+    ratios = per_round_ratios({"contrast": np.asarray(contrast, float),
                                 "reference": np.asarray(reference, float)}, "reference")["contrast"]
     low, high = median_ci(ratios)
     return Ratio(float(np.median(ratios)), low, high, len(ratios))

@@ -8,7 +8,7 @@ from mnv2prof.variants import DEFAULT_VARIANTS, VARIANTS
 SMALL = ("--channels", "8", "--resolution", "8", "--budget", "0.05")
 
 
-def test_variants_lists_eight_one_line_each(run_cli):
+def test_variants_lists_every_variant_one_line_each(run_cli):
     code, out, _ = run_cli("variants")
     assert code == 0
     lines = out.strip().splitlines()
