@@ -239,12 +239,81 @@ def export(
         stdout.print(f"{target}  ({parity})", highlight=False)
 
 
+# `baseline` and `gate` take their rows from these flags or from a profile, never both.
+_GATE_SPEC_FLAGS = {
+    "channels": "--channels", "resolution": "--resolution", "expansion": "--expansion",
+    "kernel": "--kernel", "stride": "--stride", "batch": "--batch", "variants": "--variants",
+    "threads": "--threads",
+}  # fmt: skip
+GateProfile = Annotated[
+    str | None,
+    typer.Option(
+        "--profile",
+        help="A profile (name or .toml path) instead of the spec flags: every grid point, its "
+        "variants timed together, with the profile's threads and budget_s (--budget overrides).",
+    ),
+]
+
+
+def _explicit(ctx: typer.Context, names) -> list[str]:
+    """The parameters among `names` given on the command line or by environment, not defaulted."""
+    given = []
+    for name in names:
+        source = ctx.get_parameter_source(name)
+        if source is not None and source.name != "DEFAULT":
+            given.append(name)
+    return given
+
+
+def _gate_profile(ctx: typer.Context, profile: str, budget: float):
+    """The profile to measure, its budget_s replaced by an explicit --budget."""
+    import dataclasses
+
+    from mnv2prof.profiles import load_profile
+
+    given = _explicit(ctx, _GATE_SPEC_FLAGS)
+    if given:
+        flags = ", ".join(_GATE_SPEC_FLAGS[n] for n in given)
+        raise UsageError(
+            f"--profile replaces the spec flags: drop {flags} (the profile's grid, variants and "
+            "threads are measured)"
+        )
+    plan = load_profile(profile)
+    if _explicit(ctx, ["budget"]):
+        _positive(budget, "--budget")
+        plan = dataclasses.replace(plan, timing=dataclasses.replace(plan.timing, budget_s=budget))
+    return plan
+
+
+def _measure_profile(plan) -> list:
+    """(grid point, its records) for every point of `plan`, measured as `sweep` measures them."""
+    from mnv2prof.sweep import measure_point
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total:.0f} rows"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    measured = []
+    with Progress(*columns, console=stderr, transient=True) as bar:
+        task = bar.add_task(plan.name, total=plan.rows)
+        for point in plan.points():
+            bar.update(task, description=f"{plan.name}: {point.label}")
+            measured.append((point, measure_point(plan, point)))
+            bar.advance(task, len(point.specs))
+    return measured
+
+
 @app.command("baseline")
 def baseline_command(
+    ctx: typer.Context,
     out: Annotated[
         Path,
         typer.Option("--out", help="CSV to store the rows in (raw samples, cost, environment)."),
     ],
+    profile: GateProfile = None,
     channels: Channels = 32,
     resolution: Resolution = 56,
     expansion: Expansion = 6,
@@ -259,13 +328,29 @@ def baseline_command(
 
     The CSV keeps every raw latency sample (in round order), the spec, the counted cost and the
     environment, so a later gate can test significance and refuse a foreign machine.
+    With --profile, every grid point of the profile is measured (as `sweep` does) instead of
+    the spec flags, and all its rows go to the one CSV, written once at the end.
     """
-    specs = _specs(variants, channels, resolution, expansion, kernel, stride, batch)
-    _positive(threads, "--threads")
-    _positive(budget, "--budget")
     from mnv2prof.latency import TimingSpec
     from mnv2prof.report import check_writable, compare_table, records_frame, write_frame
 
+    if profile is not None:
+        plan = _gate_profile(ctx, profile, budget)
+        check_writable(out)
+        measured = _measure_profile(plan)
+        frame = records_frame([record for _, records in measured for record in records])
+        write_frame(frame, out)
+        for point, records in measured:
+            title = f"baseline {plan.name}: {point.label}, {point.threads} thread(s)"
+            stdout.print(compare_table(records_frame(records), title, None))
+        stderr.print(
+            f"wrote {len(frame)} baseline rows ({len(measured)} grid points) to {out}",
+            highlight=False,
+        )
+        return
+    specs = _specs(variants, channels, resolution, expansion, kernel, stride, batch)
+    _positive(threads, "--threads")
+    _positive(budget, "--budget")
     check_writable(out)
     run = _run_with_progress(specs, TimingSpec(threads=threads, budget_s=budget))
     frame = records_frame(run.records)
@@ -277,9 +362,11 @@ def baseline_command(
 
 @app.command("gate")
 def gate_command(
+    ctx: typer.Context,
     baseline: Annotated[
         Path, typer.Option("--baseline", help="Baseline CSV written by `mnv2prof baseline`.")
     ],
+    profile: GateProfile = None,
     channels: Channels = 32,
     resolution: Resolution = 56,
     expansion: Expansion = 6,
@@ -335,28 +422,49 @@ def gate_command(
     than the baseline by more than --max-slowdown AND a one-sided Mann-Whitney U test on the raw
     samples says so at --alpha. Faster rows are reported, never failed. Rows are matched by
     variant; a missing or malformed baseline, or rows that do not match, exit 2.
+    With --profile (the one the baseline was taken with) rows are matched by spec and threads,
+    and --relative-to divides each row by the reference variant of its own grid point.
     """
-    specs = _specs(variants, channels, resolution, expansion, kernel, stride, batch)
-    _positive(threads, "--threads")
-    _positive(budget, "--budget")
     from mnv2prof import gate
     from mnv2prof.env import current_environment
     from mnv2prof.gate_report import junit_xml, markdown_summary as to_markdown, notes, verdict_table
     from mnv2prof.latency import TimingSpec
     from mnv2prof.report import check_writable, records_frame, write_atomic
 
+    if profile is not None:
+        plan = _gate_profile(ctx, profile, budget)
+        match_by, names = "spec", plan.variants
+        keys = [
+            gate.row_key({"spec": s.name, "threads": point.threads}, match_by)
+            for point in plan.points()
+            for s in point.specs
+        ]
+        where = f"the profile's variants ({', '.join(names)})"
+    else:
+        specs = _specs(variants, channels, resolution, expansion, kernel, stride, batch)
+        _positive(threads, "--threads")
+        _positive(budget, "--budget")
+        match_by, keys = "variant", [s.variant for s in specs]
+        names, where = keys, f"--variants ({variants})"
     policy = gate.GatePolicy(max_slowdown, alpha, allow_cost_change)
-    if relative_to is not None and relative_to not in {s.variant for s in specs}:
-        raise UsageError(f"--relative-to {relative_to!r} is not among --variants ({variants})")
+    if relative_to is not None and relative_to not in names:
+        raise UsageError(f"--relative-to {relative_to!r} is not among {where}")
     check_writable(markdown_summary)
     check_writable(junit)
-    stored = gate.load_baseline(baseline)
-    gate.check_variants(stored, [s.variant for s in specs])
-    differences = gate.environment_differences(stored, current_environment(), threads)
+    stored = gate.load_baseline(baseline, match_by)
+    gate.check_rows(stored, keys, match_by)
+    # a profile's threads are part of each row's key, matched above
+    current_threads = None if profile is not None else threads
+    differences = gate.environment_differences(stored, current_environment(), current_threads)
     gate.check_environment(differences, relative_to is not None, allow_env_mismatch)
 
-    run = _run_with_progress(specs, TimingSpec(threads=threads, budget_s=budget))
-    result = gate.decide(stored, records_frame(run.records), policy, relative_to, differences)
+    if profile is not None:
+        records = [record for _, point_records in _measure_profile(plan) for record in point_records]
+    else:
+        records = _run_with_progress(specs, TimingSpec(threads=threads, budget_s=budget)).records
+    result = gate.decide(
+        stored, records_frame(records), policy, relative_to, differences, match_by
+    )
     stdout.print(verdict_table(result))
     for line in notes(result):
         stdout.print(line, highlight=False, soft_wrap=True)

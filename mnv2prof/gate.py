@@ -38,6 +38,12 @@ on milliseconds. A uniform slowdown of the machine then cancels exactly; a chang
 block and not the reference does not. It cannot see a change that slows every block alike (the
 reference included): gate the reference itself in absolute mode on a fixed machine for that.
 
+**Rows are matched** to the baseline by variant for a run of compare flags (one row per
+variant), or by ``spec`` and ``threads`` for a profile's grid (``match_by="spec"``: one variant
+appears at many grid points). In relative mode a profile row is divided by the reference variant's
+row of the *same grid point* (the same spec apart from the variant, the same threads): only the
+rows of one grid point were timed in the same rounds.
+
 Faster rows are reported (``faster``, with the same test in the other direction), never failed.
 ``alpha`` is per row: with R rows and no regression, at most about R x alpha false failures are
 expected from sampling alone, fewer in practice since the null already allows the tolerance.
@@ -63,6 +69,7 @@ from mnv2prof.errors import UsageError
 # Counted (exact, deterministic) metrics: any change is an architecture change.
 COUNTED_COLUMNS = ("macs", "params", "peak_act_bytes", "bytes_moved", "weight_bytes")
 SAMPLES_COLUMN = "latency_samples_ms"  # space-separated milliseconds, in round order
+MATCH_BY = ("variant", "spec")  # row keys: the variant (compare flags), or spec and threads
 REQUIRED_COLUMNS = (
     "variant",
     "spec",
@@ -123,6 +130,7 @@ class RowVerdict:
     latency: Latency
     cost_changes: tuple[CostChange, ...]
     cost_change_allowed: bool
+    threads: int | None = None  # onnxruntime intra-op threads of the current row
 
     @property
     def cost_failed(self) -> bool:
@@ -154,6 +162,13 @@ class GateResult:
     policy: GatePolicy
     relative_to: str | None
     env_differences: tuple[tuple[str, str, str], ...]  # (key, baseline, current)
+    match_by: str = "variant"  # how rows were matched: see MATCH_BY
+
+    def key(self, row: RowVerdict) -> str:
+        """The row's name in reports: its variant, or its spec and threads."""
+        if self.match_by == "spec":
+            return row_key({"spec": row.current_spec, "threads": row.threads}, "spec")
+        return row.variant
 
     @property
     def failures(self) -> tuple[RowVerdict, ...]:
@@ -186,8 +201,28 @@ class GateResult:
 # --- reading a baseline ----------------------------------------------------------------------
 
 
-def load_baseline(path: Path) -> pd.DataFrame:
+def row_key(row: dict, match_by: str = "variant") -> str:
+    """What a row is matched to the baseline by: its variant, or its spec and threads."""
+    if match_by == "spec":
+        return f"{row['spec']} threads={row['threads']}"
+    if match_by != "variant":
+        raise ValueError(f"match_by must be one of {MATCH_BY}, got {match_by!r}")
+    return str(row["variant"])
+
+
+def grid_point(row: dict) -> str:
+    """The grid point of a profile row: its spec apart from the variant, and its threads.
+
+    The compact spec is ``variant_c.._r..``; variant names hold no underscore (variants.py).
+    """
+    return f"{str(row['spec']).split('_', 1)[-1]} threads={row['threads']}"
+
+
+def load_baseline(path: Path, match_by: str = "variant") -> pd.DataFrame:
     """Read and validate a baseline (CSV, or JSON records) as strings; `BaselineError` if unfit.
+
+    Rows must be unique by `row_key` (`match_by`): by variant for compare flags, by spec and
+    threads for a profile.
 
     Every cell is read as text: a CSV reader guessing types would turn env_onnx "1.20" into 1.2
     and refuse a matching environment.
@@ -211,9 +246,13 @@ def load_baseline(path: Path) -> pd.DataFrame:
         )
     if frame.empty:
         raise BaselineError(f"baseline {path} has no rows")
-    duplicated = sorted(set(frame["variant"][frame["variant"].duplicated()]))
+    keys = pd.Series([row_key(r, match_by) for r in frame.to_dict("records")], dtype=object)
+    duplicated = sorted(set(keys[keys.duplicated()]))
     if duplicated:
-        raise BaselineError(f"baseline {path} has more than one row for {', '.join(duplicated)}")
+        hint = " (a profile's baseline: gate it with --profile)" if match_by == "variant" else ""
+        raise BaselineError(
+            f"baseline {path} has more than one row for {', '.join(duplicated)}{hint}"
+        )
     for row in frame.to_dict("records"):
         _samples(row, f"baseline {path}")
         _counted(row, f"baseline {path}")
@@ -251,28 +290,46 @@ def _counted(row: dict, source: str) -> dict[str, int]:
 
 def check_variants(baseline: pd.DataFrame, variants: list[str] | tuple[str, ...]) -> None:
     """The baseline's rows must be exactly the variants measured now (rows matched by variant)."""
-    have, want = set(baseline["variant"]), set(variants)
-    if have != want:
-        parts = []
-        if want - have:
-            parts.append(f"no baseline row for {', '.join(sorted(want - have))}")
-        if have - want:
-            parts.append(f"baseline rows not measured now: {', '.join(sorted(have - want))}")
-        raise UsageError(
-            f"{'; '.join(parts)} (baseline variants: {', '.join(baseline['variant'])}); "
-            f"gate the same --variants the baseline was taken with"
-        )
+    check_rows(baseline, variants, "variant")
+
+
+def check_rows(baseline: pd.DataFrame, keys: list[str] | tuple[str, ...], match_by: str) -> None:
+    """The baseline's rows must be exactly the rows measured now (`keys`, by `row_key`)."""
+    stored = [row_key(r, match_by) for r in baseline.to_dict("records")]
+    have, want = set(stored), set(keys)
+    if have == want:
+        return
+    parts = []
+    if want - have:
+        parts.append(f"no baseline row for {_listed(want - have)}")
+    if have - want:
+        parts.append(f"baseline rows not measured now: {_listed(have - want)}")
+    if match_by == "variant":
+        hint = f" (baseline variants: {', '.join(stored)}); gate the same --variants the baseline"
+    else:
+        hint = "; gate the same profile (grid, variants, threads) the baseline"
+    raise UsageError("; ".join(parts) + hint + " was taken with")
+
+
+def _listed(keys: set[str], most: int = 6) -> str:
+    """Sorted, at most `most` of them and a count of the rest: a profile can have hundreds."""
+    ordered = sorted(keys)
+    shown = ", ".join(ordered[:most])
+    return shown + (f" and {len(ordered) - most} more" if len(ordered) > most else "")
 
 
 def environment_differences(
-    baseline: pd.DataFrame, env: Environment, threads: int
+    baseline: pd.DataFrame, env: Environment, threads: int | None
 ) -> tuple[tuple[str, str, str], ...]:
-    """(key, baseline value, current value) of every COMPARABLE_KEYS field and `threads` that differ."""
+    """(key, baseline value, current value) of every COMPARABLE_KEYS field and `threads` that differ.
+
+    `threads` None: a profile's rows carry their own threads, matched as part of the row key.
+    """
     found: dict[str, tuple[str, str]] = {}
     for row in baseline.to_dict("records"):
         for key, (theirs, mine) in env.differences(row).items():
             found.setdefault(key, (str(theirs), str(mine)))
-        if str(row["threads"]) != str(threads):
+        if threads is not None and str(row["threads"]) != str(threads):
             found.setdefault("threads", (str(row["threads"]), str(threads)))
     return tuple((k, b, c) for k, (b, c) in found.items())
 
@@ -298,38 +355,41 @@ def decide(
     policy: GatePolicy,
     relative_to: str | None = None,
     env_differences: tuple[tuple[str, str, str], ...] = (),
+    match_by: str = "variant",
 ) -> GateResult:
-    """One `RowVerdict` per current row, matched to the baseline row of the same variant."""
-    check_variants(baseline, list(current["variant"]))
-    base_rows = {r["variant"]: r for r in baseline.to_dict("records")}
-    cur_rows = {r["variant"]: r for r in current.to_dict("records")}
-    if relative_to is not None and relative_to not in cur_rows:
-        raise UsageError(
-            f"--relative-to {relative_to!r} is not among the variants ({', '.join(cur_rows)})"
-        )
-    base_samples = {v: _samples(r, "baseline") for v, r in base_rows.items()}
-    cur_samples = {v: _samples(r, "current run") for v, r in cur_rows.items()}
+    """One `RowVerdict` per current row, matched to the baseline row of the same `row_key`."""
+    cur_rows = {row_key(r, match_by): r for r in current.to_dict("records")}
+    check_rows(baseline, list(cur_rows), match_by)
+    base_rows = {row_key(r, match_by): r for r in baseline.to_dict("records")}
+    base_samples = {k: _samples(r, "baseline") for k, r in base_rows.items()}
+    cur_samples = {k: _samples(r, "current run") for k, r in cur_rows.items()}
     if relative_to is not None:
-        base_rel = per_round_ratios(base_samples, relative_to)
-        cur_rel = per_round_ratios(cur_samples, relative_to)
+        references = _references(cur_rows, relative_to, match_by)
+        base_rel, cur_rel = {}, {}
+        for key, ref in references.items():
+            # per_round_ratios pairs rounds within one timed run: the row and its reference only
+            base_rel[key] = per_round_ratios({"row": base_samples[key], "ref": base_samples[ref]},
+                                             "ref")["row"]
+            cur_rel[key] = per_round_ratios({"row": cur_samples[key], "ref": cur_samples[ref]},
+                                            "ref")["row"]
 
     verdicts = []
-    for variant, cur in cur_rows.items():
-        base = base_rows[variant]
-        b, c = base_samples[variant], cur_samples[variant]
+    for key, cur in cur_rows.items():
+        base = base_rows[key]
+        b, c = base_samples[key], cur_samples[key]
         changes = _cost_changes(_counted(base, "baseline"), _counted(cur, "current run"))
         if relative_to is None:
             latency, ratio, p = compare_samples(b, c, policy)
             b_rel = c_rel = None
         else:
-            b_rel, c_rel = float(np.median(base_rel[variant])), float(np.median(cur_rel[variant]))
-            if variant == relative_to:
+            b_rel, c_rel = float(np.median(base_rel[key])), float(np.median(cur_rel[key]))
+            if references[key] == key:
                 latency, ratio, p = Latency.REFERENCE, 1.0, 1.0
             else:
-                latency, ratio, p = compare_samples(base_rel[variant], cur_rel[variant], policy)
+                latency, ratio, p = compare_samples(base_rel[key], cur_rel[key], policy)
         verdicts.append(
             RowVerdict(
-                variant=variant,
+                variant=str(cur["variant"]),
                 baseline_spec=str(base["spec"]),
                 current_spec=str(cur["spec"]),
                 baseline_ms=float(np.median(b)),
@@ -341,9 +401,33 @@ def decide(
                 latency=latency,
                 cost_changes=changes,
                 cost_change_allowed=policy.allow_cost_change,
+                threads=int(cur["threads"]),
             )
         )
-    return GateResult(tuple(verdicts), policy, relative_to, env_differences)
+    return GateResult(tuple(verdicts), policy, relative_to, env_differences, match_by)
+
+
+def _references(rows: dict[str, dict], relative_to: str, match_by: str) -> dict[str, str]:
+    """Each row's key -> the key of its reference row: the `relative_to` variant's row timed in
+    the same rounds (the only one for compare flags; of the same grid point for a profile)."""
+    variants = list(dict.fromkeys(str(r["variant"]) for r in rows.values()))
+    if relative_to not in variants:
+        raise UsageError(
+            f"--relative-to {relative_to!r} is not among the variants ({', '.join(variants)})"
+        )
+
+    def group(row: dict) -> str:
+        return grid_point(row) if match_by == "spec" else ""
+
+    reference = {group(r): k for k, r in rows.items() if str(r["variant"]) == relative_to}
+    missing = sorted({group(r) for r in rows.values()} - set(reference))
+    if missing:
+        raise UsageError(
+            f"--relative-to {relative_to!r}: no {relative_to} row at grid point(s) "
+            f"{_listed(set(missing))}; its rows can only be compared with rows timed in the same "
+            f"rounds (add {relative_to} to the profile's variants)"
+        )
+    return {k: reference[group(r)] for k, r in rows.items()}
 
 
 def compare_samples(

@@ -15,14 +15,17 @@ from mnv2prof.gate import GateResult, Latency, RowVerdict
 
 def verdict_cells(result: GateResult) -> tuple[list[str], list[list[str]]]:
     """(headers, rows of text cells) of the verdict table."""
-    headers = ["variant", "baseline (ms)", "current (ms)"]
+    by_spec = result.match_by == "spec"  # a profile: one variant at many grid points
+    headers = ["spec", "threads"] if by_spec else ["variant"]
+    headers += ["baseline (ms)", "current (ms)"]
     if result.relative_to:
         ref = result.relative_to
         headers += [f"baseline / {ref} (x)", f"current / {ref} (x)"]
     headers += ["ratio (x)", "p-value", "cost", "verdict"]
     rows = []
     for r in result.rows:
-        cells = [r.variant, f"{r.baseline_ms:.3f}", f"{r.current_ms:.3f}"]
+        cells = [r.current_spec, str(r.threads)] if by_spec else [r.variant]
+        cells += [f"{r.baseline_ms:.3f}", f"{r.current_ms:.3f}"]
         if result.relative_to:
             cells += [f"{r.baseline_rel_x:.3f}", f"{r.current_rel_x:.3f}"]
         p = "-" if r.latency is Latency.REFERENCE else f"{r.p_value:.2g}"
@@ -39,7 +42,9 @@ def notes(result: GateResult) -> list[str]:
         lines.append(f"Environment differs from the baseline's: {listed}.")
     for r in result.rows:
         if r.baseline_spec != r.current_spec:
-            lines.append(f"{r.variant}: spec {r.baseline_spec} in the baseline, {r.current_spec} now.")
+            lines.append(
+                f"{result.key(r)}: spec {r.baseline_spec} in the baseline, {r.current_spec} now."
+            )
     lines.append(result.summary())
     return lines
 
@@ -81,7 +86,7 @@ def markdown_summary(result: GateResult) -> str:
 
 
 def _numeric(header: str) -> bool:
-    return header.endswith(")") or header == "p-value"
+    return header.endswith(")") or header in ("p-value", "threads")
 
 
 def junit_xml(result: GateResult) -> str:
@@ -97,12 +102,12 @@ def junit_xml(result: GateResult) -> str:
     )
     for verdict, cells in zip(result.rows, rows, strict=True):
         case = ElementTree.SubElement(
-            suite, "testcase", classname="mnv2prof.gate", name=verdict.current_spec
+            suite, "testcase", classname="mnv2prof.gate", name=_case_name(result, verdict)
         )
         details = "; ".join(f"{h}: {c}" for h, c in zip(headers, cells, strict=True))
         if verdict.failed:
             failure = ElementTree.SubElement(
-                case, "failure", message=_failure_message(verdict), type=verdict.verdict
+                case, "failure", message=_failure_message(result, verdict), type=verdict.verdict
             )
             failure.text = details
         else:
@@ -113,10 +118,15 @@ def junit_xml(result: GateResult) -> str:
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ElementTree.tostring(root, "unicode") + "\n"
 
 
-def _failure_message(r: RowVerdict) -> str:
+def _case_name(result: GateResult, r: RowVerdict) -> str:
+    """The spec; with a profile also the threads, which tell grid points apart as well."""
+    return result.key(r) if result.match_by == "spec" else r.current_spec
+
+
+def _failure_message(result: GateResult, r: RowVerdict) -> str:
     parts = []
     if r.latency is Latency.REGRESSION:
         parts.append(f"{r.ratio_x:.2f}x slower than the baseline (p = {r.p_value:.2g})")
     if r.cost_failed:
         parts.append(f"counted cost changed: {r.cost_summary()}")
-    return f"{r.variant}: " + "; ".join(parts)
+    return f"{result.key(r)}: " + "; ".join(parts)

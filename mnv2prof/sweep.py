@@ -21,13 +21,14 @@ import io
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from mnv2prof.errors import Mnv2profError, UsageError
 from mnv2prof.profiles import GridPoint, Profile
 from mnv2prof.records import Record
+from mnv2prof.variants import BlockSpec
 
 
 class SweepInterrupted(Mnv2profError):
@@ -186,8 +187,6 @@ class Sweep:
 
     def run(self, hooks: SweepHooks | None = None) -> SweepResult:
         """Measure every row not yet in the file, appending each as it is measured."""
-        from mnv2prof.pipeline import profile_blocks
-
         hooks = hooks or SweepHooks()
         if hooks.on_start:
             hooks.on_start(self.total, self.skipped)
@@ -201,10 +200,7 @@ class Sweep:
                         continue
                     if hooks.on_point:
                         hooks.on_point(point, len(todo))
-                    timing = self.profile.timing_for(point)
-                    records = profile_blocks(
-                        todo, timing, seed=self.profile.seed, device=self.device
-                    )
+                    records = measure_point(self.profile, point, todo, self.device)
                     for record in records:
                         self.journal.append(record.row())
                         written += 1
@@ -216,6 +212,23 @@ class Sweep:
                 "run again with --resume to measure the rest"
             ) from None
         return SweepResult(self.total, self.skipped, written)
+
+
+def measure_point(
+    profile: Profile,
+    point: GridPoint,
+    specs: Sequence[BlockSpec] | None = None,
+    device: str = "cpu",
+) -> list[Record]:
+    """Time one grid point's variants (or `specs`, some of them) interleaved: a Record each.
+
+    `sweep` and `mnv2prof baseline/gate --profile` measure a grid point alike: its variants in
+    one round robin with the point's threads and the profile's timing and export seed.
+    """
+    from mnv2prof.pipeline import profile_blocks
+
+    chosen = point.specs if specs is None else specs
+    return profile_blocks(chosen, profile.timing_for(point), seed=profile.seed, device=device)
 
 
 def run_sweep(
