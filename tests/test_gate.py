@@ -306,3 +306,195 @@ def test_gate_foreign_environment_refused_then_relative(run_cli, stored, tmp_pat
     code, out, err = run_cli("gate", *SMALL, "--baseline", foreign, "--relative-to", "conv")
     assert code == 0, out + err
     assert "Environment differs from the baseline's: cpu_model 'Some Other CPU' now" in out
+
+
+# --- profiles: rows matched by spec and threads, relative pairs within a grid point ---------
+
+
+def grid_frame(samples: dict[tuple[str, int], np.ndarray], threads: int = 1,
+               costs: dict[str, dict[str, int]] | None = None) -> pd.DataFrame:
+    """Rows of a profile's grid for {(variant, exp_ratio): samples}: one variant, many rows;
+    `costs` overrides counted columns by spec."""
+    rows = []
+    for (variant, exp), values in samples.items():
+        spec = f"{variant}_c8_r8_e{exp}_k3_s1_b1"
+        rows.append({
+            "variant": variant, "spec": spec, "threads": threads,
+            **COST, **(costs or {}).get(spec, {}),
+            "latency_samples_ms": " ".join(f"{s:.5f}" for s in values), **ENV.columns(),
+        })
+    return pd.DataFrame(rows)
+
+
+GRID = [("conv", 2), ("mbv2", 2), ("conv", 6), ("mbv2", 6)]
+
+
+def test_profile_rows_are_matched_by_spec_and_threads():
+    base = grid_frame({key: tight(1.0 + i, seed=20 + i) for i, key in enumerate(GRID)})
+    slower = {key: tight(1.0 + i, seed=30 + i) for i, key in enumerate(GRID)}
+    slower[("mbv2", 6)] = 1.3 * tight(4.0, seed=40)  # only this row of mbv2 regressed
+    result = gate.decide(base, grid_frame(slower, costs={"conv_c8_r8_e2_k3_s1_b1": {"macs": 1500}}),
+                         POLICY, match_by="spec")
+    assert [result.key(r) for r in result.rows] == [
+        "conv_c8_r8_e2_k3_s1_b1 threads=1", "mbv2_c8_r8_e2_k3_s1_b1 threads=1",
+        "conv_c8_r8_e6_k3_s1_b1 threads=1", "mbv2_c8_r8_e6_k3_s1_b1 threads=1",
+    ]
+    assert [r.verdict for r in result.rows] == ["cost changed", "pass", "pass", "regression"]
+    assert [r.baseline_ms for r in result.rows] == pytest.approx([1.0, 2.0, 3.0, 4.0], rel=0.01)
+    assert result.rows[3].ratio_x == pytest.approx(1.3, rel=0.02)
+    headers, cells = verdict_cells(result)
+    assert headers[:4] == ["spec", "threads", "baseline (ms)", "current (ms)"]
+    assert [c[:2] for c in cells] == [[spec, "1"] for spec in (
+        "conv_c8_r8_e2_k3_s1_b1", "mbv2_c8_r8_e2_k3_s1_b1", "conv_c8_r8_e6_k3_s1_b1",
+        "mbv2_c8_r8_e6_k3_s1_b1")]
+    cases = ElementTree.fromstring(junit_xml(result)).find("testsuite").findall("testcase")
+    assert cases[3].get("name") == "mbv2_c8_r8_e6_k3_s1_b1 threads=1"
+    assert cases[3].find("failure").get("message").startswith(
+        "mbv2_c8_r8_e6_k3_s1_b1 threads=1: 1.30x slower")
+
+
+def test_relative_mode_pairs_each_row_with_the_reference_of_its_grid_point():
+    # Each grid point was timed in its own rounds, each with its own drift (factors 1 to 3 per
+    # round). mbv2 is 2x conv at t=2 and 3x at t=6; at t=6 it became 30% slower. Paired with the
+    # conv of its own grid point the drift cancels exactly.
+    rng = np.random.default_rng(1)
+    d2, d6, e2, e6 = (rng.uniform(1, 3, 12) for _ in range(4))
+    base = grid_frame({("conv", 2): d2, ("mbv2", 2): 2 * d2, ("conv", 6): d6, ("mbv2", 6): 3 * d6})
+    cur = grid_frame({("conv", 2): e2, ("mbv2", 2): 2 * e2, ("conv", 6): e6,
+                      ("mbv2", 6): 3.9 * e6})
+    result = gate.decide(base, cur, POLICY, relative_to="conv", match_by="spec")
+    assert [r.latency for r in result.rows] == [
+        Latency.REFERENCE, Latency.PASS, Latency.REFERENCE, Latency.REGRESSION]
+    assert [r.baseline_rel_x for r in result.rows] == pytest.approx([1.0, 2.0, 1.0, 3.0])
+    assert [r.current_rel_x for r in result.rows] == pytest.approx([1.0, 2.0, 1.0, 3.9])
+    assert [r.ratio_x for r in result.rows] == pytest.approx([1.0, 1.0, 1.0, 1.3])
+    assert result.rows[3].p_value < 1e-4
+    headers, _ = verdict_cells(result)
+    assert headers[4:6] == ["baseline / conv (x)", "current / conv (x)"]
+
+
+def test_relative_mode_needs_the_reference_at_every_grid_point():
+    rows = grid_frame({("conv", 2): tight(1.0), ("mbv2", 2): tight(2.0), ("mbv2", 6): tight(3.0)})
+    with pytest.raises(UsageError) as error:
+        gate.decide(rows, rows, POLICY, relative_to="conv", match_by="spec")
+    assert str(error.value).startswith(
+        "--relative-to 'conv': no conv row at grid point(s) c8_r8_e6_k3_s1_b1 threads=1;"
+    )
+
+
+def test_profile_rows_that_do_not_match_are_one_usage_error():
+    base = grid_frame({key: tight(1.0) for key in GRID})
+    other_grid = grid_frame({(v, 4 if e == 6 else e): tight(1.0) for v, e in GRID})
+    with pytest.raises(UsageError) as error:
+        gate.decide(base, other_grid, POLICY, match_by="spec")
+    message = str(error.value)
+    assert error.value.exit_code == 2 and "\n" not in message
+    assert message == (
+        "no baseline row for conv_c8_r8_e4_k3_s1_b1 threads=1, mbv2_c8_r8_e4_k3_s1_b1 threads=1; "
+        "baseline rows not measured now: conv_c8_r8_e6_k3_s1_b1 threads=1, "
+        "mbv2_c8_r8_e6_k3_s1_b1 threads=1; gate the same profile (grid, variants, threads) the "
+        "baseline was taken with"
+    )
+    two_threads = grid_frame({key: tight(1.0) for key in GRID}, threads=2)
+    with pytest.raises(UsageError, match="no baseline row for conv_c8_r8_e2_k3_s1_b1 threads=2"):
+        gate.decide(base, two_threads, POLICY, match_by="spec")
+
+
+def test_profile_baseline_is_read_by_spec_and_refused_by_variant(tmp_path):
+    path = tmp_path / "grid.csv"
+    grid_frame({key: tight(1.0) for key in GRID}).to_csv(path, index=False)
+    assert len(gate.load_baseline(path, match_by="spec")) == 4
+    with pytest.raises(gate.BaselineError, match=r"more than one row for conv, mbv2 \(a profile's "
+                                                 r"baseline: gate it with --profile\)"):
+        gate.load_baseline(path)
+    pd.concat([grid_frame({("conv", 2): tight(1.0)})] * 2).to_csv(path, index=False)
+    with pytest.raises(gate.BaselineError,
+                       match="more than one row for conv_c8_r8_e2_k3_s1_b1 threads=1$"):
+        gate.load_baseline(path, match_by="spec")
+
+
+TINY_PROFILE = """\
+name = "{name}"
+description = "gate test: conv and mbv2 at two expansions"
+variants = ["conv", "mbv2"]
+
+[base]
+in_chs = 8
+resolution = 8
+
+[grid]
+exp_ratio = [{expansions}]
+
+[measure]
+budget_s = 0.05
+"""
+
+
+def write_profile(folder, name: str, expansions: str):
+    path = folder / f"{name}.toml"
+    path.write_text(TINY_PROFILE.format(name=name, expansions=expansions))
+    return path
+
+
+@pytest.fixture(scope="module")
+def profile_baseline(tmp_path_factory):
+    from mnv2prof.cli import main
+
+    folder = tmp_path_factory.mktemp("profile")
+    profile = write_profile(folder, "tiny", "2, 6")
+    path = folder / "b.csv"
+    assert main(["baseline", "--profile", str(profile), "--out", str(path)]) == 0
+    return profile, path
+
+
+def test_baseline_of_a_profile_stores_every_grid_point(profile_baseline):
+    _, path = profile_baseline
+    rows = pd.read_csv(path, dtype=str, keep_default_na=False)
+    assert rows["spec"].tolist() == ["conv_c8_r8_e2_k3_s1_b1", "mbv2_c8_r8_e2_k3_s1_b1",
+                                     "conv_c8_r8_e6_k3_s1_b1", "mbv2_c8_r8_e6_k3_s1_b1"]
+    assert rows["variant"].tolist() == ["conv", "mbv2"] * 2 and set(rows["threads"]) == {"1"}
+    assert rows["spec_hash"].nunique() == 4
+    assert rows.loc[0, "macs"] == rows.loc[2, "macs"] == str(8 * 8 * 8 * 8 * 9)  # conv ignores t
+    # mbv2 at t: 1x1 expand 8 -> 8t, 3x3 depthwise, 1x1 project 8t -> 8, on 8x8
+    assert [int(rows.loc[i, "macs"]) for i in (1, 3)] == [64 * (64 * t + 9 * 8 * t + 64 * t)
+                                                          for t in (2, 6)]
+    # every row keeps its raw samples, at least TimingSpec.min_samples (10) rounds of them
+    assert all(len(s.split()) >= 10 for s in rows["latency_samples_ms"])
+
+
+def test_gate_with_the_profile_relative_passes(run_cli, profile_baseline, tmp_path):
+    profile, path = profile_baseline
+    junit = tmp_path / "gate.xml"
+    code, out, err = run_cli("gate", "--profile", profile, "--baseline", path,
+                             "--relative-to", "conv", "--max-slowdown", "3.0", "--junit", junit)
+    assert code == 0, out + err
+    for header in ("spec", "threads", "baseline / conv (x)", "current / conv (x)", "ratio (x)",
+                   "verdict"):
+        assert header in out
+    assert out.count("reference") == 2
+    assert "PASS: 0 of 4 rows failed (relative to conv, max slowdown 300%" in out
+    cases = ElementTree.parse(junit).getroot().find("testsuite").findall("testcase")
+    assert [c.get("name") for c in cases] == [
+        f"{v}_c8_r8_e{t}_k3_s1_b1 threads=1" for t in (2, 6) for v in ("conv", "mbv2")]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--profile", "OTHER"), "no baseline row for conv_c8_r8_e4_k3_s1_b1 threads=1, "),
+        (("--profile", "TINY", "--channels", "8", "--threads", "1"),
+         "--profile replaces the spec flags: drop --channels, --threads"),
+        (("--profile", "TINY", "--relative-to", "dwsep"),
+         "--relative-to 'dwsep' is not among the profile's variants (conv, mbv2)"),
+        (("--variants", "conv,mbv2"), "more than one row for conv, mbv2 (a profile's baseline"),
+    ],
+)
+def test_gate_with_another_profile_or_flags_exits_2(run_cli, profile_baseline, tmp_path, args,
+                                                    message):
+    tiny, path = profile_baseline
+    other = write_profile(tmp_path, "other", "2, 4")
+    args = [{"TINY": tiny, "OTHER": other}.get(a, a) for a in args]
+    code, out, err = run_cli("gate", *args, "--baseline", path)
+    assert code == 2, out + err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert out == ""
