@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from typer.exceptions import TyperException
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from typer.exceptions import TyperException
 
 from mnv2prof.errors import Mnv2profError, UsageError
 from mnv2prof.variants import (
@@ -50,6 +50,7 @@ Expansion = Annotated[
 Kernel = Annotated[int, typer.Option("--kernel", "-k", help="Spatial kernel size k (odd).")]
 Stride = Annotated[int, typer.Option("--stride", "-s", help="Stride of the block: 1 or 2.")]
 Batch = Annotated[int, typer.Option("--batch", "-b", help="Batch size N.")]
+DEFAULT_VARIANT_LIST = ",".join(DEFAULT_VARIANTS)
 Variants = Annotated[
     str, typer.Option("--variants", help="Comma-separated variants to run (see `mnv2prof variants`).")
 ]
@@ -114,7 +115,7 @@ def compare(
     kernel: Kernel = 3,
     stride: Stride = 1,
     batch: Batch = 1,
-    variants: Variants = ",".join(DEFAULT_VARIANTS),
+    variants: Variants = DEFAULT_VARIANT_LIST,
     baseline: Annotated[
         str, typer.Option("--baseline", help="Variant the ratio columns divide by.")
     ] = "conv",
@@ -218,7 +219,7 @@ def export(
     kernel: Kernel = 3,
     stride: Stride = 1,
     batch: Batch = 1,
-    variants: Variants = ",".join(DEFAULT_VARIANTS),
+    variants: Variants = DEFAULT_VARIANT_LIST,
 ) -> None:
     """Write each variant's checked ONNX file (parity with torch proven) to --out."""
     import shutil
@@ -320,7 +321,7 @@ def baseline_command(
     kernel: Kernel = 3,
     stride: Stride = 1,
     batch: Batch = 1,
-    variants: Variants = ",".join(DEFAULT_VARIANTS),
+    variants: Variants = DEFAULT_VARIANT_LIST,
     threads: Threads = 1,
     budget: Budget = 2.0,
 ) -> None:
@@ -373,7 +374,7 @@ def gate_command(
     kernel: Kernel = 3,
     stride: Stride = 1,
     batch: Batch = 1,
-    variants: Variants = ",".join(DEFAULT_VARIANTS),
+    variants: Variants = DEFAULT_VARIANT_LIST,
     threads: Threads = 1,
     budget: Budget = 2.0,
     max_slowdown: Annotated[
@@ -427,7 +428,8 @@ def gate_command(
     """
     from mnv2prof import gate
     from mnv2prof.env import current_environment
-    from mnv2prof.gate_report import junit_xml, markdown_summary as to_markdown, notes, verdict_table
+    from mnv2prof.gate_report import junit_xml, notes, verdict_table
+    from mnv2prof.gate_report import markdown_summary as to_markdown
     from mnv2prof.latency import TimingSpec
     from mnv2prof.report import check_writable, records_frame, write_atomic
 
@@ -863,7 +865,8 @@ def calibrate(
     """
     _positive(threads, "--threads")
     _positive(budget, "--budget")
-    from mnv2prof.roofline import calibrate as measure, save_machine
+    from mnv2prof.roofline import calibrate as measure
+    from mnv2prof.roofline import save_machine
 
     with stderr.status(f"calibrating at {threads} thread(s) ({budget:g} s budget)"):
         machine = measure(threads, budget)
@@ -887,7 +890,8 @@ def explain(
     """
     from rich.table import Table
 
-    from mnv2prof.explain import explain as fit_all, explain_notes
+    from mnv2prof.explain import explain as fit_all
+    from mnv2prof.explain import explain_notes
     from mnv2prof.tables import load_results
 
     fits = fit_all(load_results(results), results)

@@ -11,7 +11,7 @@ import dataclasses
 import os
 import platform
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 
 COMPARABLE_KEYS = ("cpu_model", "cpu_cores", "torch", "onnxruntime", "onnx")
@@ -77,5 +77,5 @@ def current_environment() -> Environment:
         onnx=onnx.__version__,
         onnxscript=onnxscript.__version__,
         numpy=numpy.__version__,
-        timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
     )

@@ -25,6 +25,7 @@ the guidelines, not MobileNetV2 building blocks.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,7 +71,7 @@ class Fragmented(nn.Module):
         else:  # c -> c/k -> c -> ... : k convs, each c * c / k MACs per pixel
             widths = [c if i % 2 == 0 else narrow for i in range(fragments + 1)]
             stages = [nn.ModuleList(ConvBnAct(a, b, 1, act=None)
-                                    for a, b in zip(widths, widths[1:])) for _ in range(repeats)]
+                                    for a, b in itertools.pairwise(widths)) for _ in range(repeats)]
         self.stages = nn.ModuleList(stages)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -26,9 +26,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Collection, Hashable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
-
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 from rich.table import Table
 
-from mnv2prof.atomic import write_atomic  # noqa: F401  (re-exported: callers import it from here)
+from mnv2prof.atomic import write_atomic
 from mnv2prof.errors import UsageError
 from mnv2prof.latency import Measurement
 from mnv2prof.layers import LayerRow

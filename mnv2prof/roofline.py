@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -170,7 +170,7 @@ def calibrate(threads: int, budget_s: float = 3.0) -> MachineProfile:
         dram_gbs=work["dram"] / best_s["dram"] / 1e9,
         cache_gbs=work["cache"] / best_s["cache"] / 1e9,
         onnxruntime=onnxruntime.__version__,
-        timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
     )
 
 
@@ -232,12 +232,12 @@ def roofline_notes(frame: pd.DataFrame, machine: MachineProfile | None, threads:
     """Under the table: which ceilings the bound used, or how to get them; and any row whose
     efficiency exceeds 1 (a wrong bound)."""
     if machine is None:
-        return [f"no roofline bound: this CPU has no calibration at {threads} thread(s); "
-                f"{calibrate_hint(threads)}."]
+        return [(f"no roofline bound: this CPU has no calibration at {threads} thread(s); "
+                f"{calibrate_hint(threads)}.")]
     notes = [
-        f"roofline bound = max(FLOPs / {machine.peak_gflops:,.1f} GFLOP/s, bytes moved / "
+        (f"roofline bound = max(FLOPs / {machine.peak_gflops:,.1f} GFLOP/s, bytes moved / "
         f"{machine.bandwidth_gbs:,.1f} GB/s) (calibrated {machine.timestamp}); "
-        "efficiency = bound / latency median."
+        "efficiency = bound / latency median.")
     ]
     above = frame.loc[frame["roofline_efficiency_x"] > 1, ["variant", "roofline_efficiency_x"]]
     if not above.empty:
