@@ -147,8 +147,9 @@ def compare(
     _check_device(device)
     specs = _specs(variants, channels, resolution, expansion, kernel, stride, batch)
     specs = with_chunks(specs, parse_chunk_list(chunks))
-    if baseline not in {s.variant for s in specs}:
-        raise UsageError(f"--baseline {baseline!r} is not among --variants ({variants})")
+    labels = [s.label for s in specs]
+    if baseline not in labels:
+        raise UsageError(f"--baseline {baseline!r} is not among the rows ({', '.join(labels)})")
     _positive(threads, "--threads")
     _positive(budget, "--budget")
     from mnv2prof.report import check_writable

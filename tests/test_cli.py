@@ -53,7 +53,9 @@ def test_compare_subset_and_baseline(run_cli):
         (("--stride", "3"), "stride must be 1 or 2, got 3"),
         (("--variants", "shufflev2", "--baseline", "shufflev2", "--channels", "7"),
          "channels must be even"),
-        (("--variants", "mbv2"), "--baseline 'conv' is not among --variants"),
+        (("--variants", "mbv2"), "--baseline 'conv' is not among the rows (mbv2)"),
+        (("--variants", "mbv2-streamed", "--chunks", "2", "--baseline", "mbv2-streamed"),
+         "--baseline 'mbv2-streamed' is not among the rows (mbv2-streamed/k2)"),
         (("--budget", "0"), "--budget must be positive"),
     ],
 )
