@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from mnv2prof.errors import Mnv2profError
-from mnv2prof.stats import TARGET_CI_REL, Summary, summarize
+from mnv2prof.stats import TARGET_CI_REL, Summary, median_ci_rel, summarize
 
 
 @dataclass(frozen=True)
@@ -56,9 +56,6 @@ class Measurement:
     @property
     def n(self) -> int:
         return len(self.samples_ms)
-
-    def quantile(self, q: float) -> float:
-        return float(np.quantile(self.samples_ms, q)) if self.samples_ms else float("nan")
 
     @property
     def median_ms(self) -> float:
@@ -244,10 +241,7 @@ def measure_interleaved(
             samples[key].append(elapsed_ms if own_ms is None else float(own_ms))
         rounds += 1
         if rounds >= spec.min_samples:
-            pending -= {
-                k for k in pending
-                if Measurement(tuple(samples[k])).ci_rel <= spec.target_ci_rel
-            }
+            pending -= {k for k in pending if median_ci_rel(samples[k]) <= spec.target_ci_rel}
             active = [k for k in active if k in pending or k not in watched]
         used = (clock() - start) / budget_ns if budget_ns else 1.0
         done = rounds >= spec.min_samples and (used >= 1.0 or not pending)

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from mnv2prof.stats import median_ci, median_ci_ranks, summarize
+from mnv2prof.stats import median_ci, median_ci_ranks, median_ci_rel, summarize
 
 
 @pytest.mark.parametrize(
@@ -40,3 +40,9 @@ def test_ci_narrows_as_n_grows_on_the_same_distribution():
     rng = np.random.default_rng(1)
     widths = [summarize(rng.lognormal(0.0, 0.1, n)).ci_rel for n in (20, 200, 2000)]
     assert widths[0] > widths[1] > widths[2]
+
+
+@pytest.mark.parametrize("n", [0, 1, 5, 6, 7, 20, 101, 300])
+def test_median_ci_rel_equals_the_full_summary(n):
+    samples = np.random.default_rng(n).lognormal(0.0, 0.3, n).tolist()
+    assert median_ci_rel(samples) == pytest.approx(summarize(samples).ci_rel)
