@@ -65,16 +65,22 @@ def export_key(spec: BlockSpec, seed: int = 0) -> str:
 
 
 def export_spec(
-    spec: BlockSpec, seed: int = 0, directory: Path | None = None
+    spec: BlockSpec,
+    seed: int = 0,
+    directory: Path | None = None,
+    module: nn.Module | None = None,
 ) -> ExportResult:
-    """The checked ONNX file for `spec`, exported on a cache miss."""
+    """The checked ONNX file for `spec`, exported on a cache miss.
+
+    `module`, if the caller has built it already, must be `build_block(spec, seed)`.
+    """
     from mnv2prof.blocks import build_block
 
     directory = directory or cache_dir() / "onnx"
     path = directory / f"{spec.name}-{export_key(spec, seed)}.onnx"
     if path.exists():
         return ExportResult(path, cached=True, max_abs_diff=None)
-    module = build_block(spec, seed)
+    module = module if module is not None else build_block(spec, seed)
     diff = export_module(module, spec.input_shape, path, seed)
     return ExportResult(path, cached=False, max_abs_diff=diff)
 

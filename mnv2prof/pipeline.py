@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from torch import nn
+
 from mnv2prof.counting import count_graph
 from mnv2prof.env import current_environment
 from mnv2prof.export import export_spec
@@ -45,6 +47,7 @@ class PreparedBlock:
     model_path: Path
     cost: CountedCost
     cached: bool
+    module: nn.Module  # build_block(spec, seed), built once: exported, counted, timed eagerly
 
 
 def count_model(model_path: Path, params: int) -> CountedCost:
@@ -56,9 +59,10 @@ def prepare(spec: BlockSpec, seed: int = 0) -> PreparedBlock:
     """Export (or load from cache) and count one block."""
     from mnv2prof.blocks import build_block, count_params
 
-    exported = export_spec(spec, seed)
-    params = count_params(build_block(spec, seed))
-    return PreparedBlock(spec, exported.path, count_model(exported.path, params), exported.cached)
+    module = build_block(spec, seed)
+    exported = export_spec(spec, seed, module=module)
+    cost = count_model(exported.path, count_params(module))
+    return PreparedBlock(spec, exported.path, cost, exported.cached, module)
 
 
 @dataclass(frozen=True)
@@ -115,9 +119,7 @@ def timed_records(
     runners: dict[object, Callable[[], None]] = {}
     for p in prepared:
         runners[("ort", p.spec)] = OrtRunner(p.model_path, timing.threads, seed)
-        runners[("eager", p.spec)] = EagerRunner(
-            build_block(p.spec, seed), p.spec.input_shape, seed
-        )
+        runners[("eager", p.spec)] = EagerRunner(p.module, p.spec.input_shape, seed)
     notes: list[str] = []
     if device == "cuda":
         from mnv2prof import cuda
@@ -137,9 +139,7 @@ def timed_records(
     with torch_threads(timing.threads):
         measurements = measure_interleaved(runners, timing, progress.on_timing, converge=blocks)
         memory = {
-            p.spec: measure_memory(
-                inference_graph(build_block(p.spec, seed)), p.spec.input_shape, seed
-            )
+            p.spec: measure_memory(inference_graph(p.module), p.spec.input_shape, seed)
             for p in prepared
         }
     env = current_environment()
@@ -152,7 +152,7 @@ def timed_records(
                 for kind in ("cuda_eager", "cuda_graph", "cuda_ort")
             }
             gpu[p.spec]["cuda_peak_bytes"] = cuda.measure_peak_memory(
-                inference_graph(build_block(p.spec, seed)), p.spec.input_shape, seed
+                inference_graph(p.module), p.spec.input_shape, seed  # a copy: moved to the GPU
             )
     records = [
         make_record(
