@@ -23,13 +23,14 @@ import json
 import statistics
 import tempfile
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
 
 from mnv2prof.counting import count_graph
-from mnv2prof.graph import GraphInfo, load_graph, load_model
+from mnv2prof.graph import GraphInfo, load_graph, load_model, with_input_shapes
 from mnv2prof.latency import OrtRunner
 
 _ORT_SUFFIXES = ("_nchwc",)  # onnxruntime's NCHWc transformer appends this to a node's name
@@ -78,16 +79,31 @@ def layer_name(node: onnx.NodeProto) -> str:
 
 
 def profile_layers(
-    model_path: Path, threads: int = 1, runs: int = 50, warmup: int = 10, seed: int = 0
+    model_path: Path,
+    threads: int = 1,
+    runs: int = 50,
+    warmup: int = 10,
+    seed: int = 0,
+    input_shapes: Mapping[str, tuple[int, ...]] | None = None,
 ) -> list[LayerRow]:
-    """Run `model_path` `warmup + runs` times under onnxruntime's profiler; one row per node run."""
-    graph = load_graph(model_path)
+    """Run `model_path` `warmup + runs` times under onnxruntime's profiler; one row per node run.
+
+    `input_shapes` gives dims to inputs the file leaves symbolic. onnxruntime's trace and its
+    optimised graph refer to nodes by name, so nodes without a unique name (old exporters) are
+    named (`Conv_3`) in the copy that is counted and run.
+    """
+    model = load_model(model_path)
+    if input_shapes:
+        model = with_input_shapes(model, input_shapes)
+    name_nodes(model)
+    graph = load_graph(model)
     with tempfile.TemporaryDirectory(prefix="mnv2prof-layers-") as tmp:
         optimized_path = Path(tmp) / "optimized.onnx"
         runner = OrtRunner(
-            model_path,
+            model.SerializeToString(),
             threads,
             seed,
+            input_shapes=dict(input_shapes) if input_shapes else None,
             profile_prefix=str(Path(tmp) / "trace"),
             optimized_model_path=optimized_path,
         )
@@ -98,6 +114,18 @@ def profile_layers(
     # OrtRunner's set-up run is the first model_run: drop it with the warm-up runs.
     kernel_ms = _kernel_times(trace, skip=warmup + 1)
     return _rows(graph, list(optimized.graph.node), kernel_ms)
+
+
+def name_nodes(model: onnx.ModelProto) -> bool:
+    """Give every unnamed or duplicate-named node a unique name (`Conv_3`); True if any changed."""
+    seen: set[str] = set()
+    changed = False
+    for i, node in enumerate(model.graph.node):
+        if not node.name or node.name in seen:
+            node.name = f"{node.op_type}_{i}"
+            changed = True
+        seen.add(node.name)
+    return changed
 
 
 def _kernel_times(trace: list[dict], skip: int) -> dict[str, float]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ import onnx
 
 from mnv2prof.counting import count_graph, count_params
 from mnv2prof.errors import Mnv2profError, ModelFileError, UsageError
-from mnv2prof.graph import load_graph, load_model, with_input_shapes
+from mnv2prof.graph import load_graph, load_model
 from mnv2prof.latency import Measurement, OrtRunner, TimingSpec, measure_interleaved
 from mnv2prof.memory import peak_activation_memory
 from mnv2prof.records import CountedCost, Record
@@ -202,52 +201,23 @@ def model_record(count: ModelCount, latency: Measurement, threads: int, env) -> 
 
 def profile_model_layers(count: ModelCount, threads: int, runs: int) -> list:
     """Per-node kernel times (`layers.profile_layers`, onnxruntime's profiler) of the counted
-    model. `layers` maps onnxruntime's nodes back by node name and reads the graph's own input
-    dims, so when the file leaves dims open or nodes unnamed (old exporters), a copy with the
-    counted dims and unique names written in is profiled instead."""
+    model, at the dims it was counted with."""
     from mnv2prof.layers import profile_layers
 
-    model = load_model(count.path)
-    renamed = _name_nodes(model)
     try:
-        if not renamed and _fixed_input_dims(model) == count.input_shapes:
-            return profile_layers(count.path, threads, runs, warmup=PROFILE_WARMUP)
-        with tempfile.TemporaryDirectory(prefix="mnv2prof-profile-") as tmp:
-            copy = Path(tmp) / count.path.name
-            onnx.save(with_input_shapes(model, count.input_shapes), copy)
-            return profile_layers(copy, threads, runs, warmup=PROFILE_WARMUP)
+        return profile_layers(
+            count.path, threads, runs, warmup=PROFILE_WARMUP, input_shapes=count.input_shapes
+        )
     except Mnv2profError:
         raise
     except Exception as exc:  # onnxruntime's own exception types
         raise _ort_error(count.path, exc) from exc
 
 
-def _name_nodes(model: onnx.ModelProto) -> bool:
-    """Give every unnamed or duplicate-named node a unique name (`Conv_3`); True if any changed."""
-    seen: set[str] = set()
-    changed = False
-    for i, node in enumerate(model.graph.node):
-        if not node.name or node.name in seen:
-            node.name = f"{node.op_type}_{i}"
-            changed = True
-        seen.add(node.name)
-    return changed
-
-
 def layer_runs(latency: Measurement, budget_s: float, most: int = 50) -> int:
     """Profiled runs for the per-node view: what the timing budget affords, 5 to `most`."""
     affordable = budget_s * 1e3 / latency.median_ms if latency.median_ms > 0 else most
     return max(PROFILE_MIN_SAMPLES, min(most, int(affordable)))
-
-
-def _fixed_input_dims(model: onnx.ModelProto) -> Shapes:
-    initializers = {t.name for t in model.graph.initializer}
-    fixed: Shapes = {}
-    for value in model.graph.input:
-        dims = value.type.tensor_type.shape.dim
-        if value.name not in initializers and all(d.HasField("dim_value") for d in dims):
-            fixed[value.name] = tuple(d.dim_value for d in dims)
-    return fixed
 
 
 def _ort_error(path: Path, exc: Exception) -> ModelFileError:
