@@ -118,7 +118,7 @@ def compare_table(frame: pd.DataFrame, title: str, baseline: str | None) -> Tabl
     roofline = "roofline_bound_ms" in frame.columns  # roofline.add_roofline, when calibrated
     if roofline:
         table.add_column("bound (ms)", justify="right")
-        table.add_column("efficiency", justify="right")
+        table.add_column("efficiency (x)", justify="right")
     if baseline is not None:
         table.add_column(f"MACs / {baseline} (x)", justify="right")
         table.add_column(f"latency / {baseline} (x)", justify="right")
