@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 
+# onnxscript's version without importing it (0.7 s): only the exporter uses the package
+from importlib.metadata import version as _distribution_version
+
 COMPARABLE_KEYS = ("cpu_model", "cpu_cores", "torch", "onnxruntime", "onnx")
 
 
@@ -64,7 +67,6 @@ def current_environment() -> Environment:
     import numpy
     import onnx
     import onnxruntime
-    import onnxscript
     import torch
 
     return Environment(
@@ -75,7 +77,7 @@ def current_environment() -> Environment:
         torch=torch.__version__,
         onnxruntime=onnxruntime.__version__,
         onnx=onnx.__version__,
-        onnxscript=onnxscript.__version__,
+        onnxscript=_distribution_version("onnxscript"),
         numpy=numpy.__version__,
         timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
     )

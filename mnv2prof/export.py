@@ -15,6 +15,9 @@ import logging
 import os
 import warnings
 from dataclasses import dataclass
+
+# the version of onnxscript without importing it (0.7 s): only the cache key needs it
+from importlib.metadata import version as _distribution_version
 from pathlib import Path
 
 import numpy as np
@@ -43,12 +46,11 @@ def cache_dir() -> Path:
 
 def library_versions() -> dict[str, str]:
     import onnxruntime
-    import onnxscript
 
     return {
         "torch": torch.__version__,
         "onnx": onnx.__version__,
-        "onnxscript": onnxscript.__version__,
+        "onnxscript": _distribution_version("onnxscript"),
         "onnxruntime": onnxruntime.__version__,
     }
 

@@ -113,7 +113,7 @@ def timed_records(
     the CPU columns are measured as always, so one table holds both.
     """
     from mnv2prof.blocks import build_block
-    from mnv2prof.eager import EagerRunner, inference_graph, measure_memory, torch_threads
+    from mnv2prof.eager import EagerRunner, inference_graph, measure_memories, torch_threads
 
     progress = progress or Progress()
     runners: dict[object, Callable[[], None]] = {}
@@ -138,10 +138,8 @@ def timed_records(
     runners[HARNESS_FLOOR] = OrtRunner(identity_model(), timing.threads, seed)
     with torch_threads(timing.threads):
         measurements = measure_interleaved(runners, timing, progress.on_timing, converge=blocks)
-        memory = {
-            p.spec: measure_memory(inference_graph(p.module), p.spec.input_shape, seed)
-            for p in prepared
-        }
+        folded = [(inference_graph(p.module), p.spec.input_shape) for p in prepared]
+        memory = dict(zip((p.spec for p in prepared), measure_memories(folded, seed), strict=True))
     env = current_environment()
     gpu: dict[BlockSpec, dict[str, object]] = {p.spec: {} for p in prepared}
     if device == "cuda":
