@@ -185,18 +185,24 @@ def compare(
             stderr.print(f"wrote {len(frame)} rows to {path}", highlight=False)
 
 
+def _progress_bar(unit: str = "") -> Progress:
+    """The progress bar of every long command, on stderr: done / total, elapsed, ETA."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total:.0f}" + unit),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+        transient=True,
+    )
+
+
 def _run_with_progress(specs: Sequence[BlockSpec], timing, device: str = "cpu"):
     from mnv2prof.pipeline import Progress as Hooks
     from mnv2prof.pipeline import profile_run
 
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed:.0f}/{task.total:.0f}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=stderr, transient=True) as bar:
+    with _progress_bar() as bar:
         export_task = bar.add_task("export + count", total=len(specs))
         timing_task = bar.add_task("timing", total=100, start=False)
 
@@ -291,15 +297,8 @@ def _measure_profile(plan) -> list:
     """(grid point, its records) for every point of `plan`, measured as `sweep` measures them."""
     from mnv2prof.sweep import measure_point
 
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed:.0f}/{task.total:.0f} rows"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
     measured = []
-    with Progress(*columns, console=stderr, transient=True) as bar:
+    with _progress_bar(" rows") as bar:
         task = bar.add_task(plan.name, total=plan.rows)
         for point in plan.points():
             bar.update(task, description=f"{plan.name}: {point.label}")
@@ -526,15 +525,8 @@ def sweep(
         raise UsageError("--resume and --force exclude each other")
     plan = load_profile(profile)
     run = Sweep(plan, out, resume, force, device=device)
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed:.0f}/{task.total:.0f} rows"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
     started = time.perf_counter()
-    with Progress(*columns, console=stderr, transient=True) as bar:
+    with _progress_bar(" rows") as bar:
         task = bar.add_task(plan.name, total=plan.rows)
 
         def on_start(total: int, skipped: int) -> None:
