@@ -61,8 +61,8 @@ class LayerRow:
                 2 * self.macs / self.bytes_moved if self.bytes_moved else 0.0, 4
             ),
             "kernel_ms": round(self.kernel_ms, 6),
-            "time_share": round(time_share, 6),
-            "macs_share": round(macs_share, 6),
+            "time_share_frac": round(time_share, 6),
+            "macs_share_frac": round(macs_share, 6),
         }
 
 

@@ -187,7 +187,7 @@ def write_frame(frame: pd.DataFrame, path: Path) -> None:
 
 
 def layers_frame(rows: Sequence[LayerRow]) -> pd.DataFrame:
-    """One row per node onnxruntime runs; `time_share` and `macs_share` are fractions of the
+    """One row per node onnxruntime runs; `time_share_frac` and `macs_share_frac` are fractions of the
     block's total kernel time and MACs."""
     total_ms = sum(r.kernel_ms for r in rows)
     total_macs = sum(r.macs for r in rows)
@@ -202,7 +202,7 @@ def layers_table(frame: pd.DataFrame, title: str) -> Table:
                    "time share (%)", "MACs share (%)", "time / MACs share (x)"):
         table.add_column(header, justify="right")
     for row in frame.to_dict("records"):
-        ratio = row["time_share"] / row["macs_share"] if row["macs_share"] else math.nan
+        ratio = row["time_share_frac"] / row["macs_share_frac"] if row["macs_share_frac"] else math.nan
         table.add_row(
             row["node"],
             row["op_type"],
@@ -211,8 +211,8 @@ def layers_table(frame: pd.DataFrame, title: str) -> Table:
             _fmt(row["bytes_moved"] / 1024, 1),
             _fmt(row["arith_intensity_flop_per_byte"], 1),
             _fmt(row["kernel_ms"], 4),
-            _fmt(100 * row["time_share"], 1),
-            _fmt(100 * row["macs_share"], 1),
+            _fmt(100 * row["time_share_frac"], 1),
+            _fmt(100 * row["macs_share_frac"], 1),
             "-" if math.isnan(ratio) else _fmt(ratio, 2),
         )
     return table

@@ -48,8 +48,8 @@ def test_layers_command_prints_the_table_and_writes_csv(run_cli, tmp_path):
         assert header in out
     frame = pd.read_csv(csv)
     assert {"conv_pw", "conv_dw", "conv_pwl", "add"} <= set(frame["layer"])
-    assert frame["time_share"].sum() == pytest.approx(1.0, abs=1e-3)
-    assert frame["macs_share"].sum() == pytest.approx(1.0, abs=1e-3)
+    assert frame["time_share_frac"].sum() == pytest.approx(1.0, abs=1e-3)
+    assert frame["macs_share_frac"].sum() == pytest.approx(1.0, abs=1e-3)
 
 
 @pytest.mark.parametrize(
