@@ -812,6 +812,14 @@ def layers_command(
     csv: Annotated[
         Path | None, typer.Option("--csv", help="Also write the per-node rows to this CSV.")
     ] = None,
+    device: Annotated[
+        str,
+        typer.Option(
+            "--device",
+            help="cpu: nodes onnxruntime runs; cuda: the block's layers run eagerly on the GPU "
+            "(kernel time from torch's profiler, span from CUDA events).",
+        ),
+    ] = "cpu",
 ) -> None:
     """One row per node onnxruntime runs (after its fusions): MACs, bytes, kernel time.
 
@@ -819,27 +827,55 @@ def layers_command(
     each fused node is mapped back to the exported nodes it computes, and named after the
     block's layer (conv_pw, conv_dw, ...). Compare a node's share of the time with its share
     of the MACs: the depthwise conv takes more time than its MACs say.
+
+    With --device cuda the rows are the block's layers run eagerly by torch on the GPU: the
+    kernels' time (launch overhead removed) beside the layer's span on CUDA events (launch
+    gaps included), which shows where a small block is launch-bound.
     """
+    _check_device(device)
     specs = _specs(variant, channels, resolution, expansion, kernel, stride, batch)
     if len(specs) != 1:
         raise UsageError(f"layers takes one variant, got {len(specs)}: {variant}")
     (spec,) = specs
     _positive(threads, "--threads")
     _positive(runs, "--runs")
-    from mnv2prof.layers import profile_layers
     from mnv2prof.pipeline import prepare
     from mnv2prof.report import check_writable, layers_frame, layers_table, write_frame
 
     check_writable(csv)
-    frame = layers_frame(profile_layers(prepare(spec).model_path, threads, runs))
-    title = (
-        f"{spec.name}: nodes onnxruntime runs (CPU, {threads} thread(s)), median of {runs} "
-        "profiled runs; 1 MAC = 1 multiply-accumulate"
-    )
-    stdout.print(layers_table(frame, title))
+    if device == "cuda":
+        frame = _gpu_layers(prepare(spec), runs)
+    else:
+        from mnv2prof.layers import profile_layers
+
+        frame = layers_frame(profile_layers(prepare(spec).model_path, threads, runs))
+        title = (
+            f"{spec.name}: nodes onnxruntime runs (CPU, {threads} thread(s)), median of {runs} "
+            "profiled runs; 1 MAC = 1 multiply-accumulate"
+        )
+        stdout.print(layers_table(frame, title))
     if csv is not None:
         write_frame(frame, csv)
         stderr.print(f"wrote {len(frame)} rows to {csv}", highlight=False)
+
+
+def _gpu_layers(prepared, runs: int):
+    """`layers --device cuda`: print the per-layer GPU table and notes; return the rows."""
+    from mnv2prof import cuda
+    from mnv2prof.cuda_report import eager_layers_frame, eager_layers_notes, eager_layers_table
+    from mnv2prof.eager_layers import profile_eager_layers
+
+    spec = prepared.spec
+    rows = profile_eager_layers(prepared.module, prepared.model_path, spec.input_shape, "cuda", runs)
+    frame = eager_layers_frame(rows)
+    title = (
+        f"{spec.name}: layers run eagerly by torch on {cuda.gpu_environment().gpu_name}, median "
+        f"of {runs} calls; 1 MAC = 1 multiply-accumulate"
+    )
+    stdout.print(eager_layers_table(frame, title))
+    for note in eager_layers_notes(frame):
+        stdout.print(note, highlight=False)
+    return frame
 
 
 @app.command()

@@ -1,4 +1,5 @@
-"""The GPU columns of `compare --device cuda` as their own table, and the sentences under it.
+"""The GPU columns of `compare --device cuda` as their own table, and the sentences under it;
+the per-layer table of `layers --device cuda` (eager_layers.py).
 
 The CPU table (report.compare_table) is printed as always; this one puts MACs beside the GPU's
 latencies (eager, CUDA graph, onnxruntime's CUDA provider) and the measured GPU peak beside the
@@ -8,11 +9,18 @@ CUDA-graph medians (launch overhead removed: the kernels' own cost).
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import pandas as pd
 from rich.table import Table
 
 from mnv2prof.report import _fmt, _optional, disagreement_lines, rank_agreement
 from mnv2prof.stats import CONFIDENCE, TARGET_CI_REL
+
+if TYPE_CHECKING:
+    from mnv2prof.eager_layers import EagerLayerRow
 
 GPU_TIMINGS = (  # column prefix, header
     ("cuda_eager", "eager"),
@@ -117,3 +125,57 @@ def module_line(name: str, eager, graph, peak_bytes: int, gpu_name: str) -> str:
         f"(+-{100 * graph.ci_rel:.1f}%), launch overhead {eager.median_ms - graph.median_ms:.4f} "
         f"ms; measured GPU peak {peak_bytes / 1024:,.1f} KiB (input included, weights not)."
     )
+
+
+def eager_layers_frame(rows: Sequence[EagerLayerRow]) -> pd.DataFrame:
+    """One row per layer; the shares are fractions of the block's kernel time and MACs."""
+    total_ms = sum(r.kernel_ms for r in rows)
+    total_macs = sum(r.macs for r in rows)
+    return pd.DataFrame([r.row(total_ms, total_macs) for r in rows])
+
+
+def eager_layers_table(frame: pd.DataFrame, title: str) -> Table:
+    table = Table(title=title, title_justify="left", header_style="bold")
+    table.add_column("layer", no_wrap=True)
+    for header in ("MACs (M)", "bytes moved (KiB)", "intensity (FLOP/B)", "kernels (count)",
+                   "kernel time (ms)", "span (ms)", "launch gaps (ms)", "time share (%)",
+                   "MACs share (%)", "time / MACs share (x)"):
+        table.add_column(header, justify="right")
+    for row in frame.to_dict("records"):
+        ratio = row["time_share_frac"] / row["macs_share_frac"] if row["macs_share_frac"] else math.nan
+        table.add_row(
+            row["layer"],
+            _fmt(row["macs"] / 1e6, 2),
+            _fmt(row["bytes_moved"] / 1024, 1),
+            _fmt(row["arith_intensity_flop_per_byte"], 1),
+            str(row["kernels"]),
+            _fmt(row["kernel_ms"], 4),
+            _fmt(row["span_ms"], 4),
+            _fmt(row["launch_gap_ms"], 4),
+            _fmt(100 * row["time_share_frac"], 1),
+            _fmt(100 * row["macs_share_frac"], 1),
+            "-" if math.isnan(ratio) else _fmt(ratio, 2),
+        )
+    return table
+
+
+def eager_layers_notes(frame: pd.DataFrame) -> list[str]:
+    """What the times are, and how launch-bound the block is."""
+    kernel, span = frame["kernel_ms"].sum(), frame["span_ms"].sum()
+    notes = [(
+        "kernel time: the layer's GPU kernels summed (torch profiler, launch overhead removed); "
+        "span: first launch to last kernel's end on CUDA events, the gaps in which the GPU "
+        "waited for Python to launch included; time share is of kernel time."
+    )]
+    if span > 0:
+        notes.append(
+            f"block: {kernel:.4f} ms of kernels in a {span:.4f} ms span: the GPU was busy "
+            f"{min(kernel / span, 1.0):.0%} of the time"
+            + (" (launch-bound: batch it, or replay it as a CUDA graph)." if kernel < span / 2
+               else ".")
+        )
+    notes.append(
+        "onnxruntime's CUDA provider has no per-node rows: its release builds' profiler times "
+        "each node's host-side launch, not the kernel."
+    )
+    return notes

@@ -74,7 +74,7 @@ class MeasuredMemory:
 
 
 @contextlib.contextmanager
-def _quiet_stderr() -> Iterator[None]:
+def quiet_stderr() -> Iterator[None]:
     """Kineto writes 'profiler_start/stop' lines straight to file descriptor 2."""
     saved = os.dup(2)
     try:
@@ -106,7 +106,7 @@ def measure_memories(
     with torch.inference_mode():
         for (module, _), x in zip(blocks, inputs, strict=True):
             module.eval()(x)  # warm-up: one-time allocations are not the block's memory
-        with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as p:
+        with quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as p:
             for (module, _), x, marker in zip(blocks, inputs, markers, strict=True):
                 with record_function(marker):
                     module(x)

@@ -175,7 +175,7 @@ def _rows(
         members = groups.get(node.name, [])
         if members:
             layers = dict.fromkeys(layer_name(exported[m]) for m in members)
-            layer, moved = "+".join(layers), _boundary_bytes(graph, members)
+            layer, moved = "+".join(layers), boundary_bytes(graph, members)
         else:
             layer, moved = "(inserted)", _inserted_bytes(graph, node)
         rows.append(
@@ -203,7 +203,7 @@ def _match(node: onnx.NodeProto, exported: dict, producer: dict[str, str]) -> st
     return producer.get(name)
 
 
-def _boundary_bytes(graph: GraphInfo, members: list[str]) -> int:
+def boundary_bytes(graph: GraphInfo, members: list[str]) -> int:
     nodes = [n for n in graph.nodes if n.name in set(members)]
     made = {out for n in nodes for out in n.output}
     used_outside = {t for n in graph.nodes if n.name not in set(members) for t in n.input}

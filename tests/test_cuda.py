@@ -52,6 +52,7 @@ def test_no_gpu_reason_names_torch_and_why(no_gpu, built_with, why):
     ("compare", *SMALL),
     ("sweep", "smoke"),
     ("network", "mobilenetv2", "--budget", "0.1"),
+    ("layers", "mbv2", "-c", "8", "-r", "8"),
 ])
 def test_device_cuda_without_gpu_exits_2_before_anything(no_gpu, run_cli, tmp_path, command):
     import mnv2prof.pipeline
@@ -289,3 +290,31 @@ def test_network_device_cuda_adds_the_gpu_line(run_cli):
                                    "0.2", "--device", "cuda")
     assert code == 0, stderr
     assert "as a whole: eager median" in stdout
+
+
+@needs_gpu
+def test_layers_on_the_gpu_time_every_layers_kernels():
+    from mnv2prof.eager_layers import profile_eager_layers
+    from mnv2prof.pipeline import prepare
+    from mnv2prof.variants import BlockSpec
+
+    spec = BlockSpec("mbv2", in_chs=32, resolution=56, exp_ratio=6)
+    prepared = prepare(spec)
+    rows = profile_eager_layers(prepared.module, prepared.model_path, spec.input_shape, "cuda",
+                                runs=10, warmup=3)
+    assert [r.layer for r in rows] == ["conv_pw", "conv_dw", "conv_pwl", "add"]
+    assert sum(r.macs for r in rows) == prepared.cost.macs
+    for row in rows:  # conv, BN and ReLU6 are at least one kernel each; the add one
+        assert row.kernels >= (1 if row.layer == "add" else 2), row
+        assert row.kernel_ms > 0 and row.span_ms > 0, row
+
+
+@needs_gpu
+def test_layers_command_device_cuda(run_cli, tmp_path):
+    out = tmp_path / "layers.csv"
+    code, stdout, stderr = run_cli("layers", "mbv2", "--runs", "10", "--device", "cuda",
+                                   "--csv", out)
+    assert code == 0, stderr
+    assert "layers run eagerly by torch on" in stdout
+    frame = pd.read_csv(out)
+    assert (frame["kernel_ms"] > 0).all() and (frame["kernels"] >= 1).all()
