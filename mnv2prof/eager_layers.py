@@ -74,7 +74,9 @@ class EagerLayerRow:
             "kernel_ms": round(self.kernel_ms, 6),
             "span_ms": round(self.span_ms, 6),
             "launch_gap_ms": round(max(self.span_ms - self.kernel_ms, 0.0), 6),
-            "time_share_frac": round(self.kernel_ms / total_kernel_ms if total_kernel_ms else 0.0, 6),
+            "time_share_frac": round(
+                self.kernel_ms / total_kernel_ms if total_kernel_ms else 0.0, 6
+            ),
             "macs_share_frac": round(self.macs / total_macs if total_macs else 0.0, 6),
         }
 
@@ -177,8 +179,9 @@ def _profiled(
                     call()
             if device == "cuda":
                 torch.cuda.synchronize()
+    on_host = torch.autograd.DeviceType.CPU  # a GPU trace repeats each range on the device
     calls = sorted(
-        (e for e in prof.events() if e.name == _RUN and e.device_type == torch.autograd.DeviceType.CPU),
+        (e for e in prof.events() if e.name == _RUN and e.device_type == on_host),
         key=lambda e: e.time_range.start,
     )
     return [

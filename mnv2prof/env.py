@@ -17,7 +17,10 @@ from functools import lru_cache
 # onnxscript's version without importing it (0.7 s): only the exporter uses the package
 from importlib.metadata import version as _distribution_version
 
-COMPARABLE_KEYS = ("cpu_model", "cpu_cores", "torch", "onnxruntime", "onnx")
+COMPARABLE_KEYS = ("cpu_model", "cpu_cores", "torch", "onnxruntime", "onnx", "gpu_name", "cuda")
+# Not in files written before `--device cuda` existed: a missing one reads as "" (a CPU-only
+# run). The driver release is recorded but not compared: it does not choose the kernels.
+OPTIONAL_KEYS = ("gpu_name", "cuda")
 
 
 @dataclass(frozen=True)
@@ -44,10 +47,13 @@ class Environment:
     def differences(self, other: dict[str, object]) -> dict[str, tuple[object, object]]:
         """COMPARABLE_KEYS whose values differ from `other` (a dict of `columns()` form)."""
         mine = self.columns()
+        theirs = {
+            k: other.get(f"env_{k}", "" if k in OPTIONAL_KEYS else None) for k in COMPARABLE_KEYS
+        }
         return {
-            k: (other.get(f"env_{k}"), mine[f"env_{k}"])
+            k: (theirs[k], mine[f"env_{k}"])
             for k in COMPARABLE_KEYS
-            if str(other.get(f"env_{k}")) != str(mine[f"env_{k}"])
+            if str(theirs[k]) != str(mine[f"env_{k}"])
         }
 
 
@@ -63,7 +69,8 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
-def current_environment() -> Environment:
+def current_environment(device: str = "cpu") -> Environment:
+    """This process's environment; `device="cuda"` adds the GPU's (cuda.gpu_environment)."""
     import numpy
     import onnx
     import onnxruntime
@@ -80,4 +87,13 @@ def current_environment() -> Environment:
         onnxscript=_distribution_version("onnxscript"),
         numpy=numpy.__version__,
         timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
+        **_gpu_fields(device),
     )
+
+
+def _gpu_fields(device: str) -> dict[str, str]:
+    if device != "cuda":
+        return {}
+    from mnv2prof.cuda import gpu_environment
+
+    return dataclasses.asdict(gpu_environment())

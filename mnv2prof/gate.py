@@ -63,7 +63,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mnv2prof.env import COMPARABLE_KEYS, Environment
+from mnv2prof.env import COMPARABLE_KEYS, OPTIONAL_KEYS, Environment
 from mnv2prof.errors import UsageError
 
 # Counted (exact, deterministic) metrics: any change is an architecture change.
@@ -76,7 +76,7 @@ REQUIRED_COLUMNS = (
     "threads",
     SAMPLES_COLUMN,
     *COUNTED_COLUMNS,
-    *(f"env_{k}" for k in COMPARABLE_KEYS),
+    *(f"env_{k}" for k in COMPARABLE_KEYS if k not in OPTIONAL_KEYS),
 )
 
 

@@ -7,7 +7,6 @@ floor. Only the blocks' CIs decide when sampling may stop early; the floor just 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,10 +139,9 @@ def timed_records(
         measurements = measure_interleaved(runners, timing, progress.on_timing, converge=blocks)
         folded = [(inference_graph(p.module), p.spec.input_shape) for p in prepared]
         memory = dict(zip((p.spec for p in prepared), measure_memories(folded, seed), strict=True))
-    env = current_environment()
+    env = current_environment(device)
     gpu: dict[BlockSpec, dict[str, object]] = {p.spec: {} for p in prepared}
     if device == "cuda":
-        env = dataclasses.replace(env, **dataclasses.asdict(cuda.gpu_environment()))
         for p in prepared:
             gpu[p.spec] = {
                 kind: measurements.get((kind, p.spec))

@@ -170,11 +170,14 @@ class Sweep:
             # Only the environment columns the file has: a compare CSV from a version that
             # wrote fewer of them is judged on what it recorded.
             differences = {
-                k: v for k, v in current_environment().differences(first).items()
+                k: v for k, v in current_environment(device).differences(first).items()
                 if f"env_{k}" in first
             }
             if differences:
-                shown = "; ".join(f"{k}: {a} there, {b} here" for k, (a, b) in differences.items())
+                shown = "; ".join(
+                    f"{k}: {a or 'none'} there, {b or 'none'} here"
+                    for k, (a, b) in differences.items()
+                )
                 raise UsageError(
                     f"{out} was measured in another environment ({shown}): resume it there, "
                     "or start a new file"

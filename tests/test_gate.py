@@ -187,6 +187,18 @@ def test_reports_one_testcase_per_row_and_a_failure_for_regressions():
 # --- the baseline reader --------------------------------------------------------------------
 
 
+def test_gpu_fields_are_compared_and_files_without_them_read_as_cpu_runs(tmp_path):
+    on_gpu = frame({"mbv2": tight(1.0)},
+                   env=Environment(**{**ENV.__dict__, "gpu_name": "NVIDIA H200", "cuda": "12.8"}))
+    assert gate.environment_differences(on_gpu, ENV, threads=1) == (
+        ("gpu_name", "NVIDIA H200", ""), ("cuda", "12.8", ""))
+    assert "gpu_driver" not in COMPARABLE_KEYS  # recorded, not compared
+    path = tmp_path / "old.csv"  # written before the GPU columns existed
+    frame({"mbv2": tight(1.0)}).drop(columns=["env_gpu_name", "env_cuda", "env_gpu_driver"]).to_csv(
+        path, index=False)
+    assert gate.environment_differences(gate.load_baseline(path), ENV, threads=1) == ()
+
+
 def test_baseline_round_trip_keeps_versions_as_text(tmp_path):
     path = tmp_path / "b.csv"
     frame({"conv": tight(1.0)}).to_csv(path, index=False)

@@ -169,6 +169,14 @@ def test_resume_refuses_rows_from_another_environment(run_cli, tmp_path):
     assert len(err.strip().splitlines()) == 1
 
 
+def test_resume_on_the_cpu_refuses_rows_measured_on_a_gpu(run_cli, tmp_path):
+    out = tmp_path / "out.csv"
+    out.write_text("variant,spec_hash,env_gpu_name\nmbv2,def,NVIDIA H200\n")
+    code, _, err = run_cli("sweep", tiny_profile(tmp_path), "--out", out, "--resume")
+    assert code == 2
+    assert "measured in another environment (gpu_name: NVIDIA H200 there, none here)" in err
+
+
 def test_sweep_bad_out_and_flags(run_cli, tmp_path):
     profile = tiny_profile(tmp_path)
     code, _, err = run_cli("sweep", profile, "--out", tmp_path / "no" / "out.csv")
