@@ -8,12 +8,15 @@
 # 2. writes the environment (torch, CUDA, GPU, driver, onnxruntime providers) to $OUT/env.txt;
 # 3. runs tests/test_cuda.py (the GPU tests run there instead of being skipped);
 # 4. runs `compare --device cuda` at batch 1 and 64 (C=32, 56x56, t=6, the issue's setting),
-#    writing the tables to $OUT/compare_bN.txt and the rows to $OUT/compare_bN.csv.
+#    writing the tables to $OUT/compare_bN.txt and the rows to $OUT/compare_bN.csv, and
+#    `layers mbv2 --device cuda` at both batches to $OUT/layers_bN.txt (8 files in all: the
+#    device tool brings back at most 8, so the layers CSVs stay there; the tables hold them).
 # Each step has its own timeout so a hung step cannot eat the device budget; the script goes on
 # after a failed step and exits non-zero if any failed.
 set -uo pipefail
 
 OUT=${OUT:-$(mktemp -d)}
+mkdir -p "$OUT"
 PY=${PYTHON:-python3}
 BUDGET=${BUDGET:-3}         # seconds of interleaved timing per compare (CPU and GPU runners)
 STEP_TIMEOUT=${STEP_TIMEOUT:-200}
@@ -25,8 +28,9 @@ if compgen -G ".whl/*.whl" >/dev/null; then
     "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
         --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 fi
-if ! "$PY" -m pip install -q --no-deps --no-build-isolation -e . >"$OUT/install.log" 2>&1; then
-    echo "pip install -e . failed (see install.log): using the checkout on PYTHONPATH"
+if ! "$PY" -m pip install -q --no-deps --no-build-isolation -e . >/tmp/install.log 2>&1; then
+    tail -5 /tmp/install.log
+    echo "pip install -e . failed: using the checkout on PYTHONPATH"
     export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 fi
 
@@ -66,6 +70,10 @@ for batch in 1 64; do
     timeout "$STEP_TIMEOUT" "$PY" -m mnv2prof compare --device cuda --batch "$batch" \
         --channels 32 --resolution 56 --expansion 6 --budget "$BUDGET" \
         --csv "$OUT/compare_b$batch.csv" 2>&1 | tee "$OUT/compare_b$batch.txt"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || failed=1
+    echo "== layers mbv2 --device cuda --batch $batch =="
+    timeout 120 "$PY" -m mnv2prof layers mbv2 --device cuda --batch "$batch" \
+        --channels 32 --resolution 56 --expansion 6 --runs 50 2>&1 | tee "$OUT/layers_b$batch.txt"
     [ "${PIPESTATUS[0]}" -eq 0 ] || failed=1
 done
 echo "gpu_check: $([ $failed -eq 0 ] && echo ok || echo 'a step failed') (files in $OUT)"
