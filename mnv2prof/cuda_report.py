@@ -9,14 +9,22 @@ CUDA-graph medians (launch overhead removed: the kernels' own cost).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import pandas as pd
 from rich.table import Table
 
-from mnv2prof.report import _fmt, _optional, disagreement_lines, rank_agreement
+from mnv2prof.report import (
+    COST_HEADERS,
+    SHARE_HEADERS,
+    _fmt,
+    _optional,
+    cost_cells,
+    disagreement_lines,
+    rank_agreement,
+    share_cells,
+)
 from mnv2prof.stats import CONFIDENCE, TARGET_CI_REL
 
 if TYPE_CHECKING:
@@ -137,24 +145,13 @@ def eager_layers_frame(rows: Sequence[EagerLayerRow]) -> pd.DataFrame:
 def eager_layers_table(frame: pd.DataFrame, title: str) -> Table:
     table = Table(title=title, title_justify="left", header_style="bold")
     table.add_column("layer", no_wrap=True)
-    for header in ("MACs (M)", "bytes moved (KiB)", "intensity (FLOP/B)", "kernels (count)",
-                   "kernel time (ms)", "span (ms)", "launch gaps (ms)", "time share (%)",
-                   "MACs share (%)", "time / MACs share (x)"):
+    for header in (*COST_HEADERS, "kernels (count)", "kernel time (ms)", "span (ms)",
+                   "launch gaps (ms)", *SHARE_HEADERS):
         table.add_column(header, justify="right")
     for row in frame.to_dict("records"):
-        ratio = row["time_share_frac"] / row["macs_share_frac"] if row["macs_share_frac"] else math.nan
         table.add_row(
-            row["layer"],
-            _fmt(row["macs"] / 1e6, 2),
-            _fmt(row["bytes_moved"] / 1024, 1),
-            _fmt(row["arith_intensity_flop_per_byte"], 1),
-            str(row["kernels"]),
-            _fmt(row["kernel_ms"], 4),
-            _fmt(row["span_ms"], 4),
-            _fmt(row["launch_gap_ms"], 4),
-            _fmt(100 * row["time_share_frac"], 1),
-            _fmt(100 * row["macs_share_frac"], 1),
-            "-" if math.isnan(ratio) else _fmt(ratio, 2),
+            row["layer"], *cost_cells(row), str(row["kernels"]), _fmt(row["kernel_ms"], 4),
+            _fmt(row["span_ms"], 4), _fmt(row["launch_gap_ms"], 4), *share_cells(row),
         )
     return table
 

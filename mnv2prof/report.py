@@ -194,25 +194,38 @@ def layers_frame(rows: Sequence[LayerRow]) -> pd.DataFrame:
     return pd.DataFrame([r.row(total_ms, total_macs) for r in rows])
 
 
+COST_HEADERS = ("MACs (M)", "bytes moved (KiB)", "intensity (FLOP/B)")
+SHARE_HEADERS = ("time share (%)", "MACs share (%)", "time / MACs share (x)")
+
+
+def cost_cells(row: dict) -> list[str]:
+    """COST_HEADERS' cells of a per-layer row (`macs`, `bytes_moved`, intensity)."""
+    return [
+        _fmt(row["macs"] / 1e6, 2),
+        _fmt(row["bytes_moved"] / 1024, 1),
+        _fmt(row["arith_intensity_flop_per_byte"], 1),
+    ]
+
+
+def share_cells(row: dict) -> list[str]:
+    """SHARE_HEADERS' cells: the row's share of the time and of the MACs, and their ratio."""
+    time_share, macs_share = row["time_share_frac"], row["macs_share_frac"]
+    return [
+        _fmt(100 * time_share, 1),
+        _fmt(100 * macs_share, 1),
+        _fmt(time_share / macs_share, 2) if macs_share else "-",
+    ]
+
+
 def layers_table(frame: pd.DataFrame, title: str) -> Table:
     table = Table(title=title, title_justify="left", header_style="bold")
     for header in ("node", "op", "layer"):
         table.add_column(header, no_wrap=True)
-    for header in ("MACs (M)", "bytes moved (KiB)", "intensity (FLOP/B)", "kernel time (ms)",
-                   "time share (%)", "MACs share (%)", "time / MACs share (x)"):
+    for header in (*COST_HEADERS, "kernel time (ms)", *SHARE_HEADERS):
         table.add_column(header, justify="right")
     for row in frame.to_dict("records"):
-        ratio = row["time_share_frac"] / row["macs_share_frac"] if row["macs_share_frac"] else math.nan
         table.add_row(
-            row["node"],
-            row["op_type"],
-            row["layer"],
-            _fmt(row["macs"] / 1e6, 2),
-            _fmt(row["bytes_moved"] / 1024, 1),
-            _fmt(row["arith_intensity_flop_per_byte"], 1),
-            _fmt(row["kernel_ms"], 4),
-            _fmt(100 * row["time_share_frac"], 1),
-            _fmt(100 * row["macs_share_frac"], 1),
-            "-" if math.isnan(ratio) else _fmt(ratio, 2),
+            row["node"], row["op_type"], row["layer"], *cost_cells(row),
+            _fmt(row["kernel_ms"], 4), *share_cells(row),
         )
     return table
