@@ -248,37 +248,30 @@ def profile_eager_layers(
     profiled = _profiled(call, layers, device, runs, warmup)
     costs = _costs(model_path, layers)
 
+    def row_of(name: str) -> str:  # "" is the row of the ops between layers
+        return name if name in layers else ""
+
+    def per_call(row: str, field: int) -> list[float]:  # field 1: kernel ms, 2: kernels
+        return [sum(e[field] for e in c if row_of(e[0]) == row) for c in profiled]
+
     # rows in the order they first ran; the ops between layers take their first op's place
     ran = list(dict.fromkeys(name for c in profiled for name, _, _ in c))
     between = [name for name in ran if name not in layers]
-    order = list(dict.fromkeys(name if name in layers else "" for name in ran))
-    per_call: list[dict[str, tuple[float, int]]] = []
-    for c in profiled:
-        sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
-        for name, ms, kernels in c:
-            key = name if name in layers else ""
-            sums[key][0] += ms
-            sums[key][1] += kernels
-        per_call.append({k: (v[0], int(v[1])) for k, v in sums.items()})
-
-    def median(values: list[float]) -> float:
-        return statistics.median(values) if values else 0.0
-
     rows = []
-    for name in order:
+    for name in dict.fromkeys(map(row_of, ran)):
         if name:
-            span = median([s[name] for s in spans if name in s])
-        else:
-            span = median([max(s[""] - sum(v for k, v in s.items() if k), 0.0) for s in spans])
+            spans_ms = [s[name] for s in spans]
+        else:  # the whole call's span less the layers' spans
+            spans_ms = [max(s[""] - sum(v for k, v in s.items() if k), 0.0) for s in spans]
         macs, moved = costs.get(name, (0, 0))
         rows.append(
             EagerLayerRow(
                 layer=name or "+".join(between),
                 macs=macs,
                 bytes_moved=moved,
-                kernels=int(median([c.get(name, (0.0, 0))[1] for c in per_call])),
-                kernel_ms=median([c.get(name, (0.0, 0))[0] for c in per_call]),
-                span_ms=span,
+                kernels=int(statistics.median(per_call(name, 2))),
+                kernel_ms=statistics.median(per_call(name, 1)),
+                span_ms=statistics.median(spans_ms),
             )
         )
     if "" in costs and not between:  # nodes outside the layers, yet no op ran between them
