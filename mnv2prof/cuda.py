@@ -5,8 +5,8 @@ Why a GPU view at all (ShuffleNet V2's point, the paper's note): on a GPU the FL
 less about latency than on a CPU, because a small block is bound by kernel launches and memory
 traffic, not by arithmetic.
 
-Timing (each runner measures itself and returns milliseconds, which `latency.measure_interleaved`
-takes as the sample instead of its host clock):
+Timing (each runner measures itself and returns milliseconds, which `latency.measure` takes as
+its time instead of its host clock; each GPU runtime is timed in a phase of its own):
 - `CudaEventRunner` (eager): the device is synchronised first (no other runner's work is still
   queued), then a CUDA event is recorded, the module is launched from Python, a second event is
   recorded and waited for. The sample is the GPU time between the events, so it includes the
@@ -209,10 +209,12 @@ class ModuleOnGpu:
 def measure_module(
     build: Callable[[], nn.Module], input_shape: tuple[int, ...], timing: TimingSpec, seed: int = 0
 ) -> ModuleOnGpu:
-    """One whole module (a network) on the GPU: eager and CUDA graph interleaved, and its peak."""
+    """One whole module (a network) on the GPU: eager and CUDA graph, each in its own phase, and
+    its peak."""
     from mnv2prof.eager import inference_graph
-    from mnv2prof.latency import measure_interleaved
+    from mnv2prof.latency import measure_phases
 
-    measured = measure_interleaved(block_runners(build, input_shape, None, seed), timing)
+    runners = block_runners(build, input_shape, None, seed)
+    measured = measure_phases([{kind: run} for kind, run in runners.items()], timing)
     peak = measure_peak_memory(inference_graph(build()), input_shape, seed)
     return ModuleOnGpu(measured["cuda_eager"], measured["cuda_graph"], peak, gpu_environment())

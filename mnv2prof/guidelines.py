@@ -1,9 +1,9 @@
 """ShuffleNet V2's four guidelines (Ma et al. 2018, section 2), measured on this machine.
 
-Each guideline is a set of small blocks with the same MACs (closed forms below, tested), timed
-interleaved in onnxruntime. The paper's claim is a ratio of latencies at equal FLOPs; the
-verdict reads the 95% CI of that ratio, computed from round-paired samples (both blocks timed in
-the same round, so drift of the machine cancels):
+Each guideline is a set of small blocks with the same MACs (closed forms below, tested), timed in
+onnxruntime, their bursts rotating round by round (latency.py). The paper's claim is a ratio of
+latencies at equal FLOPs; the verdict reads the 95% CI of that ratio, computed from round-paired
+samples (both blocks timed in the same round, so drift of the machine cancels):
 
 - G1, equal channel width minimises memory access cost: two 1x1 convs c1 -> c2 -> c1 at
   c1:c2 = 1:1, 1:2, 1:6, 1:12 with c1 * c2 held (the paper's Table 1 widths: c1 c2 = 16384,
@@ -265,14 +265,15 @@ class GuidelineResult:
 
 def run_guideline(guideline: Guideline, threads: int, budget_s: float,
                   seed: int = 0) -> GuidelineResult:
-    """Export and count every config, time them interleaved, pair each with the reference."""
-    from mnv2prof.latency import OrtRunner, TimingSpec, measure_interleaved
+    """Export and count every config, time them (bursts rotating round by round), pair each
+    with the reference round by round."""
+    from mnv2prof.latency import OrtRunner, TimingSpec, measure
     from mnv2prof.pipeline import count_model
 
     paths = {c.label: export_config(guideline.key, c, seed) for c in guideline.configs}
     costs = {label: count_model(path, 0) for label, path in paths.items()}
     runners = {label: OrtRunner(path, threads, seed) for label, path in paths.items()}
-    measured = measure_interleaved(runners, TimingSpec(threads=threads, budget_s=budget_s))
+    measured = measure(runners, TimingSpec(threads=threads, budget_s=budget_s))
     reference = np.asarray(measured[guideline.reference].samples_ms)
     rows = tuple(
         ConfigResult(c, costs[c.label].macs, costs[c.label].bytes_moved, costs[c.label].nodes,

@@ -4,7 +4,7 @@ model mnv2prof did not write.
 One path, reused: `graph.load_model` vets the file (checker, external data kept inside the
 model's folder), `graph.load_graph` applies the input shapes and infers the rest,
 `counting.count_graph` / `counting.count_params` / `memory.peak_activation_memory` count, and
-`latency.OrtRunner` + `measure_interleaved` time it (one runner). The result is a
+`latency.OrtRunner` + `latency.measure` time it (one runner). The result is a
 `records.Record`, so tables and CSV columns are the ones `compare` writes.
 
 Input shapes: every activation input needs concrete dims. Dims fixed in the file are used as they
@@ -26,7 +26,7 @@ import onnx
 from mnv2prof.counting import count_graph, count_params
 from mnv2prof.errors import Mnv2profError, ModelFileError, UsageError
 from mnv2prof.graph import load_graph, load_model
-from mnv2prof.latency import Measurement, OrtRunner, TimingSpec, measure_interleaved
+from mnv2prof.latency import Measurement, OrtRunner, TimingSpec, measure
 from mnv2prof.memory import peak_activation_memory
 from mnv2prof.records import CountedCost, Record
 
@@ -172,16 +172,22 @@ def time_model(
         runner = OrtRunner(count.path, timing.threads, input_shapes=count.input_shapes)
     except Exception as exc:  # onnxruntime's own exception types (Fail, InvalidGraph, ...)
         raise _ort_error(count.path, exc) from exc
-    return measure_interleaved({"model": runner}, timing, progress)["model"]
+    return measure({"model": runner}, timing, progress)["model"]
 
 
-def profile_timing(threads: int, budget_s: float) -> TimingSpec:
+def profile_timing(threads: int, budget_s: float, cache: str = "warm") -> TimingSpec:
     return TimingSpec(
-        threads=threads, budget_s=budget_s, warmup=PROFILE_WARMUP, min_samples=PROFILE_MIN_SAMPLES
+        threads=threads,
+        budget_s=budget_s,
+        warmup=PROFILE_WARMUP,
+        min_samples=PROFILE_MIN_SAMPLES,
+        cache=cache,
     )
 
 
-def model_record(count: ModelCount, latency: Measurement, threads: int, env) -> Record:
+def model_record(
+    count: ModelCount, latency: Measurement, threads: int, env, cache_mode: str = "warm"
+) -> Record:
     """The model as one `Record`: the row `compare` writes, with the file and shapes as its spec."""
     shapes = " ".join(f"{name}={format_shape(s)}" for name, s in count.input_shapes.items())
     fields = (("model", str(count.path)), ("input_shapes", shapes), ("opset", count.opset))
@@ -196,6 +202,7 @@ def model_record(count: ModelCount, latency: Measurement, threads: int, env) -> 
         latency=latency,
         threads=threads,
         env=env,
+        cache_mode=cache_mode,
     )
 
 

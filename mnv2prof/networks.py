@@ -12,7 +12,8 @@ Each row of the table is one named module (`features.0` ... `features.N`, `pool`
 by row. Peak activation memory of a row is `memory.peak_activation_memory` over the row's own
 nodes (its input alive from the start, its output to the end). Latency shares come from timing
 each row as its own ONNX sub-model (cut from the network's graph at the row's input and output
-tensors), all rows interleaved under one budget: share = row median / sum of row medians.
+tensors), all rows timed under one budget, their bursts rotating: share = row median / sum of
+row medians.
 Timing rows apart, not reading onnxruntime's profiler, because the profiler names the nodes of
 its optimised graph (fused Conv+Clip...), which no longer carry the name scopes.
 """
@@ -41,7 +42,7 @@ from mnv2prof.blocks import (
 from mnv2prof.counting import count_graph
 from mnv2prof.errors import SpecError
 from mnv2prof.graph import GraphInfo, load_graph
-from mnv2prof.latency import Measurement, OrtRunner, TimingSpec, measure_interleaved
+from mnv2prof.latency import Measurement, OrtRunner, TimingSpec, measure
 from mnv2prof.memory import peak_activation_memory
 from mnv2prof.variants import BlockSpec, make_divisible
 
@@ -312,7 +313,7 @@ def profile_network(
         for key, sub in stage_graphs.items():
             path = _stage_model(exported.path, key, sub)
             runners[key] = OrtRunner(path, timing.threads, seed)
-        measurements = measure_interleaved(runners, timing)
+        measurements = measure(runners, timing)
     modules = network.stage_modules()
     stages = tuple(
         StageCost(

@@ -3,7 +3,7 @@
 The roofline model (Williams, Waterman and Patterson, 2009) says a kernel that does F FLOPs and
 moves B bytes takes at least max(F / peak, B / bandwidth). Both ceilings are measured here in
 onnxruntime, with the harness every block is timed with (`latency.OrtRunner`,
-`latency.measure_interleaved`), at the thread count the blocks run at:
+`latency.measure`, warm bursts), at the thread count the blocks run at:
 
 - peak compute: the faster of an N x N x N MatMul (2 N^3 FLOPs) and a 3x3 conv 128 -> 128 on
   56x56 (onnxruntime's blocked NCHWc conv kernels, which beat its MatMul by ~20% here), both
@@ -38,7 +38,6 @@ GEMM_N = 1024  # 2.1 GFLOP per run: far above the harness floor, a few ms per ru
 CONV_C, CONV_HW = 128, 56  # 3x3 conv: 0.92 GFLOP per run, the blocks' own kernel path
 FLOAT_BYTES = 4
 CACHE_ADD_CHAIN = 64  # Adds in series on cache-resident arrays: 64 x 3 arrays of traffic a run
-DEFAULT_LLC_BYTES = 32 * 2**20  # when sysfs does not say
 DEFAULT_L2_BYTES = 1 * 2**20
 
 
@@ -73,25 +72,6 @@ class MachineProfile:
             f"bandwidth {self.dram_gbs:,.1f} GB/s from memory, {self.cache_gbs:,.1f} GB/s from "
             f"cache (calibrated {self.timestamp})"
         )
-
-
-def _cache_size(level: int, default: int) -> int:
-    """Bytes of the data/unified cache at `level` of cpu0, from sysfs."""
-    base = Path("/sys/devices/system/cpu/cpu0/cache")
-    for index in sorted(base.glob("index*")):
-        try:
-            if int((index / "level").read_text()) != level:
-                continue
-            if (index / "type").read_text().strip() == "Instruction":
-                continue
-            size = (index / "size").read_text().strip()
-        except (OSError, ValueError):
-            continue
-        units = {"K": 2**10, "M": 2**20, "G": 2**30}
-        match = re.fullmatch(r"(\d+)([KMG]?)", size)
-        if match:
-            return int(match[1]) * units.get(match[2], 1)
-    return default
 
 
 def matmul_model(n: int) -> bytes:
@@ -139,14 +119,14 @@ def _model(nodes, inputs: dict[str, list[int]], output: tuple[str, list[int]], n
 
 
 def calibrate(threads: int, budget_s: float = 3.0) -> MachineProfile:
-    """Measure peak GFLOP/s and GB/s at `threads` intra-op threads (interleaved, `budget_s`)."""
+    """Measure peak GFLOP/s and GB/s at `threads` intra-op threads (in warm bursts, `budget_s`)."""
     import onnxruntime
 
-    from mnv2prof.env import cpu_model
-    from mnv2prof.latency import OrtRunner, TimingSpec, measure_interleaved
+    from mnv2prof.env import cache_bytes, cpu_model, last_level_cache_bytes
+    from mnv2prof.latency import OrtRunner, TimingSpec, measure
 
-    llc = _cache_size(3, 0) or _cache_size(2, DEFAULT_LLC_BYTES)
-    l2 = _cache_size(2, DEFAULT_L2_BYTES)
+    llc = last_level_cache_bytes()
+    l2 = cache_bytes(2) or DEFAULT_L2_BYTES
     dram_numel = max(llc, 64 * 2**20) // FLOAT_BYTES
     cache_numel = l2 // 4 // (3 * FLOAT_BYTES)  # a, b and the live result in a quarter of L2
     work = {  # runner -> FLOPs or bytes of one run
@@ -161,8 +141,12 @@ def calibrate(threads: int, budget_s: float = 3.0) -> MachineProfile:
         "dram": OrtRunner(add_model(dram_numel), threads),
         "cache": OrtRunner(add_model(cache_numel, CACHE_ADD_CHAIN), threads),
     }
-    timing = TimingSpec(threads=threads, budget_s=budget_s, warmup=2, min_samples=5)
-    best_s = {k: min(m.samples_ms) / 1e3 for k, m in measure_interleaved(runners, timing).items()}
+    # A ceiling is the best a call achieved, so each sample is one call: bursts of a single timed
+    # call (after the untimed switch call, so each probe runs warm), hence the huge rounds_target.
+    timing = TimingSpec(
+        threads=threads, budget_s=budget_s, warmup=2, min_samples=5, rounds_target=10**6
+    )
+    best_s = {k: min(m.samples_ms) / 1e3 for k, m in measure(runners, timing).items()}
     return MachineProfile(
         cpu_model=cpu_model(),
         threads=threads,
@@ -219,11 +203,12 @@ def add_roofline(frame: pd.DataFrame, machine: MachineProfile | None) -> pd.Data
     frame = frame.copy()
     bound = [machine.bound_ms(f, b) for f, b in zip(frame["flops"], frame["bytes_moved"])]
     position = frame.columns.get_loc("gmacs_per_s") + 1
-    frame.insert(position, "roofline_bound_ms", pd.Series(bound, index=frame.index).round(6))
+    # bounds of a few us and efficiencies of 0.001 keep 4+ significant digits in the CSV
+    frame.insert(position, "roofline_bound_ms", pd.Series(bound, index=frame.index).round(9))
     frame.insert(
         position + 1,
         "roofline_efficiency_x",
-        (pd.Series(bound, index=frame.index) / frame["latency_median_ms"]).round(4),
+        (pd.Series(bound, index=frame.index) / frame["latency_median_ms"]).round(6),
     )
     return frame
 

@@ -11,7 +11,7 @@ import torch
 from mnv2prof import cuda
 from mnv2prof.cuda_report import gpu_notes, gpu_table, measured_prefixes
 from mnv2prof.errors import UsageError
-from mnv2prof.latency import Measurement, TimingSpec, measure_interleaved
+from mnv2prof.latency import Measurement, TimingSpec, measure, measure_phases
 
 needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 SMALL = ("-c", "8", "-r", "8", "--budget", "0.05", "--variants", "mbv2,dwsep,conv")
@@ -103,28 +103,32 @@ class FakeEventRunner:
 
 
 def test_self_timed_runner_samples_are_its_own_times_not_the_clock():
+    # warm-ups of 100 ms each: bursts of one call; each round an untimed switch call (99 ms)
     spec = TimingSpec(budget_s=1.0, warmup=2, min_samples=5, max_samples=5)
-    gpu = FakeEventRunner([9.0, 9.0] + [0.25, 0.5, 0.75, 1.0, 1.25])  # two warm-ups first
-    result = measure_interleaved({"gpu": gpu, "cpu": lambda: None}, spec, clock=FakeClock())
+    timed = [0.25, 0.5, 0.75, 1.0, 1.25]
+    gpu = FakeEventRunner([100.0, 100.0] + [x for t in timed for x in (99.0, t)])
+    result = measure({"gpu": gpu, "cpu": lambda: None}, spec, clock=FakeClock())
     assert result["gpu"].samples_ms == (0.25, 0.5, 0.75, 1.0, 1.25)
     assert result["gpu"].median_ms == 0.75
-    assert gpu.calls == 7
+    assert gpu.calls == 12
     # the runner returning None is still timed by the clock: one tick (1 ms) per call
-    assert result["cpu"].samples_ms == (1.0,) * 5
+    assert set(result["cpu"].samples_ms) == {1.0}
 
 
-def test_self_timed_runner_takes_part_in_the_round_robin():
+def test_each_gpu_runtime_is_timed_in_its_own_phase():
     order = []
 
     def runner(name):
         def run():
             order.append(name)
-            return 1.0 if name == "gpu" else None
+            return 1.0 if name != "cpu" else None
         return run
 
     spec = TimingSpec(budget_s=1.0, warmup=0, min_samples=3, max_samples=3)
-    measure_interleaved({"cpu": runner("cpu"), "gpu": runner("gpu")}, spec, clock=FakeClock())
-    assert order == ["cpu", "gpu", "gpu", "cpu", "cpu", "gpu"]
+    phases = [{"cpu": runner("cpu")}, {"graph": runner("graph")}, {"eager": runner("eager")}]
+    measure_phases(phases, spec, clock=FakeClock())
+    # a switch call and one timed call per round, three rounds, one runtime after the other
+    assert order == ["cpu"] * 6 + ["graph"] * 6 + ["eager"] * 6
 
 
 # --- records, columns and the GPU table --------------------------------------------------------
