@@ -58,7 +58,25 @@ Threads = Annotated[
     int, typer.Option("--threads", help="onnxruntime intra-op threads (pinned; 1 by default).")
 ]
 Budget = Annotated[
-    float, typer.Option("--budget", help="Seconds of interleaved timing for all variants together.")
+    float,
+    typer.Option(
+        "--budget",
+        help="Seconds of timing per runtime: onnxruntime's phase, then eager torch's, each get "
+        "this much for all variants together (a phase ends early once every variant's median "
+        "CI is within +-2%).",
+    ),
+]
+Cache = Annotated[
+    str,
+    typer.Option(
+        "--cache",
+        help="warm: each variant timed in bursts of back-to-back calls, the first call after a "
+        "switch dropped (its own data in cache, as a bare loop); cold: the caches evicted before "
+        "every timed call (a buffer of 2x the last-level cache written), weights from memory.",
+    ),
+]
+NoEager = Annotated[
+    bool, typer.Option("--no-eager", help="Do not time the torch module eagerly (its own phase).")
 ]
 Device = Annotated[
     str,
@@ -99,6 +117,26 @@ def _positive(value: float, flag: str) -> None:
         raise UsageError(f"{flag} must be positive, got {value}")
 
 
+def _check_threads(threads: int) -> None:
+    """--threads must be positive; more than the usable cores is allowed, with one warning line."""
+    from mnv2prof.env import oversubscription_warning
+
+    _positive(threads, "--threads")
+    if warning := oversubscription_warning(threads):
+        stderr.print(f"[yellow]mnv2prof: {warning}[/]", highlight=False, soft_wrap=True)
+
+
+def _timing(threads: int, budget: float, cache: str = "warm"):
+    """The TimingSpec of the --threads, --budget and --cache options, checked."""
+    from mnv2prof.latency import CACHE_MODES, TimingSpec
+
+    _check_threads(threads)
+    _positive(budget, "--budget")
+    if cache not in CACHE_MODES:
+        raise UsageError(f"--cache must be one of {', '.join(CACHE_MODES)}, got {cache!r}")
+    return TimingSpec(threads=threads, budget_s=budget, cache=cache)
+
+
 @app.command("variants")
 def list_variants() -> None:
     """List the block variants, one line each."""
@@ -136,12 +174,16 @@ def compare(
         ),
     ] = "1",
     device: Device = "cpu",
+    cache: Cache = "warm",
+    no_eager: NoEager = False,
 ) -> None:
     """Export, count and time block variants; show MACs beside latency and memory.
 
     Each variant is exported to ONNX (cached), its MACs, elementwise ops, peak activation memory
-    and weight bytes are counted from the graph, and its onnxruntime CPU latency is measured
-    interleaved with the others. The ratio columns divide by the --baseline variant.
+    and weight bytes are counted from the graph, and its onnxruntime CPU latency is measured in
+    bursts that rotate between the variants (--cache says in which cache state); the torch
+    module is then timed eagerly in a phase of its own. The ratio columns divide by the
+    --baseline variant.
     With --device cuda a second table gives the GPU columns.
     """
     _check_device(device)
@@ -150,17 +192,15 @@ def compare(
     labels = [s.label for s in specs]
     if baseline not in labels:
         raise UsageError(f"--baseline {baseline!r} is not among the rows ({', '.join(labels)})")
-    _positive(threads, "--threads")
-    _positive(budget, "--budget")
+    timing = _timing(threads, budget, cache)
     from mnv2prof.report import check_writable
 
     check_writable(csv)
     check_writable(json_out)
 
-    from mnv2prof.latency import TimingSpec
     from mnv2prof.report import compare_table, records_frame, table_notes, write_frame
 
-    run = _run_with_progress(specs, TimingSpec(threads=threads, budget_s=budget), device)
+    run = _run_with_progress(specs, timing, device, eager=not no_eager)
     frame = records_frame(run.records, baseline)
     from mnv2prof.roofline import add_roofline, load_machine, roofline_notes
 
@@ -168,10 +208,12 @@ def compare(
     frame = add_roofline(frame, machine)
     title = (
         f"C={channels} {resolution}x{resolution} t={expansion} k={kernel} s={stride} N={batch}, "
-        f"onnxruntime CPU, {threads} thread(s); 1 MAC = 1 multiply-accumulate, FLOPs = 2 x MACs"
+        f"onnxruntime CPU, {threads} thread(s), cache {cache}; 1 MAC = 1 multiply-accumulate, "
+        "FLOPs = 2 x MACs"
     )
     stdout.print(compare_table(frame, title, baseline))
-    for note in table_notes(frame, run.harness_floor) + roofline_notes(frame, machine, threads):
+    notes = table_notes(frame, run.harness_floor) + roofline_notes(frame, machine, threads)
+    for note in notes + [n for n in run.notes if device != "cuda"]:
         stdout.print(note, highlight=False, soft_wrap=True)
     if device == "cuda":
         from mnv2prof.cuda_report import gpu_notes, gpu_table
@@ -198,7 +240,9 @@ def _progress_bar(unit: str = "") -> Progress:
     )
 
 
-def _run_with_progress(specs: Sequence[BlockSpec], timing, device: str = "cpu"):
+def _run_with_progress(
+    specs: Sequence[BlockSpec], timing, device: str = "cpu", eager: bool = True
+):
     from mnv2prof.pipeline import Progress as Hooks
     from mnv2prof.pipeline import profile_run
 
@@ -214,7 +258,9 @@ def _run_with_progress(specs: Sequence[BlockSpec], timing, device: str = "cpu"):
         def on_timing(fraction: float) -> None:
             bar.update(timing_task, completed=100 * fraction)
 
-        return profile_run(specs, timing, progress=Hooks(on_export, on_timing), device=device)
+        return profile_run(
+            specs, timing, progress=Hooks(on_export, on_timing), device=device, eager=eager
+        )
 
 
 @app.command()
@@ -273,8 +319,8 @@ def _explicit(ctx: typer.Context, names) -> list[str]:
     return given
 
 
-def _gate_profile(ctx: typer.Context, profile: str, budget: float):
-    """The profile to measure, its budget_s replaced by an explicit --budget."""
+def _gate_profile(ctx: typer.Context, profile: str, budget: float, cache: str):
+    """The profile to measure, its budget_s and cache replaced by an explicit --budget, --cache."""
     import dataclasses
 
     from mnv2prof.profiles import load_profile
@@ -290,20 +336,26 @@ def _gate_profile(ctx: typer.Context, profile: str, budget: float):
     if _explicit(ctx, ["budget"]):
         _positive(budget, "--budget")
         plan = dataclasses.replace(plan, timing=dataclasses.replace(plan.timing, budget_s=budget))
+    if _explicit(ctx, ["cache"]):
+        timing = _timing(plan.timing.threads, plan.timing.budget_s, cache)
+        plan = dataclasses.replace(plan, timing=dataclasses.replace(plan.timing, cache=cache))
     return plan
 
 
 def _measure_profile(plan) -> list:
-    """(grid point, its records) for every point of `plan`, measured as `sweep` measures them."""
-    from mnv2prof.sweep import measure_point
+    """(grid point, its records) for every point of `plan`, measured as `sweep` measures them
+    (in batches of points timed together), onnxruntime only."""
+    from mnv2prof.sweep import batches, measure_points
 
     measured = []
     with _progress_bar(" rows") as bar:
         task = bar.add_task(plan.name, total=plan.rows)
-        for point in plan.points():
-            bar.update(task, description=f"{plan.name}: {point.label}")
-            measured.append((point, measure_point(plan, point)))
-            bar.advance(task, len(point.specs))
+        for batch in batches([(p, p.specs) for p in plan.points()], plan.batch_rows):
+            bar.update(task, description=f"{plan.name}: {batch[0][0].label} ..")
+            records = iter(measure_points(plan, batch, eager=False))
+            for point, specs in batch:
+                measured.append((point, [next(records) for _ in specs]))
+                bar.advance(task, len(specs))
     return measured
 
 
@@ -324,19 +376,20 @@ def baseline_command(
     variants: Variants = DEFAULT_VARIANT_LIST,
     threads: Threads = 1,
     budget: Budget = 2.0,
+    cache: Cache = "warm",
 ) -> None:
     """Measure block variants and store the rows as a baseline for `mnv2prof gate`.
 
-    The CSV keeps every raw latency sample (in round order), the spec, the counted cost and the
-    environment, so a later gate can test significance and refuse a foreign machine.
+    The CSV keeps every latency sample (one per round, in round order), the spec, the counted
+    cost, the cache mode and the environment, so a later gate can test significance and refuse a
+    foreign machine or another cache mode. Only onnxruntime is timed (the gate's runtime).
     With --profile, every grid point of the profile is measured (as `sweep` does) instead of
     the spec flags, and all its rows go to the one CSV, written once at the end.
     """
-    from mnv2prof.latency import TimingSpec
     from mnv2prof.report import check_writable, compare_table, records_frame, write_frame
 
     if profile is not None:
-        plan = _gate_profile(ctx, profile, budget)
+        plan = _gate_profile(ctx, profile, budget, cache)
         check_writable(out)
         measured = _measure_profile(plan)
         frame = records_frame([record for _, records in measured for record in records])
@@ -350,14 +403,15 @@ def baseline_command(
         )
         return
     specs = _specs(variants, channels, resolution, expansion, kernel, stride, batch)
-    _positive(threads, "--threads")
-    _positive(budget, "--budget")
+    timing = _timing(threads, budget, cache)
     check_writable(out)
-    run = _run_with_progress(specs, TimingSpec(threads=threads, budget_s=budget))
+    run = _run_with_progress(specs, timing, eager=False)
     frame = records_frame(run.records)
     write_frame(frame, out)
     title = f"baseline C={channels} {resolution}x{resolution} t={expansion} k={kernel} s={stride} "
-    stdout.print(compare_table(frame, title + f"N={batch}, {threads} thread(s)", None))
+    stdout.print(
+        compare_table(frame, title + f"N={batch}, {threads} thread(s), cache {cache}", None)
+    )
     stderr.print(f"wrote {len(frame)} baseline rows to {out}", highlight=False)
 
 
@@ -377,6 +431,7 @@ def gate_command(
     variants: Variants = DEFAULT_VARIANT_LIST,
     threads: Threads = 1,
     budget: Budget = 2.0,
+    cache: Cache = "warm",
     max_slowdown: Annotated[
         float,
         typer.Option(
@@ -422,7 +477,8 @@ def gate_command(
     A row fails when its counted cost changed (unless --allow-cost-change) or when it is slower
     than the baseline by more than --max-slowdown AND a one-sided Mann-Whitney U test on the raw
     samples says so at --alpha. Faster rows are reported, never failed. Rows are matched by
-    variant; a missing or malformed baseline, or rows that do not match, exit 2.
+    variant; a missing or malformed baseline, rows that do not match, or a baseline timed in
+    another --cache mode exit 2. Only onnxruntime is timed.
     With --profile (the one the baseline was taken with) rows are matched by spec and threads,
     and --relative-to divides each row by the reference variant of its own grid point.
     """
@@ -430,11 +486,11 @@ def gate_command(
     from mnv2prof.env import current_environment
     from mnv2prof.gate_report import junit_xml, notes, verdict_table
     from mnv2prof.gate_report import markdown_summary as to_markdown
-    from mnv2prof.latency import TimingSpec
     from mnv2prof.report import check_writable, records_frame, write_atomic
 
     if profile is not None:
-        plan = _gate_profile(ctx, profile, budget)
+        plan = _gate_profile(ctx, profile, budget, cache)
+        mode = plan.timing.cache
         match_by, names = "spec", plan.variants
         keys = [
             gate.row_key({"spec": s.name, "threads": point.threads}, match_by)
@@ -444,8 +500,8 @@ def gate_command(
         where = f"the profile's variants ({', '.join(names)})"
     else:
         specs = _specs(variants, channels, resolution, expansion, kernel, stride, batch)
-        _positive(threads, "--threads")
-        _positive(budget, "--budget")
+        timing = _timing(threads, budget, cache)
+        mode = timing.cache
         match_by, keys = "variant", [s.variant for s in specs]
         names, where = keys, f"--variants ({variants})"
     policy = gate.GatePolicy(max_slowdown, alpha, allow_cost_change)
@@ -455,6 +511,7 @@ def gate_command(
     check_writable(junit)
     stored = gate.load_baseline(baseline, match_by)
     gate.check_rows(stored, keys, match_by)
+    gate.check_cache_mode(stored, mode, baseline)
     # a profile's threads are part of each row's key, matched above
     current_threads = None if profile is not None else threads
     differences = gate.environment_differences(stored, current_environment(), current_threads)
@@ -463,7 +520,7 @@ def gate_command(
     if profile is not None:
         records = [record for _, point_records in _measure_profile(plan) for record in point_records]
     else:
-        records = _run_with_progress(specs, TimingSpec(threads=threads, budget_s=budget)).records
+        records = _run_with_progress(specs, timing, eager=False).records
     result = gate.decide(
         stored, records_frame(records), policy, relative_to, differences, match_by
     )
@@ -508,12 +565,19 @@ def sweep(
         bool, typer.Option("--force", help="Replace an existing --out (from its first new row).")
     ] = False,
     device: Device = "cpu",
+    cache: Annotated[
+        str | None,
+        typer.Option(
+            "--cache", help="warm or cold: replaces the profile's [measure] cache (default warm)."
+        ),
+    ] = None,
 ) -> None:
     """Measure every row of a profile's grid, appending each row to --out as it is measured.
 
-    Each grid point's variants are timed interleaved. A row is written whole and synced at once,
-    so Ctrl-C or a kill leaves a valid CSV with every finished row; --resume then measures only
-    the rows (by spec_hash: spec and threads) that are not in the file yet.
+    Each grid point's variants are timed together, their bursts rotating round by round. A row
+    is written whole and synced at once, so Ctrl-C or a kill leaves a valid CSV with every
+    finished row; --resume then measures only the rows (by spec_hash: spec and threads) that
+    are not in the file yet, and refuses a file timed in another cache mode.
     """
     import time
 
@@ -524,6 +588,13 @@ def sweep(
     if resume and force:
         raise UsageError("--resume and --force exclude each other")
     plan = load_profile(profile)
+    if cache is not None:
+        import dataclasses
+
+        timing = _timing(plan.timing.threads, plan.timing.budget_s, cache)
+        plan = dataclasses.replace(plan, timing=timing)
+    for threads in sorted({point.threads for point in plan.points()})[-1:]:
+        _check_threads(threads)
     run = Sweep(plan, out, resume, force, device=device)
     started = time.perf_counter()
     with _progress_bar(" rows") as bar:
@@ -532,14 +603,16 @@ def sweep(
         def on_start(total: int, skipped: int) -> None:
             bar.update(task, total=total, completed=skipped)
 
-        def on_point(point, rows: int) -> None:
-            threads = f", {point.threads} thread(s)" if "threads" not in dict(point.values) else ""
-            bar.update(task, description=f"{plan.name}: {point.label}{threads}")
+        def on_batch(points, rows: int) -> None:
+            first, last = points[0], points[-1]
+            label = first.label if first is last else f"{first.label} .. {last.label}"
+            threads = f", {first.threads} thread(s)" if "threads" not in dict(first.values) else ""
+            bar.update(task, description=f"{plan.name}: {label}{threads}")
 
         def on_row(record) -> None:
             bar.advance(task)
 
-        result = run.run(SweepHooks(on_start, on_point, on_row))
+        result = run.run(SweepHooks(on_start, on_batch, on_row))
     stderr.print(
         f"{plan.name}: wrote {result.written} rows to {out} ({result.skipped} already there, "
         f"{result.total} in the profile) in {time.perf_counter() - started:.1f} s",
@@ -634,6 +707,7 @@ def profile_command(
         Path | None,
         typer.Option("--csv", help="Also write the model's row (the columns compare writes)."),
     ] = None,
+    cache: Cache = "warm",
 ) -> None:
     """Count and time any ONNX model: params, MACs, elementwise ops, memory, latency.
 
@@ -646,13 +720,12 @@ def profile_command(
     from mnv2prof.report import check_writable, compare_table, records_frame, write_frame
 
     shapes = mp.parse_shapes(shape or [])
-    _positive(threads, "--threads")
-    _positive(budget, "--budget")
+    _timing(threads, budget, cache)
     check_writable(csv)
     count = mp.count_model_file(model, shapes)
-    with stderr.status(f"timing {model.name} ({budget:g} s budget)"):
-        latency = mp.time_model(count, mp.profile_timing(threads, budget))
-    record = mp.model_record(count, latency, threads, current_environment())
+    with stderr.status(f"timing {model.name} ({budget:g} s budget, cache {cache})"):
+        latency = mp.time_model(count, mp.profile_timing(threads, budget, cache))
+    record = mp.model_record(count, latency, threads, current_environment(), cache)
     frame = records_frame([record])
     stdout.print(compare_table(frame, mp.summary_title(count, threads), None))
     for note in count.notes:
@@ -694,7 +767,8 @@ def network_command(
         float,
         typer.Option(
             "--budget",
-            help="Seconds of interleaved timing (network and each stage); 0: count only.",
+            help="Seconds of timing (the network and each stage, their bursts rotating); "
+            "0: count only.",
         ),
     ] = 5.0,
     csv: Annotated[
@@ -702,31 +776,32 @@ def network_command(
         typer.Option("--csv", help="Also write the stage rows and the total to this CSV."),
     ] = None,
     device: Device = "cpu",
+    cache: Cache = "warm",
 ) -> None:
     """A whole network from the paper's table: MACs, params, peak activations and latency per stage.
 
     The network is exported to ONNX once (cached, parity with torch proven); MACs are counted on
     the whole graph and grouped by stage through the exporter's name scopes; a stage's peak
     activation memory is the liveness peak of its own nodes; its latency share is its median when
-    timed as its own ONNX sub-model (interleaved with the others) over the sum of those medians.
+    timed as its own ONNX sub-model (in bursts rotating with the others) over the sum of those
+    medians.
     The total row is the whole network: its params, MACs, peak and latency as one session.
     With --device cuda one more line gives the whole network's GPU latency and peak memory.
     """
     _check_device(device)
-    from mnv2prof.latency import TimingSpec
     from mnv2prof.network_report import latency_note, stage_frame, stage_table
     from mnv2prof.networks import NetworkSpec, profile_network
     from mnv2prof.report import check_writable, write_frame
 
     spec = NetworkSpec(arch, width, resolution, classes, streamed)
-    _positive(threads, "--threads")
     if budget < 0:
         raise UsageError(f"--budget must be 0 or positive, got {budget}")
     if device == "cuda" and budget == 0:
         raise UsageError("--device cuda times the network: give --budget > 0")
+    timing = _timing(threads, budget, cache) if budget > 0 else None
+    _positive(threads, "--threads")
     check_writable(csv)
     with stderr.status(f"export + count + time {spec.name}"):
-        timing = TimingSpec(threads=threads, budget_s=budget) if budget > 0 else None
         profile = profile_network(spec, timing)
     frame = stage_frame(profile)
     title = (
@@ -837,7 +912,7 @@ def layers_command(
     if len(specs) != 1:
         raise UsageError(f"layers takes one variant, got {len(specs)}: {variant}")
     (spec,) = specs
-    _positive(threads, "--threads")
+    _check_threads(threads)
     _positive(runs, "--runs")
     from mnv2prof.pipeline import prepare
     from mnv2prof.report import check_writable, layers_frame, layers_table, write_frame
@@ -882,7 +957,7 @@ def _gpu_layers(prepared, runs: int):
 def calibrate(
     threads: Threads = 1,
     budget: Annotated[
-        float, typer.Option("--budget", help="Seconds of interleaved timing of the three probes.")
+        float, typer.Option("--budget", help="Seconds of timing of the probes.")
     ] = 3.0,
 ) -> None:
     """Measure this machine's peak GFLOP/s and GB/s in onnxruntime; store them for the roofline.
@@ -892,7 +967,7 @@ def calibrate(
     on L2-resident arrays (cache). The profile is keyed by CPU model and --threads; `compare` then adds each block's
     roofline bound and efficiency.
     """
-    _positive(threads, "--threads")
+    _check_threads(threads)
     _positive(budget, "--budget")
     from mnv2prof.roofline import calibrate as measure
     from mnv2prof.roofline import save_machine
@@ -940,16 +1015,16 @@ def explain(
 def guidelines_command(
     threads: Threads = 1,
     budget: Annotated[
-        float, typer.Option("--budget", help="Seconds of interleaved timing per guideline.")
+        float, typer.Option("--budget", help="Seconds of timing per guideline.")
     ] = 2.0,
 ) -> None:
     """ShuffleNet V2's guidelines G1-G4 at equal MACs: the paper's claim beside this machine.
 
-    Each guideline's blocks are exported (cached), counted and timed interleaved; the verdict
+    Each guideline's blocks are exported (cached), counted and timed (bursts rotating); the verdict
     reads the 95% CI of the round-paired latency ratio of the block the paper calls slower to
     the one it calls fastest (holds: slower by more than 5%).
     """
-    _positive(threads, "--threads")
+    _check_threads(threads)
     _positive(budget, "--budget")
     from rich.table import Table
 

@@ -98,7 +98,8 @@ def gpu_notes(frame: pd.DataFrame, left_out: tuple[str, ...] = ()) -> list[str]:
         notes.append(
             f"GPU: {first['env_gpu_name']}, CUDA {first['env_cuda']}, driver "
             f"{first['env_gpu_driver'] or 'unknown'}, torch {first['env_torch']}; latencies are "
-            "CUDA-event times of one call each, interleaved round robin."
+            "CUDA-event times; each runtime timed in its own phase, in bursts rotating between the "
+            "blocks."
         )
     graph = frame.dropna(subset=["cuda_graph_median_ms"]) if "cuda_graph_median_ms" in frame else []
     if len(graph):

@@ -28,15 +28,16 @@ The test treats samples as independent; samples of one run are not quite (the ma
 during a run), so p-values are optimistic for slow drift between the baseline's run and this one.
 That drift is what the relative mode removes:
 
-**Relative mode** (``relative_to`` a reference variant measured in the same run). `latency`
-times variants round robin, so sample ``i`` of every variant comes from round ``i``, a few
-milliseconds apart (a variant that left the rotation early has fewer samples: those of the first
-rounds, still paired). Each row's samples are divided, round by round, by the reference's samples
-of the same round: the per-round ratios cancel whatever slowed the whole round (a slower CI
-machine, a busy neighbour, frequency scaling), and the same test runs on those ratios instead of
-on milliseconds. A uniform slowdown of the machine then cancels exactly; a change that slows one
-block and not the reference does not. It cannot see a change that slows every block alike (the
-reference included): gate the reference itself in absolute mode on a fixed machine for that.
+**Relative mode** (``relative_to`` a reference variant measured in the same run). `latency` times
+variants in bursts that rotate round by round, one sample (the burst's median) per round, so sample
+``i`` of every variant comes from round ``i``, a few milliseconds apart (a variant that left the
+rotation early has fewer samples: those of rounds 0..k-1, so pairing by index pairs rounds whenever
+each variant left). Each row's samples are divided, round by round, by the reference's samples of
+the same round: the per-round ratios cancel whatever slowed the whole round (a slower CI machine, a
+busy neighbour, frequency scaling), and the same test runs on those ratios instead of on
+milliseconds. A uniform slowdown of the machine then cancels exactly; a change that slows one block
+and not the reference does not. It cannot see a change that slows every block alike (the reference
+included): gate the reference itself in absolute mode on a fixed machine for that.
 
 **Rows are matched** to the baseline by variant for a run of compare flags (one row per
 variant), or by ``spec`` and ``threads`` for a profile's grid (``match_by="spec"``: one variant
@@ -68,13 +69,15 @@ from mnv2prof.errors import UsageError
 
 # Counted (exact, deterministic) metrics: any change is an architecture change.
 COUNTED_COLUMNS = ("macs", "params", "peak_act_bytes", "bytes_moved", "weight_bytes")
-SAMPLES_COLUMN = "latency_samples_ms"  # space-separated milliseconds, in round order
+SAMPLES_COLUMN = "latency_samples_ms"  # space-separated milliseconds, one per round, in order
+CACHE_MODE_COLUMN = "cache_mode"  # latency.CACHE_MODES: never mixed within one comparison
 MATCH_BY = ("variant", "spec")  # row keys: the variant (compare flags), or spec and threads
 REQUIRED_COLUMNS = (
     "variant",
     "spec",
     "threads",
     SAMPLES_COLUMN,
+    CACHE_MODE_COLUMN,
     *COUNTED_COLUMNS,
     *(f"env_{k}" for k in COMPARABLE_KEYS if k not in OPTIONAL_KEYS),
 )
@@ -238,6 +241,11 @@ def load_baseline(path: Path, match_by: str = "variant") -> pd.DataFrame:
             frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (OSError, ValueError) as exc:  # pandas' parser and empty-data errors, bad UTF-8, JSON
         raise BaselineError(f"cannot read baseline {path}: {_one_line(exc)}") from None
+    if CACHE_MODE_COLUMN not in frame.columns and SAMPLES_COLUMN in frame.columns:
+        raise BaselineError(
+            f"baseline {path} has no {CACHE_MODE_COLUMN} column: it was timed by mnv2prof's older "
+            "round-robin harness (up to 1.8x slow on small blocks); take a new baseline"
+        )
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
         raise BaselineError(
@@ -316,6 +324,17 @@ def _listed(keys: set[str], most: int = 6) -> str:
     ordered = sorted(keys)
     shown = ", ".join(ordered[:most])
     return shown + (f" and {len(ordered) - most} more" if len(ordered) > most else "")
+
+
+def check_cache_mode(baseline: pd.DataFrame, mode: str, source: Path | str = "baseline") -> None:
+    """Refuse to compare latencies timed in different cache states, whatever the other flags:
+    a cold number is not a slower warm one."""
+    stored = sorted(set(baseline[CACHE_MODE_COLUMN].astype(str)))
+    if stored != [mode]:
+        raise UsageError(
+            f"{source} was timed with --cache {', '.join(stored)} and this run with --cache "
+            f"{mode}: cache modes are never mixed; gate with --cache {stored[0]}"
+        )
 
 
 def environment_differences(
@@ -455,7 +474,7 @@ def compare_samples(
 def per_round_ratios(samples: dict[str, np.ndarray], reference: str) -> dict[str, np.ndarray]:
     """Each variant's samples divided by the reference's sample of the same round.
 
-    `latency.measure_interleaved` lets a runner whose median has converged leave the rotation
+    `latency.measure` lets a runner whose median has converged leave the rotation
     for good, so a variant's k samples are those of rounds 0..k-1: the first min(k, k_ref)
     samples of a variant and of the reference pair round by round.
     """

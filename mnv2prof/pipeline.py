@@ -1,8 +1,10 @@
 """specs -> (export, count, time) -> records: the one path every command measures through.
 
-Each spec is timed twice, interleaved in the same round robin: its ONNX file in onnxruntime and
-its torch module eagerly (same thread count), beside an identity model that gives the harness
-floor. Only the blocks' CIs decide when sampling may stop early; the floor just rides along.
+Each runtime is timed in its own phase (`latency.measure_phases`), with the whole budget each:
+first every spec's ONNX file in onnxruntime, beside an identity model that gives the harness
+floor (only the blocks' CIs decide when sampling may stop early; the floor rides along), then
+every spec's torch module eagerly (same thread count; skipped with `eager=False`), then, with
+`device="cuda"`, each GPU runtime. Within a phase the variants' bursts rotate round by round.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ from mnv2prof.env import current_environment
 from mnv2prof.export import export_spec
 from mnv2prof.graph import load_graph
 from mnv2prof.latency import (
+    CACHE_COLD,
     Measurement,
     OrtRunner,
     TimingSpec,
+    cold_cache_note,
     identity_model,
-    measure_interleaved,
+    measure_phases,
 )
 from mnv2prof.memory import peak_activation_memory
 from mnv2prof.records import CountedCost, Record
@@ -77,9 +81,10 @@ def profile_blocks(
     seed: int = 0,
     progress: Progress | None = None,
     device: str = "cpu",
+    eager: bool = True,
 ) -> list[Record]:
-    """Export, count and time `specs` (timed interleaved); one `Record` per spec, in order."""
-    return profile_run(specs, timing, seed, progress, device=device).records
+    """Export, count and time `specs`; one `Record` per spec, in order."""
+    return profile_run(specs, timing, seed, progress, device=device, eager=eager).records
 
 
 def profile_run(
@@ -88,6 +93,7 @@ def profile_run(
     seed: int = 0,
     progress: Progress | None = None,
     device: str = "cpu",
+    eager: bool = True,
 ) -> ProfileRun:
     """`profile_blocks`, and the harness floor measured with them."""
     progress = progress or Progress()
@@ -96,7 +102,7 @@ def profile_run(
         prepared.append(prepare(spec, seed))
         if progress.on_export:
             progress.on_export(spec, i + 1, len(specs))
-    return timed_records(prepared, timing, seed, progress, device=device)
+    return timed_records(prepared, timing, seed, progress, device=device, eager=eager)
 
 
 def timed_records(
@@ -105,26 +111,35 @@ def timed_records(
     seed: int = 0,
     progress: Progress | None = None,
     device: str = "cpu",
+    eager: bool = True,
 ) -> ProfileRun:
-    """Time `prepared` in onnxruntime and eagerly, interleaved; records and the harness floor.
+    """Time `prepared` in onnxruntime, then eagerly, each runtime in its own phase; records and
+    the harness floor.
 
-    `device="cuda"` adds each block's GPU runners (cuda.block_runners) to the same round robin;
-    the CPU columns are measured as always, so one table holds both.
+    `device="cuda"` adds a phase per GPU runtime (cuda.block_runners); the CPU columns are
+    measured as always, so one table holds both.
     """
     from mnv2prof.blocks import build_block
     from mnv2prof.eager import EagerRunner, inference_graph, measure_memories, torch_threads
 
     progress = progress or Progress()
-    runners: dict[object, Callable[[], None]] = {}
-    for p in prepared:
-        runners[("ort", p.spec)] = OrtRunner(p.model_path, timing.threads, seed)
-        runners[("eager", p.spec)] = EagerRunner(p.module, p.spec.input_shape, seed)
+    ort = {("ort", p.spec): OrtRunner(p.model_path, timing.threads, seed) for p in prepared}
+    blocks: list[object] = list(ort)
+    ort[HARNESS_FLOOR] = OrtRunner(identity_model(), timing.threads, seed)
+    phases: list[dict[object, Callable[[], float | None]]] = [ort]
+    if eager:
+        phases.append(
+            {("eager", p.spec): EagerRunner(p.module, p.spec.input_shape, seed) for p in prepared}
+        )
     notes: list[str] = []
+    if timing.cache == CACHE_COLD:
+        notes.append(cold_cache_note())
     if device == "cuda":
         from mnv2prof import cuda
 
         ort_note = cuda.ort_cuda_unavailable()
         notes += [ort_note] if ort_note else []
+        gpu_phases: dict[str, dict[object, Callable[[], float | None]]] = {}
         for p in prepared:
             gpu_runners = cuda.block_runners(
                 lambda p=p: build_block(p.spec, seed),
@@ -132,11 +147,12 @@ def timed_records(
                 None if ort_note else p.model_path,
                 seed,
             )
-            runners.update({(kind, p.spec): run for kind, run in gpu_runners.items()})
-    blocks = list(runners)
-    runners[HARNESS_FLOOR] = OrtRunner(identity_model(), timing.threads, seed)
+            for kind, run in gpu_runners.items():
+                gpu_phases.setdefault(kind, {})[(kind, p.spec)] = run
+        phases += gpu_phases.values()
+    blocks += [key for phase in phases[1:] for key in phase]
     with torch_threads(timing.threads):
-        measurements = measure_interleaved(runners, timing, progress.on_timing, converge=blocks)
+        measurements = measure_phases(phases, timing, progress.on_timing, converge=blocks)
         folded = [(inference_graph(p.module), p.spec.input_shape) for p in prepared]
         memory = dict(zip((p.spec for p in prepared), measure_memories(folded, seed), strict=True))
     env = current_environment(device)
@@ -154,9 +170,9 @@ def timed_records(
         make_record(
             p,
             measurements[("ort", p.spec)],
-            timing.threads,
+            timing,
             env,
-            eager=measurements[("eager", p.spec)],
+            eager=measurements.get(("eager", p.spec)),
             measured_peak_bytes=memory[p.spec].peak_bytes,
             measured_alloc_peak_bytes=memory[p.spec].alloc_peak_bytes,
             **gpu[p.spec],
@@ -167,19 +183,20 @@ def timed_records(
 
 
 def make_record(
-    prepared: PreparedBlock, latency: Measurement, threads: int, env, **measured: object
+    prepared: PreparedBlock, latency: Measurement, timing: TimingSpec, env, **measured: object
 ) -> Record:
     """`measured`: Record's optional fields (eager, measured_peak_bytes, ...)."""
     spec = prepared.spec
     return Record(
         label=spec.label,
         spec=spec.name,
-        spec_hash=spec.digest(threads),
+        spec_hash=spec.digest(timing.threads),
         # the row's `variant` column is the label (mbv2-streamed/k2), not the spec's bare variant
         spec_fields=tuple((k, v) for k, v in spec.to_dict().items() if k != "variant"),
         cost=prepared.cost,
         latency=latency,
-        threads=threads,
+        threads=timing.threads,
+        cache_mode=timing.cache,
         env=env,
         **measured,
     )

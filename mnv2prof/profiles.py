@@ -21,17 +21,21 @@ names as the CSV columns, so a profile, a result file and `report --group-by` sp
     stride = 2
 
     [measure]       # optional: timing settings (latency.TimingSpec) and the export seed
-    budget_s = 1.0  # seconds of interleaved timing per grid point (all its variants together)
+    budget_s = 1.0  # seconds of timing per grid point and runtime (all its variants together)
     warmup = 5
-    min_samples = 10
+    min_samples = 10  # rounds
     max_samples = 2000
+    cache = "warm"  # or "cold" (latency.CACHE_MODES)
+    eager = true    # also time each torch module eagerly, in a phase of its own
+    batch_rows = 48 # rows of consecutive grid points timed in one rotation (sweep.batches)
     seed = 0
 
 Point keys (in `[base]`, `[grid]`, `[[points]]`): `in_chs` (sets out_chs too unless given),
 `out_chs`, `resolution`, `exp_ratio`, `kernel_size`, `stride`, `batch` (BlockSpec fields), and
 `threads` (onnxruntime intra-op threads: a timing setting, but a grid axis like the others).
 Precedence: `[base]` < `[[points]]` / `[grid]`; a key may not be in both `[[points]]` and `[grid]`.
-One *grid point* is one set of values; it is measured with all its variants timed interleaved.
+One *grid point* is one set of values; its variants are timed together, their bursts rotating
+round by round (latency.py).
 One *row* is one variant at one grid point.
 
 Every error (TOML syntax, unknown key, wrong type, bad value) is a `ProfileError` naming the file,
@@ -44,6 +48,7 @@ checkout (beside the `mnv2prof` package: a checkout or an editable install), els
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import re
@@ -54,12 +59,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mnv2prof.errors import SpecError, UsageError
-from mnv2prof.latency import TimingSpec
+from mnv2prof.latency import CACHE_MODES, TimingSpec
 from mnv2prof.variants import VARIANTS, BlockSpec
 
 SPEC_KEYS = ("in_chs", "out_chs", "resolution", "exp_ratio", "kernel_size", "stride", "batch")
 POINT_KEYS = (*SPEC_KEYS, "threads")
-MEASURE_KEYS = ("budget_s", "warmup", "min_samples", "max_samples", "seed")
+MEASURE_KEYS = (
+    "budget_s", "warmup", "min_samples", "max_samples", "cache", "eager", "batch_rows", "seed"
+)
 TOP_KEYS = ("name", "description", "variants", "base", "grid", "points", "measure")
 # CLI flag names a user may type by habit; the error says which profile key they mean.
 _FLAG_NAMES = {
@@ -99,6 +106,8 @@ class Profile:
     points_table: tuple[tuple[tuple[str, int], ...], ...]
     timing: TimingSpec = field(default_factory=TimingSpec)  # threads: the default, see points()
     seed: int = 0
+    eager: bool = True  # time each torch module eagerly too (its own phase)
+    batch_rows: int = 48  # rows of consecutive grid points timed in one rotation at most
 
     def points(self) -> list[GridPoint]:
         """Every grid point, in file order: each explicit point times each grid combination."""
@@ -123,13 +132,7 @@ class Profile:
         return sum(len(p.specs) for p in self.points())
 
     def timing_for(self, point: GridPoint) -> TimingSpec:
-        return TimingSpec(
-            threads=point.threads,
-            budget_s=self.timing.budget_s,
-            warmup=self.timing.warmup,
-            min_samples=self.timing.min_samples,
-            max_samples=self.timing.max_samples,
-        )
+        return dataclasses.replace(self.timing, threads=point.threads)
 
 
 def profiles_dir() -> Path:
@@ -269,8 +272,11 @@ class _Reader:
         base = self._point_table(("base", None), self._table(data, "base"))
         grid = self._grid(self._table(data, "grid"))
         points = self._points(data.get("points", []), grid)
-        timing, seed = self._measure(self._table(data, "measure"))
-        profile = Profile(name, description, self.path, variants, base, grid, points, timing, seed)
+        timing, seed, eager, batch_rows = self._measure(self._table(data, "measure"))
+        profile = Profile(
+            name, description, self.path, variants, base, grid, points, timing, seed, eager,
+            batch_rows,
+        )
         try:
             for _ in profile.points():
                 pass
@@ -329,7 +335,7 @@ class _Reader:
             points.append(point)
         return tuple(points)
 
-    def _measure(self, table: dict) -> tuple[TimingSpec, int]:
+    def _measure(self, table: dict) -> tuple[TimingSpec, int, bool, int]:
         where = ("measure", None)
         for key in table:
             if key not in MEASURE_KEYS:
@@ -342,10 +348,17 @@ class _Reader:
         low = self._int(where, "min_samples", table.get("min_samples", defaults.min_samples), 1)
         high = self._int(where, "max_samples", table.get("max_samples", defaults.max_samples), low)
         seed = self._int(where, "seed", table.get("seed", 0), 0)
+        cache = table.get("cache", defaults.cache)
+        if cache not in CACHE_MODES:
+            self.fail(where, "cache", f"expected one of {', '.join(CACHE_MODES)}, got {cache!r}")
+        eager = table.get("eager", True)
+        if not isinstance(eager, bool):
+            self.fail(where, "eager", f"expected true or false, got {eager!r}")
+        batch_rows = self._int(where, "batch_rows", table.get("batch_rows", 48), 1)
         timing = TimingSpec(
-            budget_s=float(budget), warmup=warmup, min_samples=low, max_samples=high
+            budget_s=float(budget), warmup=warmup, min_samples=low, max_samples=high, cache=cache
         )
-        return timing, seed
+        return timing, seed, eager, batch_rows
 
 
 def iter_profiles() -> Iterator[Profile | ProfileError]:

@@ -5,7 +5,9 @@ Column units: `*_bytes` bytes, `*_ms` milliseconds, `macs` multiply-accumulates 
 `nodes` a count of graph nodes, `gmacs_per_s` 10^9 MACs per second, `*_x` a ratio (times),
 `*_rel` a fraction (0.02 = 2%), `*_flop_per_byte` FLOPs per byte. `latency_*` is onnxruntime,
 `eager_*` the torch module run eagerly; `*_ci_low_ms` / `*_ci_high_ms` bound the 95% confidence
-interval of the median. `cuda_eager_*`, `cuda_graph_*`, `cuda_ort_*` and `cuda_peak_bytes` are
+interval of the median. Each of the `*_n` samples is the median of one round's burst of
+`*_burst_calls` back-to-back calls (latency.py); `cache_mode` is the cache state they were timed
+in (warm or cold). `cuda_eager_*`, `cuda_graph_*`, `cuda_ort_*` and `cuda_peak_bytes` are
 measured on the GPU (empty unless --device cuda).
 """
 
@@ -64,6 +66,7 @@ class Record:
     latency: Measurement
     threads: int
     env: Environment
+    cache_mode: str = "warm"  # latency.CACHE_MODES: the cache state every latency was timed in
     eager: Measurement | None = None  # the torch module's latency, when it was timed
     measured_peak_bytes: int | None = None  # eager.measure_memory: live bytes at op boundaries
     measured_alloc_peak_bytes: int | None = None  # ... and at any allocation (kernel scratch)
@@ -85,6 +88,7 @@ class Record:
             "spec_hash": self.spec_hash,
             **dict(self.spec_fields),
             "threads": self.threads,
+            "cache_mode": self.cache_mode,
             "params": c.params,
             "macs": c.macs,
             "flops": c.flops,
@@ -103,6 +107,7 @@ class Record:
             "latency_ci_high_ms": round(m.ci_high_ms, 6),
             "latency_ci_rel": round(m.ci_rel, 6),
             "latency_n": m.n,
+            "latency_burst_calls": m.burst_calls,
             "latency_unstable": m.unstable,
             **_eager_columns(self.eager),
             "measured_peak_bytes": self.measured_peak_bytes,
@@ -127,11 +132,15 @@ def _measurement_columns(prefix: str, m: Measurement | None) -> dict[str, object
     names = ("median", "q1", "q3", "p95", "ci_low", "ci_high")
     if m is None:
         return {f"{prefix}_{k}_ms": None for k in names} | {
-            f"{prefix}_ci_rel": None, f"{prefix}_n": 0, f"{prefix}_unstable": None
+            f"{prefix}_ci_rel": None,
+            f"{prefix}_n": 0,
+            f"{prefix}_burst_calls": 0,
+            f"{prefix}_unstable": None,
         }
     return {
         **{f"{prefix}_{k}_ms": round(getattr(m, f"{k}_ms"), 6) for k in names},
         f"{prefix}_ci_rel": round(m.ci_rel, 6),
         f"{prefix}_n": m.n,
+        f"{prefix}_burst_calls": m.burst_calls,
         f"{prefix}_unstable": m.unstable,
     }

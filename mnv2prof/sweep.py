@@ -9,8 +9,14 @@ A sweep can take hours, so the CSV is the sweep's journal:
   whose header differs from this version's rows is refused, as is one measured in another
   environment (env.COMPARABLE_KEYS), since its rows could not be compared with the new ones.
 
-Each grid point's variants are timed interleaved through `pipeline.profile_blocks`; threads is
-part of the point, so a point never mixes thread counts.
+Grid points are timed in **batches** (`measure_points`): consecutive points with the same thread
+count, up to the profile's `batch_rows` rows (default 48), timed as one rotation of bursts through
+`pipeline.profile_blocks`, with the profile's `budget_s` for each point of the batch. Drift of the
+machine then hits every point of a batch alike, not only the variants of one point: on the 2-core
+development machine, whose speed jumps by up to 1.5x over seconds, the seven identical resnet
+rows of the expansion sweep (t = 4..10) spread by up to 30% when each point was timed on its own.
+Rows are written when their batch is done. The cache mode is the profile's, so a file never
+mixes cache modes (`--resume` refuses a file timed in another).
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ class SweepHooks:
     """Callbacks a front end may give to show progress; every one is optional."""
 
     on_start: Callable[[int, int], None] | None = None  # total rows, rows already in the file
-    on_point: Callable[[GridPoint, int], None] | None = None  # point, rows it will measure
+    on_batch: Callable[[list[GridPoint], int], None] | None = None  # points, rows to measure
     on_row: Callable[[Record], None] | None = None  # after the row is on disk
 
 
@@ -182,6 +188,13 @@ class Sweep:
                     f"{out} was measured in another environment ({shown}): resume it there, "
                     "or start a new file"
                 )
+            mode = first.get("cache_mode", "")
+            if mode != profile.timing.cache:
+                raise UsageError(
+                    f"{out} was timed with cache mode {mode or 'none (an older harness)'} and "
+                    f"this sweep uses {profile.timing.cache}: cache modes are never mixed in one "
+                    "file; start a new file"
+                )
         self.points = profile.points()
         self.total = sum(len(p.specs) for p in self.points)
         self.skipped = sum(
@@ -196,14 +209,16 @@ class Sweep:
         written = 0
         try:
             with _sigterm_as_interrupt():
-                for point in self.points:
-                    done = self.journal.done
-                    todo = [s for s in point.specs if s.digest(point.threads) not in done]
-                    if not todo:
-                        continue
-                    if hooks.on_point:
-                        hooks.on_point(point, len(todo))
-                    records = measure_point(self.profile, point, todo, self.device)
+                done = self.journal.done
+                todo = [
+                    (point, [s for s in point.specs if s.digest(point.threads) not in done])
+                    for point in self.points
+                ]
+                pending = [(p, specs) for p, specs in todo if specs]
+                for batch in batches(pending, self.profile.batch_rows):
+                    if hooks.on_batch:
+                        hooks.on_batch([p for p, _ in batch], sum(len(s) for _, s in batch))
+                    records = measure_points(self.profile, batch, self.device)
                     for record in records:
                         self.journal.append(record.row())
                         written += 1
@@ -217,21 +232,51 @@ class Sweep:
         return SweepResult(self.total, self.skipped, written)
 
 
-def measure_point(
-    profile: Profile,
-    point: GridPoint,
-    specs: Sequence[BlockSpec] | None = None,
-    device: str = "cpu",
-) -> list[Record]:
-    """Time one grid point's variants (or `specs`, some of them) interleaved: a Record each.
+def batches(
+    points: Sequence[tuple[GridPoint, Sequence[BlockSpec]]], limit: int
+) -> list[list[tuple[GridPoint, Sequence[BlockSpec]]]]:
+    """Consecutive (point, specs) with the same thread count, at most `limit` specs a batch (a
+    point larger than the limit is a batch of its own)."""
+    result: list[list[tuple[GridPoint, Sequence[BlockSpec]]]] = []
+    rows = 0
+    for point, specs in points:
+        current = result[-1] if result else None
+        if current and current[0][0].threads == point.threads and rows + len(specs) <= limit:
+            current.append((point, specs))
+            rows += len(specs)
+        else:
+            result.append([(point, specs)])
+            rows = len(specs)
+    return result
 
-    `sweep` and `mnv2prof baseline/gate --profile` measure a grid point alike: its variants in
-    one round robin with the point's threads and the profile's timing and export seed.
+
+def measure_points(
+    profile: Profile,
+    batch: Sequence[tuple[GridPoint, Sequence[BlockSpec]]],
+    device: str = "cpu",
+    eager: bool | None = None,
+) -> list[Record]:
+    """Time a batch of grid points (each with the specs to measure, all at one thread count) as
+    one rotation of bursts: a Record per spec, in order.
+
+    `sweep` and `mnv2prof baseline/gate --profile` measure alike: the point's threads, the
+    profile's timing (cache mode included; `budget_s` per point) and export seed. `eager` None:
+    the profile's setting.
     """
+    import dataclasses
+
     from mnv2prof.pipeline import profile_blocks
 
-    chosen = point.specs if specs is None else specs
-    return profile_blocks(chosen, profile.timing_for(point), seed=profile.seed, device=device)
+    point = batch[0][0]
+    timing = profile.timing_for(point)
+    timing = dataclasses.replace(timing, budget_s=timing.budget_s * len(batch))
+    return profile_blocks(
+        [spec for _, specs in batch for spec in specs],
+        timing,
+        seed=profile.seed,
+        device=device,
+        eager=profile.eager if eager is None else eager,
+    )
 
 
 def run_sweep(

@@ -144,7 +144,8 @@ def caption(table: PaperTable) -> str:
     where = f" on {table.environment}" if table.environment else ""
     return (
         f"Counted and measured cost per block{where}; latency is onnxruntime CPU, median "
-        f"{chr(177)} {table.spread_name} over {n} interleaved samples. "
+        f"{chr(177)} {table.spread_name} over {n} rounds (each the median of a burst of "
+        "back-to-back calls). "
         "1 MAC = 1 multiply-accumulate (FLOPs = 2 x MACs)."
     )
 

@@ -33,7 +33,7 @@ def frame(samples: dict[str, np.ndarray], env: Environment = ENV, threads: int =
         cost = {**COST, **cost_overrides.get(variant, {})}
         rows.append({
             "variant": variant, "spec": f"{variant}_c8_r8_e6_k3_s1_b1", "threads": threads,
-            **cost, "latency_samples_ms": " ".join(f"{s:.5f}" for s in values),
+            "cache_mode": "warm", **cost, "latency_samples_ms": " ".join(f"{s:.5f}" for s in values),
             **env.columns(),
         })
     return pd.DataFrame(rows)
@@ -254,9 +254,14 @@ def test_baseline_stores_samples_cost_and_environment(stored):
     assert rows["variant"].tolist() == ["conv", "mbv2"]
     assert set(gate.REQUIRED_COLUMNS) <= set(rows.columns)
     assert rows.loc[0, "macs"] == str(8 * 8 * 8 * 8 * 9)
-    assert len(rows.loc[0, "latency_samples_ms"].split()) == len(
-        rows.loc[1, "latency_samples_ms"].split()
-    ) >= 10
+    assert rows["cache_mode"].tolist() == ["warm", "warm"]
+    for row in rows.to_dict("records"):
+        # one sample per round, at least min_samples rounds; a variant whose median converged
+        # left the rotation early, so the two rows need not have as many
+        samples = row["latency_samples_ms"].split()
+        assert len(samples) == int(row["latency_n"]) >= 10
+        assert int(row["latency_burst_calls"]) >= 1
+        assert row["eager_median_ms"] == ""  # a baseline times onnxruntime only
     assert {f"env_{k}" for k in COMPARABLE_KEYS} <= set(rows.columns)
 
 
@@ -320,6 +325,27 @@ def test_gate_foreign_environment_refused_then_relative(run_cli, stored, tmp_pat
     assert "Environment differs from the baseline's: cpu_model 'Some Other CPU' now" in out
 
 
+def test_gate_never_mixes_cache_modes(run_cli, stored, tmp_path):
+    # whatever the other flags: a cold number is not a slower warm one
+    for extra in ((), ("--relative-to", "conv"), ("--allow-env-mismatch",)):
+        code, out, err = run_cli("gate", *SMALL, "--baseline", stored, "--cache", "cold", *extra)
+        assert code == 2, out + err
+        assert err.count("\n") == 1 and "Traceback" not in err
+        assert "was timed with --cache warm and this run with --cache cold" in err
+    code, _, err = run_cli("gate", *SMALL, "--baseline", stored, "--cache", "lukewarm")
+    assert code == 2 and "--cache must be one of warm, cold, got 'lukewarm'" in err
+
+
+def test_baseline_of_the_old_harness_is_refused(run_cli, stored, tmp_path):
+    old = tmp_path / "old.csv"
+    pd.read_csv(stored, dtype=str, keep_default_na=False).drop(columns="cache_mode").to_csv(
+        old, index=False
+    )
+    code, _, err = run_cli("gate", *SMALL, "--baseline", old)
+    assert code == 2
+    assert "has no cache_mode column: it was timed by mnv2prof's older round-robin harness" in err
+
+
 # --- profiles: rows matched by spec and threads, relative pairs within a grid point ---------
 
 
@@ -331,7 +357,7 @@ def grid_frame(samples: dict[tuple[str, int], np.ndarray], threads: int = 1,
     for (variant, exp), values in samples.items():
         spec = f"{variant}_c8_r8_e{exp}_k3_s1_b1"
         rows.append({
-            "variant": variant, "spec": spec, "threads": threads,
+            "variant": variant, "spec": spec, "threads": threads, "cache_mode": "warm",
             **COST, **(costs or {}).get(spec, {}),
             "latency_samples_ms": " ".join(f"{s:.5f}" for s in values), **ENV.columns(),
         })

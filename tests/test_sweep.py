@@ -14,7 +14,7 @@ from mnv2prof.sweep import CsvJournal
 
 
 def tiny_profile(tmp_path, name="tiny", resolution=8, expansions=(1, 2),
-                 variants=("conv", "mbv2")):
+                 variants=("conv", "mbv2"), batch_rows=48):
     path = tmp_path / f"{name}.toml"
     path.write_text(textwrap.dedent(f"""
         name = "{name}"
@@ -28,6 +28,7 @@ def tiny_profile(tmp_path, name="tiny", resolution=8, expansions=(1, 2),
         [measure]
         budget_s = 0.05
         warmup = 1
+        batch_rows = {batch_rows}
     """))
     return path
 
@@ -103,8 +104,9 @@ def interrupt_after_rows(process, out, rows, signum):
 def test_interrupted_sweep_keeps_whole_rows_and_resume_completes(run_cli, tmp_path):
     # Resolution 9 is used by no other test, so exports are not cached and the sweep is still
     # running when each signal comes.
+    # one row a batch: each row is journaled as soon as its point is timed
     profile = tiny_profile(tmp_path, resolution=9, expansions=(1, 2, 3, 4, 5, 6),
-                           variants=("mbv2",))
+                           variants=("mbv2",), batch_rows=1)
     out = tmp_path / "out.csv"
     first = interrupt_after_rows(start_sweep(profile, out), out, 1, signal.SIGINT)  # Ctrl-C
     assert 1 <= len(first) < 6 and first["spec_hash"].is_unique
@@ -175,6 +177,21 @@ def test_resume_refuses_rows_from_another_environment(run_cli, tmp_path, written
     assert len(err.strip().splitlines()) == 1
 
 
+def test_resume_never_mixes_cache_modes(run_cli, tmp_path):
+    profile, out = tiny_profile(tmp_path, expansions=(1,)), tmp_path / "out.csv"
+    code, _, err = run_cli("sweep", profile, "--out", out, "--cache", "cold")
+    assert code == 0, err
+    assert read_rows(out)["cache_mode"].tolist() == ["cold", "cold"]
+    before = out.read_bytes()
+    code, _, err = run_cli("sweep", profile, "--out", out, "--resume")  # the profile's: warm
+    assert code == 2
+    assert "was timed with cache mode cold and this sweep uses warm" in err
+    assert len(err.strip().splitlines()) == 1
+    assert out.read_bytes() == before
+    code, _, err = run_cli("sweep", profile, "--out", out, "--resume", "--cache", "cold")
+    assert code == 0 and "wrote 0 rows" in err
+
+
 def test_sweep_bad_out_and_flags(run_cli, tmp_path):
     profile = tiny_profile(tmp_path)
     code, _, err = run_cli("sweep", profile, "--out", tmp_path / "no" / "out.csv")
@@ -183,3 +200,37 @@ def test_sweep_bad_out_and_flags(run_cli, tmp_path):
     assert code == 2 and "exclude each other" in err
     code, _, err = run_cli("sweep", tmp_path / "missing.toml", "--out", tmp_path / "o.csv")
     assert code == 2 and "does not exist" in err
+
+
+def test_batches_group_consecutive_points_of_one_thread_count_up_to_the_limit():
+    from mnv2prof.profiles import GridPoint
+    from mnv2prof.sweep import batches
+    from mnv2prof.variants import BlockSpec
+
+    def point(t, threads, variants=("conv", "mbv2")):
+        specs = tuple(BlockSpec(v, in_chs=8, resolution=8, exp_ratio=t) for v in variants)
+        return GridPoint((("exp_ratio", t),), specs, threads), specs
+
+    points = [point(1, 1), point(2, 1), point(3, 1), point(4, 2), point(5, 2), point(6, 1)]
+    grouped = batches(points, limit=4)
+    assert [[p.values[0][1] for p, _ in b] for b in grouped] == [[1, 2], [3], [4, 5], [6]]
+    assert [len(b) for b in batches(points, limit=1)] == [1] * 6  # a point alone past the limit
+    assert [[p.threads for p, _ in b] for b in batches(points, limit=48)] == [
+        [1, 1, 1], [2, 2], [1]
+    ]
+
+
+def test_a_batch_is_timed_as_one_rotation_with_the_budget_of_its_points(monkeypatch, tmp_path):
+    from mnv2prof import pipeline
+    from mnv2prof.profiles import load_profile
+    from mnv2prof.sweep import batches, measure_points
+
+    seen = []
+    monkeypatch.setattr(pipeline, "profile_blocks",
+                        lambda specs, timing, **kw: seen.append((specs, timing, kw)) or specs)
+    profile = load_profile(tiny_profile(tmp_path, expansions=(1, 2, 3)))
+    (batch,) = batches([(p, p.specs) for p in profile.points()], profile.batch_rows)
+    assert measure_points(profile, batch) == [s for p in profile.points() for s in p.specs]
+    ((specs, timing, kw),) = seen
+    assert len(specs) == 6 and timing.budget_s == pytest.approx(3 * 0.05)
+    assert kw["eager"] is True and kw["seed"] == 0

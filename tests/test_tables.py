@@ -48,7 +48,7 @@ def test_markdown_table_pins_units_and_median_spread(tmp_path):
     assert lines[3] == "| 1 | mbv2 | 0.5 | 0.0297 | 10.0 | 2.000 ± 0.200 | 0.01 |"
     assert lines[4] == "| 2 | conv | 0.6 | 0.0369 | 4.0 | 1.230 ± 0.040 | 0.03 |"
     assert "on Test CPU, onnxruntime 1.0, 1 thread(s)" in lines[-1]
-    assert "median ± IQR over 12-40 interleaved samples" in lines[-1]
+    assert "median ± IQR over 12-40 rounds (each the median of a burst" in lines[-1]
 
 
 def test_markdown_renders_to_an_html_table(tmp_path):
