@@ -1,7 +1,8 @@
 """How often does `mnv2prof gate` cry wolf, and how often does it sleep, on this machine?
 
-Each trial measures four runs of the same variants (each run times its variants interleaved,
-through `pipeline.profile_blocks`, the path `mnv2prof baseline` and `gate` use):
+Each trial measures four runs of the same variants (each run times its variants in warm bursts
+that rotate round by round, onnxruntime only, through `pipeline.profile_blocks`: the path
+`mnv2prof baseline` and `gate` use):
 
     base      C=32 56x56 t=6   a fresh baseline
     base_t4   C=32 56x56 t=4   a baseline from before a "change" that raised the expansion to 6
@@ -48,7 +49,8 @@ NAIVE_THRESHOLD = 1.10  # the anchors' gate: fail when the median ratio exceeds 
 
 def measure(budget: float, **spec: int) -> pd.DataFrame:
     specs = [BlockSpec(v, in_chs=32, **spec) for v in VARIANTS_GATED]
-    return records_frame(profile_blocks(specs, TimingSpec(budget_s=budget)))
+    # onnxruntime only, warm cache: what `mnv2prof baseline` and `gate` time
+    return records_frame(profile_blocks(specs, TimingSpec(budget_s=budget), eager=False))
 
 
 def trial(budget: float, index: int) -> list[dict[str, object]]:
@@ -92,7 +94,7 @@ def trial(budget: float, index: int) -> list[dict[str, object]]:
 def summarize(results: pd.DataFrame) -> str:
     lines = [
         "| budget (s) | check | mode | trials | rows gated | false failures (rows) | "
-        "trials with a false failure | misses (rows) | min samples per row |",
+        "trials with a false failure | misses (rows) | min rounds per row |",
         "|---:|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     keys = ["budget_s", "check", "mode"]
