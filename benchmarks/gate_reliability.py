@@ -35,10 +35,10 @@ from pathlib import Path
 import pandas as pd
 
 from mnv2prof import gate
-from mnv2prof.latency import TimingSpec
-from mnv2prof.pipeline import profile_blocks
-from mnv2prof.report import records_frame, write_atomic
-from mnv2prof.variants import VARIANTS, BlockSpec
+from mnv2prof.measure.latency import TimingSpec
+from mnv2prof.run.pipeline import profile_blocks
+from mnv2prof.report.console import records_frame, write_atomic
+from mnv2prof.models.variants import VARIANTS, BlockSpec
 
 VARIANTS_GATED = ("conv", "dwsep", "mbv2", "fused")
 REFERENCE = "conv"

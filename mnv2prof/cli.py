@@ -18,7 +18,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from typer.exceptions import TyperException
 
 from mnv2prof.errors import Mnv2profError, UsageError
-from mnv2prof.variants import (
+from mnv2prof.models.variants import (
     DEFAULT_VARIANTS,
     VARIANTS,
     BlockSpec,
@@ -90,7 +90,7 @@ Device = Annotated[
 
 def _check_device(device: str) -> None:
     """Refuse --device cuda without a GPU before anything is exported or written."""
-    from mnv2prof.cuda import check_device
+    from mnv2prof.measure.cuda import check_device
 
     check_device(device)
 
@@ -119,7 +119,7 @@ def _positive(value: float, flag: str) -> None:
 
 def _check_threads(threads: int) -> None:
     """--threads must be positive; more than the usable cores is allowed, with one warning line."""
-    from mnv2prof.env import oversubscription_warning
+    from mnv2prof.measure.env import oversubscription_warning
 
     _positive(threads, "--threads")
     if warning := oversubscription_warning(threads):
@@ -128,7 +128,7 @@ def _check_threads(threads: int) -> None:
 
 def _timing(threads: int, budget: float, cache: str = "warm"):
     """The TimingSpec of the --threads, --budget and --cache options, checked."""
-    from mnv2prof.latency import CACHE_MODES, TimingSpec
+    from mnv2prof.measure.latency import CACHE_MODES, TimingSpec
 
     _check_threads(threads)
     _positive(budget, "--budget")
@@ -193,16 +193,16 @@ def compare(
     if baseline not in labels:
         raise UsageError(f"--baseline {baseline!r} is not among the rows ({', '.join(labels)})")
     timing = _timing(threads, budget, cache)
-    from mnv2prof.report import check_writable
+    from mnv2prof.report.console import check_writable
 
     check_writable(csv)
     check_writable(json_out)
 
-    from mnv2prof.report import compare_table, records_frame, table_notes, write_frame
+    from mnv2prof.report.console import compare_table, records_frame, table_notes, write_frame
 
     run = _run_with_progress(specs, timing, device, eager=not no_eager)
     frame = records_frame(run.records, baseline)
-    from mnv2prof.roofline import add_roofline, load_machine, roofline_notes
+    from mnv2prof.measure.roofline import add_roofline, load_machine, roofline_notes
 
     machine = load_machine(threads)  # measured by `calibrate`, never inside compare
     frame = add_roofline(frame, machine)
@@ -216,7 +216,7 @@ def compare(
     for note in notes + [n for n in run.notes if device != "cuda"]:
         stdout.print(note, highlight=False, soft_wrap=True)
     if device == "cuda":
-        from mnv2prof.cuda_report import gpu_notes, gpu_table
+        from mnv2prof.report.cuda_report import gpu_notes, gpu_table
 
         stdout.print(gpu_table(frame, title.split(", onnxruntime")[0] + ", GPU", baseline))
         for note in gpu_notes(frame, run.notes):
@@ -243,8 +243,8 @@ def _progress_bar(unit: str = "") -> Progress:
 def _run_with_progress(
     specs: Sequence[BlockSpec], timing, device: str = "cpu", eager: bool = True
 ):
-    from mnv2prof.pipeline import Progress as Hooks
-    from mnv2prof.pipeline import profile_run
+    from mnv2prof.run.pipeline import Progress as Hooks
+    from mnv2prof.run.pipeline import profile_run
 
     with _progress_bar() as bar:
         export_task = bar.add_task("export + count", total=len(specs))
@@ -277,7 +277,7 @@ def export(
     """Write each variant's checked ONNX file (parity with torch proven) to --out."""
     import shutil
 
-    from mnv2prof.export import export_spec
+    from mnv2prof.onnx.export import export_spec
 
     specs = _specs(variants, channels, resolution, expansion, kernel, stride, batch)
     if out.exists() and not out.is_dir():
@@ -323,7 +323,7 @@ def _gate_profile(ctx: typer.Context, profile: str, budget: float, cache: str):
     """The profile to measure, its budget_s and cache replaced by an explicit --budget, --cache."""
     import dataclasses
 
-    from mnv2prof.profiles import load_profile
+    from mnv2prof.run.profiles import load_profile
 
     given = _explicit(ctx, _GATE_SPEC_FLAGS)
     if given:
@@ -345,7 +345,7 @@ def _gate_profile(ctx: typer.Context, profile: str, budget: float, cache: str):
 def _measure_profile(plan) -> list:
     """(grid point, its records) for every point of `plan`, measured as `sweep` measures them
     (in batches of points timed together), onnxruntime only."""
-    from mnv2prof.sweep import batches, measure_points
+    from mnv2prof.run.sweep import batches, measure_points
 
     measured = []
     with _progress_bar(" rows") as bar:
@@ -386,7 +386,7 @@ def baseline_command(
     With --profile, every grid point of the profile is measured (as `sweep` does) instead of
     the spec flags, and all its rows go to the one CSV, written once at the end.
     """
-    from mnv2prof.report import check_writable, compare_table, records_frame, write_frame
+    from mnv2prof.report.console import check_writable, compare_table, records_frame, write_frame
 
     if profile is not None:
         plan = _gate_profile(ctx, profile, budget, cache)
@@ -483,10 +483,10 @@ def gate_command(
     and --relative-to divides each row by the reference variant of its own grid point.
     """
     from mnv2prof import gate
-    from mnv2prof.env import current_environment
-    from mnv2prof.gate_report import junit_xml, notes, verdict_table
-    from mnv2prof.gate_report import markdown_summary as to_markdown
-    from mnv2prof.report import check_writable, records_frame, write_atomic
+    from mnv2prof.measure.env import current_environment
+    from mnv2prof.report.gate_report import junit_xml, notes, verdict_table
+    from mnv2prof.report.gate_report import markdown_summary as to_markdown
+    from mnv2prof.report.console import check_writable, records_frame, write_atomic
 
     if profile is not None:
         plan = _gate_profile(ctx, profile, budget, cache)
@@ -537,7 +537,7 @@ def gate_command(
 @app.command("profiles")
 def list_profiles() -> None:
     """List the shipped profiles (profiles/*.toml): name, rows to measure, description."""
-    from mnv2prof.profiles import ProfileError, iter_profiles, profiles_dir
+    from mnv2prof.run.profiles import ProfileError, iter_profiles, profiles_dir
 
     loaded = list(iter_profiles())
     good = [p for p in loaded if not isinstance(p, ProfileError)]
@@ -581,8 +581,8 @@ def sweep(
     """
     import time
 
-    from mnv2prof.profiles import load_profile
-    from mnv2prof.sweep import Sweep, SweepHooks
+    from mnv2prof.run.profiles import load_profile
+    from mnv2prof.run.sweep import Sweep, SweepHooks
 
     _check_device(device)
     if resume and force:
@@ -637,8 +637,8 @@ def report(
     ] = None,
 ) -> None:
     """A paper-ready table of a results CSV: latency as median +- spread, units in headers."""
-    from mnv2prof.report import check_writable, write_atomic
-    from mnv2prof.tables import load_results, paper_table, render
+    from mnv2prof.report.console import check_writable, write_atomic
+    from mnv2prof.report.paper import load_results, paper_table, render
 
     columns = [c.strip() for value in group_by or [] for c in value.split(",") if c.strip()]
     check_writable(out)
@@ -669,14 +669,14 @@ def plot_command(
 ) -> None:
     """Draw MACs against latency, latency and MACs (normalised) against a swept column, or the
     rows under this machine's roofline (intensity against achieved GFLOP/s)."""
-    from mnv2prof.plot import plot
-    from mnv2prof.tables import load_results
+    from mnv2prof.report.plot import plot
+    from mnv2prof.report.paper import load_results
 
     frame = load_results(results)
     kind = "roofline" if roofline else kind
     machine = None
     if kind == "roofline":
-        from mnv2prof.roofline import machine_for_frame
+        from mnv2prof.measure.roofline import machine_for_frame
 
         machine = machine_for_frame(frame)
     plot(frame, out, kind, x, machine=machine)
@@ -715,9 +715,9 @@ def profile_command(
     Inputs with symbolic dims need --shape, except a symbolic batch dim alone, which is set to 1
     (and said so). Ops without a cost handler are listed, never counted as zero in silence.
     """
-    from mnv2prof import model_profile as mp
-    from mnv2prof.env import current_environment
-    from mnv2prof.report import check_writable, compare_table, records_frame, write_frame
+    from mnv2prof.run import model_profile as mp
+    from mnv2prof.measure.env import current_environment
+    from mnv2prof.report.console import check_writable, compare_table, records_frame, write_frame
 
     shapes = mp.parse_shapes(shape or [])
     _timing(threads, budget, cache)
@@ -731,7 +731,7 @@ def profile_command(
     for note in count.notes:
         stdout.print(note, highlight=False, soft_wrap=True)
     if layers:
-        from mnv2prof.report import layers_frame, layers_table
+        from mnv2prof.report.console import layers_frame, layers_table
 
         runs = mp.layer_runs(latency, budget)
         title = (
@@ -789,9 +789,9 @@ def network_command(
     With --device cuda one more line gives the whole network's GPU latency and peak memory.
     """
     _check_device(device)
-    from mnv2prof.network_report import latency_note, stage_frame, stage_table
-    from mnv2prof.networks import NetworkSpec, profile_network
-    from mnv2prof.report import check_writable, write_frame
+    from mnv2prof.report.network_report import latency_note, stage_frame, stage_table
+    from mnv2prof.models.networks import NetworkSpec, profile_network
+    from mnv2prof.report.console import check_writable, write_frame
 
     spec = NetworkSpec(arch, width, resolution, classes, streamed)
     if budget < 0:
@@ -816,9 +816,9 @@ def network_command(
             f"ops without a cost handler (not counted): {profile.unhandled_ops}", highlight=False
         )
     if device == "cuda":
-        from mnv2prof.cuda import measure_module
-        from mnv2prof.cuda_report import module_line
-        from mnv2prof.networks import build_network
+        from mnv2prof.measure.cuda import measure_module
+        from mnv2prof.report.cuda_report import module_line
+        from mnv2prof.models.networks import build_network
 
         with stderr.status(f"GPU: time {spec.name}"):
             gpu = measure_module(lambda: build_network(spec), spec.input_shape, timing)
@@ -851,10 +851,10 @@ def memory_table_command(
     mbv2-streamed with t chunks (the paper's t pieces, section 5.1). kB = 1000 bytes, as the
     paper's table. The paper's column is shown for 224x224 at width 1.0.
     """
-    from mnv2prof.memory_table import act_itemsize, memory_frame
-    from mnv2prof.network_report import memory_table
-    from mnv2prof.networks import NetworkSpec
-    from mnv2prof.report import check_writable, write_frame
+    from mnv2prof.run.memory_table import act_itemsize, memory_frame
+    from mnv2prof.report.network_report import memory_table
+    from mnv2prof.models.networks import NetworkSpec
+    from mnv2prof.report.console import check_writable, write_frame
 
     act_itemsize(act_dtype)
     NetworkSpec(arch, width, resolution)  # validate before minutes of export
@@ -914,14 +914,14 @@ def layers_command(
     (spec,) = specs
     _check_threads(threads)
     _positive(runs, "--runs")
-    from mnv2prof.pipeline import prepare
-    from mnv2prof.report import check_writable, layers_frame, layers_table, write_frame
+    from mnv2prof.run.pipeline import prepare
+    from mnv2prof.report.console import check_writable, layers_frame, layers_table, write_frame
 
     check_writable(csv)
     if device == "cuda":
         frame = _gpu_layers(prepare(spec), runs)
     else:
-        from mnv2prof.layers import profile_layers
+        from mnv2prof.measure.layers import profile_layers
 
         frame = layers_frame(profile_layers(prepare(spec).model_path, threads, runs))
         title = (
@@ -936,9 +936,9 @@ def layers_command(
 
 def _gpu_layers(prepared, runs: int):
     """`layers --device cuda`: print the per-layer GPU table and notes; return the rows."""
-    from mnv2prof import cuda
-    from mnv2prof.cuda_report import eager_layers_frame, eager_layers_notes, eager_layers_table
-    from mnv2prof.eager_layers import profile_eager_layers
+    from mnv2prof.measure import cuda
+    from mnv2prof.report.cuda_report import eager_layers_frame, eager_layers_notes, eager_layers_table
+    from mnv2prof.measure.eager_layers import profile_eager_layers
 
     spec = prepared.spec
     rows = profile_eager_layers(prepared.module, prepared.model_path, spec.input_shape, "cuda", runs)
@@ -969,8 +969,8 @@ def calibrate(
     """
     _check_threads(threads)
     _positive(budget, "--budget")
-    from mnv2prof.roofline import calibrate as measure
-    from mnv2prof.roofline import save_machine
+    from mnv2prof.measure.roofline import calibrate as measure
+    from mnv2prof.measure.roofline import save_machine
 
     with stderr.status(f"calibrating at {threads} thread(s) ({budget:g} s budget)"):
         machine = measure(threads, budget)
@@ -994,9 +994,9 @@ def explain(
     """
     from rich.table import Table
 
-    from mnv2prof.explain import explain as fit_all
-    from mnv2prof.explain import explain_notes
-    from mnv2prof.tables import load_results
+    from mnv2prof.report.explain import explain as fit_all
+    from mnv2prof.report.explain import explain_notes
+    from mnv2prof.report.paper import load_results
 
     fits = fit_all(load_results(results), results)
     table = Table(title=f"{results}: latency median (ms) fitted by least squares, {fits[0].n} rows",
@@ -1028,7 +1028,7 @@ def guidelines_command(
     _positive(budget, "--budget")
     from rich.table import Table
 
-    from mnv2prof.guidelines import guidelines, run_guideline
+    from mnv2prof.run.guidelines import guidelines, run_guideline
 
     for guideline in guidelines():
         with stderr.status(f"{guideline.key}: export + count + time ({budget:g} s budget)"):

@@ -64,7 +64,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mnv2prof.env import COMPARABLE_KEYS, OPTIONAL_KEYS, Environment
+from mnv2prof.measure.env import COMPARABLE_KEYS, OPTIONAL_KEYS, Environment
 from mnv2prof.errors import UsageError
 
 # Counted (exact, deterministic) metrics: any change is an architecture change.

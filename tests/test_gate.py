@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 
 from mnv2prof import gate
-from mnv2prof.env import COMPARABLE_KEYS, Environment
+from mnv2prof.measure.env import COMPARABLE_KEYS, Environment
 from mnv2prof.errors import UsageError
 from mnv2prof.gate import GatePolicy, Latency
-from mnv2prof.gate_report import junit_xml, markdown_summary, verdict_cells
+from mnv2prof.report.gate_report import junit_xml, markdown_summary, verdict_cells
 
 POLICY = GatePolicy()  # 10% tolerance, alpha 0.01
 COST = {"macs": 1000, "params": 10, "peak_act_bytes": 400, "bytes_moved": 800, "weight_bytes": 40}

@@ -1,0 +1,1 @@
+"""Indirect cost counted from a graph: MACs, bytes moved, parameters, peak memory."""

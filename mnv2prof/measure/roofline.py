@@ -1,0 +1,256 @@
+"""This machine's roofline: peak compute and memory bandwidth, measured, and each block's bound.
+
+The roofline model (Williams, Waterman and Patterson, 2009) says a kernel that does F FLOPs and
+moves B bytes takes at least max(F / peak, B / bandwidth). Both ceilings are measured here in
+onnxruntime, with the harness every block is timed with (`latency.OrtRunner`,
+`latency.measure`, warm bursts), at the thread count the blocks run at:
+
+- peak compute: the faster of an N x N x N MatMul (2 N^3 FLOPs) and a 3x3 conv 128 -> 128 on
+  56x56 (onnxruntime's blocked NCHWc conv kernels, which beat its MatMul by ~20% here), both
+  large enough that their time is arithmetic;
+- bandwidth from memory: one Add over arrays each as large as the last-level cache (reads two,
+  writes one: 3 x 4 bytes per element), so the traffic cannot be served from cache;
+- bandwidth from cache: a chain of Adds over arrays that fit in a quarter of the L2 cache.
+
+A bound must never be beaten by a measurement, so each ceiling is the *best* sample (what the
+machine can do), not the median, and the bound divides bytes by the higher of the two
+bandwidths: a block's few MiB of activations live in cache, and dividing them by the DRAM
+bandwidth would give a "bound" the block beats. Efficiency = bound / measured median latency,
+at most 1 when the bound is right; a row above 1 is reported as a wrong bound, never hidden.
+
+Profiles are keyed by CPU model and threads and stored as JSON in the export cache folder.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from mnv2prof.errors import UsageError
+
+PROFILE_FORMAT = 2  # bump when the measurement changes, to ignore older profiles
+GEMM_N = 1024  # 2.1 GFLOP per run: far above the harness floor, a few ms per run
+CONV_C, CONV_HW = 128, 56  # 3x3 conv: 0.92 GFLOP per run, the blocks' own kernel path
+FLOAT_BYTES = 4
+CACHE_ADD_CHAIN = 64  # Adds in series on cache-resident arrays: 64 x 3 arrays of traffic a run
+DEFAULT_L2_BYTES = 1 * 2**20
+
+
+@dataclass(frozen=True)
+class MachineProfile:
+    cpu_model: str
+    threads: int
+    peak_gflops: float  # 10^9 FLOP/s, best run of the MatMul or of the conv, the faster
+    dram_gbs: float  # 10^9 bytes/s, best run of the Add over arrays beyond the last-level cache
+    cache_gbs: float  # 10^9 bytes/s, best run of the Add chain on L2-resident arrays
+    onnxruntime: str
+    timestamp: str  # UTC, ISO 8601, when it was measured
+    format: int = PROFILE_FORMAT
+
+    @property
+    def bandwidth_gbs(self) -> float:
+        """The bandwidth a bound may assume: the faster of cache and memory."""
+        return max(self.dram_gbs, self.cache_gbs)
+
+    @property
+    def ridge_flop_per_byte(self) -> float:
+        """Arithmetic intensity where the two ceilings meet."""
+        return self.peak_gflops / self.bandwidth_gbs
+
+    def bound_ms(self, flops: float, bytes_moved: float) -> float:
+        """The roofline bound: max(FLOPs / peak, bytes / bandwidth), in milliseconds."""
+        return max(flops / self.peak_gflops, bytes_moved / self.bandwidth_gbs) / 1e6
+
+    def summary(self) -> str:
+        return (
+            f"{self.cpu_model}, {self.threads} thread(s): peak {self.peak_gflops:,.1f} GFLOP/s, "
+            f"bandwidth {self.dram_gbs:,.1f} GB/s from memory, {self.cache_gbs:,.1f} GB/s from "
+            f"cache (calibrated {self.timestamp})"
+        )
+
+
+def matmul_model(n: int) -> bytes:
+    """Y = A @ B on two n x n float inputs: 2 n^3 FLOPs."""
+    return _model(
+        [("MatMul", ["a", "b"], "y")], {"a": [n, n], "b": [n, n]}, ("y", [n, n]), "peak_compute"
+    )
+
+
+def conv_model(c: int, hw: int) -> bytes:
+    """A 3x3 conv c -> c on hw x hw, weights in the graph: 2 * c^2 * 9 * hw^2 FLOPs."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    weight = np.random.default_rng(0).standard_normal((c, c, 3, 3)).astype(np.float32)
+    return _model([("Conv", ["x", "w"], "y", {"pads": [1, 1, 1, 1]})], {"x": [1, c, hw, hw]},
+                  ("y", [1, c, hw, hw]), "peak_conv", [numpy_helper.from_array(weight, "w")])
+
+
+def add_model(numel: int, chain: int = 1) -> bytes:
+    """x1 = a + b, x(i+1) = x(i) + b, `chain` Adds on float vectors of `numel`: each reads two
+    vectors and writes one."""
+    nodes = [("Add", ["a" if i == 0 else f"x{i}", "b"], f"x{i + 1}") for i in range(chain)]
+    return _model(nodes, {"a": [numel], "b": [numel]}, (f"x{chain}", [numel]), "bandwidth")
+
+
+def _model(nodes, inputs: dict[str, list[int]], output: tuple[str, list[int]], name: str,
+           initializers=()) -> bytes:
+    import onnx
+    from onnx import TensorProto, helper
+
+    from mnv2prof.onnx.export import OPSET
+
+    graph = helper.make_graph(
+        [helper.make_node(op, ins, [out], name=f"{op.lower()}_{i}", **(attrs[0] if attrs else {}))
+         for i, (op, ins, out, *attrs) in enumerate(nodes)],
+        name,
+        [helper.make_tensor_value_info(k, TensorProto.FLOAT, v) for k, v in inputs.items()],
+        [helper.make_tensor_value_info(output[0], TensorProto.FLOAT, output[1])],
+        list(initializers),
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def calibrate(threads: int, budget_s: float = 3.0) -> MachineProfile:
+    """Measure peak GFLOP/s and GB/s at `threads` intra-op threads (in warm bursts, `budget_s`)."""
+    import onnxruntime
+
+    from mnv2prof.measure.env import cache_bytes, cpu_model, last_level_cache_bytes
+    from mnv2prof.measure.latency import OrtRunner, TimingSpec, measure
+
+    llc = last_level_cache_bytes()
+    l2 = cache_bytes(2) or DEFAULT_L2_BYTES
+    dram_numel = max(llc, 64 * 2**20) // FLOAT_BYTES
+    cache_numel = l2 // 4 // (3 * FLOAT_BYTES)  # a, b and the live result in a quarter of L2
+    work = {  # runner -> FLOPs or bytes of one run
+        "gemm": 2 * GEMM_N**3,
+        "conv": 2 * CONV_C**2 * 9 * CONV_HW**2,
+        "dram": 3 * FLOAT_BYTES * dram_numel,
+        "cache": 3 * FLOAT_BYTES * cache_numel * CACHE_ADD_CHAIN,
+    }
+    runners = {
+        "gemm": OrtRunner(matmul_model(GEMM_N), threads),
+        "conv": OrtRunner(conv_model(CONV_C, CONV_HW), threads),
+        "dram": OrtRunner(add_model(dram_numel), threads),
+        "cache": OrtRunner(add_model(cache_numel, CACHE_ADD_CHAIN), threads),
+    }
+    # A ceiling is the best a call achieved, so each sample is one call: bursts of a single timed
+    # call (after the untimed switch call, so each probe runs warm), hence the huge rounds_target.
+    timing = TimingSpec(
+        threads=threads, budget_s=budget_s, warmup=2, min_samples=5, rounds_target=10**6
+    )
+    best_s = {k: min(m.samples_ms) / 1e3 for k, m in measure(runners, timing).items()}
+    return MachineProfile(
+        cpu_model=cpu_model(),
+        threads=threads,
+        peak_gflops=max(work[k] / best_s[k] for k in ("gemm", "conv")) / 1e9,
+        dram_gbs=work["dram"] / best_s["dram"] / 1e9,
+        cache_gbs=work["cache"] / best_s["cache"] / 1e9,
+        onnxruntime=onnxruntime.__version__,
+        timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+
+
+def profile_path(cpu: str, threads: int) -> Path:
+    from mnv2prof.onnx.export import cache_dir
+
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", cpu).strip("-").lower() or "unknown-cpu"
+    return cache_dir() / "machine" / f"{slug}-t{threads}.json"
+
+
+def save_machine(profile: MachineProfile) -> Path:
+    from mnv2prof.report.console import write_atomic
+
+    path = profile_path(profile.cpu_model, profile.threads)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, json.dumps(asdict(profile), indent=2) + "\n")
+    return path
+
+
+def load_machine(threads: int, cpu: str | None = None) -> MachineProfile | None:
+    """The stored profile of `cpu` (default: this one) at `threads`; None when not calibrated
+    (or calibrated by an older measurement)."""
+    from mnv2prof.measure.env import cpu_model
+
+    path = profile_path(cpu or cpu_model(), threads)
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        profile = MachineProfile(**data)
+    except (OSError, ValueError, TypeError) as exc:
+        raise UsageError(f"machine profile {path} is unreadable ({exc}); run mnv2prof calibrate "
+                         f"--threads {threads} again") from None
+    return profile if profile.format == PROFILE_FORMAT else None
+
+
+def calibrate_hint(threads: int) -> str:
+    return f"run mnv2prof calibrate --threads {threads}"
+
+
+def add_roofline(frame: pd.DataFrame, machine: MachineProfile | None) -> pd.DataFrame:
+    """`roofline_bound_ms` and `roofline_efficiency_x` after `gmacs_per_s` (unchanged without a
+    machine profile)."""
+    if machine is None or frame.empty:
+        return frame
+    frame = frame.copy()
+    bound = [machine.bound_ms(f, b) for f, b in zip(frame["flops"], frame["bytes_moved"])]
+    position = frame.columns.get_loc("gmacs_per_s") + 1
+    # bounds of a few us and efficiencies of 0.001 keep 4+ significant digits in the CSV
+    frame.insert(position, "roofline_bound_ms", pd.Series(bound, index=frame.index).round(9))
+    frame.insert(
+        position + 1,
+        "roofline_efficiency_x",
+        (pd.Series(bound, index=frame.index) / frame["latency_median_ms"]).round(6),
+    )
+    return frame
+
+
+def roofline_notes(frame: pd.DataFrame, machine: MachineProfile | None, threads: int) -> list[str]:
+    """Under the table: which ceilings the bound used, or how to get them; and any row whose
+    efficiency exceeds 1 (a wrong bound)."""
+    if machine is None:
+        return [(f"no roofline bound: this CPU has no calibration at {threads} thread(s); "
+                f"{calibrate_hint(threads)}.")]
+    notes = [
+        (f"roofline bound = max(FLOPs / {machine.peak_gflops:,.1f} GFLOP/s, bytes moved / "
+        f"{machine.bandwidth_gbs:,.1f} GB/s) (calibrated {machine.timestamp}); "
+        "efficiency = bound / latency median.")
+    ]
+    above = frame.loc[frame["roofline_efficiency_x"] > 1, ["variant", "roofline_efficiency_x"]]
+    if not above.empty:
+        rows = ", ".join(f"{v} ({e:.2f})" for v, e in above.itertuples(index=False))
+        notes.append(
+            f"! efficiency above 1 for {rows}: the bound is wrong (the block beat the calibrated "
+            "ceilings; bytes moved may count traffic onnxruntime's fusions avoid, or the "
+            f"calibration is stale: {calibrate_hint(threads)})."
+        )
+    return notes
+
+
+def machine_for_frame(frame: pd.DataFrame) -> MachineProfile:
+    """The stored profile for the CPU and the one thread count of a results CSV."""
+    needed = ("env_cpu_model", "threads", "flops", "bytes_moved")
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        raise UsageError(f"the results lack {', '.join(missing)}: cannot pick a machine profile")
+    cpus, threads = frame["env_cpu_model"].unique(), frame["threads"].unique()
+    if len(cpus) != 1 or len(threads) != 1:
+        raise UsageError(
+            "a roofline needs rows from one CPU at one thread count; these have "
+            f"{len(cpus)} CPU(s) and threads {', '.join(str(t) for t in sorted(threads))}"
+        )
+    machine = load_machine(int(threads[0]), str(cpus[0]))
+    if machine is None:
+        raise UsageError(
+            f"no machine profile for {cpus[0]} at {threads[0]} thread(s): "
+            f"{calibrate_hint(int(threads[0]))}"
+        )
+    return machine

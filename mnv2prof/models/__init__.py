@@ -1,0 +1,1 @@
+"""Specs and the torch modules they describe: block variants, whole networks, probes."""

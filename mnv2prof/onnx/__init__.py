@@ -1,0 +1,1 @@
+"""The one cached ONNX export, the graph read back from it, and atomic file writes."""

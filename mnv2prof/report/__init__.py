@@ -1,0 +1,1 @@
+"""Rows rendered: console tables, paper tables, plots, gate and network reports."""

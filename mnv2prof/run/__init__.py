@@ -1,0 +1,1 @@
+"""Measurement plans carried out: the pipeline every command measures through, sweeps, profiles, foreign models."""

@@ -1,0 +1,146 @@
+"""One frozen row per measured thing, and its flat form for CSV/JSON (every column names its unit).
+
+Column units: `*_bytes` bytes, `*_ms` milliseconds, `macs` multiply-accumulates (1 MAC = 1),
+`flops` = 2 x macs, `elementwise_ops` operations, `params` learnable scalars,
+`nodes` a count of graph nodes, `gmacs_per_s` 10^9 MACs per second, `*_x` a ratio (times),
+`*_rel` a fraction (0.02 = 2%), `*_flop_per_byte` FLOPs per byte. `latency_*` is onnxruntime,
+`eager_*` the torch module run eagerly; `*_ci_low_ms` / `*_ci_high_ms` bound the 95% confidence
+interval of the median. Each of the `*_n` samples is the median of one round's burst of
+`*_burst_calls` back-to-back calls (latency.py); `cache_mode` is the cache state they were timed
+in (warm or cold). `cuda_eager_*`, `cuda_graph_*`, `cuda_ort_*` and `cuda_peak_bytes` are
+measured on the GPU (empty unless --device cuda).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mnv2prof.count.counting import GraphCost
+from mnv2prof.measure.env import Environment
+from mnv2prof.measure.latency import Measurement
+from mnv2prof.count.memory import MemoryPeak
+
+
+@dataclass(frozen=True)
+class CountedCost:
+    """What is counted from the graph (indirect cost, and static memory)."""
+
+    params: int
+    macs: int
+    elementwise_ops: int
+    peak_act_bytes: int
+    weight_bytes: int
+    bytes_moved: int
+    unhandled_ops: str  # "Op xN, ..." of nodes no handler counted; "" when none
+    nodes: int = 0  # graph nodes that compute (counting.GraphCost.nodes): a per-kernel cost term
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs
+
+    @property
+    def arithmetic_intensity(self) -> float:
+        return self.flops / self.bytes_moved if self.bytes_moved else 0.0
+
+    @classmethod
+    def from_graph(cls, params: int, cost: GraphCost, peak: MemoryPeak) -> CountedCost:
+        return cls(
+            params=params,
+            macs=cost.macs,
+            elementwise_ops=cost.elementwise_ops,
+            peak_act_bytes=peak.peak_bytes,
+            weight_bytes=cost.weight_bytes,
+            bytes_moved=cost.bytes_moved,
+            unhandled_ops=cost.unhandled_summary(),
+            nodes=len(cost.nodes),
+        )
+
+
+@dataclass(frozen=True)
+class Record:
+    label: str  # the row's name in tables (the variant)
+    spec: str  # canonical spec string, e.g. mbv2_c32_r56_e6_k3_s1_b1
+    spec_hash: str
+    spec_fields: tuple[tuple[str, object], ...]  # (column, value) of the spec
+    cost: CountedCost
+    latency: Measurement
+    threads: int
+    env: Environment
+    cache_mode: str = "warm"  # latency.CACHE_MODES: the cache state every latency was timed in
+    eager: Measurement | None = None  # the torch module's latency, when it was timed
+    measured_peak_bytes: int | None = None  # eager.measure_memory: live bytes at op boundaries
+    measured_alloc_peak_bytes: int | None = None  # ... and at any allocation (kernel scratch)
+    cuda_eager: Measurement | None = None  # --device cuda: torch eagerly on the GPU (CUDA events)
+    cuda_graph: Measurement | None = None  # ... the same module replayed as a CUDA graph
+    cuda_ort: Measurement | None = None  # ... onnxruntime's CUDAExecutionProvider
+    cuda_peak_bytes: int | None = None  # cuda.measure_peak_memory: one forward, input included
+
+    @property
+    def gmacs_per_s(self) -> float:
+        median = self.latency.median_ms
+        return self.cost.macs / (median * 1e-3) / 1e9 if median > 0 else 0.0
+
+    def row(self) -> dict[str, object]:
+        c, m = self.cost, self.latency
+        return {
+            "variant": self.label,
+            "spec": self.spec,
+            "spec_hash": self.spec_hash,
+            **dict(self.spec_fields),
+            "threads": self.threads,
+            "cache_mode": self.cache_mode,
+            "params": c.params,
+            "macs": c.macs,
+            "flops": c.flops,
+            "elementwise_ops": c.elementwise_ops,
+            "peak_act_bytes": c.peak_act_bytes,
+            "weight_bytes": c.weight_bytes,
+            "bytes_moved": c.bytes_moved,
+            "nodes": c.nodes,
+            "arith_intensity_flop_per_byte": round(c.arithmetic_intensity, 4),
+            "latency_median_ms": round(m.median_ms, 6),
+            "latency_q1_ms": round(m.q1_ms, 6),
+            "latency_q3_ms": round(m.q3_ms, 6),
+            "latency_iqr_ms": round(m.iqr_ms, 6),
+            "latency_p95_ms": round(m.p95_ms, 6),
+            "latency_ci_low_ms": round(m.ci_low_ms, 6),
+            "latency_ci_high_ms": round(m.ci_high_ms, 6),
+            "latency_ci_rel": round(m.ci_rel, 6),
+            "latency_n": m.n,
+            "latency_burst_calls": m.burst_calls,
+            "latency_unstable": m.unstable,
+            **_eager_columns(self.eager),
+            "measured_peak_bytes": self.measured_peak_bytes,
+            "measured_alloc_peak_bytes": self.measured_alloc_peak_bytes,
+            "cuda_peak_bytes": self.cuda_peak_bytes,
+            **_measurement_columns("cuda_eager", self.cuda_eager),
+            **_measurement_columns("cuda_graph", self.cuda_graph),
+            **_measurement_columns("cuda_ort", self.cuda_ort),
+            "gmacs_per_s": round(self.gmacs_per_s, 4),
+            "unhandled_ops": c.unhandled_ops,
+            "latency_samples_ms": " ".join(f"{s:.5f}" for s in m.samples_ms),
+            **self.env.columns(),
+        }
+
+
+def _eager_columns(m: Measurement | None) -> dict[str, object]:
+    return _measurement_columns("eager", m)
+
+
+def _measurement_columns(prefix: str, m: Measurement | None) -> dict[str, object]:
+    """A measurement's summary columns (empty, n 0, when it was not taken)."""
+    names = ("median", "q1", "q3", "p95", "ci_low", "ci_high")
+    if m is None:
+        return {f"{prefix}_{k}_ms": None for k in names} | {
+            f"{prefix}_ci_rel": None,
+            f"{prefix}_n": 0,
+            f"{prefix}_burst_calls": 0,
+            f"{prefix}_unstable": None,
+        }
+    return {
+        **{f"{prefix}_{k}_ms": round(getattr(m, f"{k}_ms"), 6) for k in names},
+        f"{prefix}_ci_rel": round(m.ci_rel, 6),
+        f"{prefix}_n": m.n,
+        f"{prefix}_burst_calls": m.burst_calls,
+        f"{prefix}_unstable": m.unstable,
+    }

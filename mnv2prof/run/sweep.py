@@ -1,0 +1,290 @@
+"""Run a profile's grid, appending each measured row to a CSV at once, so nothing measured is lost.
+
+A sweep can take hours, so the CSV is the sweep's journal:
+- each row goes to the file as soon as its grid point is measured, in one `os.write` of the whole
+  line on a file opened for appending, then `fsync`: an interrupt (Ctrl-C, SIGTERM, a kill)
+  leaves every finished row whole and never a partial one;
+- the header is written once, from the first row's keys (`Record.row()`);
+- `resume=True` skips rows whose `spec_hash` (spec and threads) is already in the file; a file
+  whose header differs from this version's rows is refused, as is one measured in another
+  environment (env.COMPARABLE_KEYS), since its rows could not be compared with the new ones.
+
+Grid points are timed in **batches** (`measure_points`): consecutive points with the same thread
+count, up to the profile's `batch_rows` rows (default 48), timed as one rotation of bursts through
+`pipeline.profile_blocks`, with the profile's `budget_s` for each point of the batch. Drift of the
+machine then hits every point of a batch alike, not only the variants of one point: on the 2-core
+development machine, whose speed jumps by up to 1.5x over seconds, the seven identical resnet
+rows of the expansion sweep (t = 4..10) spread by up to 30% when each point was timed on its own.
+Rows are written when their batch is done. The cache mode is the profile's, so a file never
+mixes cache modes (`--resume` refuses a file timed in another).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from mnv2prof.errors import Mnv2profError, UsageError
+from mnv2prof.run.profiles import GridPoint, Profile
+from mnv2prof.run.records import Record
+from mnv2prof.models.variants import BlockSpec
+
+
+class SweepInterrupted(Mnv2profError):
+    """Ctrl-C or SIGTERM during a sweep: the rows measured so far are in the file."""
+
+    exit_code = 130
+
+
+@dataclass
+class SweepHooks:
+    """Callbacks a front end may give to show progress; every one is optional."""
+
+    on_start: Callable[[int, int], None] | None = None  # total rows, rows already in the file
+    on_batch: Callable[[list[GridPoint], int], None] | None = None  # points, rows to measure
+    on_row: Callable[[Record], None] | None = None  # after the row is on disk
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    total: int  # rows in the profile
+    skipped: int  # already in the file (resume)
+    written: int  # measured and appended now
+
+
+class CsvJournal:
+    """An append-only CSV of `Record.row()` dicts, one durable write per row."""
+
+    def __init__(self, path: Path, resume: bool, force: bool) -> None:
+        self.path = Path(path)
+        self.header: list[str] | None = None
+        self.done: set[str] = set()
+        self.first_row: dict[str, str] | None = None
+        self._truncate = False
+        if not self.path.parent.is_dir():
+            raise UsageError(f"cannot write {path}: folder {self.path.parent} does not exist")
+        if self.path.exists() and not self.path.is_file():
+            raise UsageError(f"--out {path} exists and is not a file")
+        if self.path.exists() and not resume:
+            if not force:
+                raise UsageError(
+                    f"{path} exists: pass --resume to add the missing rows, or --force to replace it"
+                )
+            self._truncate = True  # on the first row, so an early interrupt keeps the old file
+        elif self.path.exists():
+            self._read_existing()
+
+    def _read_existing(self) -> None:
+        raw = self.path.read_bytes()
+        if raw and not raw.endswith(b"\n"):
+            # Only a crash of the machine between write and fsync can leave this: drop the tail.
+            keep = raw.rfind(b"\n") + 1
+            with open(self.path, "r+b") as fh:
+                fh.truncate(keep)
+            raw = raw[:keep]
+        rows = list(csv.reader(io.StringIO(raw.decode("utf-8"))))
+        if not rows:
+            return
+        self.header = rows[0]
+        if "spec_hash" not in self.header:
+            raise UsageError(f"{self.path} has no spec_hash column: not a sweep or compare CSV")
+        column = self.header.index("spec_hash")
+        for number, row in enumerate(rows[1:], 2):
+            if len(row) != len(self.header):
+                raise UsageError(
+                    f"{self.path}:{number}: {len(row)} fields where the header has "
+                    f"{len(self.header)}"
+                )
+            self.done.add(row[column])
+        if len(rows) > 1:
+            self.first_row = dict(zip(self.header, rows[1], strict=True))
+
+    def append(self, row: dict[str, object]) -> None:
+        keys = list(row)
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        if self.header is None or self._truncate:
+            writer.writerow(keys)
+        elif keys != self.header:
+            missing = [k for k in self.header if k not in keys]
+            extra = [k for k in keys if k not in self.header]
+            raise UsageError(
+                f"{self.path} has other columns than this version writes (missing here: "
+                f"{', '.join(missing) or 'none'}; new: {', '.join(extra) or 'none'}; "
+                "order may differ): write to a new file"
+            )
+        writer.writerow(["" if v is None else v for v in row.values()])
+        data = text.getvalue().encode("utf-8")
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if self._truncate else os.O_APPEND)
+        fd = os.open(self.path, flags, 0o644)
+        try:
+            written = os.write(fd, data)
+            while written < len(data):  # regular files take it whole; this is for the odd FS
+                written += os.write(fd, data[written:])
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self.header, self._truncate = keys, False
+        self.done.add(str(row["spec_hash"]))
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Let `kill` (SIGTERM) stop a sweep the way Ctrl-C does: between rows, file intact."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class Sweep:
+    """A profile's grid against an output file: checked on construction, measured by `run`.
+
+    Construction does every check that needs no measurement (the file, its columns, its
+    environment), so a front end can fail before it shows progress.
+    """
+
+    def __init__(
+        self,
+        profile: Profile,
+        out: Path,
+        resume: bool = False,
+        force: bool = False,
+        device: str = "cpu",  # "cuda": each row also gets its GPU columns (pipeline.timed_records)
+    ):
+        from mnv2prof.measure.env import current_environment
+
+        self.profile, self.out, self.device = profile, Path(out), device
+        self.journal = CsvJournal(self.out, resume, force)
+        first = self.journal.first_row
+        if first is not None:
+            # Only the environment columns the file has: a compare CSV from a version that
+            # wrote fewer of them is judged on what it recorded.
+            differences = {
+                k: v for k, v in current_environment(device).differences(first).items()
+                if f"env_{k}" in first
+            }
+            if differences:
+                shown = "; ".join(
+                    f"{k}: {a or 'none'} there, {b or 'none'} here"
+                    for k, (a, b) in differences.items()
+                )
+                raise UsageError(
+                    f"{out} was measured in another environment ({shown}): resume it there, "
+                    "or start a new file"
+                )
+            mode = first.get("cache_mode", "")
+            if mode != profile.timing.cache:
+                raise UsageError(
+                    f"{out} was timed with cache mode {mode or 'none (an older harness)'} and "
+                    f"this sweep uses {profile.timing.cache}: cache modes are never mixed in one "
+                    "file; start a new file"
+                )
+        self.points = profile.points()
+        self.total = sum(len(p.specs) for p in self.points)
+        self.skipped = sum(
+            1 for p in self.points for s in p.specs if s.digest(p.threads) in self.journal.done
+        )
+
+    def run(self, hooks: SweepHooks | None = None) -> SweepResult:
+        """Measure every row not yet in the file, appending each as it is measured."""
+        hooks = hooks or SweepHooks()
+        if hooks.on_start:
+            hooks.on_start(self.total, self.skipped)
+        written = 0
+        try:
+            with _sigterm_as_interrupt():
+                done = self.journal.done
+                todo = [
+                    (point, [s for s in point.specs if s.digest(point.threads) not in done])
+                    for point in self.points
+                ]
+                pending = [(p, specs) for p, specs in todo if specs]
+                for batch in batches(pending, self.profile.batch_rows):
+                    if hooks.on_batch:
+                        hooks.on_batch([p for p, _ in batch], sum(len(s) for _, s in batch))
+                    records = measure_points(self.profile, batch, self.device)
+                    for record in records:
+                        self.journal.append(record.row())
+                        written += 1
+                        if hooks.on_row:
+                            hooks.on_row(record)
+        except KeyboardInterrupt:
+            raise SweepInterrupted(
+                f"interrupted: {self.skipped + written} of {self.total} rows are in {self.out}; "
+                "run again with --resume to measure the rest"
+            ) from None
+        return SweepResult(self.total, self.skipped, written)
+
+
+def batches(
+    points: Sequence[tuple[GridPoint, Sequence[BlockSpec]]], limit: int
+) -> list[list[tuple[GridPoint, Sequence[BlockSpec]]]]:
+    """Consecutive (point, specs) with the same thread count, at most `limit` specs a batch (a
+    point larger than the limit is a batch of its own)."""
+    result: list[list[tuple[GridPoint, Sequence[BlockSpec]]]] = []
+    rows = 0
+    for point, specs in points:
+        current = result[-1] if result else None
+        if current and current[0][0].threads == point.threads and rows + len(specs) <= limit:
+            current.append((point, specs))
+            rows += len(specs)
+        else:
+            result.append([(point, specs)])
+            rows = len(specs)
+    return result
+
+
+def measure_points(
+    profile: Profile,
+    batch: Sequence[tuple[GridPoint, Sequence[BlockSpec]]],
+    device: str = "cpu",
+    eager: bool | None = None,
+) -> list[Record]:
+    """Time a batch of grid points (each with the specs to measure, all at one thread count) as
+    one rotation of bursts: a Record per spec, in order.
+
+    `sweep` and `mnv2prof baseline/gate --profile` measure alike: the point's threads, the
+    profile's timing (cache mode included; `budget_s` per point) and export seed. `eager` None:
+    the profile's setting.
+    """
+    import dataclasses
+
+    from mnv2prof.run.pipeline import profile_blocks
+
+    point = batch[0][0]
+    timing = profile.timing_for(point)
+    timing = dataclasses.replace(timing, budget_s=timing.budget_s * len(batch))
+    return profile_blocks(
+        [spec for _, specs in batch for spec in specs],
+        timing,
+        seed=profile.seed,
+        device=device,
+        eager=profile.eager if eager is None else eager,
+    )
+
+
+def run_sweep(
+    profile: Profile,
+    out: Path,
+    resume: bool = False,
+    force: bool = False,
+    hooks: SweepHooks | None = None,
+) -> SweepResult:
+    """Measure every row of `profile` not yet in `out`, appending each as it is measured."""
+    return Sweep(profile, out, resume, force).run(hooks)

@@ -1,0 +1,116 @@
+import json
+
+import pandas as pd
+import pytest
+
+from mnv2prof.models.variants import DEFAULT_VARIANTS, VARIANTS
+
+SMALL = ("--channels", "8", "--resolution", "8", "--budget", "0.05")
+
+
+def test_variants_lists_every_variant_one_line_each(run_cli):
+    code, out, _ = run_cli("variants")
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert [line.split()[0] for line in lines] == list(VARIANTS)
+
+
+def test_compare_all_variants_table_csv_json(run_cli, tmp_path):
+    csv, js = tmp_path / "out.csv", tmp_path / "out.json"
+    code, out, err = run_cli("compare", *SMALL, "--expansion", "6", "--csv", csv, "--json", js)
+    assert code == 0, err
+    for header in ("MACs (M)", "peak act (KiB)", "latency median (ms)", "IQR (ms)", "GMAC/s",
+                   "MACs / conv (x)", "latency / conv (x)"):
+        assert header in out
+    assert "Spearman rank correlation between MACs and latency" in out
+    frame = pd.read_csv(csv)
+    assert frame["variant"].tolist() == list(DEFAULT_VARIANTS)
+    assert (frame["macs_ratio_x"][frame["variant"] == "conv"] == 1.0).all()
+    assert (frame["latency_n"] >= 10).all()
+    assert (frame["exp_ratio"] == 6).all() and (frame["in_chs"] == 8).all()
+    samples = frame.loc[0, "latency_samples_ms"].split()
+    assert len(samples) == frame.loc[0, "latency_n"]
+    assert frame.loc[frame["variant"] == "conv", "macs"].item() == 8 * 8 * 8 * 8 * 9
+    records = json.loads(js.read_text())
+    assert [r["variant"] for r in records] == list(DEFAULT_VARIANTS)
+
+
+def test_compare_subset_and_baseline(run_cli):
+    code, out, err = run_cli("compare", *SMALL, "--variants", "mbv2,dwsep", "--baseline", "dwsep")
+    assert code == 0, err
+    assert "MACs / dwsep (x)" in out and "conv " not in out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--expansion", "abc"), "Invalid value for '--expansion'"),
+        (("--expansion", "0"), "expansion must be a positive integer, got 0"),
+        (("--expansion", "-2"), "expansion must be a positive integer, got -2"),
+        (("--variants", "conv,nope"), "unknown variant 'nope'"),
+        (("--channels", "0"), "channels must be a positive integer"),
+        (("--resolution", "-1"), "resolution must be a positive integer"),
+        (("--stride", "3"), "stride must be 1 or 2, got 3"),
+        (("--variants", "shufflev2", "--baseline", "shufflev2", "--channels", "7"),
+         "channels must be even"),
+        (("--variants", "mbv2"), "--baseline 'conv' is not among the rows (mbv2)"),
+        (("--variants", "mbv2-streamed", "--chunks", "2", "--baseline", "mbv2-streamed"),
+         "--baseline 'mbv2-streamed' is not among the rows (mbv2-streamed/k2)"),
+        (("--budget", "0"), "--budget must be positive"),
+    ],
+)
+def test_bad_input_one_line_exit_2(run_cli, args, message):
+    code, out, err = run_cli("compare", *args)
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err + out
+
+
+def test_csv_in_missing_folder_fails_before_measuring(run_cli, tmp_path):
+    target = tmp_path / "missing" / "out.csv"
+    code, out, err = run_cli("compare", *SMALL, "--csv", target)
+    assert code == 2
+    assert "folder" in err and "does not exist" in err
+    assert not target.exists() and out == ""
+
+
+def test_export_writes_checked_files(run_cli, tmp_path):
+    code, out, err = run_cli("export", "--out", tmp_path / "models", "--variants", "mbv2,conv",
+                             "--channels", "8", "--resolution", "8")
+    assert code == 0, err
+    names = sorted(p.name for p in (tmp_path / "models").iterdir())
+    assert names == ["conv_c8_r8_e6_k3_s1_b1.onnx", "mbv2_c8_r8_e6_k3_s1_b1.onnx"]
+
+
+def test_unknown_command_and_help(run_cli):
+    code, _, err = run_cli("frobnicate")
+    assert code == 2 and "No such command" in err
+    code, out, _ = run_cli("compare", "--help")
+    assert code == 0 and "--expansion" in out and "--budget" in out
+
+
+def test_python_dash_m_entry_point():
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "mnv2prof", "compare", "--expansion", "abc"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_compare_streamed_chunks_rows(run_cli, tmp_path):
+    csv = tmp_path / "chunks.csv"
+    code, out, err = run_cli("compare", *SMALL, "--variants", "mbv2,mbv2-streamed",
+                             "--chunks", "1,2,6", "--baseline", "mbv2", "--csv", csv)
+    assert code == 0, err
+    frame = pd.read_csv(csv).set_index("variant")
+    assert frame.index.tolist() == ["mbv2", "mbv2-streamed/k1", "mbv2-streamed/k2", "mbv2-streamed/k6"]
+    assert (frame["macs"] == frame.loc["mbv2", "macs"]).all()
+    peaks = frame["peak_act_bytes"].tolist()
+    assert peaks[0] == peaks[1] > peaks[2] > peaks[3]
+    code, _, err = run_cli("compare", "--variants", "mbv2-streamed", "--baseline", "mbv2-streamed",
+                           "--chunks", "5")
+    assert code == 2 and "chunks 5 must divide the expanded channels 32 x 6 = 192" in err

@@ -1,0 +1,117 @@
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pandas as pd
+import pytest
+
+from mnv2prof.measure import env, roofline
+from mnv2prof.measure.env import cpu_model
+from mnv2prof.errors import UsageError
+from mnv2prof.measure.roofline import MachineProfile
+
+SMALL = ("--channels", "8", "--resolution", "8", "--budget", "0.05", "--variants", "conv,dwsep")
+
+
+def _machine(threads=1, peak=100.0, dram=10.0, cache=50.0, cpu=None):
+    return MachineProfile(cpu or cpu_model(), threads, peak, dram, cache, ort.__version__,
+                          "2026-01-01T00:00:00+00:00")
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("MNV2PROF_CACHE", str(tmp_path))
+    return tmp_path
+
+
+def test_bound_is_the_larger_of_compute_and_traffic_at_the_faster_bandwidth():
+    m = _machine(peak=100.0, dram=10.0, cache=50.0)
+    assert m.bandwidth_gbs == 50.0
+    assert m.ridge_flop_per_byte == 2.0
+    assert m.bound_ms(1e9, 1e6) == pytest.approx(10.0)  # 1 GFLOP at 100 GFLOP/s
+    assert m.bound_ms(1e6, 1e9) == pytest.approx(20.0)  # 1 GB at 50 GB/s
+
+
+def test_probe_models_compute_what_their_work_counts_assume():
+    a = np.arange(6, dtype=np.float32)
+    b = np.ones(6, dtype=np.float32)
+    session = ort.InferenceSession(roofline.add_model(6, chain=3), providers=["CPUExecutionProvider"])
+    (out,) = session.run(None, {"a": a, "b": b})
+    np.testing.assert_array_equal(out, a + 3)
+    x = np.eye(4, dtype=np.float32) * 2
+    session = ort.InferenceSession(roofline.matmul_model(4), providers=["CPUExecutionProvider"])
+    (out,) = session.run(None, {"a": x, "b": x})
+    np.testing.assert_array_equal(out, x @ x)
+
+
+def test_profile_round_trip_keyed_by_cpu_and_threads(cache):
+    assert roofline.load_machine(1) is None
+    path = roofline.save_machine(_machine(threads=2))
+    assert path.parent == cache / "machine" and path.name.endswith("-t2.json")
+    assert roofline.load_machine(2) == _machine(threads=2)
+    assert roofline.load_machine(1) is None
+    assert roofline.load_machine(2, cpu="another cpu") is None
+    path.write_text("{not json")
+    with pytest.raises(UsageError, match="unreadable"):
+        roofline.load_machine(2)
+
+
+def test_add_roofline_columns_and_notes():
+    frame = pd.DataFrame({"variant": ["a", "b"], "flops": [2e9, 1e6], "bytes_moved": [1e6, 1e9],
+                          "gmacs_per_s": [1.0, 1.0], "latency_median_ms": [40.0, 10.0]})
+    assert roofline.add_roofline(frame, None) is frame
+    out = roofline.add_roofline(frame, _machine())
+    assert list(out.columns[3:6]) == ["gmacs_per_s", "roofline_bound_ms", "roofline_efficiency_x"]
+    assert out["roofline_bound_ms"].tolist() == [20.0, 20.0]
+    assert out["roofline_efficiency_x"].tolist() == [0.5, 2.0]
+    notes = roofline.roofline_notes(out, _machine(), 1)
+    assert "bound = max(FLOPs / 100.0 GFLOP/s, bytes moved / 50.0 GB/s)" in notes[0]
+    assert notes[1].startswith("! efficiency above 1 for b (2.00): the bound is wrong")
+    (hint,) = roofline.roofline_notes(frame, None, 3)
+    assert hint.endswith("run mnv2prof calibrate --threads 3.")
+
+
+def test_calibrate_command_prints_and_stores(cache, run_cli, monkeypatch):
+    monkeypatch.setattr(env, "cache_bytes", lambda level: 2**20)
+    code, out, err = run_cli("calibrate", "--budget", "0.05")
+    assert code == 0, err
+    assert "peak compute:" in out and "GFLOP/s" in out and "GB/s" in out
+    stored = json.loads(roofline.profile_path(cpu_model(), 1).read_text())
+    assert stored["threads"] == 1 and stored["peak_gflops"] > 0 and stored["dram_gbs"] > 0
+    assert f"{stored['peak_gflops']:,.1f} GFLOP/s" in out
+
+
+def test_compare_without_calibration_says_so_once(cache, run_cli):
+    code, out, err = run_cli("compare", *SMALL, "--baseline", "dwsep")
+    assert code == 0, err
+    assert out.count("run mnv2prof calibrate --threads 1") == 1
+    assert "bound (ms)" not in out
+
+
+def test_compare_with_calibration_shows_bound_and_efficiency(cache, run_cli, tmp_path):
+    roofline.save_machine(_machine(peak=1e4, dram=1e3, cache=1e3))
+    csv = tmp_path / "rows.csv"
+    code, out, err = run_cli("compare", *SMALL, "--baseline", "dwsep", "--csv", csv)
+    assert code == 0, err
+    assert "bound (ms)" in out and "efficiency" in out and "run mnv2prof calibrate" not in out
+    frame = pd.read_csv(csv)
+    bound = np.maximum(frame["flops"] / 1e4, frame["bytes_moved"] / 1e3) / 1e6
+    np.testing.assert_allclose(frame["roofline_bound_ms"], bound, rtol=1e-6)
+    # relative: efficiencies here are ~0.001, where an absolute tolerance cannot fail (or flakes)
+    np.testing.assert_allclose(frame["roofline_efficiency_x"],
+                               frame["roofline_bound_ms"] / frame["latency_median_ms"], rtol=1e-3)
+    assert (frame["nodes"] >= 1).all()
+
+    png = tmp_path / "roof.png"
+    code, _, err = run_cli("plot", "--roofline", csv, "--out", png)
+    assert code == 0, err
+    assert png.stat().st_size > 0
+
+
+def test_plot_roofline_without_calibration_is_one_line_exit_2(cache, run_cli, tmp_path):
+    csv = tmp_path / "rows.csv"
+    assert run_cli("compare", *SMALL, "--baseline", "dwsep", "--csv", csv)[0] == 0
+    code, _, err = run_cli("plot", "--roofline", csv, "--out", tmp_path / "r.png")
+    assert code == 2
+    assert "no machine profile" in err and "run mnv2prof calibrate --threads 1" in err
+    assert not (tmp_path / "r.png").exists()

@@ -1,0 +1,48 @@
+import math
+
+import numpy as np
+import pytest
+
+from mnv2prof.measure.stats import median_ci, median_ci_ranks, median_ci_rel, summarize
+
+
+@pytest.mark.parametrize(
+    "n, ranks",
+    [(6, (0, 5)), (9, (1, 7)), (100, (39, 60))],  # 100: the 40th and 61st order statistics
+)
+def test_order_statistic_ranks_of_the_median_ci(n, ranks):
+    assert median_ci_ranks(n) == ranks
+
+
+def test_too_few_samples_have_no_ci():
+    assert median_ci_ranks(5) is None
+    low, high = median_ci([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert math.isnan(low) and math.isnan(high)
+    assert summarize([1.0, 2.0]).ci_rel == math.inf
+
+
+def test_ci_picks_the_order_statistics_whatever_the_sample_order():
+    values = np.arange(1.0, 101.0)  # 1..100
+    shuffled = np.random.default_rng(0).permutation(values)
+    assert median_ci(shuffled) == (40.0, 61.0)
+
+
+def test_summary_of_a_skewed_sample():
+    samples = [1.0] * 51 + [1.01] * 44 + [5.0] * 5  # a floor and a tail of interruptions
+    s = summarize(samples)
+    assert (s.n, s.median, s.q1, s.q3) == (100, 1.0, 1.0, 1.01)
+    assert s.p95 == pytest.approx(1.01 + 0.05 * (5.0 - 1.01))  # numpy's linear interpolation
+    assert (s.ci_low, s.ci_high) == (1.0, 1.01)
+    assert s.ci_rel == pytest.approx(0.01)  # the larger side: (1.01 - 1.0) / 1.0
+
+
+def test_ci_narrows_as_n_grows_on_the_same_distribution():
+    rng = np.random.default_rng(1)
+    widths = [summarize(rng.lognormal(0.0, 0.1, n)).ci_rel for n in (20, 200, 2000)]
+    assert widths[0] > widths[1] > widths[2]
+
+
+@pytest.mark.parametrize("n", [0, 1, 5, 6, 7, 20, 101, 300])
+def test_median_ci_rel_equals_the_full_summary(n):
+    samples = np.random.default_rng(n).lognormal(0.0, 0.3, n).tolist()
+    assert median_ci_rel(samples) == pytest.approx(summarize(samples).ci_rel)

@@ -1,0 +1,77 @@
+import pandas as pd
+import pytest
+
+from mnv2prof.measure.env import current_environment
+from mnv2prof.errors import UsageError
+from mnv2prof.measure.latency import Measurement
+from mnv2prof.run.records import CountedCost, Record
+from mnv2prof.report.console import rank_agreement, records_frame, table_notes, write_atomic
+
+
+def _record(label, macs, latency_ms):
+    cost = CountedCost(1, macs, 0, 100, 10, 1000, "")
+    return Record(label, label, "h", (("variant", label),), cost,
+                  Measurement((latency_ms,) * 5), 1, current_environment())
+
+
+def test_ratios_against_the_baseline():
+    frame = records_frame([_record("conv", 100, 2.0), _record("mbv2", 150, 3.0)], "conv")
+    assert frame["macs_ratio_x"].tolist() == [1.0, 1.5]
+    assert frame["latency_ratio_x"].tolist() == [1.0, 1.5]
+    with pytest.raises(UsageError, match="baseline variant 'x'"):
+        records_frame([_record("conv", 100, 2.0)], "x")
+
+
+def test_every_metric_column_names_its_unit():
+    frame = records_frame([_record("conv", 100, 2.0)], "conv")
+    for column in ("macs", "flops", "params", "peak_act_bytes", "weight_bytes", "bytes_moved",
+                   "latency_median_ms", "latency_iqr_ms", "gmacs_per_s", "macs_ratio_x",
+                   "latency_ratio_x", "arith_intensity_flop_per_byte", "elementwise_ops"):
+        assert column in frame.columns
+    assert {"env_cpu_model", "env_torch", "env_onnxruntime", "env_onnx", "env_timestamp",
+            "env_cpu_cores", "threads"} <= set(frame.columns)
+
+
+def test_rank_agreement_finds_the_disagreeing_pair():
+    frame = records_frame(
+        [_record("a", 100, 1.0), _record("b", 200, 2.0), _record("fused", 400, 1.5)]
+    )
+    agreement = rank_agreement(frame)
+    assert agreement.rho == pytest.approx(0.5)
+    assert agreement.disagreements[0] == ("fused", "b")
+    notes = table_notes(frame)
+    assert "rho = 0.50 over 3 blocks" in notes[0]
+    assert "fused has 2.0x the MACs of b yet takes 0.75x its latency." in notes
+
+
+def test_write_atomic_refuses_missing_folder_and_leaves_nothing(tmp_path):
+    with pytest.raises(UsageError, match="does not exist"):
+        write_atomic(tmp_path / "missing" / "x.csv", "a")
+    write_atomic(tmp_path / "x.csv", "a,b\n1,2\n")
+    assert pd.read_csv(tmp_path / "x.csv").to_dict("records") == [{"a": 1, "b": 2}]
+    assert [p.name for p in tmp_path.iterdir()] == ["x.csv"]
+
+
+def test_table_shows_ci_eager_bytes_and_intensity_and_notes_the_floor():
+    from rich.console import Console
+
+    from mnv2prof.report.console import compare_table
+
+    samples = tuple(1.0 + 0.001 * i for i in range(100))
+    record = Record("conv", "conv", "h", (("variant", "conv"),),
+                    CountedCost(1, 1000, 0, 100, 10, 2**20, ""), Measurement(samples), 1,
+                    current_environment(), eager=Measurement(samples), measured_peak_bytes=2048)
+    frame = records_frame([record], "conv")
+    row = frame.iloc[0]
+    assert (row["latency_ci_low_ms"], row["latency_ci_high_ms"]) == (1.039, 1.06)
+    assert not row["latency_unstable"] and row["eager_n"] == 100
+    console = Console(width=240, record=True)
+    console.print(compare_table(frame, "t", "conv"))
+    text = console.export_text()
+    for header in ("bytes moved", "intensity", "95% CI", "eager", "measured"):
+        assert header in text
+    assert "1.00" in text  # 1 MiB moved
+    floor = Measurement((0.01,) * 20)
+    notes = table_notes(frame, floor)
+    assert "harness floor: 0.0100 ms (median of 20 runs" in notes[-1]
+    assert not any("unstable" in n for n in notes)

@@ -1,0 +1,236 @@
+import csv
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pandas as pd
+import pytest
+
+from mnv2prof.errors import UsageError
+from mnv2prof.run.sweep import CsvJournal
+
+
+def tiny_profile(tmp_path, name="tiny", resolution=8, expansions=(1, 2),
+                 variants=("conv", "mbv2"), batch_rows=48):
+    path = tmp_path / f"{name}.toml"
+    path.write_text(textwrap.dedent(f"""
+        name = "{name}"
+        description = "channels 8, {resolution}x{resolution}, t in {list(expansions)}"
+        variants = {list(variants)}
+        [base]
+        in_chs = 8
+        resolution = {resolution}
+        [grid]
+        exp_ratio = {list(expansions)}
+        [measure]
+        budget_s = 0.05
+        warmup = 1
+        batch_rows = {batch_rows}
+    """))
+    return path
+
+
+def read_rows(path):
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    header, body = rows[0], rows[1:]
+    assert all(len(row) == len(header) for row in body), "a row is not whole"
+    return pd.read_csv(path)
+
+
+def test_sweep_writes_every_row_then_resume_and_force(run_cli, tmp_path):
+    profile, out = tiny_profile(tmp_path), tmp_path / "out.csv"
+    code, _, err = run_cli("sweep", profile, "--out", out)
+    assert code == 0, err
+    assert "wrote 4 rows" in err and "0 already there, 4 in the profile" in err
+    frame = read_rows(out)
+    assert len(frame) == 4 and frame["spec_hash"].is_unique
+    assert frame["spec"].tolist() == [
+        f"{v}_c8_r8_e{t}_k3_s1_b1" for t in (1, 2) for v in ("conv", "mbv2")
+    ]
+    assert (frame["threads"] == 1).all() and (frame["latency_n"] >= 10).all()
+
+    code, _, err = run_cli("sweep", profile, "--out", out)
+    assert code == 2 and "exists: pass --resume" in err
+    assert len(err.strip().splitlines()) == 1
+
+    code, _, err = run_cli("sweep", profile, "--out", out, "--resume")
+    assert code == 0, err
+    assert "wrote 0 rows" in err and "4 already there" in err
+    assert len(read_rows(out)) == 4
+
+    code, _, err = run_cli("sweep", profile, "--out", out, "--force")
+    assert code == 0, err
+    assert len(read_rows(out)) == 4
+
+
+def test_resume_measures_only_missing_rows(run_cli, tmp_path):
+    out = tmp_path / "out.csv"
+    assert run_cli("sweep", tiny_profile(tmp_path, expansions=(1,)), "--out", out)[0] == 0
+    first = read_rows(out)
+    code, _, err = run_cli("sweep", tiny_profile(tmp_path, expansions=(1, 2)), "--out", out,
+                           "--resume")
+    assert code == 0, err
+    assert "wrote 2 rows" in err and "2 already there" in err
+    frame = read_rows(out)
+    assert frame["spec_hash"].is_unique and len(frame) == 4
+    assert frame["spec_hash"].head(2).tolist() == first["spec_hash"].tolist()
+
+
+def start_sweep(profile, out, *flags):
+    return subprocess.Popen(
+        [sys.executable, "-m", "mnv2prof", "sweep", str(profile), "--out", str(out), *flags],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
+    )
+
+
+def interrupt_after_rows(process, out, rows, signum):
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        if out.exists() and out.read_text().count("\n") >= 1 + rows:  # the header and `rows`
+            break
+        time.sleep(0.02)
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "interrupted:" in err and "--resume" in err and "Traceback" not in err
+    return read_rows(out)
+
+
+@pytest.mark.slow  # two real processes (torch import) and six exports: about 20 s
+def test_interrupted_sweep_keeps_whole_rows_and_resume_completes(run_cli, tmp_path):
+    # Resolution 9 is used by no other test, so exports are not cached and the sweep is still
+    # running when each signal comes.
+    # one row a batch: each row is journaled as soon as its point is timed
+    profile = tiny_profile(tmp_path, resolution=9, expansions=(1, 2, 3, 4, 5, 6),
+                           variants=("mbv2",), batch_rows=1)
+    out = tmp_path / "out.csv"
+    first = interrupt_after_rows(start_sweep(profile, out), out, 1, signal.SIGINT)  # Ctrl-C
+    assert 1 <= len(first) < 6 and first["spec_hash"].is_unique
+    second = interrupt_after_rows(
+        start_sweep(profile, out, "--resume"), out, len(first) + 1, signal.SIGTERM  # kill
+    )
+    assert len(first) < len(second) < 6 and second["spec_hash"].is_unique
+    assert second["spec_hash"].head(len(first)).tolist() == first["spec_hash"].tolist()
+
+    code, _, err = run_cli("sweep", profile, "--out", out, "--resume")
+    assert code == 0, err
+    assert f"{len(second)} already there" in err
+    frame = read_rows(out)
+    assert sorted(frame["exp_ratio"]) == [1, 2, 3, 4, 5, 6]  # every row exactly once
+    assert frame["spec_hash"].is_unique
+    assert frame["spec_hash"].head(len(second)).tolist() == second["spec_hash"].tolist()
+
+
+ROW = {"variant": "mbv2", "spec_hash": "abc", "latency_median_ms": 1.5}
+
+
+def test_journal_refuses_a_file_with_other_columns(tmp_path):
+    out = tmp_path / "out.csv"
+    out.write_text("variant,spec_hash,latency_mean_ms\nmbv2,def,1.0\n")
+    journal = CsvJournal(out, resume=True, force=False)
+    assert journal.done == {"def"}
+    with pytest.raises(UsageError, match="other columns than this version writes .*missing "
+                                         "here: latency_mean_ms; new: latency_median_ms"):
+        journal.append(ROW)
+    assert out.read_text() == "variant,spec_hash,latency_mean_ms\nmbv2,def,1.0\n"
+
+
+def test_journal_drops_a_torn_last_line_and_appends_whole_rows(tmp_path):
+    out = tmp_path / "out.csv"
+    out.write_text("variant,spec_hash,latency_median_ms\nmbv2,def,1.0\nmbv2,gh")
+    journal = CsvJournal(out, resume=True, force=False)
+    assert journal.done == {"def"}
+    journal.append(ROW)
+    assert out.read_text() == (
+        "variant,spec_hash,latency_median_ms\nmbv2,def,1.0\nmbv2,abc,1.5\n"
+    )
+
+
+def test_journal_force_keeps_the_old_file_until_the_first_row(tmp_path):
+    out = tmp_path / "out.csv"
+    out.write_text("old\n")
+    journal = CsvJournal(out, resume=False, force=True)
+    assert out.read_text() == "old\n"
+    journal.append(ROW)
+    journal.append({**ROW, "spec_hash": "xyz"})
+    assert out.read_text().splitlines() == [
+        "variant,spec_hash,latency_median_ms", "mbv2,abc,1.5", "mbv2,xyz,1.5",
+    ]
+
+
+@pytest.mark.parametrize(("written", "message"), [
+    ("variant,spec_hash,env_onnxruntime\nmbv2,def,0.1\n",
+     "measured in another environment (onnxruntime: 0.1 there"),
+    ("variant,spec_hash,env_gpu_name\nmbv2,def,NVIDIA H200\n",  # on a GPU, resumed on the CPU
+     "measured in another environment (gpu_name: NVIDIA H200 there, none here)"),
+])
+def test_resume_refuses_rows_from_another_environment(run_cli, tmp_path, written, message):
+    out = tmp_path / "out.csv"
+    out.write_text(written)
+    code, _, err = run_cli("sweep", tiny_profile(tmp_path), "--out", out, "--resume")
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_resume_never_mixes_cache_modes(run_cli, tmp_path):
+    profile, out = tiny_profile(tmp_path, expansions=(1,)), tmp_path / "out.csv"
+    code, _, err = run_cli("sweep", profile, "--out", out, "--cache", "cold")
+    assert code == 0, err
+    assert read_rows(out)["cache_mode"].tolist() == ["cold", "cold"]
+    before = out.read_bytes()
+    code, _, err = run_cli("sweep", profile, "--out", out, "--resume")  # the profile's: warm
+    assert code == 2
+    assert "was timed with cache mode cold and this sweep uses warm" in err
+    assert len(err.strip().splitlines()) == 1
+    assert out.read_bytes() == before
+    code, _, err = run_cli("sweep", profile, "--out", out, "--resume", "--cache", "cold")
+    assert code == 0 and "wrote 0 rows" in err
+
+
+def test_sweep_bad_out_and_flags(run_cli, tmp_path):
+    profile = tiny_profile(tmp_path)
+    code, _, err = run_cli("sweep", profile, "--out", tmp_path / "no" / "out.csv")
+    assert code == 2 and "folder" in err and "does not exist" in err
+    code, _, err = run_cli("sweep", profile, "--out", tmp_path / "o.csv", "--resume", "--force")
+    assert code == 2 and "exclude each other" in err
+    code, _, err = run_cli("sweep", tmp_path / "missing.toml", "--out", tmp_path / "o.csv")
+    assert code == 2 and "does not exist" in err
+
+
+def test_batches_group_consecutive_points_of_one_thread_count_up_to_the_limit():
+    from mnv2prof.run.profiles import GridPoint
+    from mnv2prof.run.sweep import batches
+    from mnv2prof.models.variants import BlockSpec
+
+    def point(t, threads, variants=("conv", "mbv2")):
+        specs = tuple(BlockSpec(v, in_chs=8, resolution=8, exp_ratio=t) for v in variants)
+        return GridPoint((("exp_ratio", t),), specs, threads), specs
+
+    points = [point(1, 1), point(2, 1), point(3, 1), point(4, 2), point(5, 2), point(6, 1)]
+    grouped = batches(points, limit=4)
+    assert [[p.values[0][1] for p, _ in b] for b in grouped] == [[1, 2], [3], [4, 5], [6]]
+    assert [len(b) for b in batches(points, limit=1)] == [1] * 6  # a point alone past the limit
+    assert [[p.threads for p, _ in b] for b in batches(points, limit=48)] == [
+        [1, 1, 1], [2, 2], [1]
+    ]
+
+
+def test_a_batch_is_timed_as_one_rotation_with_the_budget_of_its_points(monkeypatch, tmp_path):
+    from mnv2prof.run import pipeline
+    from mnv2prof.run.profiles import load_profile
+    from mnv2prof.run.sweep import batches, measure_points
+
+    seen = []
+    monkeypatch.setattr(pipeline, "profile_blocks",
+                        lambda specs, timing, **kw: seen.append((specs, timing, kw)) or specs)
+    profile = load_profile(tiny_profile(tmp_path, expansions=(1, 2, 3)))
+    (batch,) = batches([(p, p.specs) for p in profile.points()], profile.batch_rows)
+    assert measure_points(profile, batch) == [s for p in profile.points() for s in p.specs]
+    ((specs, timing, kw),) = seen
+    assert len(specs) == 6 and timing.budget_s == pytest.approx(3 * 0.05)
+    assert kw["eager"] is True and kw["seed"] == 0
