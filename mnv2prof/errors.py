@@ -1,20 +1,44 @@
-"""Domain errors. The CLI turns each into one line on stderr and its exit code, never a traceback."""
+"""The exit-code contract and the domain errors. The CLI turns each error into one line on stderr
+and its exit code, never a traceback.
+
+One code, one meaning (after pytest's `ExitCode`), so a CI job can tell a slow pull request from
+a broken tool:
+
+| code | meaning |
+|---|---|
+| 0 | ok, or the gate passed |
+| 1 | a latency or cost regression (`gate` only) |
+| 2 | usage or bad input: a flag, a spec, a path, a file that is not what it should be |
+| 3 | the tool or a runtime failed: an export, an execution provider |
+| 130 | interrupted (Ctrl-C or SIGTERM): finished rows are kept |
+"""
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    REGRESSION = 1
+    USAGE = 2
+    TOOL_FAILURE = 3
+    INTERRUPTED = 130
 
 
 class Mnv2profError(Exception):
     """Base class: a failure the user can act on. `exit_code` is what the CLI exits with."""
 
-    exit_code = 1
+    exit_code = ExitCode.TOOL_FAILURE
 
 
 class UsageError(Mnv2profError, ValueError):
-    """Bad input from the user: a spec, a flag value, a path (exit code 2, like click's usage errors)."""
+    """Bad input from the user: a spec, a flag value, a path (like click's usage errors)."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class SpecError(UsageError):
-    """A block spec that cannot be built (unknown variant, bad value, channels groups cannot divide)."""
+    """A block spec that cannot be built (unknown variant, bad value, channels groups cannot
+    divide)."""
 
 
 class ModelFileError(UsageError):
@@ -22,4 +46,11 @@ class ModelFileError(UsageError):
 
 
 class ExportError(Mnv2profError):
-    """Export to ONNX failed, or the exported model is not numerically equal to the torch module."""
+    """Export to ONNX failed, or the exported model is not numerically equal to the torch
+    module."""
+
+
+class Interrupted(Mnv2profError):
+    """Ctrl-C or SIGTERM, acted on at a safe point (interrupts.py)."""
+
+    exit_code = ExitCode.INTERRUPTED

@@ -52,6 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mnv2prof import interrupts
 from mnv2prof.errors import Mnv2profError, UsageError
 from mnv2prof.measure.stats import TARGET_CI_REL, Summary, median_ci_rel, summarize
 
@@ -321,6 +322,7 @@ def measure(
     burst_ms = spec.budget_s * 1e3 / (len(keys) * spec.rounds_target)
     calls = {}
     for key in keys:
+        interrupts.check()
         warm_ms = [_timed(runners[key], clock) for _ in range(spec.warmup)]
         calls[key] = burst_calls(float(np.median(warm_ms)) if warm_ms else None, flush_ms, burst_ms)
     samples: dict[Hashable, list[float]] = {key: [] for key in keys}
@@ -329,6 +331,7 @@ def measure(
     start = clock()
     rounds, done = 0, False
     while not done:
+        interrupts.check()  # a signal stops the timing between rounds, never inside a call
         offset = rounds % len(active) if active else 0
         for key in active[offset:] + active[:offset]:
             samples[key].append(_burst(runners[key], calls[key], clock, flush if cold else None))

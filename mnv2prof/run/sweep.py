@@ -21,26 +21,22 @@ mixes cache modes (`--resume` refuses a file timed in another).
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import os
-import signal
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mnv2prof.errors import Mnv2profError, UsageError
+from mnv2prof import interrupts
+from mnv2prof.errors import Interrupted, UsageError
 from mnv2prof.run.profiles import GridPoint, Profile
 from mnv2prof.run.records import Record
 from mnv2prof.models.variants import BlockSpec
 
 
-class SweepInterrupted(Mnv2profError):
+class SweepInterrupted(Interrupted):
     """Ctrl-C or SIGTERM during a sweep: the rows measured so far are in the file."""
-
-    exit_code = 130
 
 
 @dataclass
@@ -135,23 +131,6 @@ class CsvJournal:
         self.done.add(str(row["spec_hash"]))
 
 
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Let `kill` (SIGTERM) stop a sweep the way Ctrl-C does: between rows, file intact."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 class Sweep:
     """A profile's grid against an output file: checked on construction, measured by `run`.
 
@@ -207,24 +186,24 @@ class Sweep:
         if hooks.on_start:
             hooks.on_start(self.total, self.skipped)
         written = 0
+        done = self.journal.done
+        todo = [
+            (point, [s for s in point.specs if s.digest(point.threads) not in done])
+            for point in self.points
+        ]
+        pending = [(p, specs) for p, specs in todo if specs]
         try:
-            with _sigterm_as_interrupt():
-                done = self.journal.done
-                todo = [
-                    (point, [s for s in point.specs if s.digest(point.threads) not in done])
-                    for point in self.points
-                ]
-                pending = [(p, specs) for p, specs in todo if specs]
-                for batch in batches(pending, self.profile.batch_rows):
-                    if hooks.on_batch:
-                        hooks.on_batch([p for p, _ in batch], sum(len(s) for _, s in batch))
-                    records = measure_points(self.profile, batch, self.device)
-                    for record in records:
-                        self.journal.append(record.row())
-                        written += 1
-                        if hooks.on_row:
-                            hooks.on_row(record)
-        except KeyboardInterrupt:
+            for batch in batches(pending, self.profile.batch_rows):
+                interrupts.check()
+                if hooks.on_batch:
+                    hooks.on_batch([p for p, _ in batch], sum(len(s) for _, s in batch))
+                records = measure_points(self.profile, batch, self.device)
+                for record in records:
+                    self.journal.append(record.row())
+                    written += 1
+                    if hooks.on_row:
+                        hooks.on_row(record)
+        except (Interrupted, KeyboardInterrupt):
             raise SweepInterrupted(
                 f"interrupted: {self.skipped + written} of {self.total} rows are in {self.out}; "
                 "run again with --resume to measure the rest"
@@ -279,12 +258,21 @@ def measure_points(
     )
 
 
-def run_sweep(
+def measure_profile(
     profile: Profile,
-    out: Path,
-    resume: bool = False,
-    force: bool = False,
-    hooks: SweepHooks | None = None,
-) -> SweepResult:
-    """Measure every row of `profile` not yet in `out`, appending each as it is measured."""
-    return Sweep(profile, out, resume, force).run(hooks)
+    on_batch: Callable[[list[GridPoint], int], None] | None = None,
+    on_rows: Callable[[int], None] | None = None,
+) -> list[tuple[GridPoint, list[Record]]]:
+    """(grid point, its records) for every point of `profile`, measured as `sweep` measures
+    them (in batches of points timed together), onnxruntime only: what `baseline --profile` and
+    `gate --profile` compare."""
+    measured = []
+    for batch in batches([(p, p.specs) for p in profile.points()], profile.batch_rows):
+        if on_batch:
+            on_batch([p for p, _ in batch], sum(len(specs) for _, specs in batch))
+        records = iter(measure_points(profile, batch, eager=False))
+        for point, specs in batch:
+            measured.append((point, [next(records) for _ in specs]))
+            if on_rows:
+                on_rows(len(specs))
+    return measured
