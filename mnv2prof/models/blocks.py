@@ -7,6 +7,7 @@ exporter's name scopes, so per-layer rows can say `conv_dw` rather than `node_Co
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import torch
@@ -260,14 +261,32 @@ def randomize_batchnorm(module: nn.Module, generator: torch.Generator) -> None:
                 bn.bias.copy_(torch.rand(c, generator=generator) * 0.2 - 0.1)
 
 
-def build_block(spec: BlockSpec, seed: int = 0) -> nn.Module:
-    """The eval-mode module for `spec`, with weights that depend only on (spec, seed)."""
+def seeded(factory: Callable[[], nn.Module], seed: int = 0) -> nn.Module:
+    """`factory()` in eval mode, its weights depending only on what it builds and `seed`: the
+    one recipe for blocks, networks and probes (torch's global RNG is left as it was)."""
     generator = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        module = BUILDERS[spec.variant](spec)
+        module = factory()
     randomize_batchnorm(module, generator)
     return module.eval()
+
+
+def build_block(spec: BlockSpec, seed: int = 0) -> nn.Module:
+    """The eval-mode module for `spec`, with weights that depend only on (spec, seed)."""
+    return seeded(lambda: BUILDERS[spec.variant](spec), seed)
+
+
+def block_source(spec: BlockSpec):
+    """What `onnx.export.export_cached` needs to export the block of `spec`."""
+    from mnv2prof.onnx.export import ExportSource
+
+    return ExportSource(
+        name=spec.name,
+        identity=json.dumps(["block", spec.to_dict()], sort_keys=True),
+        build=lambda seed: build_block(spec, seed),
+        input_shape=spec.input_shape,
+    )
 
 
 def count_params(module: nn.Module) -> int:

@@ -1,4 +1,4 @@
-"""Whole networks from the papers' tables, and their cost per stage (row of the table).
+"""Whole networks from the papers' tables, built from the blocks `compare` measures.
 
 MobileNetV2 is built from the MobileNetV2 paper's Table 2 and MobileNetV1 from the MobileNetV1
 paper's Table 1, out of the same blocks `compare` measures (`ConvBnAct`, `InvertedResidual`,
@@ -7,47 +7,31 @@ paper's Table 1, out of the same blocks `compare` measures (`ConvBnAct`, `Invert
 for width < 1 and scales for width > 1 (as the reference implementations do).
 
 Each row of the table is one named module (`features.0` ... `features.N`, `pool`,
-`classifier`); the ONNX exporter records these names in each node's metadata
-(`pkg.torch.onnx.name_scopes`), so MACs are counted on the whole network's graph and grouped
-by row. Peak activation memory of a row is `memory.peak_activation_memory` over the row's own
-nodes (its input alive from the start, its output to the end). Latency shares come from timing
-each row as its own ONNX sub-model (cut from the network's graph at the row's input and output
-tensors), all rows timed under one budget, their bursts rotating: share = row median / sum of
-row medians.
-Timing rows apart, not reading onnxruntime's profiler, because the profiler names the nodes of
-its optimised graph (fused Conv+Clip...), which no longer carry the name scopes.
+`classifier`); the ONNX exporter records these names in each node's metadata, so the cost of
+each row is read off the whole network's graph (run.network_profile).
 """
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
-import onnx
 import torch
 from torch import nn
 
+from mnv2prof.errors import SpecError
 from mnv2prof.models.blocks import (
     ConvBnAct,
     DepthwiseSeparable,
     InvertedResidual,
     StreamedInvertedResidual,
-    count_params,
-    randomize_batchnorm,
+    seeded,
 )
-from mnv2prof.count.counting import count_graph
-from mnv2prof.errors import SpecError
-from mnv2prof.onnx.graph import GraphInfo, load_graph
-from mnv2prof.measure.latency import Measurement, OrtRunner, TimingSpec, measure
-from mnv2prof.count.memory import peak_activation_memory
 from mnv2prof.models.variants import BlockSpec, make_divisible
 
 NETWORKS = ("mobilenetv2", "mobilenetv1")
-NAME_SCOPES_KEY = "pkg.torch.onnx.name_scopes"
 
 # MobileNetV2 paper, Table 2: (operator, t, c, n, s) for a 224x224x3 input.
 MOBILENETV2_TABLE = (
@@ -194,157 +178,19 @@ class Network(nn.Module):
 
 def build_network(spec: NetworkSpec, seed: int = 0) -> Network:
     """The eval-mode network, with weights that depend only on (spec, seed), BNs randomised."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        network = Network(spec)
-    randomize_batchnorm(network, generator)
-    return network.eval()
+    return seeded(lambda: Network(spec), seed)
 
 
-@dataclass(frozen=True)
-class NetworkExport:
-    path: Path
-    cached: bool
-    max_abs_diff: float | None  # parity of this export; None when loaded from the cache
+def network_source(spec: NetworkSpec):
+    """What `onnx.export.export_cached` needs to export the network of `spec`; the file also
+    records each stage's parameter count (`profile_network` reads them back)."""
+    from mnv2prof.onnx.export import ExportSource
 
-
-def export_network(
-    spec: NetworkSpec, seed: int = 0, directory: Path | None = None
-) -> NetworkExport:
-    """The checked ONNX file of `spec` (parity with torch proven), exported on a cache miss."""
-    from mnv2prof.onnx.export import EXPORT_FORMAT, OPSET, cache_dir, export_module, library_versions
-
-    directory = directory or cache_dir() / "onnx"
-    key = spec.digest(seed, OPSET, EXPORT_FORMAT, library_versions())
-    path = directory / f"{spec.name}-{key}.onnx"
-    if path.exists():
-        return NetworkExport(path, cached=True, max_abs_diff=None)
-    diff = export_module(build_network(spec, seed), spec.input_shape, path, seed)
-    return NetworkExport(path, cached=False, max_abs_diff=diff)
-
-
-def node_stage(node: onnx.NodeProto, keys: set[str]) -> str | None:
-    """The stage (table row) a node belongs to, from the exporter's name scopes."""
-    for prop in node.metadata_props:
-        if prop.key == NAME_SCOPES_KEY:
-            scopes = ast.literal_eval(prop.value)
-            return next((s for s in scopes if s in keys), None)
-    return None
-
-
-@dataclass(frozen=True)
-class StageCost:
-    stage: Stage
-    params: int
-    macs: int
-    elementwise_ops: int
-    peak_act_bytes: int  # liveness peak over the stage's own nodes (fp32, as exported)
-    latency: Measurement | None  # the stage timed as its own sub-model; None: not timed
-
-
-@dataclass(frozen=True)
-class NetworkProfile:
-    spec: NetworkSpec
-    model_path: Path
-    export: NetworkExport
-    stages: tuple[StageCost, ...]
-    params: int
-    macs: int  # the whole graph's count: equals the sum over stages (tested)
-    elementwise_ops: int
-    peak_act_bytes: int  # the whole graph's liveness peak
-    unhandled_ops: str
-    latency: Measurement | None  # the whole network as one session
-
-    @property
-    def stage_latency_sum_ms(self) -> float:
-        return sum(s.latency.median_ms for s in self.stages if s.latency is not None)
-
-    def latency_share(self, stage: StageCost) -> float:
-        total = self.stage_latency_sum_ms
-        return stage.latency.median_ms / total if stage.latency is not None and total else 0.0
-
-
-def stage_nodes(graph: GraphInfo, stages: list[Stage]) -> dict[str, list[onnx.NodeProto]]:
-    """Nodes of each stage, in graph order. A node no stage scope claims raises `SpecError`."""
-    keys = {stage.key for stage in stages}
-    grouped: dict[str, list[onnx.NodeProto]] = {stage.key: [] for stage in stages}
-    for node in graph.nodes:
-        key = node_stage(node, keys)
-        outputs = [graph.tensor(n) for n in node.output]
-        if key is None and all(o is not None and o.static for o in outputs):
-            continue  # weight folding material (constants): no stage computes it
-        if key is None:
-            raise SpecError(f"node {node.name} ({node.op_type}) carries no stage name scope")
-        grouped[key].append(node)
-    return grouped
-
-
-def subgraph(graph: GraphInfo, nodes: list[onnx.NodeProto]) -> GraphInfo:
-    """`nodes` as a graph of their own: activations they read from outside are its inputs,
-    activations read after them (or graph outputs) are its outputs."""
-    made = {name for node in nodes for name in node.output if name}
-    inner = {id(node) for node in nodes}
-    read_later = {name for node in graph.nodes if id(node) not in inner for name in node.input}
-    inputs: list[str] = []
-    for node in nodes:
-        for name in node.input:
-            info = graph.tensor(name)
-            if name not in made and info is not None and not info.static and name not in inputs:
-                inputs.append(name)
-    outputs = [n for n in dict.fromkeys(made) if n in read_later or n in graph.outputs]
-    return dataclasses.replace(graph, nodes=list(nodes), inputs=inputs, outputs=outputs)
-
-
-def profile_network(
-    spec: NetworkSpec, timing: TimingSpec | None = None, seed: int = 0
-) -> NetworkProfile:
-    """Export (cached), count per stage, and with `timing` time the network and each stage."""
-    exported = export_network(spec, seed)
-    network = build_network(spec, seed)
-    graph = load_graph(exported.path)
-    cost = count_graph(graph)
-    by_name = {n.name: n for n in cost.nodes}
-    grouped = stage_nodes(graph, network.stages)
-    stage_graphs = {key: subgraph(graph, nodes) for key, nodes in grouped.items()}
-    measurements: dict[str, Measurement] = {}
-    if timing is not None:
-        runners = {"network": OrtRunner(exported.path, timing.threads, seed)}
-        for key, sub in stage_graphs.items():
-            path = _stage_model(exported.path, key, sub)
-            runners[key] = OrtRunner(path, timing.threads, seed)
-        measurements = measure(runners, timing)
-    modules = network.stage_modules()
-    stages = tuple(
-        StageCost(
-            stage=stage,
-            params=count_params(modules[stage.key]),
-            macs=sum(by_name[n.name].macs for n in grouped[stage.key]),
-            elementwise_ops=sum(by_name[n.name].elementwise_ops for n in grouped[stage.key]),
-            peak_act_bytes=peak_activation_memory(stage_graphs[stage.key]).peak_bytes,
-            latency=measurements.get(stage.key),
-        )
-        for stage in network.stages
+    stages, _ = build_stages(spec)
+    return ExportSource(
+        name=spec.name,
+        identity=json.dumps(["network", dataclasses.asdict(spec)], sort_keys=True),
+        build=lambda seed: build_network(spec, seed),
+        input_shape=spec.input_shape,
+        parts=tuple(stage.key for stage in stages),
     )
-    return NetworkProfile(
-        spec=spec,
-        model_path=exported.path,
-        export=exported,
-        stages=stages,
-        params=count_params(network),
-        macs=cost.macs,
-        elementwise_ops=cost.elementwise_ops,
-        peak_act_bytes=peak_activation_memory(graph).peak_bytes,
-        unhandled_ops=cost.unhandled_summary(),
-        latency=measurements.get("network"),
-    )
-
-
-def _stage_model(network_path: Path, key: str, sub: GraphInfo) -> Path:
-    """The stage cut out of the network's ONNX file as a model of its own (cached beside it)."""
-    path = network_path.with_name(f"{network_path.stem}.{key}.onnx")
-    if not path.exists():
-        tmp = path.with_name(path.name + ".tmp")
-        onnx.utils.extract_model(str(network_path), str(tmp), sub.inputs, sub.outputs)
-        tmp.replace(path)
-    return path

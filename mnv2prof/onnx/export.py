@@ -1,8 +1,10 @@
 """Export a torch module to ONNX, check it, prove it equal to the module, and cache the file.
 
 torch 2.13's `torch.onnx.export` uses the dynamo exporter (via onnxscript), which takes about a
-second per block, so exports are cached by a hash of the spec, the export settings and the
-library versions: a second run with the same spec loads the file and skips the export. A file
+second per block, so exports are cached by a hash of the source (a block's spec, a network's, a probe's), the
+seed, the export settings and the library versions: a second run loads the file and skips the
+export. Every source goes through `export_cached`. The file's metadata carries the torch
+module's parameter count (`PARAMS_KEY`), which the exported graph cannot give back (BN is folded). A file
 lands in the cache only after `onnx.checker` and the parity check pass, and it is written to a
 temporary name first, then renamed, so a killed run never leaves half a model behind.
 """
@@ -10,10 +12,13 @@ temporary name first, then renamed, so a killed run never leaves half a model be
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
+import json
 import logging
 import os
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 # the version of onnxscript without importing it (0.7 s): only the cache key needs it
@@ -25,15 +30,18 @@ import onnx
 import torch
 from torch import nn
 
-from mnv2prof.onnx.atomic import atomic_target
+from mnv2prof import interrupts
 from mnv2prof.errors import ExportError
-from mnv2prof.models.variants import BlockSpec
+from mnv2prof.onnx.atomic import atomic_target
 
 OPSET = 18  # the dynamo exporter's native opset; 17 would need a lossy version conversion
 PARITY_ATOL = 1e-4  # max abs difference allowed between onnxruntime and torch outputs
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
-EXPORT_FORMAT = 1  # bump when the way files are written changes, to invalidate old caches
+EXPORT_FORMAT = 2  # bump when the way files are written changes, to invalidate old caches
+# (2: parameter counts in the metadata, one cache key for every source)
+PARAMS_KEY = "mnv2prof.params"  # the torch module's learnable scalars (BN scale and shift too)
+PARAMS_BY_PART_KEY = "mnv2prof.params_by_part"  # JSON {module path: learnable scalars}
 
 
 def cache_dir() -> Path:
@@ -62,29 +70,63 @@ class ExportResult:
     max_abs_diff: float | None  # parity of this export; None when loaded from the cache
 
 
-def export_key(spec: BlockSpec, seed: int = 0) -> str:
-    return spec.digest(seed, OPSET, EXPORT_FORMAT, library_versions())
+@dataclass(frozen=True)
+class ExportSource:
+    """What to export: a file name, what makes the module unique, and how to build it.
 
-
-def export_spec(
-    spec: BlockSpec,
-    seed: int = 0,
-    directory: Path | None = None,
-    module: nn.Module | None = None,
-) -> ExportResult:
-    """The checked ONNX file for `spec`, exported on a cache miss.
-
-    `module`, if the caller has built it already, must be `build_block(spec, seed)`.
+    Blocks (`models.blocks.block_source`), whole networks (`models.networks.network_source`) and
+    ShuffleNet V2 probes (`models.probes.probe_source`) are all exported through `export_cached`
+    from one of these, so they share the cache, the checks and the parameter metadata.
     """
-    from mnv2prof.models.blocks import build_block
 
-    directory = directory or cache_dir() / "onnx"
-    path = directory / f"{spec.name}-{export_key(spec, seed)}.onnx"
+    name: str  # the file's stem: a spec or network name, a probe's label
+    identity: str  # everything the module depends on apart from the seed (the cache key hashes it)
+    build: Callable[[int], nn.Module]  # seed -> the eval-mode module (models.blocks.seeded)
+    input_shape: tuple[int, ...]
+    folder: str = "onnx"  # subfolder of the cache
+    parts: tuple[str, ...] = ()  # module paths whose parameter counts the file also records
+
+    def key(self, seed: int) -> str:
+        payload = json.dumps(
+            [self.identity, seed, OPSET, EXPORT_FORMAT, sorted(library_versions().items())]
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def export_cached(
+    source: ExportSource,
+    seed: int = 0,
+    module: nn.Module | None = None,
+    directory: Path | None = None,
+) -> ExportResult:
+    """The checked ONNX file of `source`, exported on a cache miss.
+
+    `module`, if the caller has built it already, must be `source.build(seed)`. A pending
+    interrupt (interrupts.py) stops before an export starts, never inside one.
+    """
+    folder = directory if directory is not None else cache_dir() / source.folder
+    path = folder / f"{source.name}-{source.key(seed)}.onnx"
     if path.exists():
         return ExportResult(path, cached=True, max_abs_diff=None)
-    module = module if module is not None else build_block(spec, seed)
-    diff = export_module(module, spec.input_shape, path, seed)
+    interrupts.check()
+    module = module if module is not None else source.build(seed)
+    metadata = parameter_metadata(module, source.parts)
+    diff = export_module(module, source.input_shape, path, seed, metadata)
     return ExportResult(path, cached=False, max_abs_diff=diff)
+
+
+def parameter_metadata(module: nn.Module, parts: Sequence[str] = ()) -> dict[str, str]:
+    """The module's learnable scalars (and those of each of `parts`), for the ONNX file's
+    metadata: the exporter folds BN into the conv, so the graph alone cannot give BN's scale and
+    shift back (count.cost reads these)."""
+    from mnv2prof.models.blocks import count_params
+
+    named = dict(module.named_modules())
+    metadata = {PARAMS_KEY: str(count_params(module))}
+    if parts:
+        by_part = {part: count_params(named[part]) for part in parts}
+        metadata[PARAMS_BY_PART_KEY] = json.dumps(by_part)
+    return metadata
 
 
 @contextlib.contextmanager
@@ -104,9 +146,14 @@ def _quiet_exporter():
 
 
 def export_module(
-    module: nn.Module, input_shape: tuple[int, ...], path: Path, seed: int = 0
+    module: nn.Module,
+    input_shape: tuple[int, ...],
+    path: Path,
+    seed: int = 0,
+    metadata: dict[str, str] | None = None,
 ) -> float:
-    """Export `module` to `path` atomically; return the parity max abs diff.
+    """Export `module` to `path` atomically, with `metadata` in the model's metadata_props;
+    return the parity max abs diff.
 
     Raises `ExportError` if the exporter fails, the checker rejects the graph, or onnxruntime's
     output differs from torch's by more than `PARITY_ATOL` on a random input.
@@ -129,6 +176,12 @@ def export_module(
                 )
         except Exception as exc:  # the exporter raises many types; all mean the same to a user
             raise ExportError(f"ONNX export failed for {path.name}: {exc}") from exc
+        if metadata:
+            model = onnx.load(str(tmp))
+            for key, value in metadata.items():
+                entry = model.metadata_props.add()
+                entry.key, entry.value = key, value
+            onnx.save(model, str(tmp))
         try:
             onnx.checker.check_model(str(tmp), full_check=True)
         except onnx.checker.ValidationError as exc:

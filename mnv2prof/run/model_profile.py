@@ -3,7 +3,7 @@ model mnv2prof did not write.
 
 One path, reused: `graph.load_model` vets the file (checker, external data kept inside the
 model's folder), `graph.load_graph` applies the input shapes and infers the rest,
-`counting.count_graph` / `counting.count_params` / `memory.peak_activation_memory` count, and
+`count.cost.count_graph_cost` counts (the one graph -> cost path, its parameter rule included), and
 `latency.OrtRunner` + `latency.measure` time it (one runner). The result is a
 `records.Record`, so tables and CSV columns are the ones `compare` writes.
 
@@ -15,6 +15,7 @@ free dim (spatial, sequence) is refused with a message naming the input and the 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
@@ -23,12 +24,13 @@ from pathlib import Path
 
 import onnx
 
-from mnv2prof.count.counting import count_graph, count_params
+from mnv2prof.count.cost import CountedCost, count_graph_cost
+from mnv2prof.count.counting import count_graph
 from mnv2prof.errors import Mnv2profError, ModelFileError, UsageError
 from mnv2prof.onnx.graph import load_graph, load_model
 from mnv2prof.measure.latency import Measurement, OrtRunner, TimingSpec, measure
 from mnv2prof.count.memory import peak_activation_memory
-from mnv2prof.run.records import CountedCost, Record
+from mnv2prof.run.records import Record
 
 Shapes = dict[str, tuple[int, ...]]
 
@@ -140,9 +142,8 @@ def count_model_file(
     model = load_model(path, check=True)
     input_shapes, notes = resolve_input_shapes(model, shapes or {})
     graph = load_graph(model, input_shapes=input_shapes)
-    cost = count_graph(graph)
-    peak = peak_activation_memory(graph)
-    counted = CountedCost.from_graph(count_params(graph), cost, peak)
+    cost, peak = count_graph(graph), peak_activation_memory(graph)
+    counted = count_graph_cost(graph, cost, peak)
     unknown = peak.unknown_tensors
     notes = list(notes)
     if unknown:
@@ -175,14 +176,32 @@ def time_model(
     return measure({"model": runner}, timing, progress)["model"]
 
 
-def profile_timing(threads: int, budget_s: float, cache: str = "warm") -> TimingSpec:
-    return TimingSpec(
-        threads=threads,
-        budget_s=budget_s,
-        warmup=PROFILE_WARMUP,
-        min_samples=PROFILE_MIN_SAMPLES,
-        cache=cache,
-    )
+def profile_timing(timing: TimingSpec) -> TimingSpec:
+    """`timing` with fewer warm-up calls and forced rounds: a whole model runs for longer."""
+    return dataclasses.replace(timing, warmup=PROFILE_WARMUP, min_samples=PROFILE_MIN_SAMPLES)
+
+
+@dataclass(frozen=True)
+class ProfiledModel:
+    count: ModelCount
+    record: Record  # the row `compare` writes for a block
+    timing: TimingSpec
+    layers: list | None = None  # measure.layers rows, when asked for
+    layer_runs: int = 0
+
+
+def profile_model(count: ModelCount, timing: TimingSpec, layers: bool = False) -> ProfiledModel:
+    """Time the counted model (and, with `layers`, its nodes in onnxruntime's profiler, as many
+    runs as the budget affords): the one core call of `mnv2prof profile`."""
+    from mnv2prof.measure.env import current_environment
+
+    latency = time_model(count, timing)
+    record = model_record(count, latency, timing.threads, current_environment(), timing.cache)
+    if not layers:
+        return ProfiledModel(count, record, timing)
+    runs = layer_runs(latency, timing.budget_s)
+    rows = profile_model_layers(count, timing.threads, runs)
+    return ProfiledModel(count, record, timing, rows, runs)
 
 
 def model_record(

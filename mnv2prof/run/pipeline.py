@@ -15,10 +15,10 @@ from pathlib import Path
 
 from torch import nn
 
-from mnv2prof.count.counting import count_graph
+from mnv2prof import interrupts
+from mnv2prof.count.cost import CountedCost, count_model
 from mnv2prof.measure.env import current_environment
-from mnv2prof.onnx.export import export_spec
-from mnv2prof.onnx.graph import load_graph
+from mnv2prof.onnx.export import export_cached
 from mnv2prof.measure.latency import (
     CACHE_COLD,
     Measurement,
@@ -28,8 +28,7 @@ from mnv2prof.measure.latency import (
     identity_model,
     measure_phases,
 )
-from mnv2prof.count.memory import peak_activation_memory
-from mnv2prof.run.records import CountedCost, Record
+from mnv2prof.run.records import Record
 from mnv2prof.models.variants import BlockSpec
 
 
@@ -53,19 +52,13 @@ class PreparedBlock:
     module: nn.Module  # build_block(spec, seed), built once: exported, counted, timed eagerly
 
 
-def count_model(model_path: Path, params: int) -> CountedCost:
-    graph = load_graph(model_path)
-    return CountedCost.from_graph(params, count_graph(graph), peak_activation_memory(graph))
-
-
 def prepare(spec: BlockSpec, seed: int = 0) -> PreparedBlock:
     """Export (or load from cache) and count one block."""
-    from mnv2prof.models.blocks import build_block, count_params
+    from mnv2prof.models.blocks import block_source, build_block
 
     module = build_block(spec, seed)
-    exported = export_spec(spec, seed, module=module)
-    cost = count_model(exported.path, count_params(module))
-    return PreparedBlock(spec, exported.path, cost, exported.cached, module)
+    exported = export_cached(block_source(spec), seed, module=module)
+    return PreparedBlock(spec, exported.path, count_model(exported.path), exported.cached, module)
 
 
 @dataclass(frozen=True)
@@ -99,6 +92,7 @@ def profile_run(
     progress = progress or Progress()
     prepared = []
     for i, spec in enumerate(specs):
+        interrupts.check()
         prepared.append(prepare(spec, seed))
         if progress.on_export:
             progress.on_export(spec, i + 1, len(specs))
@@ -200,3 +194,18 @@ def make_record(
         env=env,
         **measured,
     )
+
+
+def block_layers(prepared: PreparedBlock, threads: int, runs: int, device: str = "cpu") -> list:
+    """Per-layer rows of one block: the nodes onnxruntime runs on the CPU (measure.layers), or
+    the block's layers run eagerly on the GPU (measure.eager_layers)."""
+    if device == "cuda":
+        from mnv2prof.measure.eager_layers import profile_eager_layers
+
+        spec = prepared.spec
+        return profile_eager_layers(
+            prepared.module, prepared.model_path, spec.input_shape, "cuda", runs
+        )
+    from mnv2prof.measure.layers import profile_layers
+
+    return profile_layers(prepared.model_path, threads, runs)

@@ -167,6 +167,15 @@ def resolve_profile(name_or_path: str | Path) -> Path:
     )
 
 
+def with_cache(profile: Profile, cache: str | None) -> Profile:
+    """`profile` with its timing's cache mode replaced by `cache` (None: as it is)."""
+    if cache is None:
+        return profile
+    if cache not in CACHE_MODES:
+        raise UsageError(f"--cache must be one of {', '.join(CACHE_MODES)}, got {cache!r}")
+    return dataclasses.replace(profile, timing=dataclasses.replace(profile.timing, cache=cache))
+
+
 def load_profile(name_or_path: str | Path) -> Profile:
     """Read and validate a profile (a shipped name or a path); every point's specs are checked."""
     path = resolve_profile(name_or_path)

@@ -15,45 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mnv2prof.count.counting import GraphCost
+from mnv2prof.count.cost import CountedCost
 from mnv2prof.measure.env import Environment
 from mnv2prof.measure.latency import Measurement
-from mnv2prof.count.memory import MemoryPeak
-
-
-@dataclass(frozen=True)
-class CountedCost:
-    """What is counted from the graph (indirect cost, and static memory)."""
-
-    params: int
-    macs: int
-    elementwise_ops: int
-    peak_act_bytes: int
-    weight_bytes: int
-    bytes_moved: int
-    unhandled_ops: str  # "Op xN, ..." of nodes no handler counted; "" when none
-    nodes: int = 0  # graph nodes that compute (counting.GraphCost.nodes): a per-kernel cost term
-
-    @property
-    def flops(self) -> int:
-        return 2 * self.macs
-
-    @property
-    def arithmetic_intensity(self) -> float:
-        return self.flops / self.bytes_moved if self.bytes_moved else 0.0
-
-    @classmethod
-    def from_graph(cls, params: int, cost: GraphCost, peak: MemoryPeak) -> CountedCost:
-        return cls(
-            params=params,
-            macs=cost.macs,
-            elementwise_ops=cost.elementwise_ops,
-            peak_act_bytes=peak.peak_bytes,
-            weight_bytes=cost.weight_bytes,
-            bytes_moved=cost.bytes_moved,
-            unhandled_ops=cost.unhandled_summary(),
-            nodes=len(cost.nodes),
-        )
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,9 @@ import pytest
 import torch
 from torch import nn
 
-from mnv2prof.run import guidelines as gl
-from mnv2prof.run.guidelines import Ratio, paired_ratio, verdict
+from mnv2prof.measure.stats import Ratio, paired_ratio
+from mnv2prof.models import probes as gl
+from mnv2prof.run.guidelines import verdict
 
 
 def _conv_macs(module, shape):
