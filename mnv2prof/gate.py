@@ -64,8 +64,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mnv2prof.errors import ExitCode, UsageError
 from mnv2prof.measure.env import COMPARABLE_KEYS, OPTIONAL_KEYS, Environment
-from mnv2prof.errors import UsageError
+from mnv2prof.measure.stats import per_round_ratios, shifted_mann_whitney
 
 # Counted (exact, deterministic) metrics: any change is an architecture change.
 COUNTED_COLUMNS = ("macs", "params", "peak_act_bytes", "bytes_moved", "weight_bytes")
@@ -183,7 +184,7 @@ class GateResult:
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.failed else 0
+        return ExitCode.REGRESSION if self.failed else ExitCode.OK
 
     @property
     def mode(self) -> str:
@@ -296,9 +297,52 @@ def _counted(row: dict, source: str) -> dict[str, int]:
 # --- checks before measuring -----------------------------------------------------------------
 
 
-def check_variants(baseline: pd.DataFrame, variants: list[str] | tuple[str, ...]) -> None:
-    """The baseline's rows must be exactly the variants measured now (rows matched by variant)."""
-    check_rows(baseline, variants, "variant")
+@dataclass(frozen=True)
+class GateRows:
+    """The rows a gate measures now and how they are matched to the baseline's."""
+
+    match_by: str  # MATCH_BY
+    keys: tuple[str, ...]  # `row_key` of every row measured now
+    variants: tuple[str, ...]  # the variants among them (a --relative-to must be one)
+    where: str  # where the variants come from, for messages
+    threads: int | None  # the run's threads; None: each row carries its own (a profile's grid)
+
+    @classmethod
+    def of_specs(cls, specs, variants: str, threads: int) -> GateRows:
+        names = tuple(s.variant for s in specs)
+        return cls("variant", names, names, f"--variants ({variants})", threads)
+
+    @classmethod
+    def of_profile(cls, profile) -> GateRows:
+        keys = tuple(
+            row_key({"spec": s.name, "threads": point.threads}, "spec")
+            for point in profile.points()
+            for s in point.specs
+        )
+        names = tuple(profile.variants)
+        return cls("spec", keys, names, f"the profile's variants ({', '.join(names)})", None)
+
+
+def check_baseline(
+    path: Path,
+    rows: GateRows,
+    cache_mode: str,
+    relative_to: str | None,
+    allow_env_mismatch: bool,
+) -> tuple[pd.DataFrame, tuple[tuple[str, str, str], ...]]:
+    """Everything checked before measuring: the baseline read and validated, its rows equal to
+    the rows measured now, its cache mode this run's, its environment this one (or the
+    comparison relative, or the mismatch allowed). Returns it and its environment differences."""
+    from mnv2prof.measure.env import current_environment
+
+    if relative_to is not None and relative_to not in rows.variants:
+        raise UsageError(f"--relative-to {relative_to!r} is not among {rows.where}")
+    stored = load_baseline(path, rows.match_by)
+    check_rows(stored, rows.keys, rows.match_by)
+    check_cache_mode(stored, cache_mode, path)
+    differences = environment_differences(stored, current_environment(), rows.threads)
+    check_environment(differences, relative_to is not None, allow_env_mismatch)
+    return stored, differences
 
 
 def check_rows(baseline: pd.DataFrame, keys: list[str] | tuple[str, ...], match_by: str) -> None:
@@ -453,37 +497,18 @@ def compare_samples(
     baseline: np.ndarray, current: np.ndarray, policy: GatePolicy
 ) -> tuple[Latency, float, float]:
     """(verdict, ratio of medians current / baseline, p-value): see the module docstring."""
-    from scipy.stats import mannwhitneyu
-
     baseline, current = np.asarray(baseline, float), np.asarray(current, float)
     ratio = float(np.median(current) / np.median(baseline))
     tolerance = 1.0 + policy.max_slowdown
     if ratio >= 1.0:
-        # H1: current is stochastically larger than baseline x tolerance
-        p = float(mannwhitneyu(current, baseline * tolerance, alternative="greater").pvalue)
+        p = shifted_mann_whitney(baseline, current, tolerance, "greater")
         if ratio > tolerance and p < policy.alpha:
             return Latency.REGRESSION, ratio, p
         return (Latency.NOT_SIGNIFICANT if ratio > tolerance else Latency.PASS), ratio, p
-    # H1: current x tolerance is stochastically smaller than baseline
-    p = float(mannwhitneyu(current * tolerance, baseline, alternative="less").pvalue)
+    p = shifted_mann_whitney(baseline, current, tolerance, "less")
     if ratio < 1.0 / tolerance and p < policy.alpha:
         return Latency.FASTER, ratio, p
     return Latency.PASS, ratio, p
-
-
-def per_round_ratios(samples: dict[str, np.ndarray], reference: str) -> dict[str, np.ndarray]:
-    """Each variant's samples divided by the reference's sample of the same round.
-
-    `latency.measure` lets a runner whose median has converged leave the rotation
-    for good, so a variant's k samples are those of rounds 0..k-1: the first min(k, k_ref)
-    samples of a variant and of the reference pair round by round.
-    """
-    ref = samples[reference]
-    ratios = {}
-    for variant, values in samples.items():
-        n = min(values.size, ref.size)
-        ratios[variant] = values[:n] / ref[:n]
-    return ratios
 
 
 def _cost_changes(baseline: dict[str, int], current: dict[str, int]) -> tuple[CostChange, ...]:

@@ -96,3 +96,62 @@ def summarize(samples: Sequence[float]) -> Summary:
     q1, median, q3, p95 = (float(v) for v in np.quantile(samples, [0.25, 0.5, 0.75, 0.95]))
     low, high = median_ci(samples)
     return Summary(len(samples), median, q1, q3, p95, low, high)
+
+
+# --- comparisons of two sample sets ------------------------------------------------------------
+
+
+def per_round_ratios(samples: dict[str, np.ndarray], reference: str) -> dict[str, np.ndarray]:
+    """Each key's samples divided by the reference's sample of the same round.
+
+    `latency.measure` takes one sample per round and lets a runner whose median has converged
+    leave the rotation for good, so a runner's k samples are those of rounds 0..k-1: the first
+    min(k, k_ref) samples of a runner and of the reference pair round by round, whenever either
+    left.
+    """
+    ref = samples[reference]
+    ratios = {}
+    for key, values in samples.items():
+        n = min(values.size, ref.size)
+        ratios[key] = values[:n] / ref[:n]
+    return ratios
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """Median of round-paired latency ratios (contrast / reference) and its 95% CI."""
+
+    median: float
+    ci_low: float
+    ci_high: float
+    n: int
+
+
+def paired_ratio(contrast: Sequence[float], reference: Sequence[float]) -> Ratio:
+    """The median of the round-paired ratios contrast / reference, with its order-statistic CI."""
+    ratios = per_round_ratios(
+        {"contrast": np.asarray(contrast, float), "reference": np.asarray(reference, float)},
+        "reference",
+    )["contrast"]
+    low, high = median_ci(ratios)
+    return Ratio(float(np.median(ratios)), low, high, len(ratios))
+
+
+def shifted_mann_whitney(
+    baseline: np.ndarray, current: np.ndarray, tolerance: float, alternative: str
+) -> float:
+    """One-sided Mann-Whitney U p-value with the tolerated change inside the null hypothesis.
+
+    `alternative="greater"`: H1 is that `current` is stochastically larger than `baseline` x
+    `tolerance` (slower by more than the tolerance); `"less"`: that `current` x `tolerance` is
+    stochastically smaller than `baseline` (faster by more than it). Rank-based, so skewed
+    latency samples with a tail need no distribution (gate.py says why).
+    """
+    from scipy.stats import mannwhitneyu
+
+    baseline, current = np.asarray(baseline, float), np.asarray(current, float)
+    if alternative == "greater":
+        return float(mannwhitneyu(current, baseline * tolerance, alternative="greater").pvalue)
+    if alternative == "less":
+        return float(mannwhitneyu(current * tolerance, baseline, alternative="less").pvalue)
+    raise ValueError(f"alternative must be 'greater' or 'less', got {alternative!r}")
