@@ -166,7 +166,7 @@ def profile_path(cpu: str, threads: int) -> Path:
 
 
 def save_machine(profile: MachineProfile) -> Path:
-    from mnv2prof.report.console import write_atomic
+    from mnv2prof.onnx.atomic import write_atomic
 
     path = profile_path(profile.cpu_model, profile.threads)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -5,12 +5,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 from rich.table import Table
 
-from mnv2prof.onnx.atomic import write_atomic
 from mnv2prof.errors import UsageError
 from mnv2prof.measure.latency import Measurement
 from mnv2prof.measure.layers import LayerRow
@@ -172,18 +170,29 @@ def table_notes(frame: pd.DataFrame, harness_floor: Measurement | None = None) -
     return notes
 
 
-def check_writable(path: Path | None) -> None:
-    """Fail before measuring, not after, when an output path cannot be written."""
-    if path is not None and not Path(path).parent.is_dir():
-        raise UsageError(f"cannot write {path}: folder {Path(path).parent} does not exist")
+def compare_report(
+    frame: pd.DataFrame,
+    title: str,
+    baseline: str | None,
+    harness_floor: Measurement | None,
+    notes: Sequence[str] = (),
+    machine=None,
+    threads: int = 1,
+    device: str = "cpu",
+) -> list[Table | str]:
+    """What `compare` prints, in order: the table, the notes under it (rank agreement,
+    disagreements, noise, harness floor, roofline, what was left out), and with a GPU its table
+    and notes."""
+    from mnv2prof.measure.roofline import roofline_notes
 
+    shown: list[Table | str] = [compare_table(frame, title, baseline)]
+    shown += table_notes(frame, harness_floor) + roofline_notes(frame, machine, threads)
+    if device != "cuda":
+        return shown + list(notes)
+    from mnv2prof.report.cuda_report import gpu_notes, gpu_table
 
-def write_frame(frame: pd.DataFrame, path: Path) -> None:
-    """CSV, or JSON (records) when the path ends in .json."""
-    if Path(path).suffix.lower() == ".json":
-        write_atomic(path, frame.to_json(orient="records", indent=2))
-    else:
-        write_atomic(path, frame.to_csv(index=False))
+    shown.append(gpu_table(frame, title.split(", onnxruntime")[0] + ", GPU", baseline))
+    return shown + gpu_notes(frame, tuple(notes))
 
 
 def layers_frame(rows: Sequence[LayerRow]) -> pd.DataFrame:
@@ -229,3 +238,56 @@ def layers_table(frame: pd.DataFrame, title: str) -> Table:
             _fmt(row["kernel_ms"], 4), *share_cells(row),
         )
     return table
+
+
+def layers_report(
+    rows: Sequence, spec, threads: int, runs: int, device: str = "cpu"
+) -> tuple[pd.DataFrame, list[Table | str]]:
+    """The per-layer frame of `layers` (onnxruntime nodes, or eager layers on the GPU) and what
+    it prints: the table and its notes."""
+    if device == "cuda":
+        from mnv2prof.measure.cuda import gpu_environment
+        from mnv2prof.report.cuda_report import (
+            eager_layers_frame,
+            eager_layers_notes,
+            eager_layers_table,
+        )
+
+        frame = eager_layers_frame(rows)
+        title = (
+            f"{spec.name}: layers run eagerly by torch on {gpu_environment().gpu_name}, median "
+            f"of {runs} calls; 1 MAC = 1 multiply-accumulate"
+        )
+        return frame, [eager_layers_table(frame, title), *eager_layers_notes(frame)]
+    frame = layers_frame(rows)
+    title = (
+        f"{spec.name}: nodes onnxruntime runs (CPU, {threads} thread(s)), median of {runs} "
+        "profiled runs; 1 MAC = 1 multiply-accumulate"
+    )
+    return frame, [layers_table(frame, title)]
+
+
+def baseline_report(
+    groups: Sequence[tuple[str, Sequence[Record]]],
+) -> tuple[pd.DataFrame, list[Table | str]]:
+    """The rows a baseline stores (every group's) and a table per group (a grid point)."""
+    frame = records_frame([record for _, records in groups for record in records])
+    return frame, [compare_table(records_frame(records), title, None) for title, records in groups]
+
+
+def model_report(profiled) -> tuple[pd.DataFrame, list[Table | str]]:
+    """`profile`'s row (the columns `compare` writes) and what it prints: the summary table, the
+    notes from counting, and with --layers the per-node table."""
+    from mnv2prof.run.model_profile import summary_title
+
+    count, threads = profiled.count, profiled.timing.threads
+    frame = records_frame([profiled.record])
+    shown: list[Table | str] = [compare_table(frame, summary_title(count, threads), None)]
+    shown += list(count.notes)
+    if profiled.layers is not None:
+        title = (
+            f"{count.path.name}: nodes onnxruntime runs (CPU, {threads} thread(s)), median of "
+            f"{profiled.layer_runs} profiled runs; 1 MAC = 1 multiply-accumulate"
+        )
+        shown.append(layers_table(layers_frame(profiled.layers), title))
+    return frame, shown

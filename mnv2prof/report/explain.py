@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from rich.table import Table
 
 from mnv2prof.errors import UsageError
 
@@ -117,3 +118,15 @@ def explain_notes(fits: list[Fit]) -> list[str]:
             f"{first.mape:.1%}); {best.name} explains {best.r2:.3f} (mean error {best.mape:.1%})."
         )
     return notes
+
+
+def explain_report(fits: list[Fit], source: Path | str) -> list[Table | str]:
+    """What `explain` prints: a table of the fits, then the sentence under it."""
+    table = Table(title=f"{source}: latency median (ms) fitted by least squares, {fits[0].n} rows",
+                  title_justify="left", header_style="bold")
+    for header in ("model", "R^2", "mean abs error (%)", "coefficients"):
+        table.add_column(header, justify="left" if header in ("model", "coefficients") else "right")
+    for f in fits:
+        table.add_row(f.name, "-" if f.missing else f"{f.r2:.3f}",
+                      "-" if f.missing else f"{100 * f.mape:.1f}", f.coefficient_text())
+    return [table, *explain_notes(fits)]

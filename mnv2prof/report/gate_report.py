@@ -130,3 +130,13 @@ def _failure_message(result: GateResult, r: RowVerdict) -> str:
     if r.cost_failed:
         parts.append(f"counted cost changed: {r.cost_summary()}")
     return f"{result.key(r)}: " + "; ".join(parts)
+
+
+def gate_report(result: GateResult) -> list[Table | str]:
+    """What `gate` prints: the verdict table and the notes under it."""
+    return [verdict_table(result), *notes(result)]
+
+
+def gate_outputs(result: GateResult) -> dict[str, str]:
+    """The gate's files by flag: --markdown-summary and --junit."""
+    return {"markdown_summary": markdown_summary(result), "junit": junit_xml(result)}

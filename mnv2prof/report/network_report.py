@@ -9,7 +9,7 @@ import pandas as pd
 from rich.table import Table
 
 from mnv2prof.run.memory_table import PAPER_MAX_KB
-from mnv2prof.models.networks import NetworkProfile
+from mnv2prof.run.network_profile import NetworkProfile
 
 
 def _dash(value: object) -> object:
@@ -142,3 +142,26 @@ def memory_table(frame: pd.DataFrame, title: str) -> Table:
         "-" if frame["paper_kb"].isna().all() else f"{PAPER_MAX_KB[frame['network'].iloc[0]]}K",
     )
     return table
+
+
+def network_report(profile: NetworkProfile) -> tuple[pd.DataFrame, list[Table | str]]:
+    """`network`'s rows (the stages and the total) and what it prints: the table in the paper's
+    shape, the note on the stage sum, ops left uncounted, and the GPU line with --device cuda."""
+    frame = stage_frame(profile)
+    title = (
+        f"{profile.spec.name}: paper Table 2 rows, onnxruntime CPU, {profile.threads} thread(s); "
+        "1 MAC = 1 multiply-accumulate; peak act at fp32; latency share = stage median / sum of "
+        "stage medians"
+    )
+    shown: list[Table | str] = [stage_table(frame, title)]
+    if note := latency_note(profile):
+        shown.append(note)
+    if profile.unhandled_ops:
+        shown.append(f"ops without a cost handler (not counted): {profile.unhandled_ops}")
+    if profile.gpu is not None:
+        from mnv2prof.report.cuda_report import module_line
+
+        gpu = profile.gpu
+        shown.append(module_line(profile.spec.name, gpu.eager, gpu.graph, gpu.peak_bytes,
+                                 gpu.env.gpu_name))
+    return frame, shown

@@ -12,11 +12,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import io
 
 import pandas as pd
 
-from mnv2prof.onnx.atomic import atomic_target
 from mnv2prof.errors import UsageError
 from mnv2prof.report.paper import varying_keys
 
@@ -140,24 +139,22 @@ def roofline_figure(frame: pd.DataFrame, machine):
 
 
 def plot(
-    frame: pd.DataFrame, out: Path, kind: str = "macs-latency", x: str | None = None,
+    frame: pd.DataFrame, suffix: str, kind: str = "macs-latency", x: str | None = None,
     machine=None,
-) -> None:
-    """Draw `kind` from the result rows and write it to `out` (format from the suffix);
-    `roofline` needs `machine` (roofline.MachineProfile)."""
+) -> bytes:
+    """Draw `kind` from the result rows: the figure's file content in the format `suffix` names
+    (.png, .pdf, .svg); `roofline` needs `machine` (roofline.MachineProfile)."""
     if kind not in KINDS:
         raise UsageError(f"--kind {kind!r}: choose from {', '.join(KINDS)}")
-    out = Path(out)
-    if out.suffix.lower() not in FILE_TYPES:
-        raise UsageError(f"--out {out}: give a file ending in {', '.join(FILE_TYPES)}")
-    if not out.parent.is_dir():
-        raise UsageError(f"cannot write {out}: folder {out.parent} does not exist")
+    if suffix.lower() not in FILE_TYPES:
+        raise UsageError(f"--out: give a file ending in {', '.join(FILE_TYPES)}")
     if kind == "roofline":
         fig = roofline_figure(frame, machine)
     else:
         fig = macs_latency_figure(frame) if kind == "macs-latency" else sweep_figure(frame, x)
+    buffer = io.BytesIO()
     try:
-        with atomic_target(out, suffix=out.suffix) as tmp:
-            fig.savefig(tmp, dpi=150)
+        fig.savefig(buffer, format=suffix.lower().lstrip("."), dpi=150)
     finally:
         _pyplot().close(fig)
+    return buffer.getvalue()

@@ -135,7 +135,8 @@ def test_each_gpu_runtime_is_timed_in_its_own_phase():
 
 def _record(**gpu):
     from mnv2prof.measure.env import Environment
-    from mnv2prof.run.records import CountedCost, Record
+    from mnv2prof.count.cost import CountedCost
+    from mnv2prof.run.records import Record
 
     env = Environment("cpu", 2, "3.11", "linux", "2.x", "1.x", "1.x", "0.x", "2.x", "t")
     cost = CountedCost(params=10, macs=1000, elementwise_ops=0, peak_act_bytes=4096,
@@ -173,7 +174,8 @@ def test_gpu_record_columns_summarise_like_the_cpu_ones():
 
 def _gpu_frame():
     from mnv2prof.measure.env import Environment
-    from mnv2prof.run.records import CountedCost, Record
+    from mnv2prof.count.cost import CountedCost
+    from mnv2prof.run.records import Record
 
     env = Environment("cpu", 2, "3.11", "linux", "2.x", "1.x", "1.x", "0.x", "2.x", "t",
                       gpu_name="Test GPU", cuda="12.4", gpu_driver="550.1")

@@ -4,8 +4,10 @@ import pytest
 from mnv2prof.measure.env import current_environment
 from mnv2prof.errors import UsageError
 from mnv2prof.measure.latency import Measurement
-from mnv2prof.run.records import CountedCost, Record
-from mnv2prof.report.console import rank_agreement, records_frame, table_notes, write_atomic
+from mnv2prof.count.cost import CountedCost
+from mnv2prof.run.records import Record
+from mnv2prof.onnx.atomic import write_atomic
+from mnv2prof.report.console import rank_agreement, records_frame, table_notes
 
 
 def _record(label, macs, latency_ms):

@@ -1,0 +1,155 @@
+"""Commands on block variants: variants, compare, export, layers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mnv2prof.cli.app import say, show
+from mnv2prof.cli.options import (
+    DEFAULT_VARIANT_LIST,
+    Csv,
+    Device,
+    Json,
+    NoEager,
+    SpecOptions,
+    Threads,
+    TimingOptions,
+    Variants,
+    check_device,
+    check_threads,
+    command,
+    positive,
+)
+from mnv2prof.cli.output import Outputs
+from mnv2prof.errors import UsageError
+
+
+@command("variants")
+def list_variants() -> None:
+    """List the block variants, one line each."""
+    from mnv2prof.models.variants import VARIANTS
+
+    width = max(map(len, VARIANTS))
+    for info in VARIANTS.values():
+        say(f"{info.name:<{width}}  {info.summary}")
+
+
+@command()
+def compare(
+    spec: SpecOptions,
+    timing: TimingOptions,
+    variants: Variants = DEFAULT_VARIANT_LIST,
+    baseline: Annotated[
+        str, typer.Option("--baseline", help="Variant the ratio columns divide by.")
+    ] = "conv",
+    csv: Csv = None,
+    json: Json = None,
+    chunks: Annotated[
+        str,
+        typer.Option("--chunks", help="Chunk counts for mbv2-streamed, e.g. 1,2,6: one row each "
+                     "(mbv2-streamed/kK)."),
+    ] = "1",
+    device: Device = "cpu",
+    no_eager: NoEager = False,
+) -> None:
+    """Export, count and time block variants; show MACs beside latency and memory.
+
+    Each variant is exported to ONNX (cached), its MACs, elementwise ops, peak activation memory
+    and weight bytes are counted from the graph, and its onnxruntime CPU latency is measured in
+    bursts that rotate between the variants (--cache says in which cache state); the torch
+    module is then timed eagerly in a phase of its own. The ratio columns divide by the
+    --baseline variant. With --device cuda a second table gives the GPU columns.
+    """
+    from mnv2prof.cli.progress import profile_with_progress
+    from mnv2prof.measure.roofline import add_roofline, load_machine
+    from mnv2prof.models.variants import parse_chunk_list, with_chunks
+    from mnv2prof.report.console import compare_report, records_frame
+
+    check_device(device)
+    specs = with_chunks(spec.specs(variants), parse_chunk_list(chunks))
+    labels = [s.label for s in specs]
+    if baseline not in labels:
+        raise UsageError(f"--baseline {baseline!r} is not among the rows ({', '.join(labels)})")
+    timing_spec = timing.spec()
+    outputs = Outputs(csv=csv, json=json)
+    run = profile_with_progress(specs, timing_spec, device, eager=not no_eager)
+    machine = load_machine(timing.threads)  # measured by `calibrate`, never inside compare
+    frame = add_roofline(records_frame(run.records, baseline), machine)
+    title = (
+        f"{spec.title}, onnxruntime CPU, {timing.threads} thread(s), cache {timing.cache}; "
+        "1 MAC = 1 multiply-accumulate, FLOPs = 2 x MACs"
+    )
+    show(compare_report(frame, title, baseline, run.harness_floor, run.notes, machine,
+                        timing.threads, device))
+    outputs.write_frame(frame)
+
+
+@command()
+def export(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the .onnx files to.")],
+    spec: SpecOptions,
+    variants: Variants = DEFAULT_VARIANT_LIST,
+) -> None:
+    """Write each variant's checked ONNX file (parity with torch proven) to --out."""
+    from mnv2prof.models.blocks import block_source
+    from mnv2prof.onnx.atomic import copy_atomic
+    from mnv2prof.onnx.export import export_cached
+
+    specs = spec.specs(variants)
+    if not str(out).strip():
+        raise UsageError("--out needs a folder name, got an empty string")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    for block in specs:
+        result = export_cached(block_source(block))
+        target = out / f"{block.name}.onnx"
+        copy_atomic(result.path, target)
+        parity = "cached" if result.cached else f"max abs diff {result.max_abs_diff:.2e}"
+        say(f"{target}  ({parity})")
+
+
+@command("layers")
+def layers_command(
+    variant: Annotated[str, typer.Argument(help="One variant (see `mnv2prof variants`).")],
+    spec: SpecOptions,
+    threads: Threads = 1,
+    runs: Annotated[
+        int, typer.Option("--runs", help="Profiled runs the kernel times are the median of.")
+    ] = 50,
+    csv: Csv = None,
+    device: Annotated[
+        str,
+        typer.Option("--device", help="cpu: nodes onnxruntime runs; cuda: the block's layers run "
+                     "eagerly on the GPU (kernel time from torch's profiler, span from CUDA "
+                     "events)."),
+    ] = "cpu",
+) -> None:
+    """One row per node onnxruntime runs (after its fusions): MACs, bytes, kernel time.
+
+    Kernel times come from onnxruntime's profiler (10 warm-up runs dropped, median of --runs);
+    each fused node is mapped back to the exported nodes it computes, and named after the
+    block's layer (conv_pw, conv_dw, ...). Compare a node's share of the time with its share
+    of the MACs: the depthwise conv takes more time than its MACs say.
+
+    With --device cuda the rows are the block's layers run eagerly by torch on the GPU: the
+    kernels' time (launch overhead removed) beside the layer's span on CUDA events (launch
+    gaps included), which shows where a small block is launch-bound.
+    """
+    from mnv2prof.report.console import layers_report
+    from mnv2prof.run.pipeline import block_layers, prepare
+
+    check_device(device)
+    specs = spec.specs(variant)
+    if len(specs) != 1:
+        raise UsageError(f"layers takes one variant, got {len(specs)}: {variant}")
+    check_threads(threads)
+    positive(runs, "--runs")
+    outputs = Outputs(csv=csv)
+    rows = block_layers(prepare(specs[0]), threads, runs, device)
+    frame, shown = layers_report(rows, specs[0], threads, runs, device)
+    show(shown)
+    outputs.write_frame(frame)

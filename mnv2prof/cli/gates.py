@@ -1,0 +1,178 @@
+"""CI latency gates: baseline, gate."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mnv2prof.cli.app import show
+from mnv2prof.cli.options import (
+    DEFAULT_VARIANT_LIST,
+    SpecOptions,
+    TimingOptions,
+    Variants,
+    command,
+    positive,
+)
+from mnv2prof.cli.output import Outputs
+from mnv2prof.errors import UsageError
+
+# `baseline` and `gate` take their rows from the spec flags or from a profile, never both.
+SPEC_FLAGS = {
+    "channels": "--channels", "resolution": "--resolution", "expansion": "--expansion",
+    "kernel": "--kernel", "stride": "--stride", "batch": "--batch", "variants": "--variants",
+    "threads": "--threads",
+}  # fmt: skip
+GateProfile = Annotated[
+    str | None,
+    typer.Option(
+        "--profile",
+        help="A profile (name or .toml path) instead of the spec flags: every grid point, its "
+        "variants timed together, with the profile's threads and budget_s (--budget overrides).",
+    ),
+]
+
+
+def given(ctx: typer.Context, names) -> list[str]:
+    """The parameters among `names` given on the command line or by environment, not defaulted."""
+    return [
+        name for name in names
+        if (source := ctx.get_parameter_source(name)) is not None and source.name != "DEFAULT"
+    ]
+
+
+def gate_profile(ctx: typer.Context, profile: str, timing: TimingOptions):
+    """The profile to measure, its budget_s and cache replaced by an explicit --budget, --cache."""
+    from mnv2prof.run.profiles import load_profile
+
+    if flags := given(ctx, SPEC_FLAGS):
+        shown = ", ".join(SPEC_FLAGS[n] for n in flags)
+        raise UsageError(
+            f"--profile replaces the spec flags: drop {shown} (the profile's grid, variants and "
+            "threads are measured)"
+        )
+    plan = load_profile(profile)
+    replaced = {}
+    if given(ctx, ["budget"]):
+        positive(timing.budget, "--budget")
+        replaced["budget_s"] = timing.budget
+    if given(ctx, ["cache"]):
+        replaced["cache"] = dataclasses.replace(timing, threads=1).spec().cache
+    return dataclasses.replace(plan, timing=dataclasses.replace(plan.timing, **replaced))
+
+
+@command("baseline")
+def baseline_command(
+    ctx: typer.Context,
+    out: Annotated[
+        Path, typer.Option("--out", help="CSV to store the rows in (samples, cost, environment).")
+    ],
+    spec: SpecOptions,
+    timing: TimingOptions,
+    profile: GateProfile = None,
+    variants: Variants = DEFAULT_VARIANT_LIST,
+) -> None:
+    """Measure block variants and store the rows as a baseline for `mnv2prof gate`.
+
+    The CSV keeps every latency sample (one per round, in round order), the spec, the counted
+    cost, the cache mode and the environment, so a later gate can test significance and refuse a
+    foreign machine or another cache mode. Only onnxruntime is timed (the gate's runtime).
+    With --profile, every grid point of the profile is measured (as `sweep` does) instead of
+    the spec flags, and all its rows go to the one CSV, written once at the end.
+    """
+    from mnv2prof.cli.progress import measure_profile_with_progress, profile_with_progress
+    from mnv2prof.report.console import baseline_report
+
+    if profile is not None:
+        plan = gate_profile(ctx, profile, timing)
+        outputs = Outputs(out=out)
+        groups = [
+            (f"baseline {plan.name}: {point.label}, {point.threads} thread(s)", records)
+            for point, records in measure_profile_with_progress(plan)
+        ]
+    else:
+        specs, timing_spec = spec.specs(variants), timing.spec()
+        outputs = Outputs(out=out)
+        records = profile_with_progress(specs, timing_spec, eager=False).records
+        title = f"baseline {spec.title}, {timing.threads} thread(s), cache {timing.cache}"
+        groups = [(title, records)]
+    frame, shown = baseline_report(groups)
+    show(shown)
+    outputs.write_frame(frame, f"{len(frame)} baseline rows ({len(groups)} grid point(s))")
+
+
+@command("gate")
+def gate_command(
+    ctx: typer.Context,
+    baseline: Annotated[
+        Path, typer.Option("--baseline", help="Baseline CSV written by `mnv2prof baseline`.")
+    ],
+    spec: SpecOptions,
+    timing: TimingOptions,
+    profile: GateProfile = None,
+    variants: Variants = DEFAULT_VARIANT_LIST,
+    max_slowdown: Annotated[
+        float, typer.Option("--max-slowdown", help="Tolerated slowdown, a fraction (0.10 = 10%) "
+                            "of the baseline.")
+    ] = 0.10,
+    alpha: Annotated[
+        float, typer.Option("--alpha", help="Significance level of the one-sided test, per row.")
+    ] = 0.01,
+    relative_to: Annotated[
+        str | None,
+        typer.Option("--relative-to", help="Compare latencies as per-round ratios to this variant "
+                     "of the same run (survives a change of machine)."),
+    ] = None,
+    allow_cost_change: Annotated[
+        bool, typer.Option("--allow-cost-change", help="Let MACs, params, memory or bytes moved "
+                           "differ.")
+    ] = False,
+    allow_env_mismatch: Annotated[
+        bool, typer.Option("--allow-env-mismatch", help="Compare absolute latencies from another "
+                           "CPU, thread count or library stack.")
+    ] = False,
+    markdown_summary: Annotated[
+        Path | None,
+        typer.Option("--markdown-summary", help="Also write the verdicts as Markdown (CI summary)."),
+    ] = None,
+    junit: Annotated[
+        Path | None, typer.Option("--junit", help="Also write JUnit XML, one test case per row.")
+    ] = None,
+) -> None:
+    """Measure again and pass or fail each row against --baseline (exit 0 pass, 1 regression).
+
+    A row fails when its counted cost changed (unless --allow-cost-change) or when it is slower
+    than the baseline by more than --max-slowdown AND a one-sided Mann-Whitney U test on the
+    samples says so at --alpha. Faster rows are reported, never failed. Rows are matched by
+    variant; a missing or malformed baseline, rows that do not match, or a baseline timed in
+    another --cache mode exit 2. Only onnxruntime is timed.
+    With --profile (the one the baseline was taken with) rows are matched by spec and threads,
+    and --relative-to divides each row by the reference variant of its own grid point.
+    """
+    from mnv2prof import gate
+    from mnv2prof.cli.progress import measure_profile_with_progress, profile_with_progress
+    from mnv2prof.report.console import records_frame
+    from mnv2prof.report.gate_report import gate_outputs, gate_report
+
+    if profile is not None:
+        plan = gate_profile(ctx, profile, timing)
+        rows, mode = gate.GateRows.of_profile(plan), plan.timing.cache
+    else:
+        specs, timing_spec = spec.specs(variants), timing.spec()
+        rows, mode = gate.GateRows.of_specs(specs, variants, timing.threads), timing.cache
+    policy = gate.GatePolicy(max_slowdown, alpha, allow_cost_change)
+    outputs = Outputs(markdown_summary=markdown_summary, junit=junit)
+    stored, differences = gate.check_baseline(baseline, rows, mode, relative_to,
+                                              allow_env_mismatch)
+    if profile is not None:
+        records = [r for _, point in measure_profile_with_progress(plan) for r in point]
+    else:
+        records = profile_with_progress(specs, timing_spec, eager=False).records
+    result = gate.decide(stored, records_frame(records), policy, relative_to, differences,
+                         rows.match_by)
+    show(gate_report(result))
+    outputs.write(gate_outputs(result), "the verdicts")
+    raise typer.Exit(code=result.exit_code)

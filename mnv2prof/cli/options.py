@@ -1,0 +1,184 @@
+"""Options shared by several commands, declared once: Annotated aliases, and option groups
+(dataclasses whose fields are options) that `command` expands into typer parameters.
+
+One vocabulary (models/variants.py): the flags name what the CSV columns and profiles call
+`in_chs`, `resolution`, `exp_ratio`, `kernel_size`, `stride`, `batch`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, get_type_hints
+
+import typer
+
+from mnv2prof.cli.app import app, tell
+from mnv2prof.errors import UsageError
+from mnv2prof.models.variants import DEFAULT_VARIANTS, BlockSpec, parse_variant_list
+
+Channels = Annotated[
+    int, typer.Option("--channels", "-c", help="Channels in and out of the block (in_chs = out_chs).")
+]
+Resolution = Annotated[int, typer.Option("--resolution", "-r", help="Square input side, pixels.")]
+Expansion = Annotated[
+    int, typer.Option("--expansion", "-e", help="Expansion ratio t (mbv2*, fused; resnet: C/t).")
+]
+Kernel = Annotated[int, typer.Option("--kernel", "-k", help="Spatial kernel size k (odd).")]
+Stride = Annotated[int, typer.Option("--stride", "-s", help="Stride of the block: 1 or 2.")]
+Batch = Annotated[int, typer.Option("--batch", "-b", help="Batch size N.")]
+DEFAULT_VARIANT_LIST = ",".join(DEFAULT_VARIANTS)
+Variants = Annotated[
+    str, typer.Option("--variants", help="Comma-separated variants to run (see `mnv2prof variants`).")
+]
+Threads = Annotated[
+    int, typer.Option("--threads", help="onnxruntime intra-op threads (pinned; 1 by default).")
+]
+Budget = Annotated[
+    float,
+    typer.Option(
+        "--budget",
+        help="Seconds of timing per runtime: onnxruntime's phase, then eager torch's, each get "
+        "this much for all variants together (a phase ends early once every variant's median "
+        "CI is within +-2%).",
+    ),
+]
+Cache = Annotated[
+    str,
+    typer.Option(
+        "--cache",
+        help="warm: each variant timed in bursts of back-to-back calls, the first call after a "
+        "switch dropped (its own data in cache, as a bare loop); cold: the caches evicted before "
+        "every timed call (a buffer of 2x the last-level cache written), weights from memory.",
+    ),
+]
+NoEager = Annotated[
+    bool, typer.Option("--no-eager", help="Do not time the torch module eagerly (its own phase).")
+]
+Device = Annotated[
+    str,
+    typer.Option(
+        "--device",
+        help="cpu, or cuda: also time on the GPU (eager with CUDA events, CUDA graph, "
+        "onnxruntime's CUDA provider when installed) and measure GPU peak memory.",
+    ),
+]
+Csv = Annotated[Path | None, typer.Option("--csv", help="Also write the rows to this CSV.")]
+Json = Annotated[Path | None, typer.Option("--json", help="Also write the rows as JSON records.")]
+Results = Annotated[Path, typer.Argument(help="A CSV written by `sweep` or `compare --csv`.")]
+
+
+@dataclasses.dataclass(frozen=True)
+class SpecOptions:
+    """The block spec flags (every command that builds blocks)."""
+
+    channels: Channels = 32
+    resolution: Resolution = 56
+    expansion: Expansion = 6
+    kernel: Kernel = 3
+    stride: Stride = 1
+    batch: Batch = 1
+
+    def specs(self, variants: str) -> list[BlockSpec]:
+        """One spec per variant of the comma-separated `variants`, checked (SpecError)."""
+        return [
+            BlockSpec(
+                name,
+                in_chs=self.channels,
+                resolution=self.resolution,
+                exp_ratio=self.expansion,
+                kernel_size=self.kernel,
+                stride=self.stride,
+                batch=self.batch,
+            )
+            for name in parse_variant_list(variants)
+        ]
+
+    @property
+    def title(self) -> str:
+        r = self.resolution
+        return f"C={self.channels} {r}x{r} t={self.expansion} k={self.kernel} s={self.stride} N={self.batch}"
+
+
+@dataclasses.dataclass(frozen=True)
+class TimingOptions:
+    """--threads, --budget, --cache: how every latency is taken."""
+
+    threads: Threads = 1
+    budget: Budget = 2.0
+    cache: Cache = "warm"
+
+    def spec(self):
+        """The `latency.TimingSpec`, checked; more threads than cores gets one warning line."""
+        from mnv2prof.measure.latency import CACHE_MODES, TimingSpec
+
+        check_threads(self.threads)
+        positive(self.budget, "--budget")
+        if self.cache not in CACHE_MODES:
+            modes = ", ".join(CACHE_MODES)
+            raise UsageError(f"--cache must be one of {modes}, got {self.cache!r}")
+        return TimingSpec(threads=self.threads, budget_s=self.budget, cache=self.cache)
+
+
+def positive(value: float, flag: str) -> None:
+    if not value > 0:
+        raise UsageError(f"{flag} must be positive, got {value}")
+
+
+def check_threads(threads: int) -> None:
+    """--threads must be positive; more than the usable cores is allowed, with one warning."""
+    from mnv2prof.measure.env import oversubscription_warning
+
+    positive(threads, "--threads")
+    if warning := oversubscription_warning(threads):
+        tell(f"mnv2prof: {warning}")
+
+
+def check_device(device: str) -> None:
+    """Refuse --device cuda without a GPU before anything is exported or written."""
+    from mnv2prof.measure.cuda import check_device as check
+
+    check(device)
+
+
+def command(name: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`app.command(name)` for a function that may take option groups (dataclasses of options)
+    as parameters: typer sees each group's fields as options; the function gets the group."""
+
+    def register(func: Callable[..., Any]) -> Callable[..., Any]:
+        return app.command(name)(expand_groups(func))
+
+    return register
+
+
+def expand_groups(func: Callable[..., Any]) -> Callable[..., Any]:
+    hints = get_type_hints(func, include_extras=True)
+    params: list[inspect.Parameter] = []
+    groups: dict[str, tuple[type, list[str]]] = {}
+    for param in inspect.signature(func).parameters.values():
+        annotation = hints.get(param.name, param.annotation)
+        if dataclasses.is_dataclass(annotation):
+            fields = dataclasses.fields(annotation)
+            field_hints = get_type_hints(annotation, include_extras=True)
+            groups[param.name] = (annotation, [f.name for f in fields])
+            params += [
+                inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default,
+                                  annotation=field_hints[f.name])
+                for f in fields
+            ]
+        else:
+            params.append(param.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=annotation))
+
+    @functools.wraps(func)
+    def wrapper(**kwargs: Any) -> Any:
+        for name, (group, names) in groups.items():
+            kwargs[name] = group(**{n: kwargs.pop(n) for n in names})
+        return func(**kwargs)
+
+    del wrapper.__wrapped__  # typer must read the expanded signature, not func's
+    wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in params}
+    return wrapper

@@ -1,0 +1,84 @@
+"""Progress bars on stderr for the long commands: done / total, elapsed, time remaining."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from mnv2prof.cli.app import stderr
+from mnv2prof.models.variants import BlockSpec
+
+
+def progress_bar(unit: str = "") -> Progress:
+    """The progress bar of every long command, on stderr: done / total, elapsed, ETA."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total:.0f}" + unit),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+        transient=True,
+    )
+
+
+def profile_with_progress(specs: Sequence[BlockSpec], timing, device: str = "cpu",
+                          eager: bool = True):
+    """`pipeline.profile_run` with a bar for the exports and one for the timing."""
+    from mnv2prof.run.pipeline import Progress as Hooks
+    from mnv2prof.run.pipeline import profile_run
+
+    with progress_bar() as bar:
+        export_task = bar.add_task("export + count", total=len(specs))
+        timing_task = bar.add_task("timing", total=100, start=False)
+
+        def on_export(spec: BlockSpec, done: int, total: int) -> None:
+            bar.update(export_task, completed=done, description=f"export + count {spec.name}")
+            if done == total:
+                bar.start_task(timing_task)
+
+        def on_timing(fraction: float) -> None:
+            bar.update(timing_task, completed=100 * fraction)
+
+        hooks = Hooks(on_export, on_timing)
+        return profile_run(specs, timing, progress=hooks, device=device, eager=eager)
+
+
+def measure_profile_with_progress(plan) -> list:
+    """`sweep.measure_profile` (every grid point, onnxruntime only) with a rows bar."""
+    from mnv2prof.run.sweep import measure_profile
+
+    with progress_bar(" rows") as bar:
+        task = bar.add_task(plan.name, total=plan.rows)
+
+        def on_batch(points, rows: int) -> None:
+            bar.update(task, description=f"{plan.name}: {points[0].label} ..")
+
+        def on_rows(rows: int) -> None:
+            bar.advance(task, rows)
+
+        return measure_profile(plan, on_batch, on_rows)
+
+
+def sweep_with_progress(run):
+    """`Sweep.run` with a rows bar naming the grid points being timed."""
+    from mnv2prof.run.sweep import SweepHooks
+
+    plan = run.profile
+    with progress_bar(" rows") as bar:
+        task = bar.add_task(plan.name, total=plan.rows)
+
+        def on_start(total: int, skipped: int) -> None:
+            bar.update(task, total=total, completed=skipped)
+
+        def on_batch(points, rows: int) -> None:
+            first, last = points[0], points[-1]
+            label = first.label if first is last else f"{first.label} .. {last.label}"
+            threads = "" if "threads" in dict(first.values) else f", {first.threads} thread(s)"
+            bar.update(task, description=f"{plan.name}: {label}{threads}")
+
+        def on_row(record) -> None:
+            bar.advance(task)
+
+        return run.run(SweepHooks(on_start, on_batch, on_row))
