@@ -36,9 +36,9 @@ import pandas as pd
 
 from mnv2prof import gate
 from mnv2prof.measure.latency import TimingSpec
-from mnv2prof.run.pipeline import profile_blocks
-from mnv2prof.report.console import records_frame, write_atomic
 from mnv2prof.models.variants import VARIANTS, BlockSpec
+from mnv2prof.report.console import records_frame, write_atomic
+from mnv2prof.run.pipeline import profile_blocks
 
 VARIANTS_GATED = ("conv", "dwsep", "mbv2", "fused")
 REFERENCE = "conv"

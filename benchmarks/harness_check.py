@@ -37,13 +37,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mnv2prof.onnx.atomic import write_atomic
 from mnv2prof.measure.eager import EagerRunner, torch_threads
-from mnv2prof.measure.env import last_level_cache_bytes
 from mnv2prof.measure.latency import OrtRunner, TimingSpec
-from mnv2prof.run.pipeline import PreparedBlock, prepare, timed_records
+from mnv2prof.measure.machine import last_level_cache_bytes
 from mnv2prof.measure.stats import median_ci
 from mnv2prof.models.variants import DEFAULT_VARIANTS, BlockSpec
+from mnv2prof.onnx.atomic import write_atomic
+from mnv2prof.run.pipeline import PreparedBlock, prepare, timed_records
 
 SPECS = [BlockSpec(v, in_chs=32, resolution=56, exp_ratio=6) for v in DEFAULT_VARIANTS]
 Medians = dict[str, float]

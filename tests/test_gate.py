@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from mnv2prof import gate
-from mnv2prof.measure.env import COMPARABLE_KEYS, Environment
 from mnv2prof.errors import UsageError
 from mnv2prof.gate import GatePolicy, Latency
+from mnv2prof.measure.env import COMPARABLE_KEYS, Environment
 from mnv2prof.report.gate_report import junit_xml, markdown_summary, verdict_cells
 
 POLICY = GatePolicy()  # 10% tolerance, alpha 0.01

@@ -94,9 +94,9 @@ def export(
     variants: Variants = DEFAULT_VARIANT_LIST,
 ) -> None:
     """Write each variant's checked ONNX file (parity with torch proven) to --out."""
-    from mnv2prof.models.blocks import block_source
     from mnv2prof.onnx.atomic import copy_atomic
     from mnv2prof.onnx.export import export_cached
+    from mnv2prof.onnx.sources import block_source
 
     specs = spec.specs(variants)
     if not str(out).strip():

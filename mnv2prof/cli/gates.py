@@ -36,6 +36,37 @@ GateProfile = Annotated[
 ]
 
 
+@dataclasses.dataclass(frozen=True)
+class GateOptions:
+    """How a row is judged (gate.GatePolicy), and against what."""
+
+    max_slowdown: Annotated[
+        float, typer.Option("--max-slowdown", help="Tolerated slowdown, a fraction (0.10 = 10%) "
+                            "of the baseline.")
+    ] = 0.10
+    alpha: Annotated[
+        float, typer.Option("--alpha", help="Significance level of the one-sided test, per row.")
+    ] = 0.01
+    relative_to: Annotated[
+        str | None,
+        typer.Option("--relative-to", help="Compare latencies as per-round ratios to this variant "
+                     "of the same run (survives a change of machine)."),
+    ] = None
+    allow_cost_change: Annotated[
+        bool, typer.Option("--allow-cost-change", help="Let MACs, params, memory or bytes moved "
+                           "differ.")
+    ] = False
+    allow_env_mismatch: Annotated[
+        bool, typer.Option("--allow-env-mismatch", help="Compare absolute latencies from another "
+                           "CPU, thread count or library stack.")
+    ] = False
+
+    def policy(self):
+        from mnv2prof.gate import GatePolicy
+
+        return GatePolicy(self.max_slowdown, self.alpha, self.allow_cost_change)
+
+
 def given(ctx: typer.Context, names) -> list[str]:
     """The parameters among `names` given on the command line or by environment, not defaulted."""
     return [
@@ -112,28 +143,9 @@ def gate_command(
     ],
     spec: SpecOptions,
     timing: TimingOptions,
+    judging: GateOptions,
     profile: GateProfile = None,
     variants: Variants = DEFAULT_VARIANT_LIST,
-    max_slowdown: Annotated[
-        float, typer.Option("--max-slowdown", help="Tolerated slowdown, a fraction (0.10 = 10%) "
-                            "of the baseline.")
-    ] = 0.10,
-    alpha: Annotated[
-        float, typer.Option("--alpha", help="Significance level of the one-sided test, per row.")
-    ] = 0.01,
-    relative_to: Annotated[
-        str | None,
-        typer.Option("--relative-to", help="Compare latencies as per-round ratios to this variant "
-                     "of the same run (survives a change of machine)."),
-    ] = None,
-    allow_cost_change: Annotated[
-        bool, typer.Option("--allow-cost-change", help="Let MACs, params, memory or bytes moved "
-                           "differ.")
-    ] = False,
-    allow_env_mismatch: Annotated[
-        bool, typer.Option("--allow-env-mismatch", help="Compare absolute latencies from another "
-                           "CPU, thread count or library stack.")
-    ] = False,
     markdown_summary: Annotated[
         Path | None,
         typer.Option("--markdown-summary", help="Also write the verdicts as Markdown (CI summary)."),
@@ -163,16 +175,16 @@ def gate_command(
     else:
         specs, timing_spec = spec.specs(variants), timing.spec()
         rows, mode = gate.GateRows.of_specs(specs, variants, timing.threads), timing.cache
-    policy = gate.GatePolicy(max_slowdown, alpha, allow_cost_change)
+    policy = judging.policy()  # checked before any work, like everything below
     outputs = Outputs(markdown_summary=markdown_summary, junit=junit)
-    stored, differences = gate.check_baseline(baseline, rows, mode, relative_to,
-                                              allow_env_mismatch)
+    stored, differences = gate.check_baseline(baseline, rows, mode, judging.relative_to,
+                                              judging.allow_env_mismatch)
     if profile is not None:
         records = [r for _, point in measure_profile_with_progress(plan) for r in point]
     else:
         records = profile_with_progress(specs, timing_spec, eager=False).records
-    result = gate.decide(stored, records_frame(records), policy, relative_to, differences,
-                         rows.match_by)
+    result = gate.decide(stored, records_frame(records), policy, judging.relative_to,
+                         differences, rows.match_by)
     show(gate_report(result))
     outputs.write(gate_outputs(result), "the verdicts")
     raise typer.Exit(code=result.exit_code)

@@ -130,7 +130,7 @@ def positive(value: float, flag: str) -> None:
 
 def check_threads(threads: int) -> None:
     """--threads must be positive; more than the usable cores is allowed, with one warning."""
-    from mnv2prof.measure.env import oversubscription_warning
+    from mnv2prof.measure.machine import oversubscription_warning
 
     positive(threads, "--threads")
     if warning := oversubscription_warning(threads):

@@ -41,8 +41,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from mnv2prof.measure.eager import example_input
 from mnv2prof.errors import UsageError
+from mnv2prof.measure.eager import example_input
 from mnv2prof.measure.latency import Measurement, TimingSpec
 
 DEVICES = ("cpu", "cuda")

@@ -10,20 +10,18 @@ from __future__ import annotations
 import dataclasses
 import os
 import platform
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
 
 # onnxscript's version without importing it (0.7 s): only the exporter uses the package
 from importlib.metadata import version as _distribution_version
-from pathlib import Path
+
+from mnv2prof.measure.machine import cpu_model
 
 COMPARABLE_KEYS = ("cpu_model", "cpu_cores", "torch", "onnxruntime", "onnx", "gpu_name", "cuda")
 # Not in files written before `--device cuda` existed: a missing one reads as "" (a CPU-only
 # run). The driver release is recorded but not compared: it does not choose the kernels.
 OPTIONAL_KEYS = ("gpu_name", "cuda")
-DEFAULT_LLC_BYTES = 32 * 2**20  # when sysfs lists no cache
 
 
 @dataclass(frozen=True)
@@ -58,62 +56,6 @@ class Environment:
             for k in COMPARABLE_KEYS
             if str(theirs[k]) != str(mine[f"env_{k}"])
         }
-
-
-@lru_cache(maxsize=1)
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.lower().startswith(("model name", "hardware", "cpu model")):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def cache_bytes(level: int) -> int:
-    """Bytes of cpu0's data or unified cache at `level`, from sysfs; 0 when it does not say."""
-    base = Path("/sys/devices/system/cpu/cpu0/cache")
-    for index in sorted(base.glob("index*")):
-        try:
-            if int((index / "level").read_text()) != level:
-                continue
-            if (index / "type").read_text().strip() == "Instruction":
-                continue
-            size = (index / "size").read_text().strip()
-        except (OSError, ValueError):
-            continue
-        match = re.fullmatch(r"(\d+)([KMG]?)", size)
-        if match:
-            return int(match[1]) * {"K": 2**10, "M": 2**20, "G": 2**30}.get(match[2], 1)
-    return 0
-
-
-def last_level_cache_bytes() -> int:
-    """The largest cache level sysfs lists (L3, else L2); `DEFAULT_LLC_BYTES` when it lists none."""
-    return cache_bytes(3) or cache_bytes(2) or DEFAULT_LLC_BYTES
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (its affinity mask; a container or taskset may narrow it)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not on Linux
-        return os.cpu_count() or 1
-
-
-def oversubscription_warning(threads: int) -> str | None:
-    """A line to print when `threads` exceeds the usable cores, else None: the extra threads
-    then wait for a core on every parallel step (mbv2 at 16 threads on 2 cores took 14 ms
-    instead of 0.5 ms)."""
-    cores = usable_cores()
-    if threads <= cores:
-        return None
-    return (
-        f"warning: --threads {threads} exceeds the {cores} core(s) this process may use: the "
-        "threads will wait for each other and the latency will measure the oversubscription"
-    )
 
 
 def current_environment(device: str = "cpu") -> Environment:

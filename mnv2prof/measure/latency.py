@@ -249,7 +249,7 @@ class CacheFlusher:
     stores that bypass the cache and evict nothing)."""
 
     def __init__(self, llc_bytes: int | None = None) -> None:
-        from mnv2prof.measure.env import last_level_cache_bytes
+        from mnv2prof.measure.machine import last_level_cache_bytes
 
         self.llc_bytes = llc_bytes or last_level_cache_bytes()
         self.buffer = np.zeros(FLUSH_LLC_MULTIPLE * self.llc_bytes // 8, dtype=np.int64)
@@ -267,7 +267,7 @@ class CacheFlusher:
 
 def cold_cache_note(llc_bytes: int | None = None) -> str:
     """What cold mode does on this machine, in one line (for under a table)."""
-    from mnv2prof.measure.env import last_level_cache_bytes
+    from mnv2prof.measure.machine import last_level_cache_bytes
 
     llc = llc_bytes or last_level_cache_bytes()
     mib = 2**20

@@ -30,8 +30,8 @@ from pathlib import Path
 import onnx
 
 from mnv2prof.count.counting import count_graph
-from mnv2prof.onnx.graph import GraphInfo, load_graph, load_model, with_input_shapes
 from mnv2prof.measure.latency import OrtRunner
+from mnv2prof.onnx.graph import GraphInfo, load_graph, load_model, with_input_shapes
 
 _ORT_SUFFIXES = ("_nchwc",)  # onnxruntime's NCHWc transformer appends this to a node's name
 _ORT_PREFIXES = ("fused ",)  # ... and the Conv + activation fusion prepends this

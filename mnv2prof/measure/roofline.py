@@ -122,8 +122,8 @@ def calibrate(threads: int, budget_s: float = 3.0) -> MachineProfile:
     """Measure peak GFLOP/s and GB/s at `threads` intra-op threads (in warm bursts, `budget_s`)."""
     import onnxruntime
 
-    from mnv2prof.measure.env import cache_bytes, cpu_model, last_level_cache_bytes
     from mnv2prof.measure.latency import OrtRunner, TimingSpec, measure
+    from mnv2prof.measure.machine import cache_bytes, cpu_model, last_level_cache_bytes
 
     llc = last_level_cache_bytes()
     l2 = cache_bytes(2) or DEFAULT_L2_BYTES
@@ -177,7 +177,7 @@ def save_machine(profile: MachineProfile) -> Path:
 def load_machine(threads: int, cpu: str | None = None) -> MachineProfile | None:
     """The stored profile of `cpu` (default: this one) at `threads`; None when not calibrated
     (or calibrated by an older measurement)."""
-    from mnv2prof.measure.env import cpu_model
+    from mnv2prof.measure.machine import cpu_model
 
     path = profile_path(cpu or cpu_model(), threads)
     if not path.is_file():

@@ -7,7 +7,6 @@ exporter's name scopes, so per-layer rows can say `conv_dw` rather than `node_Co
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 import torch
@@ -275,18 +274,6 @@ def seeded(factory: Callable[[], nn.Module], seed: int = 0) -> nn.Module:
 def build_block(spec: BlockSpec, seed: int = 0) -> nn.Module:
     """The eval-mode module for `spec`, with weights that depend only on (spec, seed)."""
     return seeded(lambda: BUILDERS[spec.variant](spec), seed)
-
-
-def block_source(spec: BlockSpec):
-    """What `onnx.export.export_cached` needs to export the block of `spec`."""
-    from mnv2prof.onnx.export import ExportSource
-
-    return ExportSource(
-        name=spec.name,
-        identity=json.dumps(["block", spec.to_dict()], sort_keys=True),
-        build=lambda seed: build_block(spec, seed),
-        input_shape=spec.input_shape,
-    )
 
 
 def count_params(module: nn.Module) -> int:

@@ -179,18 +179,3 @@ class Network(nn.Module):
 def build_network(spec: NetworkSpec, seed: int = 0) -> Network:
     """The eval-mode network, with weights that depend only on (spec, seed), BNs randomised."""
     return seeded(lambda: Network(spec), seed)
-
-
-def network_source(spec: NetworkSpec):
-    """What `onnx.export.export_cached` needs to export the network of `spec`; the file also
-    records each stage's parameter count (`profile_network` reads them back)."""
-    from mnv2prof.onnx.export import ExportSource
-
-    stages, _ = build_stages(spec)
-    return ExportSource(
-        name=spec.name,
-        identity=json.dumps(["network", dataclasses.asdict(spec)], sort_keys=True),
-        build=lambda seed: build_network(spec, seed),
-        input_shape=spec.input_shape,
-        parts=tuple(stage.key for stage in stages),
-    )

@@ -25,14 +25,13 @@ the guidelines, not MobileNetV2 building blocks.
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from mnv2prof.models.blocks import ConvBnAct, seeded
+from mnv2prof.models.blocks import ConvBnAct
 
 MIN_EFFECT = 0.05  # a slowdown under 5% is what the paper would call negligible
 GUIDELINES_FORMAT = 1  # bump when a probe changes, to invalidate cached exports
@@ -176,18 +175,3 @@ def _g4(c: int = 32, exp_ratio: int = 6, hw: int = 56) -> Guideline:
 
 def guidelines() -> tuple[Guideline, ...]:
     return (_g1(), _g2(), _g3(), _g4())
-
-
-def probe_source(key: str, config: Config):
-    """What `onnx.export.export_cached` needs to export a guideline's probe (cached apart from
-    the blocks, under guidelines/)."""
-    from mnv2prof.onnx.export import ExportSource
-
-    slug = config.label.replace(" ", "-").replace(":", "to").replace(",", "").replace("+", "")
-    return ExportSource(
-        name=f"{key}-{slug}",
-        identity=json.dumps(["probe", key, config.params, GUIDELINES_FORMAT], default=list),
-        build=lambda seed: seeded(config.build, seed),
-        input_shape=config.input_shape,
-        folder="guidelines",
-    )

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import pandas as pd
 from rich.table import Table
@@ -12,8 +10,18 @@ from rich.table import Table
 from mnv2prof.errors import UsageError
 from mnv2prof.measure.latency import Measurement
 from mnv2prof.measure.layers import LayerRow
-from mnv2prof.run.records import Record
 from mnv2prof.measure.stats import CONFIDENCE, TARGET_CI_REL
+from mnv2prof.report.cells import (
+    COST_HEADERS,
+    SHARE_HEADERS,
+    cost_cells,
+    disagreement_lines,
+    fmt,
+    optional,
+    rank_agreement,
+    share_cells,
+)
+from mnv2prof.run.records import Record
 
 
 def records_frame(records: Sequence[Record], baseline: str | None = None) -> pd.DataFrame:
@@ -32,69 +40,6 @@ def records_frame(records: Sequence[Record], baseline: str | None = None) -> pd.
             (frame["latency_median_ms"] / base_row["latency_median_ms"]).round(4),
         )
     return frame
-
-
-@dataclass(frozen=True)
-class RankAgreement:
-    rho: float  # Spearman rank correlation between MACs and median latency
-    n: int
-    disagreements: tuple[tuple[str, str], ...]  # (more MACs but faster, than this one)
-
-    def sentence(self) -> str:
-        if self.n < 3 or math.isnan(self.rho):
-            return "Too few rows (or no spread) for a rank correlation between MACs and latency."
-        if self.rho >= 0.9:
-            verdict = "MACs order the blocks almost as latency does"
-        elif self.rho >= 0.5:
-            verdict = "MACs only partly predict which block is faster"
-        else:
-            verdict = "MACs are a poor guide to which block is faster"
-        return (
-            f"Spearman rank correlation between MACs and latency: rho = {self.rho:.2f} over "
-            f"{self.n} blocks (1 = same order, 0 = unrelated): {verdict}."
-        )
-
-
-def rank_agreement(frame: pd.DataFrame, limit: int = 3) -> RankAgreement:
-    from scipy.stats import spearmanr
-
-    n = len(frame)
-    if n < 3 or frame["macs"].nunique() < 2 or frame["latency_median_ms"].nunique() < 2:
-        return RankAgreement(float("nan"), n, ())
-    rho = float(spearmanr(frame["macs"], frame["latency_median_ms"]).statistic)
-    pairs = []
-    rows = list(frame[["variant", "macs", "latency_median_ms"]].itertuples(index=False))
-    for a in rows:
-        for b in rows:
-            if a.macs > b.macs and a.latency_median_ms < b.latency_median_ms:
-                # how strongly the pair contradicts MACs: MAC ratio times speed ratio
-                strength = (a.macs / b.macs) * (b.latency_median_ms / a.latency_median_ms)
-                pairs.append((strength, a.variant, b.variant))
-    pairs.sort(reverse=True)
-    return RankAgreement(rho, n, tuple((a, b) for _, a, b in pairs[:limit]))
-
-
-def disagreement_lines(frame: pd.DataFrame, agreement: RankAgreement) -> list[str]:
-    by_name = frame.set_index("variant")
-    lines = []
-    for more, fewer in agreement.disagreements:
-        a, b = by_name.loc[more], by_name.loc[fewer]
-        lines.append(
-            f"{more} has {a['macs'] / b['macs']:.1f}x the MACs of {fewer} yet takes "
-            f"{a['latency_median_ms'] / b['latency_median_ms']:.2f}x its latency."
-        )
-    return lines
-
-
-def _fmt(value: float, digits: int) -> str:
-    return f"{value:,.{digits}f}"
-
-
-def _optional(value: object, scale: float, digits: int) -> str:
-    """A cell for a measurement that may be missing (None / NaN in the frame)."""
-    if value is None or pd.isna(value):
-        return "-"
-    return _fmt(float(value) * scale, digits)
 
 
 def compare_table(frame: pd.DataFrame, title: str, baseline: str | None) -> Table:
@@ -125,23 +70,23 @@ def compare_table(frame: pd.DataFrame, title: str, baseline: str | None) -> Tabl
         cells = [
             row["variant"],
             f"{row['params']:,}",
-            _fmt(row["macs"] / 1e6, 2),
-            _fmt(row["elementwise_ops"] / 1e6, 2),
-            _fmt(row["peak_act_bytes"] / 1024, 1),
-            _optional(row.get("measured_peak_bytes"), 1 / 1024, 1),
-            _fmt(row["weight_bytes"] / 1024, 1),
-            _fmt(row["bytes_moved"] / 2**20, 2),
-            _fmt(row["arith_intensity_flop_per_byte"], 1),
-            _fmt(row["latency_median_ms"], 3) + unstable,
-            _fmt(100 * row["latency_ci_rel"], 1),
-            _fmt(row["latency_iqr_ms"], 3),
-            _optional(row.get("eager_median_ms"), 1, 3),
-            _fmt(row["gmacs_per_s"], 2),
+            fmt(row["macs"] / 1e6, 2),
+            fmt(row["elementwise_ops"] / 1e6, 2),
+            fmt(row["peak_act_bytes"] / 1024, 1),
+            optional(row.get("measured_peak_bytes"), 1 / 1024, 1),
+            fmt(row["weight_bytes"] / 1024, 1),
+            fmt(row["bytes_moved"] / 2**20, 2),
+            fmt(row["arith_intensity_flop_per_byte"], 1),
+            fmt(row["latency_median_ms"], 3) + unstable,
+            fmt(100 * row["latency_ci_rel"], 1),
+            fmt(row["latency_iqr_ms"], 3),
+            optional(row.get("eager_median_ms"), 1, 3),
+            fmt(row["gmacs_per_s"], 2),
         ]
         if roofline:
-            cells += [_fmt(row["roofline_bound_ms"], 3), _fmt(row["roofline_efficiency_x"], 2)]
+            cells += [fmt(row["roofline_bound_ms"], 3), fmt(row["roofline_efficiency_x"], 2)]
         if baseline is not None:
-            cells += [_fmt(row["macs_ratio_x"], 2), _fmt(row["latency_ratio_x"], 2)]
+            cells += [fmt(row["macs_ratio_x"], 2), fmt(row["latency_ratio_x"], 2)]
         table.add_row(*cells)
     return table
 
@@ -203,29 +148,6 @@ def layers_frame(rows: Sequence[LayerRow]) -> pd.DataFrame:
     return pd.DataFrame([r.row(total_ms, total_macs) for r in rows])
 
 
-COST_HEADERS = ("MACs (M)", "bytes moved (KiB)", "intensity (FLOP/B)")
-SHARE_HEADERS = ("time share (%)", "MACs share (%)", "time / MACs share (x)")
-
-
-def cost_cells(row: dict) -> list[str]:
-    """COST_HEADERS' cells of a per-layer row (`macs`, `bytes_moved`, intensity)."""
-    return [
-        _fmt(row["macs"] / 1e6, 2),
-        _fmt(row["bytes_moved"] / 1024, 1),
-        _fmt(row["arith_intensity_flop_per_byte"], 1),
-    ]
-
-
-def share_cells(row: dict) -> list[str]:
-    """SHARE_HEADERS' cells: the row's share of the time and of the MACs, and their ratio."""
-    time_share, macs_share = row["time_share_frac"], row["macs_share_frac"]
-    return [
-        _fmt(100 * time_share, 1),
-        _fmt(100 * macs_share, 1),
-        _fmt(time_share / macs_share, 2) if macs_share else "-",
-    ]
-
-
 def layers_table(frame: pd.DataFrame, title: str) -> Table:
     table = Table(title=title, title_justify="left", header_style="bold")
     for header in ("node", "op", "layer"):
@@ -235,7 +157,7 @@ def layers_table(frame: pd.DataFrame, title: str) -> Table:
     for row in frame.to_dict("records"):
         table.add_row(
             row["node"], row["op_type"], row["layer"], *cost_cells(row),
-            _fmt(row["kernel_ms"], 4), *share_cells(row),
+            fmt(row["kernel_ms"], 4), *share_cells(row),
         )
     return table
 

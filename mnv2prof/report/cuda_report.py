@@ -15,17 +15,17 @@ from typing import TYPE_CHECKING
 import pandas as pd
 from rich.table import Table
 
-from mnv2prof.report.console import (
+from mnv2prof.measure.stats import CONFIDENCE, TARGET_CI_REL
+from mnv2prof.report.cells import (
     COST_HEADERS,
     SHARE_HEADERS,
-    _fmt,
-    _optional,
     cost_cells,
     disagreement_lines,
+    fmt,
+    optional,
     rank_agreement,
     share_cells,
 )
-from mnv2prof.measure.stats import CONFIDENCE, TARGET_CI_REL
 
 if TYPE_CHECKING:
     from mnv2prof.measure.eager_layers import EagerLayerRow
@@ -65,18 +65,18 @@ def gpu_table(frame: pd.DataFrame, title: str, baseline: str | None) -> Table:
     for row in frame.to_dict("records"):
         cells = [
             row["variant"],
-            _fmt(row["macs"] / 1e6, 2),
-            _fmt(row["peak_act_bytes"] / 1024, 1),
-            _optional(row.get("cuda_peak_bytes"), 1 / 1024, 1),
+            fmt(row["macs"] / 1e6, 2),
+            fmt(row["peak_act_bytes"] / 1024, 1),
+            optional(row.get("cuda_peak_bytes"), 1 / 1024, 1),
         ]
         for prefix, _ in timings:
             unstable = "[yellow] ![/]" if row.get(f"{prefix}_unstable") else ""
             cells += [
-                _optional(row.get(f"{prefix}_median_ms"), 1, 4) + unstable,
-                _optional(row.get(f"{prefix}_ci_rel"), 100, 1),
+                optional(row.get(f"{prefix}_median_ms"), 1, 4) + unstable,
+                optional(row.get(f"{prefix}_ci_rel"), 100, 1),
             ]
         if base is not None:
-            cells.append(_fmt(row["macs"] / base["macs"], 2))
+            cells.append(fmt(row["macs"] / base["macs"], 2))
             for prefix, _ in timings:
                 cells.append(_ratio(row.get(f"{prefix}_median_ms"), base[f"{prefix}_median_ms"]))
         table.add_row(*cells)
@@ -86,7 +86,7 @@ def gpu_table(frame: pd.DataFrame, title: str, baseline: str | None) -> Table:
 def _ratio(value: object, base: object) -> str:
     if value is None or base is None or pd.isna(value) or pd.isna(base) or not base:
         return "-"
-    return _fmt(float(value) / float(base), 2)
+    return fmt(float(value) / float(base), 2)
 
 
 def gpu_notes(frame: pd.DataFrame, left_out: tuple[str, ...] = ()) -> list[str]:
@@ -151,8 +151,8 @@ def eager_layers_table(frame: pd.DataFrame, title: str) -> Table:
         table.add_column(header, justify="right")
     for row in frame.to_dict("records"):
         table.add_row(
-            row["layer"], *cost_cells(row), str(row["kernels"]), _fmt(row["kernel_ms"], 4),
-            _fmt(row["span_ms"], 4), _fmt(row["launch_gap_ms"], 4), *share_cells(row),
+            row["layer"], *cost_cells(row), str(row["kernels"]), fmt(row["kernel_ms"], 4),
+            fmt(row["span_ms"], 4), fmt(row["launch_gap_ms"], 4), *share_cells(row),
         )
     return table
 

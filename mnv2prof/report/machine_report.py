@@ -12,10 +12,10 @@ from mnv2prof.run.guidelines import GuidelineResult
 def calibration_lines(machine: MachineProfile) -> list[str]:
     return [
         f"peak compute: {machine.peak_gflops:,.1f} GFLOP/s",
-        f"memory bandwidth: {machine.dram_gbs:,.1f} GB/s (beyond the last-level cache), "
-        f"{machine.cache_gbs:,.1f} GB/s (L2-resident)",
-        f"ridge point: {machine.ridge_flop_per_byte:,.2f} FLOP/B; {machine.cpu_model}, "
-        f"{machine.threads} thread(s)",
+        (f"memory bandwidth: {machine.dram_gbs:,.1f} GB/s (beyond the last-level cache), "
+         f"{machine.cache_gbs:,.1f} GB/s (L2-resident)"),
+        (f"ridge point: {machine.ridge_flop_per_byte:,.2f} FLOP/B; {machine.cpu_model}, "
+         f"{machine.threads} thread(s)"),
     ]
 
 

@@ -15,8 +15,9 @@ import numpy as np
 from mnv2prof.count.cost import count_model
 from mnv2prof.measure.latency import OrtRunner, TimingSpec, measure
 from mnv2prof.measure.stats import Ratio, paired_ratio
-from mnv2prof.models.probes import MIN_EFFECT, Config, Guideline, probe_source
+from mnv2prof.models.probes import MIN_EFFECT, Config, Guideline
 from mnv2prof.onnx.export import export_cached
+from mnv2prof.onnx.sources import probe_source
 
 
 def verdict(ratio: Ratio, min_effect: float = MIN_EFFECT) -> str:

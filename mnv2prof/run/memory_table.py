@@ -23,10 +23,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from mnv2prof.errors import UsageError
-from mnv2prof.onnx.graph import GraphInfo, load_graph
 from mnv2prof.count.memory import peak_activation_memory
+from mnv2prof.errors import UsageError
 from mnv2prof.models.networks import NetworkSpec
+from mnv2prof.onnx.graph import GraphInfo, load_graph
 from mnv2prof.onnx.scopes import subgraph
 from mnv2prof.run.network_profile import export_network
 

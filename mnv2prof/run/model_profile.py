@@ -26,10 +26,10 @@ import onnx
 
 from mnv2prof.count.cost import CountedCost, count_graph_cost
 from mnv2prof.count.counting import count_graph
-from mnv2prof.errors import Mnv2profError, ModelFileError, UsageError
-from mnv2prof.onnx.graph import load_graph, load_model
-from mnv2prof.measure.latency import Measurement, OrtRunner, TimingSpec, measure
 from mnv2prof.count.memory import peak_activation_memory
+from mnv2prof.errors import Mnv2profError, ModelFileError, UsageError
+from mnv2prof.measure.latency import Measurement, OrtRunner, TimingSpec, measure
+from mnv2prof.onnx.graph import load_graph, load_model
 from mnv2prof.run.records import Record
 
 Shapes = dict[str, tuple[int, ...]]

@@ -21,10 +21,11 @@ from mnv2prof.count.cost import count_graph_cost, params_by_part
 from mnv2prof.count.counting import count_graph
 from mnv2prof.count.memory import peak_activation_memory
 from mnv2prof.measure.latency import Measurement, OrtRunner, TimingSpec, measure
-from mnv2prof.models.networks import NetworkSpec, Stage, build_stages, network_source
+from mnv2prof.models.networks import NetworkSpec, Stage, build_stages
 from mnv2prof.onnx.export import ExportResult, export_cached
 from mnv2prof.onnx.graph import load_graph
 from mnv2prof.onnx.scopes import extract_part, group_by_scope, subgraph
+from mnv2prof.onnx.sources import network_source
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ from torch import nn
 from mnv2prof import interrupts
 from mnv2prof.count.cost import CountedCost, count_model
 from mnv2prof.measure.env import current_environment
-from mnv2prof.onnx.export import export_cached
 from mnv2prof.measure.latency import (
     CACHE_COLD,
     Measurement,
@@ -28,8 +27,9 @@ from mnv2prof.measure.latency import (
     identity_model,
     measure_phases,
 )
-from mnv2prof.run.records import Record
 from mnv2prof.models.variants import BlockSpec
+from mnv2prof.onnx.export import export_cached
+from mnv2prof.run.records import Record
 
 
 @dataclass
@@ -54,7 +54,8 @@ class PreparedBlock:
 
 def prepare(spec: BlockSpec, seed: int = 0) -> PreparedBlock:
     """Export (or load from cache) and count one block."""
-    from mnv2prof.models.blocks import block_source, build_block
+    from mnv2prof.models.blocks import build_block
+    from mnv2prof.onnx.sources import block_source
 
     module = build_block(spec, seed)
     exported = export_cached(block_source(spec), seed, module=module)
@@ -113,8 +114,8 @@ def timed_records(
     `device="cuda"` adds a phase per GPU runtime (cuda.block_runners); the CPU columns are
     measured as always, so one table holds both.
     """
-    from mnv2prof.models.blocks import build_block
     from mnv2prof.measure.eager import EagerRunner, inference_graph, measure_memories, torch_threads
+    from mnv2prof.models.blocks import build_block
 
     progress = progress or Progress()
     ort = {("ort", p.spec): OrtRunner(p.model_path, timing.threads, seed) for p in prepared}

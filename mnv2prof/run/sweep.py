@@ -30,9 +30,9 @@ from pathlib import Path
 
 from mnv2prof import interrupts
 from mnv2prof.errors import Interrupted, UsageError
+from mnv2prof.models.variants import BlockSpec
 from mnv2prof.run.profiles import GridPoint, Profile
 from mnv2prof.run.records import Record
-from mnv2prof.models.variants import BlockSpec
 
 
 class SweepInterrupted(Interrupted):

@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from tests.closed_forms import macs as closed_macs
 from mnv2prof.count.counting import HANDLERS, count_graph
+from mnv2prof.models.variants import VARIANTS, BlockSpec
 from mnv2prof.onnx.graph import load_graph
 from mnv2prof.run.pipeline import prepare
-from mnv2prof.models.variants import VARIANTS, BlockSpec
+from tests.closed_forms import macs as closed_macs
 
 SPECS = [  # (C, R, t, k, s, N)
     (32, 56, 6, 3, 1, 1),

@@ -1,8 +1,8 @@
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
-from mnv2prof.onnx.graph import load_graph
 from mnv2prof.count.memory import peak_activation_memory
+from mnv2prof.onnx.graph import load_graph
 
 
 def _model(nodes, inputs, outputs, initializers=()):

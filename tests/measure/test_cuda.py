@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 import torch
 
-from mnv2prof.measure import cuda
-from mnv2prof.report.cuda_report import gpu_notes, gpu_table, measured_prefixes
 from mnv2prof.errors import UsageError
+from mnv2prof.measure import cuda
 from mnv2prof.measure.latency import Measurement, TimingSpec, measure, measure_phases
+from mnv2prof.report.cuda_report import gpu_notes, gpu_table, measured_prefixes
 
 needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 SMALL = ("-c", "8", "-r", "8", "--budget", "0.05", "--variants", "mbv2,dwsep,conv")
@@ -134,8 +134,8 @@ def test_each_gpu_runtime_is_timed_in_its_own_phase():
 # --- records, columns and the GPU table --------------------------------------------------------
 
 def _record(**gpu):
-    from mnv2prof.measure.env import Environment
     from mnv2prof.count.cost import CountedCost
+    from mnv2prof.measure.env import Environment
     from mnv2prof.run.records import Record
 
     env = Environment("cpu", 2, "3.11", "linux", "2.x", "1.x", "1.x", "0.x", "2.x", "t")
@@ -173,8 +173,8 @@ def test_gpu_record_columns_summarise_like_the_cpu_ones():
 
 
 def _gpu_frame():
-    from mnv2prof.measure.env import Environment
     from mnv2prof.count.cost import CountedCost
+    from mnv2prof.measure.env import Environment
     from mnv2prof.run.records import Record
 
     env = Environment("cpu", 2, "3.11", "linux", "2.x", "1.x", "1.x", "0.x", "2.x", "t",
@@ -301,8 +301,8 @@ def test_network_device_cuda_adds_the_gpu_line(run_cli):
 @needs_gpu
 def test_layers_on_the_gpu_time_every_layers_kernels():
     from mnv2prof.measure.eager_layers import profile_eager_layers
-    from mnv2prof.run.pipeline import prepare
     from mnv2prof.models.variants import BlockSpec
+    from mnv2prof.run.pipeline import prepare
 
     spec = BlockSpec("mbv2", in_chs=32, resolution=56, exp_ratio=6)
     prepared = prepare(spec)

@@ -1,7 +1,6 @@
 import pytest
 import torch
 
-from mnv2prof.models.blocks import build_block
 from mnv2prof.measure.eager import (
     EagerRunner,
     _peak_at,
@@ -10,8 +9,9 @@ from mnv2prof.measure.eager import (
     measure_memory,
     torch_threads,
 )
-from mnv2prof.run.pipeline import prepare
+from mnv2prof.models.blocks import build_block
 from mnv2prof.models.variants import BlockSpec
+from mnv2prof.run.pipeline import prepare
 
 
 def test_torch_threads_are_pinned_then_restored():
@@ -22,9 +22,17 @@ def test_torch_threads_are_pinned_then_restored():
 
 
 def test_eager_runner_runs_without_autograd():
-    runner = EagerRunner(build_block(BlockSpec("dwsep", in_chs=8, resolution=8), 0), (1, 8, 8, 8))
+    import torch
+
+    module = build_block(BlockSpec("dwsep", in_chs=8, resolution=8), 0)
+    runner = EagerRunner(module, (1, 8, 8, 8))
+    runner.input.requires_grad_(True)  # a graph would be recorded, were autograd on
+    seen = []
+    module.register_forward_hook(
+        lambda m, args, out: seen.append((torch.is_inference_mode_enabled(), out.requires_grad))
+    )
     runner()
-    assert not runner.input.requires_grad
+    assert seen == [(True, False)]  # under inference_mode: no graph, no grad on the output
 
 
 def test_peak_at_op_boundaries_ignores_scratch_freed_inside_an_op():

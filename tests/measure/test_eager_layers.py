@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from mnv2prof.measure import eager_layers
-from mnv2prof.models.blocks import build_block
 from mnv2prof.measure.eager_layers import EagerLayerRow, named_layers, profile_eager_layers
-from mnv2prof.run.pipeline import prepare
+from mnv2prof.models.blocks import build_block
 from mnv2prof.models.variants import BlockSpec
+from mnv2prof.run.pipeline import prepare
 
 F32 = 4
 CLIP = 2 * F32  # a ReLU6's min and max, exported as two scalar inputs of its Clip

@@ -5,9 +5,9 @@ import onnxruntime as ort
 import pandas as pd
 import pytest
 
-from mnv2prof.measure import env, roofline
-from mnv2prof.measure.env import cpu_model
 from mnv2prof.errors import UsageError
+from mnv2prof.measure import machine, roofline
+from mnv2prof.measure.machine import cpu_model
 from mnv2prof.measure.roofline import MachineProfile
 
 SMALL = ("--channels", "8", "--resolution", "8", "--budget", "0.05", "--variants", "conv,dwsep")
@@ -72,7 +72,7 @@ def test_add_roofline_columns_and_notes():
 
 
 def test_calibrate_command_prints_and_stores(cache, run_cli, monkeypatch):
-    monkeypatch.setattr(env, "cache_bytes", lambda level: 2**20)
+    monkeypatch.setattr(machine, "cache_bytes", lambda level: 2**20)
     code, out, err = run_cli("calibrate", "--budget", "0.05")
     assert code == 0, err
     assert "peak compute:" in out and "GFLOP/s" in out and "GB/s" in out
@@ -105,7 +105,10 @@ def test_compare_with_calibration_shows_bound_and_efficiency(cache, run_cli, tmp
     png = tmp_path / "roof.png"
     code, _, err = run_cli("plot", "--roofline", csv, "--out", png)
     assert code == 0, err
-    assert png.stat().st_size > 0
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert width >= 600 and height >= 400  # a whole figure, not an empty file
 
 
 def test_plot_roofline_without_calibration_is_one_line_exit_2(cache, run_cli, tmp_path):

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from tests.closed_forms import params as closed_params
 from mnv2prof.models.blocks import build_block, count_params
 from mnv2prof.models.variants import VARIANTS, BlockSpec
+from tests.closed_forms import params as closed_params
 
 SPECS = [  # (C, R, t, k, s, N): stride 2 and t = 1 among them
     (32, 56, 6, 3, 1, 1),

@@ -4,8 +4,8 @@ import pytest
 
 from mnv2prof.count.cost import count_model, graph_params
 from mnv2prof.errors import ExportError
-from mnv2prof.models.blocks import block_source, build_block, count_params
-from mnv2prof.models.probes import guidelines, probe_source
+from mnv2prof.models.blocks import build_block, count_params
+from mnv2prof.models.probes import guidelines
 from mnv2prof.models.variants import VARIANTS, BlockSpec
 from mnv2prof.onnx.export import (
     PARAMS_KEY,
@@ -15,6 +15,7 @@ from mnv2prof.onnx.export import (
     parity_diff,
 )
 from mnv2prof.onnx.graph import load_graph
+from mnv2prof.onnx.sources import block_source, probe_source
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))

@@ -1,13 +1,13 @@
 import pandas as pd
 import pytest
 
-from mnv2prof.measure.env import current_environment
-from mnv2prof.errors import UsageError
-from mnv2prof.measure.latency import Measurement
 from mnv2prof.count.cost import CountedCost
-from mnv2prof.run.records import Record
+from mnv2prof.errors import UsageError
+from mnv2prof.measure.env import current_environment
+from mnv2prof.measure.latency import Measurement
 from mnv2prof.onnx.atomic import write_atomic
 from mnv2prof.report.console import rank_agreement, records_frame, table_notes
+from mnv2prof.run.records import Record
 
 
 def _record(label, macs, latency_ms):
@@ -61,18 +61,21 @@ def test_table_shows_ci_eager_bytes_and_intensity_and_notes_the_floor():
 
     samples = tuple(1.0 + 0.001 * i for i in range(100))
     record = Record("conv", "conv", "h", (("variant", "conv"),),
-                    CountedCost(1, 1000, 0, 100, 10, 2**20, ""), Measurement(samples), 1,
+                    CountedCost(1, 1000, 0, 100, 10, 3 * 2**20, ""), Measurement(samples), 1,
                     current_environment(), eager=Measurement(samples), measured_peak_bytes=2048)
     frame = records_frame([record], "conv")
     row = frame.iloc[0]
     assert (row["latency_ci_low_ms"], row["latency_ci_high_ms"]) == (1.039, 1.06)
     assert not row["latency_unstable"] and row["eager_n"] == 100
+    table = compare_table(frame, "t", "conv")
+    cells = {str(column.header): list(column.cells) for column in table.columns}
+    assert cells["bytes moved\n(MiB)"] == ["3.00"]  # 3 MiB moved, in its own column
+    assert cells["measured\npeak (KiB)"] == ["2.0"] and cells["eager\nmedian (ms)"] == ["1.050"]
     console = Console(width=240, record=True)
-    console.print(compare_table(frame, "t", "conv"))
+    console.print(table)
     text = console.export_text()
     for header in ("bytes moved", "intensity", "95% CI", "eager", "measured"):
         assert header in text
-    assert "1.00" in text  # 1 MiB moved
     floor = Measurement((0.01,) * 20)
     notes = table_notes(frame, floor)
     assert "harness floor: 0.0100 ms (median of 20 runs" in notes[-1]

@@ -3,11 +3,11 @@
 import onnx
 import pytest
 
-from tests.closed_forms import streamed_extra_elementwise_ops
 from mnv2prof.errors import UsageError
+from mnv2prof.models.variants import BlockSpec
 from mnv2prof.run.memory_table import act_itemsize, memory_frame
 from mnv2prof.run.pipeline import prepare
-from mnv2prof.models.variants import BlockSpec
+from tests.closed_forms import streamed_extra_elementwise_ops
 
 C, R = 32, 56  # the README's example block, t = 6
 

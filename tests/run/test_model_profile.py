@@ -14,8 +14,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from mnv2prof.errors import UsageError
-from mnv2prof.onnx.graph import load_graph
 from mnv2prof.measure.latency import Measurement, OrtRunner
+from mnv2prof.onnx.graph import load_graph
 from mnv2prof.run.model_profile import (
     count_model_file,
     layer_runs,

@@ -203,9 +203,9 @@ def test_sweep_bad_out_and_flags(run_cli, tmp_path):
 
 
 def test_batches_group_consecutive_points_of_one_thread_count_up_to_the_limit():
+    from mnv2prof.models.variants import BlockSpec
     from mnv2prof.run.profiles import GridPoint
     from mnv2prof.run.sweep import batches
-    from mnv2prof.models.variants import BlockSpec
 
     def point(t, threads, variants=("conv", "mbv2")):
         specs = tuple(BlockSpec(v, in_chs=8, resolution=8, exp_ratio=t) for v in variants)
