@@ -148,7 +148,8 @@ def gate_command(
     variants: Variants = DEFAULT_VARIANT_LIST,
     markdown_summary: Annotated[
         Path | None,
-        typer.Option("--markdown-summary", help="Also write the verdicts as Markdown (CI summary)."),
+        typer.Option("--markdown-summary", help="Also write the verdicts as Markdown (a CI step "
+                     "summary)."),
     ] = None,
     junit: Annotated[
         Path | None, typer.Option("--junit", help="Also write JUnit XML, one test case per row.")

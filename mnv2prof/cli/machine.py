@@ -13,7 +13,9 @@ from mnv2prof.cli.options import Threads, check_threads, command, positive
 @command()
 def calibrate(
     threads: Threads = 1,
-    budget: Annotated[float, typer.Option("--budget", help="Seconds of timing of the probes.")] = 3.0,
+    budget: Annotated[
+        float, typer.Option("--budget", help="Seconds of timing of the probes.")
+    ] = 3.0,
 ) -> None:
     """Measure this machine's peak GFLOP/s and GB/s in onnxruntime; store them for the roofline.
 

@@ -21,7 +21,8 @@ from mnv2prof.errors import UsageError
 from mnv2prof.models.variants import DEFAULT_VARIANTS, BlockSpec, parse_variant_list
 
 Channels = Annotated[
-    int, typer.Option("--channels", "-c", help="Channels in and out of the block (in_chs = out_chs).")
+    int,
+    typer.Option("--channels", "-c", help="Channels in and out of the block (in_chs = out_chs)."),
 ]
 Resolution = Annotated[int, typer.Option("--resolution", "-r", help="Square input side, pixels.")]
 Expansion = Annotated[
@@ -32,7 +33,8 @@ Stride = Annotated[int, typer.Option("--stride", "-s", help="Stride of the block
 Batch = Annotated[int, typer.Option("--batch", "-b", help="Batch size N.")]
 DEFAULT_VARIANT_LIST = ",".join(DEFAULT_VARIANTS)
 Variants = Annotated[
-    str, typer.Option("--variants", help="Comma-separated variants to run (see `mnv2prof variants`).")
+    str,
+    typer.Option("--variants", help="Comma-separated variants to run (see `mnv2prof variants`)."),
 ]
 Threads = Annotated[
     int, typer.Option("--threads", help="onnxruntime intra-op threads (pinned; 1 by default).")
@@ -100,7 +102,10 @@ class SpecOptions:
     @property
     def title(self) -> str:
         r = self.resolution
-        return f"C={self.channels} {r}x{r} t={self.expansion} k={self.kernel} s={self.stride} N={self.batch}"
+        return (
+            f"C={self.channels} {r}x{r} t={self.expansion} k={self.kernel} s={self.stride} "
+            f"N={self.batch}"
+        )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -82,7 +82,9 @@ def report(
         typer.Option("--group-by", help="Key column(s) to group and sort by (repeat or a,b); "
                      "default: the spec columns that vary."),
     ] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Write here instead of to stdout.")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write here instead of to stdout.")
+    ] = None,
 ) -> None:
     """A paper-ready table of a results CSV: latency as median +- spread, units in headers."""
     from mnv2prof.report.paper import load_results, paper_table, render

@@ -1,1 +1,2 @@
-"""Direct cost measured on this machine: latency harness, statistics, eager, GPU, layers, roofline."""
+"""Direct cost measured on this machine: the latency harness, statistics, eager torch, the GPU,
+per-layer time, the roofline."""

@@ -1,12 +1,12 @@
 """Export a torch module to ONNX, check it, prove it equal to the module, and cache the file.
 
 torch 2.13's `torch.onnx.export` uses the dynamo exporter (via onnxscript), which takes about a
-second per block, so exports are cached by a hash of the source (a block's spec, a network's, a probe's), the
-seed, the export settings and the library versions: a second run loads the file and skips the
-export. Every source goes through `export_cached`. The file's metadata carries the torch
-module's parameter count (`PARAMS_KEY`), which the exported graph cannot give back (BN is folded). A file
-lands in the cache only after `onnx.checker` and the parity check pass, and it is written to a
-temporary name first, then renamed, so a killed run never leaves half a model behind.
+second per block, so exports are cached by a hash of the source (a block's spec, a network's, a
+probe's), the seed, the export settings and the library versions: a second run loads the file and
+skips the export. Every source goes through `export_cached`. The file's metadata carries the torch
+module's parameter count (`PARAMS_KEY`), which the exported graph cannot give back (BN is folded).
+A file lands in the cache only after `onnx.checker` and the parity check pass, and it is written to
+a temporary name first, then renamed, so a killed run never leaves half a model behind.
 """
 
 from __future__ import annotations

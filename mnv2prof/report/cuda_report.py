@@ -16,16 +16,7 @@ import pandas as pd
 from rich.table import Table
 
 from mnv2prof.measure.stats import CONFIDENCE, TARGET_CI_REL
-from mnv2prof.report.cells import (
-    COST_HEADERS,
-    SHARE_HEADERS,
-    cost_cells,
-    disagreement_lines,
-    fmt,
-    optional,
-    rank_agreement,
-    share_cells,
-)
+from mnv2prof.report import cells as shared
 
 if TYPE_CHECKING:
     from mnv2prof.measure.eager_layers import EagerLayerRow
@@ -65,18 +56,18 @@ def gpu_table(frame: pd.DataFrame, title: str, baseline: str | None) -> Table:
     for row in frame.to_dict("records"):
         cells = [
             row["variant"],
-            fmt(row["macs"] / 1e6, 2),
-            fmt(row["peak_act_bytes"] / 1024, 1),
-            optional(row.get("cuda_peak_bytes"), 1 / 1024, 1),
+            shared.fmt(row["macs"] / 1e6, 2),
+            shared.fmt(row["peak_act_bytes"] / 1024, 1),
+            shared.optional(row.get("cuda_peak_bytes"), 1 / 1024, 1),
         ]
         for prefix, _ in timings:
             unstable = "[yellow] ![/]" if row.get(f"{prefix}_unstable") else ""
             cells += [
-                optional(row.get(f"{prefix}_median_ms"), 1, 4) + unstable,
-                optional(row.get(f"{prefix}_ci_rel"), 100, 1),
+                shared.optional(row.get(f"{prefix}_median_ms"), 1, 4) + unstable,
+                shared.optional(row.get(f"{prefix}_ci_rel"), 100, 1),
             ]
         if base is not None:
-            cells.append(fmt(row["macs"] / base["macs"], 2))
+            cells.append(shared.fmt(row["macs"] / base["macs"], 2))
             for prefix, _ in timings:
                 cells.append(_ratio(row.get(f"{prefix}_median_ms"), base[f"{prefix}_median_ms"]))
         table.add_row(*cells)
@@ -86,7 +77,7 @@ def gpu_table(frame: pd.DataFrame, title: str, baseline: str | None) -> Table:
 def _ratio(value: object, base: object) -> str:
     if value is None or base is None or pd.isna(value) or pd.isna(base) or not base:
         return "-"
-    return fmt(float(value) / float(base), 2)
+    return shared.fmt(float(value) / float(base), 2)
 
 
 def gpu_notes(frame: pd.DataFrame, left_out: tuple[str, ...] = ()) -> list[str]:
@@ -104,9 +95,9 @@ def gpu_notes(frame: pd.DataFrame, left_out: tuple[str, ...] = ()) -> list[str]:
     graph = frame.dropna(subset=["cuda_graph_median_ms"]) if "cuda_graph_median_ms" in frame else []
     if len(graph):
         on_graph = graph.assign(latency_median_ms=graph["cuda_graph_median_ms"])
-        agreement = rank_agreement(on_graph)
+        agreement = shared.rank_agreement(on_graph)
         notes.append(agreement.sentence().replace("and latency", "and CUDA-graph latency"))
-        notes += disagreement_lines(on_graph, agreement)
+        notes += shared.disagreement_lines(on_graph, agreement)
         overhead = (graph["cuda_eager_median_ms"] - graph["cuda_graph_median_ms"]).median()
         notes.append(
             f"launch overhead (eager minus CUDA graph, median over the rows): {overhead:.4f} ms."
@@ -146,13 +137,14 @@ def eager_layers_frame(rows: Sequence[EagerLayerRow]) -> pd.DataFrame:
 def eager_layers_table(frame: pd.DataFrame, title: str) -> Table:
     table = Table(title=title, title_justify="left", header_style="bold")
     table.add_column("layer", no_wrap=True)
-    for header in (*COST_HEADERS, "kernels (count)", "kernel time (ms)", "span (ms)",
-                   "launch gaps (ms)", *SHARE_HEADERS):
+    for header in (*shared.COST_HEADERS, "kernels (count)", "kernel time (ms)", "span (ms)",
+                   "launch gaps (ms)", *shared.SHARE_HEADERS):
         table.add_column(header, justify="right")
     for row in frame.to_dict("records"):
         table.add_row(
-            row["layer"], *cost_cells(row), str(row["kernels"]), fmt(row["kernel_ms"], 4),
-            fmt(row["span_ms"], 4), fmt(row["launch_gap_ms"], 4), *share_cells(row),
+            row["layer"], *shared.cost_cells(row), str(row["kernels"]),
+            shared.fmt(row["kernel_ms"], 4), shared.fmt(row["span_ms"], 4),
+            shared.fmt(row["launch_gap_ms"], 4), *shared.share_cells(row),
         )
     return table
 

@@ -1,1 +1,2 @@
-"""Measurement plans carried out: the pipeline every command measures through, sweeps, profiles, foreign models."""
+"""Measurement plans carried out: the pipeline every command measures through, sweeps,
+profiles, foreign models, whole networks, the guidelines."""

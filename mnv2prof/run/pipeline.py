@@ -69,27 +69,15 @@ class ProfileRun:
     notes: tuple[str, ...] = ()  # what was left out and why (a GPU column onnxruntime cannot fill)
 
 
-def profile_blocks(
-    specs: Sequence[BlockSpec],
-    timing: TimingSpec,
-    seed: int = 0,
-    progress: Progress | None = None,
-    device: str = "cpu",
-    eager: bool = True,
-) -> list[Record]:
-    """Export, count and time `specs`; one `Record` per spec, in order."""
-    return profile_run(specs, timing, seed, progress, device=device, eager=eager).records
-
-
 def profile_run(
     specs: Sequence[BlockSpec],
     timing: TimingSpec,
     seed: int = 0,
     progress: Progress | None = None,
-    device: str = "cpu",
-    eager: bool = True,
+    **options: object,
 ) -> ProfileRun:
-    """`profile_blocks`, and the harness floor measured with them."""
+    """Export, count and time `specs`: one `Record` per spec, in order, and the harness floor
+    measured with them. `options`: `timed_records`' `device` and `eager`."""
     progress = progress or Progress()
     prepared = []
     for i, spec in enumerate(specs):
@@ -97,7 +85,7 @@ def profile_run(
         prepared.append(prepare(spec, seed))
         if progress.on_export:
             progress.on_export(spec, i + 1, len(specs))
-    return timed_records(prepared, timing, seed, progress, device=device, eager=eager)
+    return timed_records(prepared, timing, seed, progress, **options)
 
 
 def timed_records(

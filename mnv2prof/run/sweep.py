@@ -11,7 +11,7 @@ A sweep can take hours, so the CSV is the sweep's journal:
 
 Grid points are timed in **batches** (`measure_points`): consecutive points with the same thread
 count, up to the profile's `batch_rows` rows (default 48), timed as one rotation of bursts through
-`pipeline.profile_blocks`, with the profile's `budget_s` for each point of the batch. Drift of the
+`pipeline.profile_run`, with the profile's `budget_s` for each point of the batch. Drift of the
 machine then hits every point of a batch alike, not only the variants of one point: on the 2-core
 development machine, whose speed jumps by up to 1.5x over seconds, the seven identical resnet
 rows of the expansion sweep (t = 4..10) spread by up to 30% when each point was timed on its own.
@@ -244,18 +244,18 @@ def measure_points(
     """
     import dataclasses
 
-    from mnv2prof.run.pipeline import profile_blocks
+    from mnv2prof.run.pipeline import profile_run
 
     point = batch[0][0]
     timing = profile.timing_for(point)
     timing = dataclasses.replace(timing, budget_s=timing.budget_s * len(batch))
-    return profile_blocks(
+    return profile_run(
         [spec for _, specs in batch for spec in specs],
         timing,
         seed=profile.seed,
         device=device,
         eager=profile.eager if eager is None else eager,
-    )
+    ).records
 
 
 def measure_profile(

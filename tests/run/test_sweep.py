@@ -226,8 +226,8 @@ def test_a_batch_is_timed_as_one_rotation_with_the_budget_of_its_points(monkeypa
     from mnv2prof.run.sweep import batches, measure_points
 
     seen = []
-    monkeypatch.setattr(pipeline, "profile_blocks",
-                        lambda specs, timing, **kw: seen.append((specs, timing, kw)) or specs)
+    monkeypatch.setattr(pipeline, "profile_run", lambda specs, timing, **kw: seen.append(
+        (specs, timing, kw)) or pipeline.ProfileRun(specs, None))
     profile = load_profile(tiny_profile(tmp_path, expansions=(1, 2, 3)))
     (batch,) = batches([(p, p.specs) for p in profile.points()], profile.batch_rows)
     assert measure_points(profile, batch) == [s for p in profile.points() for s in p.specs]
