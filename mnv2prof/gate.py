@@ -55,7 +55,6 @@ run); nothing here measures, prints or reads flags.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from enum import Enum
@@ -82,6 +81,13 @@ REQUIRED_COLUMNS = (
     *COUNTED_COLUMNS,
     *(f"env_{k}" for k in COMPARABLE_KEYS if k not in OPTIONAL_KEYS),
 )
+# What each column must hold in every row of a baseline (run.readers kinds); the cache mode is
+# checked apart: a baseline without it is the older harness's, and says so.
+BASELINE_COLUMNS = {
+    "variant": "key", "spec": "key", "threads": "count", SAMPLES_COLUMN: "key",
+    **{c: "count" for c in COUNTED_COLUMNS},
+    **{f"env_{k}": "key" for k in COMPARABLE_KEYS if k not in OPTIONAL_KEYS},
+}  # fmt: skip
 
 
 class BaselineError(UsageError):
@@ -223,38 +229,23 @@ def grid_point(row: dict) -> str:
 
 
 def load_baseline(path: Path, match_by: str = "variant") -> pd.DataFrame:
-    """Read and validate a baseline (CSV, or JSON records) as strings; `BaselineError` if unfit.
+    """Read and validate a baseline (CSV, or JSON records) as strings; a `UsageError` line if
+    unfit: missing, a folder, not text, a row cut off mid-write, a column missing or of the wrong
+    kind in any row (run.readers), duplicated rows, bad samples or counts.
 
     Rows must be unique by `row_key` (`match_by`): by variant for compare flags, by spec and
-    threads for a profile.
-
-    Every cell is read as text: a CSV reader guessing types would turn env_onnx "1.20" into 1.2
-    and refuse a matching environment.
+    threads for a profile. Every cell is read as text: a CSV reader guessing types would turn
+    env_onnx "1.20" into 1.2 and refuse a matching environment.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise BaselineError(f"baseline {path} does not exist (write one with `mnv2prof baseline`)")
-    try:
-        if path.suffix.lower() == ".json":
-            frame = pd.DataFrame(json.loads(path.read_text(encoding="utf-8")), dtype=object)
-            frame = frame.astype(str)
-        else:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, ValueError) as exc:  # pandas' parser and empty-data errors, bad UTF-8, JSON
-        raise BaselineError(f"cannot read baseline {path}: {_one_line(exc)}") from None
-    if CACHE_MODE_COLUMN not in frame.columns and SAMPLES_COLUMN in frame.columns:
+    from mnv2prof.run.readers import read_table
+
+    frame = read_table(path, "baseline", BASELINE_COLUMNS, as_text=True,
+                       hint=": not a file written by `mnv2prof baseline`", error=BaselineError)
+    if CACHE_MODE_COLUMN not in frame.columns:
         raise BaselineError(
             f"baseline {path} has no {CACHE_MODE_COLUMN} column: it was timed by mnv2prof's older "
             "round-robin harness (up to 1.8x slow on small blocks); take a new baseline"
         )
-    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
-    if missing:
-        raise BaselineError(
-            f"baseline {path} lacks columns {', '.join(missing)}: "
-            f"not a file written by `mnv2prof baseline`"
-        )
-    if frame.empty:
-        raise BaselineError(f"baseline {path} has no rows")
     keys = pd.Series([row_key(r, match_by) for r in frame.to_dict("records")], dtype=object)
     duplicated = sorted(set(keys[keys.duplicated()]))
     if duplicated:
@@ -264,12 +255,7 @@ def load_baseline(path: Path, match_by: str = "variant") -> pd.DataFrame:
         )
     for row in frame.to_dict("records"):
         _samples(row, f"baseline {path}")
-        _counted(row, f"baseline {path}")
     return frame
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _samples(row: dict, source: str) -> np.ndarray:

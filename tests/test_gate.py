@@ -210,9 +210,9 @@ def test_baseline_round_trip_keeps_versions_as_text(tmp_path):
 @pytest.mark.parametrize(
     "content, message",
     [
-        (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe", "cannot read baseline"),
-        (b"", "cannot read baseline"),
-        (b"hello,world\n1,2\n", "lacks columns variant, spec, threads"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe", r"is not UTF-8 text \(byte 0 is 0x89\)"),
+        (b"", "b.csv is empty"),
+        (b"hello,world\n1,2\n", r"lacks the column\(s\) variant, spec, threads"),
         (",".join(gate.REQUIRED_COLUMNS).encode() + b"\n", "has no rows"),
     ],
 )
@@ -295,7 +295,7 @@ def test_gate_real_slowdown_exits_1(run_cli, stored, tmp_path):
     "extra, content, message",
     [
         ((), None, "does not exist"),
-        ((), b"not a baseline\n", "lacks columns variant, spec"),
+        ((), b"not a baseline\n", "lacks the column(s) variant, spec"),
         (("--variants", "conv,dwsep"), "stored", "no baseline row for dwsep"),
         (("--relative-to", "resnet"), "stored", "--relative-to 'resnet' is not among --variants"),
         (("--alpha", "2"), "stored", "alpha must be between 0 and 1"),

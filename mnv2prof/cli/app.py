@@ -8,6 +8,7 @@ stops the work at the next safe point with exit code 130 and one line.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
@@ -71,7 +72,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (typer.Abort, KeyboardInterrupt):  # a second signal, or click's own abort
         error("interrupted")
         return ExitCode.INTERRUPTED
+    except (MemoryError, OverflowError) as exc:  # a size the checks let through (--force)
+        error(f"{type(exc).__name__}: {_one_line(exc) or 'out of memory'}")
+        return ExitCode.TOOL_FAILURE
+    except Exception as exc:  # a failure no check foresaw: one line, not a traceback
+        if os.environ.get("MNV2PROF_DEBUG"):
+            raise
+        error(f"unexpected {type(exc).__name__}: {_one_line(exc)} (set MNV2PROF_DEBUG=1 for the "
+              "traceback, and please report it)")
+        return ExitCode.TOOL_FAILURE
     return code if isinstance(code, int) else ExitCode.OK
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:300] if lines else ""
 
 
 def error(message: str) -> None:

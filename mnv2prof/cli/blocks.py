@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from mnv2prof.cli.app import say, show
+from mnv2prof.cli.checks import Force, blocks_fit
 from mnv2prof.cli.options import (
     DEFAULT_VARIANT_LIST,
     Csv,
@@ -23,7 +24,7 @@ from mnv2prof.cli.options import (
     command,
     positive,
 )
-from mnv2prof.cli.output import Outputs
+from mnv2prof.cli.output import Outputs, make_folder
 from mnv2prof.errors import UsageError
 
 
@@ -54,6 +55,7 @@ def compare(
     ] = "1",
     device: Device = "cpu",
     no_eager: NoEager = False,
+    force: Force = False,
 ) -> None:
     """Export, count and time block variants; show MACs beside latency and memory.
 
@@ -63,18 +65,20 @@ def compare(
     module is then timed eagerly in a phase of its own. The ratio columns divide by the
     --baseline variant. With --device cuda a second table gives the GPU columns.
     """
-    from mnv2prof.cli.progress import profile_with_progress
-    from mnv2prof.measure.roofline import add_roofline, load_machine
     from mnv2prof.models.variants import parse_chunk_list, with_chunks
-    from mnv2prof.report.console import compare_report, records_frame
 
-    check_device(device)
     specs = with_chunks(spec.specs(variants), parse_chunk_list(chunks))
     labels = [s.label for s in specs]
     if baseline not in labels:
         raise UsageError(f"--baseline {baseline!r} is not among the rows ({', '.join(labels)})")
     timing_spec = timing.spec()
     outputs = Outputs(csv=csv, json=json)
+    check_device(device)
+    blocks_fit(specs, force)
+    from mnv2prof.cli.progress import profile_with_progress
+    from mnv2prof.measure.roofline import add_roofline, load_machine
+    from mnv2prof.report.console import compare_report, records_frame
+
     run = profile_with_progress(specs, timing_spec, device, eager=not no_eager)
     machine = load_machine(timing.threads)  # measured by `calibrate`, never inside compare
     frame = add_roofline(records_frame(run.records, baseline), machine)
@@ -92,18 +96,16 @@ def export(
     out: Annotated[Path, typer.Option("--out", help="Folder to write the .onnx files to.")],
     spec: SpecOptions,
     variants: Variants = DEFAULT_VARIANT_LIST,
+    force: Force = False,
 ) -> None:
     """Write each variant's checked ONNX file (parity with torch proven) to --out."""
+    specs = spec.specs(variants)
+    make_folder(out, "--out")
+    blocks_fit(specs, force)
     from mnv2prof.onnx.atomic import copy_atomic
     from mnv2prof.onnx.export import export_cached
     from mnv2prof.onnx.sources import block_source
 
-    specs = spec.specs(variants)
-    if not str(out).strip():
-        raise UsageError("--out needs a folder name, got an empty string")
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
     for block in specs:
         result = export_cached(block_source(block))
         target = out / f"{block.name}.onnx"
@@ -127,6 +129,7 @@ def layers_command(
                      "eagerly on the GPU (kernel time from torch's profiler, span from CUDA "
                      "events)."),
     ] = "cpu",
+    force: Force = False,
 ) -> None:
     """One row per node onnxruntime runs (after its fusions): MACs, bytes, kernel time.
 
@@ -139,16 +142,17 @@ def layers_command(
     kernels' time (launch overhead removed) beside the layer's span on CUDA events (launch
     gaps included), which shows where a small block is launch-bound.
     """
-    from mnv2prof.report.console import layers_report
-    from mnv2prof.run.pipeline import block_layers, prepare
-
-    check_device(device)
     specs = spec.specs(variant)
     if len(specs) != 1:
         raise UsageError(f"layers takes one variant, got {len(specs)}: {variant}")
     check_threads(threads)
     positive(runs, "--runs")
     outputs = Outputs(csv=csv)
+    check_device(device)
+    blocks_fit(specs, force)
+    from mnv2prof.report.console import layers_report
+    from mnv2prof.run.pipeline import block_layers, prepare
+
     rows = block_layers(prepare(specs[0]), threads, runs, device)
     frame, shown = layers_report(rows, specs[0], threads, runs, device)
     show(shown)

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from mnv2prof.cli.app import show
+from mnv2prof.cli.checks import Force, blocks_fit
 from mnv2prof.cli.options import (
     DEFAULT_VARIANT_LIST,
     SpecOptions,
@@ -105,6 +106,7 @@ def baseline_command(
     timing: TimingOptions,
     profile: GateProfile = None,
     variants: Variants = DEFAULT_VARIANT_LIST,
+    force: Force = False,
 ) -> None:
     """Measure block variants and store the rows as a baseline for `mnv2prof gate`.
 
@@ -114,19 +116,23 @@ def baseline_command(
     With --profile, every grid point of the profile is measured (as `sweep` does) instead of
     the spec flags, and all its rows go to the one CSV, written once at the end.
     """
+    if profile is not None:
+        plan = gate_profile(ctx, profile, timing)
+        outputs = Outputs(out=out)
+        blocks_fit(plan.specs(), force)
+    else:
+        specs, timing_spec = spec.specs(variants), timing.spec()
+        outputs = Outputs(out=out)
+        blocks_fit(specs, force)
     from mnv2prof.cli.progress import measure_profile_with_progress, profile_with_progress
     from mnv2prof.report.console import baseline_report
 
     if profile is not None:
-        plan = gate_profile(ctx, profile, timing)
-        outputs = Outputs(out=out)
         groups = [
             (f"baseline {plan.name}: {point.label}, {point.threads} thread(s)", records)
             for point, records in measure_profile_with_progress(plan)
         ]
     else:
-        specs, timing_spec = spec.specs(variants), timing.spec()
-        outputs = Outputs(out=out)
         records = profile_with_progress(specs, timing_spec, eager=False).records
         title = f"baseline {spec.title}, {timing.threads} thread(s), cache {timing.cache}"
         groups = [(title, records)]
@@ -154,6 +160,7 @@ def gate_command(
     junit: Annotated[
         Path | None, typer.Option("--junit", help="Also write JUnit XML, one test case per row.")
     ] = None,
+    force: Force = False,
 ) -> None:
     """Measure again and pass or fail each row against --baseline (exit 0 pass, 1 regression).
 
@@ -166,9 +173,6 @@ def gate_command(
     and --relative-to divides each row by the reference variant of its own grid point.
     """
     from mnv2prof import gate
-    from mnv2prof.cli.progress import measure_profile_with_progress, profile_with_progress
-    from mnv2prof.report.console import records_frame
-    from mnv2prof.report.gate_report import gate_outputs, gate_report
 
     if profile is not None:
         plan = gate_profile(ctx, profile, timing)
@@ -180,6 +184,11 @@ def gate_command(
     outputs = Outputs(markdown_summary=markdown_summary, junit=junit)
     stored, differences = gate.check_baseline(baseline, rows, mode, judging.relative_to,
                                               judging.allow_env_mismatch)
+    blocks_fit(plan.specs() if profile is not None else specs, force)
+    from mnv2prof.cli.progress import measure_profile_with_progress, profile_with_progress
+    from mnv2prof.report.console import records_frame
+    from mnv2prof.report.gate_report import gate_outputs, gate_report
+
     if profile is not None:
         records = [r for _, point in measure_profile_with_progress(plan) for r in point]
     else:

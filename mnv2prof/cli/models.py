@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from mnv2prof.cli.app import show, stderr
+from mnv2prof.cli.checks import Force, model_fits, network_fits
 from mnv2prof.cli.options import (
     Cache,
     Csv,
@@ -42,6 +43,7 @@ def profile_command(
                            "bytes, time.")
     ] = False,
     csv: Csv = None,
+    force: Force = False,
 ) -> None:
     """Count and time any ONNX model: params, MACs, elementwise ops, memory, latency.
 
@@ -49,13 +51,15 @@ def profile_command(
     Inputs with symbolic dims need --shape, except a symbolic batch dim alone, which is set to 1
     (and said so). Ops without a cost handler are listed, never counted as zero in silence.
     """
-    from mnv2prof.report.console import model_report
     from mnv2prof.run import model_profile as mp
 
     shapes = mp.parse_shapes(shape or [])
     timing_spec = timing.spec()
     outputs = Outputs(csv=csv)
     count = mp.count_model_file(model, shapes)
+    model_fits(count, force)
+    from mnv2prof.report.console import model_report
+
     with stderr.status(f"timing {model.name} ({timing.budget:g} s budget, cache {timing.cache})"):
         profiled = mp.profile_model(count, mp.profile_timing(timing_spec), layers)
     frame, shown = model_report(profiled)
@@ -81,6 +85,7 @@ def network_command(
     cache: Cache = "warm",
     csv: Csv = None,
     device: Device = "cpu",
+    force: Force = False,
 ) -> None:
     """A whole network from the paper's table: MACs, params, peak activations and latency per stage.
 
@@ -92,10 +97,7 @@ def network_command(
     session. With --device cuda one more line gives the whole network's GPU latency and peak.
     """
     from mnv2prof.models.networks import NetworkSpec
-    from mnv2prof.report.network_report import network_report
-    from mnv2prof.run.network_profile import profile_network
 
-    check_device(device)
     spec = NetworkSpec(arch, width, resolution, classes, streamed)
     if budget < 0:
         raise UsageError(f"--budget must be 0 or positive, got {budget}")
@@ -104,6 +106,11 @@ def network_command(
     check_threads(threads)
     timing = TimingOptions(threads, budget, cache).spec() if budget > 0 else None
     outputs = Outputs(csv=csv)
+    check_device(device)
+    network_fits(spec, force)
+    from mnv2prof.report.network_report import network_report
+    from mnv2prof.run.network_profile import profile_network
+
     with stderr.status(f"export + count + time {spec.name}"):
         profile = profile_network(spec, timing, device=device)
     frame, shown = network_report(profile)
@@ -121,6 +128,7 @@ def memory_table_command(
     width: Width = 1.0,
     resolution: NetResolution = 224,
     csv: Csv = None,
+    force: Force = False,
 ) -> None:
     """Paper Table 3: the largest activations alive per spatial size, naive vs memory-efficient.
 
@@ -130,12 +138,15 @@ def memory_table_command(
     paper's table. The paper's column is shown for 224x224 at width 1.0.
     """
     from mnv2prof.models.networks import NetworkSpec
-    from mnv2prof.report.network_report import memory_table
-    from mnv2prof.run.memory_table import act_itemsize, memory_frame
+    from mnv2prof.run.memory_table import act_itemsize
 
     act_itemsize(act_dtype)
-    NetworkSpec(arch, width, resolution)  # validate before minutes of export
+    spec = NetworkSpec(arch, width, resolution)  # validate before minutes of export
     outputs = Outputs(csv=csv)
+    network_fits(spec, force)
+    from mnv2prof.report.network_report import memory_table
+    from mnv2prof.run.memory_table import memory_frame
+
     with stderr.status(f"export + walk {arch} (naive and streamed)"):
         frame = memory_frame(arch, act_dtype, resolution, width)
     title = (

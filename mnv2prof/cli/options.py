@@ -118,7 +118,7 @@ class TimingOptions:
 
     def spec(self):
         """The `latency.TimingSpec`, checked; more threads than cores gets one warning line."""
-        from mnv2prof.measure.latency import CACHE_MODES, TimingSpec
+        from mnv2prof.measure.timing import CACHE_MODES, TimingSpec
 
         check_threads(self.threads)
         positive(self.budget, "--budget")

@@ -14,30 +14,16 @@ import pandas as pd
 
 from mnv2prof.cli.app import tell
 from mnv2prof.errors import UsageError
-from mnv2prof.onnx.atomic import write_all
+from mnv2prof.onnx.atomic import check_target, write_all
 
 
-def check_output(path: Path, flag: str) -> None:
-    """Refuse, before any work, a path that cannot be written: empty, a folder, in a folder that
-    does not exist or cannot be written."""
-    text = str(path)
-    if not text.strip():
-        raise UsageError(f"{flag} needs a file name, got an empty string")
-    path = Path(path)
-    if path.is_dir():
-        raise UsageError(f"{flag} {path} is a folder; give a file name")
-    folder = path.parent
-    if not folder.is_dir():
-        raise UsageError(f"cannot write {path}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise UsageError(f"cannot write {path}: folder {folder} is not writable")
-    if path.exists() and not os.access(path, os.W_OK):
-        raise UsageError(f"cannot write {path}: the file is not writable")
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
-def frame_text(frame: pd.DataFrame, path: Path) -> str:
-    """The frame as CSV, or as JSON records when `path` ends in .json."""
-    if Path(path).suffix.lower() == ".json":
+def frame_text(frame: pd.DataFrame, path: Path, flag: str = "") -> str:
+    """The frame as CSV (`--csv`), JSON records (`--json`), or by `path`'s suffix otherwise."""
+    if flag == "json" or (flag != "csv" and Path(path).suffix.lower() == ".json"):
         return frame.to_json(orient="records", indent=2)
     return frame.to_csv(index=False)
 
@@ -48,8 +34,13 @@ class Outputs:
 
     def __init__(self, **paths: Path | None) -> None:
         self.paths = {flag: Path(p) for flag, p in paths.items() if p is not None}
+        seen: dict[Path, str] = {}
         for flag, path in self.paths.items():
-            check_output(path, "--" + flag.replace("_", "-"))
+            check_target(path, _flag(flag))
+            if path.resolve() in seen:
+                raise UsageError(f"{seen[path.resolve()]} and {_flag(flag)} name the same file "
+                                 f"{path}: give each output its own")
+            seen[path.resolve()] = _flag(flag)
 
     def __bool__(self) -> bool:
         return bool(self.paths)
@@ -65,4 +56,18 @@ class Outputs:
     def write_frame(self, frame: pd.DataFrame, what: str | None = None) -> None:
         """Every asked-for output is `frame`, as CSV or JSON by its suffix."""
         what = what or f"{len(frame)} rows"
-        self.write({flag: frame_text(frame, path) for flag, path in self.paths.items()}, what)
+        self.write({flag: frame_text(frame, path, flag) for flag, path in self.paths.items()}, what)
+
+
+def make_folder(path: Path, flag: str) -> None:
+    """Create the output folder `path` (and its parents), or refuse in one line."""
+    if not str(path).strip():
+        raise UsageError(f"{flag} needs a folder name, got an empty string")
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{flag} {path} exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create {flag} {path}: {exc.strerror or exc}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write into {flag} {path}: the folder is not writable")

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from mnv2prof.cli.app import say, show, tell
+from mnv2prof.cli.checks import blocks_fit
 from mnv2prof.cli.options import Device, Results, check_device, check_threads, command
 from mnv2prof.cli.output import Outputs
 from mnv2prof.errors import UsageError
@@ -50,6 +51,10 @@ def sweep(
         typer.Option("--cache", help="warm or cold: replaces the profile's [measure] cache "
                      "(default warm)."),
     ] = None,
+    force_size: Annotated[
+        bool, typer.Option("--force-size", help="Run grid points whose static peak (activations "
+                           "and weights, fp32) exceeds the memory available now.")
+    ] = False,
 ) -> None:
     """Measure every row of a profile's grid, appending each row to --out as it is measured.
 
@@ -58,17 +63,20 @@ def sweep(
     finished row; --resume then measures only the rows (by spec_hash: spec and threads) that
     are not in the file yet, and refuses a file timed in another cache mode.
     """
-    from mnv2prof.cli.progress import sweep_with_progress
     from mnv2prof.run.profiles import load_profile, with_cache
-    from mnv2prof.run.sweep import Sweep
 
-    check_device(device)
     if resume and force:
         raise UsageError("--resume and --force exclude each other")
     plan = with_cache(load_profile(profile), cache)
     check_threads(max(point.threads for point in plan.points()))
+    check_device(device)
+    blocks_fit(plan.specs(), force_size, "--force-size")
+    from mnv2prof.cli.progress import sweep_with_progress
+    from mnv2prof.run.sweep import Sweep
+
+    run = Sweep(plan, out, resume, force, device=device)  # checks --out (and resumes) first
     started = time.perf_counter()
-    result = sweep_with_progress(Sweep(plan, out, resume, force, device=device))
+    result = sweep_with_progress(run)
     tell(f"{plan.name}: wrote {result.written} rows to {out} ({result.skipped} already there, "
          f"{result.total} in the profile) in {time.perf_counter() - started:.1f} s")
 

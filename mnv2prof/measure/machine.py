@@ -70,3 +70,18 @@ def oversubscription_warning(threads: int) -> str | None:
         f"warning: --threads {threads} exceeds the {cores} core(s) this process may use: the "
         "threads will wait for each other and the latency will measure the oversubscription"
     )
+
+
+def available_memory_bytes() -> int | None:
+    """Memory a new allocation can get now (MemAvailable in /proc/meminfo); None when unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None

@@ -182,12 +182,18 @@ def load_machine(threads: int, cpu: str | None = None) -> MachineProfile | None:
     path = profile_path(cpu or cpu_model(), threads)
     if not path.is_file():
         return None
+    hint = f"run mnv2prof calibrate --threads {threads} again"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         profile = MachineProfile(**data)
     except (OSError, ValueError, TypeError) as exc:
-        raise UsageError(f"machine profile {path} is unreadable ({exc}); run mnv2prof calibrate "
-                         f"--threads {threads} again") from None
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise UsageError(f"machine profile {path} is unreadable ({reason}); {hint}") from None
+    for name in ("peak_gflops", "dram_gbs", "cache_gbs", "threads"):
+        value = getattr(profile, name)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            raise UsageError(f"machine profile {path}: {name} is {value!r}, not a positive "
+                             f"number; {hint}")
     return profile if profile.format == PROFILE_FORMAT else None
 
 

@@ -21,10 +21,9 @@ import numpy as np
 # median_ci_ranks runs inside the timed sampling loop, where that would eat the budget.
 from scipy.stats import quantile_test
 
+from mnv2prof.measure.timing import TARGET_CI_REL  # noqa: F401  (the unstable threshold)
+
 CONFIDENCE = 0.95
-# The adaptive sampler stops once every median's CI lies within +-2% of it (the target);
-# a row whose CI is wider when the budget runs out is marked unstable.
-TARGET_CI_REL = 0.02
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,24 @@ from pathlib import Path
 from mnv2prof.errors import UsageError
 
 
+def check_target(path: Path | str, flag: str) -> None:
+    """Refuse, before any work, a path that cannot be written: empty, a folder, in a folder that
+    does not exist or cannot be written."""
+    text = str(path)
+    if not text.strip():
+        raise UsageError(f"{flag} needs a file name, got an empty string")
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{flag} {path} is a folder; give a file name")
+    folder = path.parent
+    if not folder.is_dir():
+        raise UsageError(f"cannot write {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write {path}: folder {folder} is not writable")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UsageError(f"cannot write {path}: the file is not writable")
+
+
 def _umask_mode() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -92,6 +92,9 @@ def explain(frame: pd.DataFrame, source: Path | str = "results") -> list[Fit]:
             raise UsageError(f"{source}: column {column} is not numeric")
     if frame[LATENCY].isna().any() or not (frame[LATENCY] > 0).all():
         raise UsageError(f"{source}: {LATENCY} must be positive in every row")
+    for column in ("macs", "bytes_moved", "nodes"):  # a cost term must be a count in every row
+        if column in frame.columns and (frame[column].isna().any() or (frame[column] < 0).any()):
+            raise UsageError(f"{source}: {column} must be a count (>= 0) in every row")
     most_terms = max(len(terms) for _, terms in MODELS)
     if len(frame) < most_terms + 2:
         raise UsageError(

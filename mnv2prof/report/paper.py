@@ -19,10 +19,11 @@ import pandas as pd
 
 from mnv2prof.errors import UsageError
 
-REQUIRED_COLUMNS = (
-    "variant", "spec", "params", "macs", "peak_act_bytes", "latency_median_ms", "latency_iqr_ms",
-    "latency_n", "gmacs_per_s",
-)
+REQUIRED_COLUMNS = {  # column -> kind (run.readers), checked in every row
+    "variant": "key", "spec": "key", "params": "count", "macs": "count",
+    "peak_act_bytes": "count", "latency_median_ms": "positive", "latency_iqr_ms": "non-negative",
+    "latency_n": "count", "gmacs_per_s": "non-negative",
+}  # fmt: skip
 KEY_COLUMNS = (
     "in_chs", "out_chs", "resolution", "exp_ratio", "kernel_size", "stride", "batch", "threads",
 )
@@ -33,20 +34,12 @@ FORMATS = ("md", "latex", "csv", "json")
 
 
 def load_results(path: Path) -> pd.DataFrame:
-    """Read a sweep or compare CSV; a missing file or column is a `UsageError` naming it."""
-    path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"results file {path} does not exist")
-    try:
-        frame = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path} is not a readable CSV: {str(exc).strip().splitlines()[0]}") from None
-    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
-    if missing:
-        raise UsageError(f"{path} lacks the column(s) {', '.join(missing)}: not an mnv2prof CSV")
-    if frame.empty:
-        raise UsageError(f"{path} has no rows")
-    return frame
+    """Read a sweep or compare CSV, every required column present and typed in every row
+    (run.readers): a missing file, a row cut off, text in a number is one line naming it."""
+    from mnv2prof.run.readers import read_table
+
+    return read_table(path, "results file", REQUIRED_COLUMNS,
+                      hint=": not a CSV written by mnv2prof compare or sweep")
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mnv2prof.errors import SpecError, UsageError
-from mnv2prof.measure.latency import CACHE_MODES, TimingSpec
+from mnv2prof.measure.timing import CACHE_MODES, TimingSpec
 from mnv2prof.models.variants import VARIANTS, BlockSpec
 
 SPEC_KEYS = ("in_chs", "out_chs", "resolution", "exp_ratio", "kernel_size", "stride", "batch")
@@ -155,9 +155,12 @@ def resolve_profile(name_or_path: str | Path) -> Path:
     """A path to an existing file, or the name of a shipped profile."""
     path = Path(name_or_path)
     if path.suffix == ".toml" or path.exists():
-        if not path.is_file():
-            raise ProfileError(f"profile file {path} does not exist")
-        return path
+        from mnv2prof.run.readers import input_file
+
+        try:
+            return input_file(path, "profile file")
+        except UsageError as exc:
+            raise ProfileError(str(exc)) from None
     for candidate in available_profiles():
         if candidate.stem == str(name_or_path):
             return candidate
@@ -178,8 +181,13 @@ def with_cache(profile: Profile, cache: str | None) -> Profile:
 
 def load_profile(name_or_path: str | Path) -> Profile:
     """Read and validate a profile (a shipped name or a path); every point's specs are checked."""
+    from mnv2prof.run.readers import read_text
+
     path = resolve_profile(name_or_path)
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = read_text(path, "profile file")
+    except UsageError as exc:
+        raise ProfileError(str(exc)) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -108,3 +108,22 @@ def _measurement_columns(prefix: str, m: Measurement | None) -> dict[str, object
         f"{prefix}_burst_calls": m.burst_calls,
         f"{prefix}_unstable": m.unstable,
     }
+
+
+def block_row_columns() -> list[str]:
+    """The columns of a block's row (`Record.row()`), in order, known before anything is
+    measured: what a sweep journal must have to be resumed."""
+    import dataclasses
+
+    from mnv2prof.models.variants import BlockSpec
+
+    spec = BlockSpec("conv")
+    env = Environment(**{
+        f.name: 0 if f.type in (int, "int") else "" for f in dataclasses.fields(Environment)
+    })
+    placeholder = Record(
+        label="", spec="", spec_hash="",
+        spec_fields=tuple((k, v) for k, v in spec.to_dict().items() if k != "variant"),
+        cost=CountedCost(0, 0, 0, 0, 0, 0, ""), latency=Measurement((1.0,)), threads=1, env=env,
+    )
+    return list(placeholder.row())

@@ -31,8 +31,9 @@ from pathlib import Path
 from mnv2prof import interrupts
 from mnv2prof.errors import Interrupted, UsageError
 from mnv2prof.models.variants import BlockSpec
+from mnv2prof.onnx.atomic import check_target
 from mnv2prof.run.profiles import GridPoint, Profile
-from mnv2prof.run.records import Record
+from mnv2prof.run.records import Record, block_row_columns
 
 
 class SweepInterrupted(Interrupted):
@@ -56,7 +57,14 @@ class SweepResult:
 
 
 class CsvJournal:
-    """An append-only CSV of `Record.row()` dicts, one durable write per row."""
+    """An append-only CSV of `Record.row()` dicts, one durable write per row.
+
+    Everything is checked on construction, before any measurement: the path, and on `resume`
+    the whole existing file (UTF-8, every row whole, a spec_hash column, and the columns this
+    version writes, `columns`). The file is never changed by the checks: it is only ever
+    appended to, with complete rows. A last row that lost only its newline is whole and kept (the
+    next append starts with the newline); a row cut off mid-write is refused, naming it.
+    """
 
     def __init__(self, path: Path, resume: bool, force: bool) -> None:
         self.path = Path(path)
@@ -64,43 +72,47 @@ class CsvJournal:
         self.done: set[str] = set()
         self.first_row: dict[str, str] | None = None
         self._truncate = False
-        if not self.path.parent.is_dir():
-            raise UsageError(f"cannot write {path}: folder {self.path.parent} does not exist")
-        if self.path.exists() and not self.path.is_file():
-            raise UsageError(f"--out {path} exists and is not a file")
+        self._newline_missing = False
+        check_target(self.path, "--out")
         if self.path.exists() and not resume:
             if not force:
                 raise UsageError(
-                    f"{path} exists: pass --resume to add the missing rows, or --force to replace it"
+                    f"{path} exists: pass --resume to add the missing rows, or --force to "
+                    "replace it"
                 )
             self._truncate = True  # on the first row, so an early interrupt keeps the old file
         elif self.path.exists():
             self._read_existing()
 
+    def check_columns(self, columns: Sequence[str]) -> None:
+        """The existing file's header must be the columns this version writes."""
+        if self.header is not None and list(columns) != self.header:
+            missing = [k for k in self.header if k not in columns]
+            extra = [k for k in columns if k not in self.header]
+            raise UsageError(
+                f"{self.path} has other columns than this version writes (missing here: "
+                f"{', '.join(missing) or 'none'}; new: {', '.join(extra) or 'none'}; "
+                "order may differ): write to a new file"
+            )
+
     def _read_existing(self) -> None:
-        raw = self.path.read_bytes()
-        if raw and not raw.endswith(b"\n"):
-            # Only a crash of the machine between write and fsync can leave this: drop the tail.
-            keep = raw.rfind(b"\n") + 1
-            with open(self.path, "r+b") as fh:
-                fh.truncate(keep)
-            raw = raw[:keep]
-        rows = list(csv.reader(io.StringIO(raw.decode("utf-8"))))
-        if not rows:
-            return
-        self.header = rows[0]
-        if "spec_hash" not in self.header:
+        from mnv2prof.run.readers import csv_rows, input_file, read_text
+
+        what = "sweep file"
+        text = read_text(input_file(self.path, what), what)
+        if not text.strip():
+            return  # an empty file: the header comes with the first row
+        header, rows = csv_rows(text, self.path, what)
+        if "spec_hash" not in header:
             raise UsageError(f"{self.path} has no spec_hash column: not a sweep or compare CSV")
-        column = self.header.index("spec_hash")
-        for number, row in enumerate(rows[1:], 2):
-            if len(row) != len(self.header):
-                raise UsageError(
-                    f"{self.path}:{number}: {len(row)} fields where the header has "
-                    f"{len(self.header)}"
-                )
-            self.done.add(row[column])
-        if len(rows) > 1:
-            self.first_row = dict(zip(self.header, rows[1], strict=True))
+        column = header.index("spec_hash")
+        for number, row in enumerate(rows, 1):
+            if not row[column].strip():
+                raise UsageError(f"sweep file {self.path}, row {number}: spec_hash is empty")
+        self.header = header
+        self.done = {row[column] for row in rows}
+        self.first_row = dict(zip(header, rows[0], strict=True)) if rows else None
+        self._newline_missing = not text.endswith(("\n", "\r"))
 
     def append(self, row: dict[str, object]) -> None:
         keys = list(row)
@@ -109,17 +121,12 @@ class CsvJournal:
         if self.header is None or self._truncate:
             writer.writerow(keys)
         elif keys != self.header:
-            missing = [k for k in self.header if k not in keys]
-            extra = [k for k in keys if k not in self.header]
-            raise UsageError(
-                f"{self.path} has other columns than this version writes (missing here: "
-                f"{', '.join(missing) or 'none'}; new: {', '.join(extra) or 'none'}; "
-                "order may differ): write to a new file"
-            )
+            raise UsageError(f"{self.path}: a row with other columns than the file's header")
         writer.writerow(["" if v is None else v for v in row.values()])
-        data = text.getvalue().encode("utf-8")
+        newline = "\n" if self._newline_missing and not self._truncate else ""
+        data = (newline + text.getvalue()).encode("utf-8")
         flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if self._truncate else os.O_APPEND)
-        fd = os.open(self.path, flags, 0o644)
+        fd = os.open(self.path, flags, 0o666)  # the user's umask decides the mode
         try:
             written = os.write(fd, data)
             while written < len(data):  # regular files take it whole; this is for the odd FS
@@ -127,7 +134,7 @@ class CsvJournal:
             os.fsync(fd)
         finally:
             os.close(fd)
-        self.header, self._truncate = keys, False
+        self.header, self._truncate, self._newline_missing = keys, False, False
         self.done.add(str(row["spec_hash"]))
 
 
@@ -174,6 +181,7 @@ class Sweep:
                     f"this sweep uses {profile.timing.cache}: cache modes are never mixed in one "
                     "file; start a new file"
                 )
+        self.journal.check_columns(block_row_columns())
         self.points = profile.points()
         self.total = sum(len(p.specs) for p in self.points)
         self.skipped = sum(

@@ -50,7 +50,7 @@ def test_no_gpu_reason_names_torch_and_why(no_gpu, built_with, why):
 
 @pytest.mark.parametrize("command", [
     ("compare", *SMALL),
-    ("sweep", "smoke"),
+    ("sweep", "compare"),
     ("network", "mobilenetv2", "--budget", "0.1"),
     ("layers", "mbv2", "-c", "8", "-r", "8"),
 ])

@@ -92,4 +92,4 @@ def test_explain_command_bad_csv_one_line_exit_2(run_cli, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b\n1,2\n")
     code, _, err = run_cli("explain", bad)
-    assert code == 2 and "not an mnv2prof CSV" in err
+    assert code == 2 and "not a CSV written by mnv2prof compare or sweep" in err

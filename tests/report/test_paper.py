@@ -126,7 +126,7 @@ def test_report_csv_and_json_keep_numbers(run_cli, tmp_path):
         (lambda p: (p / "bad.csv").write_text("variant,macs\nconv,1\n") and p / "bad.csv", (),
          "lacks the column(s) spec, params, peak_act_bytes"),
         (lambda p: (p / "empty.csv").write_text("") is not None and p / "empty.csv", (),
-         "is not a readable CSV"),
+         "empty.csv is empty"),
         (lambda p: results_csv(p), ("--format", "html"), "--format 'html': choose from md"),
         (lambda p: results_csv(p), ("--group-by", "nope"), "--group-by nope: no such column"),
         (lambda p: results_csv(p), ("--out", "/nonexistent/t.md"), "does not exist"),

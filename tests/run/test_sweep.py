@@ -128,22 +128,39 @@ def test_interrupted_sweep_keeps_whole_rows_and_resume_completes(run_cli, tmp_pa
 ROW = {"variant": "mbv2", "spec_hash": "abc", "latency_median_ms": 1.5}
 
 
-def test_journal_refuses_a_file_with_other_columns(tmp_path):
+COLUMNS = list(ROW)
+
+
+def test_journal_refuses_a_file_with_other_columns_before_any_work(tmp_path):
     out = tmp_path / "out.csv"
     out.write_text("variant,spec_hash,latency_mean_ms\nmbv2,def,1.0\n")
-    journal = CsvJournal(out, resume=True, force=False)
-    assert journal.done == {"def"}
     with pytest.raises(UsageError, match="other columns than this version writes .*missing "
                                          "here: latency_mean_ms; new: latency_median_ms"):
-        journal.append(ROW)
+        CsvJournal(out, resume=True, force=False).check_columns(COLUMNS)
     assert out.read_text() == "variant,spec_hash,latency_mean_ms\nmbv2,def,1.0\n"
 
 
-def test_journal_drops_a_torn_last_line_and_appends_whole_rows(tmp_path):
+@pytest.mark.parametrize(("content", "message"), [
+    (b"variant,spec_hash,latency_median_ms\nmbv2,def,1.0\nmbv2,gh",
+     r"row 2: 2 fields where the header has 3 \(cut off mid-row\?\)"),
+    (b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8, r"is not UTF-8 text \(byte 0 is 0x89\)"),
+    (b"variant,latency_median_ms\nmbv2,1.0\n", "no spec_hash column: not a sweep or compare CSV"),
+    (b"variant,spec_hash,latency_median_ms\nmbv2,,1.0\n", "row 1: spec_hash is empty"),
+])
+def test_a_refused_resume_leaves_the_file_byte_for_byte(tmp_path, content, message):
     out = tmp_path / "out.csv"
-    out.write_text("variant,spec_hash,latency_median_ms\nmbv2,def,1.0\nmbv2,gh")
+    out.write_bytes(content)
+    with pytest.raises(UsageError, match=message):
+        CsvJournal(out, resume=True, force=False)
+    assert out.read_bytes() == content  # never cut, never rewritten
+
+
+def test_journal_keeps_a_whole_last_row_that_lost_its_newline(tmp_path):
+    out = tmp_path / "out.csv"
+    out.write_text("variant,spec_hash,latency_median_ms\nmbv2,def,1.0")  # no final newline
     journal = CsvJournal(out, resume=True, force=False)
     assert journal.done == {"def"}
+    assert out.read_text().endswith("1.0")  # untouched until a row is appended
     journal.append(ROW)
     assert out.read_text() == (
         "variant,spec_hash,latency_median_ms\nmbv2,def,1.0\nmbv2,abc,1.5\n"

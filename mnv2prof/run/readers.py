@@ -1,0 +1,173 @@
+"""Every file the tool reads, read defensively: one line naming the file, the row and the column
+for anything that is not what it should be, never a traceback and never a guess.
+
+- `input_file`: the path exists, is a file (a folder is said to be one), can be read.
+- `read_text`: UTF-8 text, or one line saying where the first byte that is not.
+- `read_table`: a CSV whose every row has the header's fields (a row cut off mid-write, the last
+  one of a killed run, is named, not read as data with empty cells), whose required columns are
+  there, and whose typed columns hold what they must in every row (a number, a positive number,
+  a non-empty key), before pandas sees it.
+
+Readers never change the file they read.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import pandas as pd
+
+from mnv2prof.errors import UsageError
+
+# Column kinds for `read_table`.
+TEXT = "text"  # any value, may be empty
+KEY = "key"  # non-empty text
+NUMBER = "number"  # a finite number
+POSITIVE = "positive"  # a finite number > 0
+NON_NEGATIVE = "non-negative"  # a finite number >= 0
+INTEGER = "integer"  # a whole number
+COUNT = "count"  # a whole number >= 0
+
+
+def input_file(path: Path | str, what: str) -> Path:
+    """`path` if it is a readable file; else one line saying what it is instead."""
+    path = Path(path)
+    if not str(path).strip():
+        raise UsageError(f"{what}: an empty path")
+    if path.is_dir():
+        raise UsageError(f"{what} {path} is a folder, not a file")
+    if not path.exists():
+        raise UsageError(f"{what} {path} does not exist")
+    if not path.is_file():
+        raise UsageError(f"{what} {path} is not a regular file")
+    if not os.access(path, os.R_OK):
+        raise UsageError(f"{what} {path} cannot be read (permission denied)")
+    return path
+
+
+def read_text(path: Path, what: str) -> str:
+    """The file's text (UTF-8); a binary or unreadable file is one line."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{what} {path} cannot be read: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"{what} {path} is not UTF-8 text (byte {exc.start} is 0x{data[exc.start]:02x})"
+        ) from None
+
+
+def _json_records_as_csv(text: str, path: Path, what: str) -> str:
+    """A JSON list of records (what `--json` writes) as CSV text, every value as text."""
+    try:
+        records = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{what} {path} is not JSON: {exc.msg} at line {exc.lineno}") from None
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise UsageError(f"{what} {path} is not a JSON list of records (rows)")
+    frame = pd.DataFrame(records, dtype=object).map(lambda v: "" if v is None else str(v))
+    return frame.to_csv(index=False)
+
+
+def csv_rows(text: str, path: Path, what: str) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of a CSV text; every row must have the header's number of fields."""
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        raise UsageError(f"{what} {path} is not a CSV: {exc}") from None
+    rows = [row for row in rows if row]  # blank lines
+    if not rows:
+        raise UsageError(f"{what} {path} is empty")
+    header, body = rows[0], rows[1:]
+    for number, row in enumerate(body, 1):
+        if len(row) != len(header):
+            cut = " (cut off mid-row?)" if number == len(body) else ""
+            raise UsageError(
+                f"{what} {path}, row {number}: {len(row)} fields where the header has "
+                f"{len(header)}{cut}"
+            )
+    return header, body
+
+
+def check_value(value: str, kind: str) -> bool:
+    """Whether `value` (a CSV cell) is of `kind`."""
+    if kind == TEXT:
+        return True
+    if kind == KEY:
+        return value.strip() != ""
+    try:
+        number = float(value)
+    except ValueError:
+        return False
+    if not math.isfinite(number):
+        return False
+    if kind in (INTEGER, COUNT) and number != int(number):
+        return False
+    if kind == POSITIVE:
+        return number > 0
+    if kind in (NON_NEGATIVE, COUNT):
+        return number >= 0
+    return True
+
+
+_KIND_WORDS = {
+    KEY: "a non-empty name", NUMBER: "a number", POSITIVE: "a positive number",
+    NON_NEGATIVE: "a number >= 0", INTEGER: "a whole number", COUNT: "a whole number >= 0",
+}  # fmt: skip
+
+
+def read_table(
+    path: Path | str,
+    what: str,
+    columns: Mapping[str, str],
+    as_text: bool = False,
+    hint: str = "",
+    error: type[UsageError] = UsageError,
+) -> pd.DataFrame:
+    """The CSV at `path`, every column of `columns` present and of its kind in every row.
+
+    `as_text`: every cell stays a string (a CSV reader guessing types would turn "1.20" into 1.2);
+    otherwise pandas infers the types of the validated text. `hint` follows a missing-column
+    message (what the file should have been written by). Every refusal is `error`, a UsageError.
+    """
+    try:
+        return _read_table(path, what, columns, as_text, hint)
+    except UsageError as exc:
+        if isinstance(exc, error):
+            raise
+        raise error(str(exc)) from None
+
+
+def _read_table(
+    path: Path | str, what: str, columns: Mapping[str, str], as_text: bool, hint: str
+) -> pd.DataFrame:
+    path = input_file(path, what)
+    text = read_text(path, what)
+    if path.suffix.lower() == ".json":
+        text = _json_records_as_csv(text, path, what)
+    header, body = csv_rows(text, path, what)
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise UsageError(f"{what} {path} lacks the column(s) {', '.join(missing)}{hint}")
+    if not body:
+        raise UsageError(f"{what} {path} has no rows")
+    index = {name: header.index(name) for name in columns}
+    for number, row in enumerate(body, 1):
+        for name, kind in columns.items():
+            value = row[index[name]]
+            if not check_value(value, kind):
+                raise UsageError(
+                    f"{what} {path}, row {number}, column {name}: {value!r} is not "
+                    f"{_KIND_WORDS[kind]}"
+                )
+    if as_text:
+        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    return pd.read_csv(io.StringIO(text))
