@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -93,14 +92,14 @@ def compare(
 
 @command()
 def export(
-    out: Annotated[Path, typer.Option("--out", help="Folder to write the .onnx files to.")],
+    out: Annotated[str, typer.Option("--out", help="Folder to write the .onnx files to.")],
     spec: SpecOptions,
     variants: Variants = DEFAULT_VARIANT_LIST,
     force: Force = False,
 ) -> None:
     """Write each variant's checked ONNX file (parity with torch proven) to --out."""
     specs = spec.specs(variants)
-    make_folder(out, "--out")
+    out = make_folder(out, "--out")
     blocks_fit(specs, force)
     from mnv2prof.onnx.atomic import copy_atomic
     from mnv2prof.onnx.export import export_cached

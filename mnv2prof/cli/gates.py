@@ -100,7 +100,7 @@ def gate_profile(ctx: typer.Context, profile: str, timing: TimingOptions):
 def baseline_command(
     ctx: typer.Context,
     out: Annotated[
-        Path, typer.Option("--out", help="CSV to store the rows in (samples, cost, environment).")
+        str, typer.Option("--out", help="CSV to store the rows in (samples, cost, environment).")
     ],
     spec: SpecOptions,
     timing: TimingOptions,
@@ -153,12 +153,12 @@ def gate_command(
     profile: GateProfile = None,
     variants: Variants = DEFAULT_VARIANT_LIST,
     markdown_summary: Annotated[
-        Path | None,
+        str | None,
         typer.Option("--markdown-summary", help="Also write the verdicts as Markdown (a CI step "
                      "summary)."),
     ] = None,
     junit: Annotated[
-        Path | None, typer.Option("--junit", help="Also write JUnit XML, one test case per row.")
+        str | None, typer.Option("--junit", help="Also write JUnit XML, one test case per row.")
     ] = None,
     force: Force = False,
 ) -> None:

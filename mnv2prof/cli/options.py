@@ -68,8 +68,10 @@ Device = Annotated[
         "onnxruntime's CUDA provider when installed) and measure GPU peak memory.",
     ),
 ]
-Csv = Annotated[Path | None, typer.Option("--csv", help="Also write the rows to this CSV.")]
-Json = Annotated[Path | None, typer.Option("--json", help="Also write the rows as JSON records.")]
+# Output paths are taken as text: typer would turn an empty string into Path("."), the current
+# folder, which a check could not tell from a folder the user named (cli.output refuses both).
+Csv = Annotated[str | None, typer.Option("--csv", help="Also write the rows to this CSV.")]
+Json = Annotated[str | None, typer.Option("--json", help="Also write the rows as JSON records.")]
 Results = Annotated[Path, typer.Argument(help="A CSV written by `sweep` or `compare --csv`.")]
 
 

@@ -32,11 +32,13 @@ class Outputs:
     """The files a command writes, by flag (`csv`, `json`, `markdown_summary`...); None = not
     asked for."""
 
-    def __init__(self, **paths: Path | None) -> None:
+    def __init__(self, **paths: str | Path | None) -> None:
+        for flag, path in paths.items():
+            if path is not None:
+                check_target(path, _flag(flag))  # the text as given: "" is not "."
         self.paths = {flag: Path(p) for flag, p in paths.items() if p is not None}
         seen: dict[Path, str] = {}
         for flag, path in self.paths.items():
-            check_target(path, _flag(flag))
             if path.resolve() in seen:
                 raise UsageError(f"{seen[path.resolve()]} and {_flag(flag)} name the same file "
                                  f"{path}: give each output its own")
@@ -59,10 +61,11 @@ class Outputs:
         self.write({flag: frame_text(frame, path, flag) for flag, path in self.paths.items()}, what)
 
 
-def make_folder(path: Path, flag: str) -> None:
-    """Create the output folder `path` (and its parents), or refuse in one line."""
-    if not str(path).strip():
+def make_folder(name: str | Path, flag: str) -> Path:
+    """Create the output folder `name` (and its parents), or refuse in one line."""
+    if not str(name).strip():
         raise UsageError(f"{flag} needs a folder name, got an empty string")
+    path = Path(name)
     if path.exists() and not path.is_dir():
         raise UsageError(f"{flag} {path} exists and is not a folder")
     try:
@@ -71,3 +74,4 @@ def make_folder(path: Path, flag: str) -> None:
         raise UsageError(f"cannot create {flag} {path}: {exc.strerror or exc}") from None
     if not os.access(path, os.W_OK | os.X_OK):
         raise UsageError(f"cannot write into {flag} {path}: the folder is not writable")
+    return path

@@ -14,6 +14,7 @@ from mnv2prof.cli.checks import blocks_fit
 from mnv2prof.cli.options import Device, Results, check_device, check_threads, command
 from mnv2prof.cli.output import Outputs
 from mnv2prof.errors import UsageError
+from mnv2prof.onnx.atomic import check_target
 
 
 @command("profiles")
@@ -38,7 +39,7 @@ def sweep(
     profile: Annotated[
         str, typer.Argument(help="A profile name (see `mnv2prof profiles`) or a .toml path.")
     ],
-    out: Annotated[Path, typer.Option("--out", help="CSV the rows are appended to, one by one.")],
+    out: Annotated[str, typer.Option("--out", help="CSV the rows are appended to, one by one.")],
     resume: Annotated[
         bool, typer.Option("--resume", help="Keep the rows already in --out; measure the rest.")
     ] = False,
@@ -67,6 +68,7 @@ def sweep(
 
     if resume and force:
         raise UsageError("--resume and --force exclude each other")
+    check_target(out, "--out")
     plan = with_cache(load_profile(profile), cache)
     check_threads(max(point.threads for point in plan.points()))
     check_device(device)
@@ -91,7 +93,7 @@ def report(
                      "default: the spec columns that vary."),
     ] = None,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Write here instead of to stdout.")
+        str | None, typer.Option("--out", help="Write here instead of to stdout.")
     ] = None,
 ) -> None:
     """A paper-ready table of a results CSV: latency as median +- spread, units in headers."""
@@ -109,7 +111,7 @@ def report(
 @command("plot")
 def plot_command(
     results: Results,
-    out: Annotated[Path, typer.Option("--out", help="Figure file: .png, .pdf or .svg.")],
+    out: Annotated[str, typer.Option("--out", help="Figure file: .png, .pdf or .svg.")],
     kind: Annotated[
         str, typer.Option("--kind", help="macs-latency (log-log, a point per row), sweep or "
                           "roofline.")
@@ -136,7 +138,7 @@ def plot_command(
         from mnv2prof.measure.roofline import machine_for_frame
 
         machine = machine_for_frame(frame)
-    outputs.write({"out": plot(frame, out.suffix, kind, x, machine=machine)}, "the figure")
+    outputs.write({"out": plot(frame, Path(out).suffix, kind, x, machine=machine)}, "the figure")
 
 
 @command()
