@@ -26,9 +26,27 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     add_completion=False,
 )
-# Wide tables must not be squeezed to 80 columns when stdout is a file or a CI log.
-stdout = Console(width=None if sys.stdout.isatty() else 240)
-stderr = Console(stderr=True)
+PIPED_WIDTH = 100  # the width of the default views (report.views), when stdout is not a terminal
+
+
+def _width(stream) -> int | None:
+    """A terminal's own width; else $COLUMNS, else `PIPED_WIDTH` (the views are made to fit
+    it): piped output looks like the terminal's, not squeezed to 80 or spread to 240."""
+    if stream.isatty():
+        return None
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and int(columns) > 0 else PIPED_WIDTH
+
+
+stdout = Console(width=_width(sys.stdout))
+stderr = Console(stderr=True, width=_width(sys.stderr))
+
+
+def display_on_stderr() -> None:
+    """Send tables and lines to stderr from now on: stdout carries a `--csv -` or `--json -`
+    and nothing else, so `mnv2prof compare --csv - | ...` reads data only."""
+    global stdout
+    stdout = stderr
 
 
 def say(line: str) -> None:
@@ -37,10 +55,22 @@ def say(line: str) -> None:
 
 
 def show(items) -> None:
-    """Print tables, and lines as `say` prints them, in order."""
+    """Print tables, and lines as `say` prints them, in order. A table wider than the terminal
+    (a `--show` view with many groups) is printed at its own width, its lines left to wrap: rich
+    would otherwise shrink its columns and cut cells ("9,…"), and a cut number is no number."""
+    from rich.table import Table
+
     for item in items:
         if isinstance(item, str):
             say(item)
+        elif isinstance(item, Table):
+            needed = stdout.measure(item, options=stdout.options.update_width(10_000)).maximum
+            width = stdout.width
+            stdout.width = max(width, needed)
+            try:
+                stdout.print(item)
+            finally:
+                stdout.width = width
         else:
             stdout.print(item)
 

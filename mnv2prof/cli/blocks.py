@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from mnv2prof.cli.app import say, show
+from mnv2prof.cli.app import say
+from mnv2prof.cli.app import show as show_all
 from mnv2prof.cli.checks import Force, blocks_fit
 from mnv2prof.cli.options import (
     DEFAULT_VARIANT_LIST,
@@ -22,9 +23,11 @@ from mnv2prof.cli.options import (
     check_threads,
     command,
     positive,
+    show_option,
 )
 from mnv2prof.cli.output import Outputs, make_folder
 from mnv2prof.errors import UsageError
+from mnv2prof.report.views import COMPARE_GROUPS, LAYERS_GROUPS, parse_show
 
 
 @command("variants")
@@ -43,8 +46,11 @@ def compare(
     timing: TimingOptions,
     variants: Variants = DEFAULT_VARIANT_LIST,
     baseline: Annotated[
-        str, typer.Option("--baseline", help="Variant the ratio columns divide by.")
-    ] = "conv",
+        str | None,
+        typer.Option("--baseline", help="Row the x columns divide by: a variant, or "
+                     "mbv2-streamed/kK. Default: conv when it is among the rows, else the first.",
+                     show_default=False),
+    ] = None,
     csv: Csv = None,
     json: Json = None,
     chunks: Annotated[
@@ -54,6 +60,10 @@ def compare(
     ] = "1",
     device: Device = "cpu",
     no_eager: NoEager = False,
+    show: show_option(COMPARE_GROUPS) = None,
+    no_chart: Annotated[
+        bool, typer.Option("--no-chart", help="Leave out the MACs-against-latency bars.")
+    ] = False,
     force: Force = False,
 ) -> None:
     """Export, count and time block variants; show MACs beside latency and memory.
@@ -68,8 +78,10 @@ def compare(
 
     specs = with_chunks(spec.specs(variants), parse_chunk_list(chunks))
     labels = [s.label for s in specs]
-    if baseline not in labels:
+    baseline = baseline or ("conv" if "conv" in labels else labels[0])
+    if baseline not in labels and baseline not in {s.variant for s in specs}:
         raise UsageError(f"--baseline {baseline!r} is not among the rows ({', '.join(labels)})")
+    groups = parse_show(show, COMPARE_GROUPS)
     timing_spec = timing.spec()
     outputs = Outputs(csv=csv, json=json)
     check_device(device)
@@ -81,12 +93,9 @@ def compare(
     run = profile_with_progress(specs, timing_spec, device, eager=not no_eager)
     machine = load_machine(timing.threads)  # measured by `calibrate`, never inside compare
     frame = add_roofline(records_frame(run.records, baseline), machine)
-    title = (
-        f"{spec.title}, onnxruntime CPU, {timing.threads} thread(s), cache {timing.cache}; "
-        "1 MAC = 1 multiply-accumulate, FLOPs = 2 x MACs"
-    )
-    show(compare_report(frame, title, baseline, run.harness_floor, run.notes, machine,
-                        timing.threads, device))
+    title = f"{spec.title}, onnxruntime CPU, {timing.threads} thread(s), cache {timing.cache}"
+    show_all(compare_report(frame, title, baseline, run.harness_floor, run.notes, machine,
+                            timing.threads, device, groups, chart=not no_chart))
     outputs.write_frame(frame)
 
 
@@ -128,6 +137,7 @@ def layers_command(
                      "eagerly on the GPU (kernel time from torch's profiler, span from CUDA "
                      "events)."),
     ] = "cpu",
+    show: show_option(LAYERS_GROUPS) = None,
     force: Force = False,
 ) -> None:
     """One row per node onnxruntime runs (after its fusions): MACs, bytes, kernel time.
@@ -146,6 +156,7 @@ def layers_command(
         raise UsageError(f"layers takes one variant, got {len(specs)}: {variant}")
     check_threads(threads)
     positive(runs, "--runs")
+    groups = parse_show(show, LAYERS_GROUPS)
     outputs = Outputs(csv=csv)
     check_device(device)
     blocks_fit(specs, force)
@@ -153,6 +164,6 @@ def layers_command(
     from mnv2prof.run.pipeline import block_layers, prepare
 
     rows = block_layers(prepare(specs[0]), threads, runs, device)
-    frame, shown = layers_report(rows, specs[0], threads, runs, device)
-    show(shown)
+    frame, shown = layers_report(rows, specs[0], threads, runs, device, groups)
+    show_all(shown)
     outputs.write_frame(frame)

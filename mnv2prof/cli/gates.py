@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from mnv2prof.cli.app import show
+from mnv2prof.cli.app import show as show_all
 from mnv2prof.cli.checks import Force, blocks_fit
 from mnv2prof.cli.options import (
     DEFAULT_VARIANT_LIST,
@@ -17,9 +17,11 @@ from mnv2prof.cli.options import (
     Variants,
     command,
     positive,
+    show_option,
 )
 from mnv2prof.cli.output import Outputs
 from mnv2prof.errors import UsageError
+from mnv2prof.report.views import GATE_GROUPS, parse_show
 
 # `baseline` and `gate` take their rows from the spec flags or from a profile, never both.
 SPEC_FLAGS = {
@@ -137,7 +139,7 @@ def baseline_command(
         title = f"baseline {spec.title}, {timing.threads} thread(s), cache {timing.cache}"
         groups = [(title, records)]
     frame, shown = baseline_report(groups)
-    show(shown)
+    show_all(shown)
     outputs.write_frame(frame, f"{len(frame)} baseline rows ({len(groups)} grid point(s))")
 
 
@@ -160,6 +162,7 @@ def gate_command(
     junit: Annotated[
         str | None, typer.Option("--junit", help="Also write JUnit XML, one test case per row.")
     ] = None,
+    show: show_option(GATE_GROUPS) = None,
     force: Force = False,
 ) -> None:
     """Measure again and pass or fail each row against --baseline (exit 0 pass, 1 regression).
@@ -181,6 +184,7 @@ def gate_command(
         specs, timing_spec = spec.specs(variants), timing.spec()
         rows, mode = gate.GateRows.of_specs(specs, variants, timing.threads), timing.cache
     policy = judging.policy()  # checked before any work, like everything below
+    groups = parse_show(show, GATE_GROUPS)
     outputs = Outputs(markdown_summary=markdown_summary, junit=junit)
     stored, differences = gate.check_baseline(baseline, rows, mode, judging.relative_to,
                                               judging.allow_env_mismatch)
@@ -195,6 +199,6 @@ def gate_command(
         records = profile_with_progress(specs, timing_spec, eager=False).records
     result = gate.decide(stored, records_frame(records), policy, judging.relative_to,
                          differences, rows.match_by)
-    show(gate_report(result))
+    show_all(gate_report(result, groups))
     outputs.write(gate_outputs(result), "the verdicts")
     raise typer.Exit(code=result.exit_code)

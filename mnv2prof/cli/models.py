@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from mnv2prof.cli.app import show, stderr
+from mnv2prof.cli.app import show as show_all
+from mnv2prof.cli.app import stderr
 from mnv2prof.cli.checks import Force, model_fits, network_fits
 from mnv2prof.cli.options import (
     Cache,
@@ -18,9 +19,11 @@ from mnv2prof.cli.options import (
     check_device,
     check_threads,
     command,
+    show_option,
 )
 from mnv2prof.cli.output import Outputs
 from mnv2prof.errors import UsageError
+from mnv2prof.report.views import COMPARE_GROUPS, NETWORK_GROUPS, parse_show
 
 NetworkArch = Annotated[str, typer.Argument(help="mobilenetv2 or mobilenetv1.")]
 Width = Annotated[
@@ -43,6 +46,7 @@ def profile_command(
                            "bytes, time.")
     ] = False,
     csv: Csv = None,
+    show: show_option(COMPARE_GROUPS) = None,
     force: Force = False,
 ) -> None:
     """Count and time any ONNX model: params, MACs, elementwise ops, memory, latency.
@@ -54,6 +58,7 @@ def profile_command(
     from mnv2prof.run import model_profile as mp
 
     shapes = mp.parse_shapes(shape or [])
+    groups = parse_show(show, COMPARE_GROUPS)
     timing_spec = timing.spec()
     outputs = Outputs(csv=csv)
     count = mp.count_model_file(model, shapes)
@@ -62,8 +67,8 @@ def profile_command(
 
     with stderr.status(f"timing {model.name} ({timing.budget:g} s budget, cache {timing.cache})"):
         profiled = mp.profile_model(count, mp.profile_timing(timing_spec), layers)
-    frame, shown = model_report(profiled)
-    show(shown)
+    frame, shown = model_report(profiled, groups)
+    show_all(shown)
     outputs.write_frame(frame, "1 row")
 
 
@@ -85,6 +90,7 @@ def network_command(
     cache: Cache = "warm",
     csv: Csv = None,
     device: Device = "cpu",
+    show: show_option(NETWORK_GROUPS) = None,
     force: Force = False,
 ) -> None:
     """A whole network from the paper's table: MACs, params, peak activations and latency per stage.
@@ -104,6 +110,7 @@ def network_command(
     if device == "cuda" and budget == 0:
         raise UsageError("--device cuda times the network: give --budget > 0")
     check_threads(threads)
+    groups = parse_show(show, NETWORK_GROUPS)
     timing = TimingOptions(threads, budget, cache).spec() if budget > 0 else None
     outputs = Outputs(csv=csv)
     check_device(device)
@@ -113,8 +120,8 @@ def network_command(
 
     with stderr.status(f"export + count + time {spec.name}"):
         profile = profile_network(spec, timing, device=device)
-    frame, shown = network_report(profile)
-    show(shown)
+    frame, shown = network_report(profile, groups)
+    show_all(shown)
     outputs.write_frame(frame)
 
 
@@ -153,5 +160,5 @@ def memory_table_command(
         f"{arch} w{width:g} {resolution}x{resolution}, {act_dtype} activations: max channels and "
         "kB (1000 B) per spatial size; peak set = every tensor alive at the worst op of that size"
     )
-    show([memory_table(frame, title)])
+    show_all([memory_table(frame, title)])
     outputs.write_frame(frame)

@@ -28,16 +28,16 @@ Resolution = Annotated[int, typer.Option("--resolution", "-r", help="Square inpu
 Expansion = Annotated[
     int, typer.Option("--expansion", "-e", help="Expansion ratio t (mbv2*, fused; resnet: C/t).")
 ]
-Kernel = Annotated[int, typer.Option("--kernel", "-k", help="Spatial kernel size k (odd).")]
+Kernel = Annotated[int, typer.Option("--kernel", "-k", help="Spatial kernel size k, pixels (odd).")]
 Stride = Annotated[int, typer.Option("--stride", "-s", help="Stride of the block: 1 or 2.")]
-Batch = Annotated[int, typer.Option("--batch", "-b", help="Batch size N.")]
+Batch = Annotated[int, typer.Option("--batch", "-b", help="Batch size N, images.")]
 DEFAULT_VARIANT_LIST = ",".join(DEFAULT_VARIANTS)
 Variants = Annotated[
     str,
     typer.Option("--variants", help="Comma-separated variants to run (see `mnv2prof variants`)."),
 ]
 Threads = Annotated[
-    int, typer.Option("--threads", help="onnxruntime intra-op threads (pinned; 1 by default).")
+    int, typer.Option("--threads", help="onnxruntime intra-op threads, a count (pinned).")
 ]
 Budget = Annotated[
     float,
@@ -72,6 +72,16 @@ Device = Annotated[
 # folder, which a check could not tell from a folder the user named (cli.output refuses both).
 Csv = Annotated[str | None, typer.Option("--csv", help="Also write the rows to this CSV.")]
 Json = Annotated[str | None, typer.Option("--json", help="Also write the rows as JSON records.")]
+def show_option(groups: tuple[str, ...]):
+    """A `--show` option adding column groups (each named in the help) to the default view."""
+    return Annotated[
+        str | None,
+        typer.Option("--show", help=f"Column groups to add to the default view, comma-separated: "
+                     f"{', '.join(groups)}, or all. The CSV and JSON always hold every column.",
+                     show_default=False),
+    ]
+
+
 Results = Annotated[Path, typer.Argument(help="A CSV written by `sweep` or `compare --csv`.")]
 
 
@@ -156,9 +166,16 @@ def command(name: str | None = None) -> Callable[[Callable[..., Any]], Callable[
     as parameters: typer sees each group's fields as options; the function gets the group."""
 
     def register(func: Callable[..., Any]) -> Callable[..., Any]:
-        return app.command(name)(expand_groups(func))
+        return app.command(name, help=reflow(func.__doc__ or ""))(expand_groups(func))
 
     return register
+
+
+def reflow(docstring: str) -> str:
+    """A docstring as paragraphs: the lines of each paragraph joined, so the help reflows to the
+    terminal's width instead of breaking where the source happened to wrap."""
+    paragraphs = inspect.cleandoc(docstring).split("\n\n")
+    return "\n\n".join(" ".join(p.split()) for p in paragraphs if p.strip())
 
 
 def expand_groups(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -8,11 +8,12 @@ stderr what went where. Tables are CSV, or JSON records when the path ends in .j
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pandas as pd
 
-from mnv2prof.cli.app import tell
+from mnv2prof.cli.app import display_on_stderr, tell
 from mnv2prof.errors import UsageError
 from mnv2prof.onnx.atomic import check_target, write_all
 
@@ -28,11 +29,25 @@ def frame_text(frame: pd.DataFrame, path: Path, flag: str = "") -> str:
     return frame.to_csv(index=False)
 
 
+STDOUT = "-"  # `--csv -`, `--json -`: the rows go to stdout
+STDOUT_FLAGS = ("csv", "json")
+
+
 class Outputs:
     """The files a command writes, by flag (`csv`, `json`, `markdown_summary`...); None = not
-    asked for."""
+    asked for. `--csv -` or `--json -` writes to stdout instead (one of them at most), and then
+    the tables go to stderr."""
 
     def __init__(self, **paths: str | Path | None) -> None:
+        piped = [flag for flag, path in paths.items() if path == STDOUT]
+        if [flag for flag in piped if flag not in STDOUT_FLAGS]:
+            raise UsageError(f"{_flag(piped[0])} -: only --csv and --json can go to stdout")
+        if len(piped) > 1:
+            raise UsageError("--csv - and --json -: only one output can go to stdout")
+        self.stdout_flag = piped[0] if piped else None
+        if self.stdout_flag:
+            display_on_stderr()
+        paths = {flag: path for flag, path in paths.items() if path != STDOUT}
         for flag, path in paths.items():
             if path is not None:
                 check_target(path, _flag(flag))  # the text as given: "" is not "."
@@ -45,7 +60,7 @@ class Outputs:
             seen[path.resolve()] = _flag(flag)
 
     def __bool__(self) -> bool:
-        return bool(self.paths)
+        return bool(self.paths) or self.stdout_flag is not None
 
     def write(self, contents: dict[str, str | bytes], what: str) -> None:
         """Write each asked-for output from `contents` (by flag; a frame's text from
@@ -54,11 +69,17 @@ class Outputs:
         write_all(files)
         for path, _ in files:
             tell(f"wrote {what} to {path}")
+        if self.stdout_flag:
+            text = contents[self.stdout_flag]
+            sys.stdout.write(text if isinstance(text, str) else text.decode())
+            sys.stdout.flush()
 
     def write_frame(self, frame: pd.DataFrame, what: str | None = None) -> None:
-        """Every asked-for output is `frame`, as CSV or JSON by its suffix."""
+        """Every asked-for output is `frame`: CSV for --csv, JSON for --json, else by suffix."""
         what = what or f"{len(frame)} rows"
-        self.write({flag: frame_text(frame, path, flag) for flag, path in self.paths.items()}, what)
+        flags = [*self.paths, *([self.stdout_flag] if self.stdout_flag else [])]
+        paths = {**self.paths, **({self.stdout_flag: Path(STDOUT)} if self.stdout_flag else {})}
+        self.write({flag: frame_text(frame, paths[flag], flag) for flag in flags}, what)
 
 
 def make_folder(name: str | Path, flag: str) -> Path:

@@ -30,6 +30,19 @@ class RankAgreement:
         )
 
 
+def row_label(row) -> str:
+    """A row's name in tables: its variant, and its chunk count where the variant takes one
+    (`mbv2-streamed (2 chunks)`); the CSV keeps the two apart (`variant`, `chunks`)."""
+    from mnv2prof.models.variants import VARIANTS
+
+    variant = str(row["variant"])
+    info = VARIANTS.get(variant)
+    chunks = row.get("chunks") if hasattr(row, "get") else None
+    if info is not None and info.uses_chunks and chunks is not None and not pd.isna(chunks):
+        return f"{variant} ({int(chunks)} chunk{'s' if int(chunks) != 1 else ''})"
+    return variant
+
+
 def rank_agreement(frame: pd.DataFrame, limit: int = 3) -> RankAgreement:
     from scipy.stats import spearmanr
 
@@ -38,19 +51,19 @@ def rank_agreement(frame: pd.DataFrame, limit: int = 3) -> RankAgreement:
         return RankAgreement(float("nan"), n, ())
     rho = float(spearmanr(frame["macs"], frame["latency_median_ms"]).statistic)
     pairs = []
-    rows = list(frame[["variant", "macs", "latency_median_ms"]].itertuples(index=False))
-    for a in rows:
-        for b in rows:
-            if a.macs > b.macs and a.latency_median_ms < b.latency_median_ms:
+    labels = [row_label(r) for r in frame.to_dict("records")]
+    rows = list(zip(labels, frame["macs"], frame["latency_median_ms"], strict=True))
+    for a_label, a_macs, a_ms in rows:
+        for b_label, b_macs, b_ms in rows:
+            if a_macs > b_macs and a_ms < b_ms:
                 # how strongly the pair contradicts MACs: MAC ratio times speed ratio
-                strength = (a.macs / b.macs) * (b.latency_median_ms / a.latency_median_ms)
-                pairs.append((strength, a.variant, b.variant))
+                pairs.append(((a_macs / b_macs) * (b_ms / a_ms), a_label, b_label))
     pairs.sort(reverse=True)
     return RankAgreement(rho, n, tuple((a, b) for _, a, b in pairs[:limit]))
 
 
 def disagreement_lines(frame: pd.DataFrame, agreement: RankAgreement) -> list[str]:
-    by_name = frame.set_index("variant")
+    by_name = frame.set_axis([row_label(r) for r in frame.to_dict("records")])
     lines = []
     for more, fewer in agreement.disagreements:
         a, b = by_name.loc[more], by_name.loc[fewer]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import pandas as pd
@@ -12,26 +13,25 @@ from mnv2prof.measure.latency import Measurement
 from mnv2prof.measure.layers import LayerRow
 from mnv2prof.measure.stats import CONFIDENCE, TARGET_CI_REL
 from mnv2prof.report.cells import (
-    COST_HEADERS,
-    SHARE_HEADERS,
     cost_cells,
     disagreement_lines,
     fmt,
     optional,
     rank_agreement,
+    row_label,
     share_cells,
 )
+from mnv2prof.report.views import Column, view_table
 from mnv2prof.run.records import Record
 
 
 def records_frame(records: Sequence[Record], baseline: str | None = None) -> pd.DataFrame:
-    """One row per record; with `baseline` (a row label) adds `macs_ratio_x`, `latency_ratio_x`."""
+    """One row per record; with `baseline` (a row's label, or a variant name) adds
+    `macs_ratio_x` and `latency_ratio_x`, multiples of the baseline row's."""
     frame = pd.DataFrame([r.row() for r in records])
     if baseline is not None and not frame.empty:
-        base = frame.loc[frame["variant"] == baseline]
-        if base.empty:
-            raise UsageError(f"baseline variant {baseline!r} is not among the measured rows")
-        base_row = base.iloc[0]
+        index = baseline_index(records, baseline)
+        base_row = frame.iloc[index]
         position = frame.columns.get_loc("gmacs_per_s") + 1
         frame.insert(position, "macs_ratio_x", (frame["macs"] / base_row["macs"]).round(4))
         frame.insert(
@@ -42,53 +42,75 @@ def records_frame(records: Sequence[Record], baseline: str | None = None) -> pd.
     return frame
 
 
-def compare_table(frame: pd.DataFrame, title: str, baseline: str | None) -> Table:
-    table = Table(title=title, title_justify="left", header_style="bold")
-    table.add_column("variant", no_wrap=True)
-    table.add_column("params", justify="right")
-    table.add_column("MACs (M)", justify="right")
-    table.add_column("elem ops (M)", justify="right")
-    table.add_column("peak act (KiB)", justify="right")
-    table.add_column("measured\npeak (KiB)", justify="right")
-    table.add_column("weights (KiB)", justify="right")
-    table.add_column("bytes moved\n(MiB)", justify="right")
-    table.add_column("intensity\n(FLOP/B)", justify="right")
-    table.add_column("latency median (ms)", justify="right")
-    table.add_column(f"{CONFIDENCE:.0%} CI\n(+-%)", justify="right")
-    table.add_column("IQR (ms)", justify="right")
-    table.add_column("eager\nmedian (ms)", justify="right")
-    table.add_column("GMAC/s", justify="right")
-    roofline = "roofline_bound_ms" in frame.columns  # roofline.add_roofline, when calibrated
-    if roofline:
-        table.add_column("bound (ms)", justify="right")
-        table.add_column("efficiency (x)", justify="right")
+def default_baseline(records: Sequence[Record]) -> str:
+    """conv when it is among the rows, else the first row."""
+    return next((r.label for r in records if r.label == "conv"), records[0].label)
+
+
+def baseline_index(records: Sequence[Record], baseline: str) -> int:
+    """The row `baseline` names: a label (mbv2-streamed/k2) or a variant's first row."""
+    for key in ("label", "variant"):
+        for i, record in enumerate(records):
+            if getattr(record, key) == baseline:
+                return i
+    labels = ", ".join(r.label for r in records)
+    raise UsageError(f"--baseline {baseline!r} is not among the rows ({labels})")
+
+
+def compare_columns(baseline: str | None) -> list[Column]:
+    """The compare table: the contrast by default; memory, traffic, stats, roofline and eager
+    columns one `--show` away."""
+    columns = [
+        Column("variant", row_label, justify="left"),
+        Column("MACs\n(M)", lambda r: fmt(r["macs"] / 1e6, 2)),
+        Column("peak act\n(KiB)", lambda r: fmt(r["peak_act_bytes"] / 1024, 1)),
+        Column("latency (ms)\nmedian ± 95% CI", _latency_cell),
+    ]
     if baseline is not None:
-        table.add_column(f"MACs / {baseline} (x)", justify="right")
-        table.add_column(f"latency / {baseline} (x)", justify="right")
-    for row in frame.to_dict("records"):
-        unstable = "[yellow] ![/]" if row["latency_unstable"] else ""
-        cells = [
-            row["variant"],
-            f"{row['params']:,}",
-            fmt(row["macs"] / 1e6, 2),
-            fmt(row["elementwise_ops"] / 1e6, 2),
-            fmt(row["peak_act_bytes"] / 1024, 1),
-            optional(row.get("measured_peak_bytes"), 1 / 1024, 1),
-            fmt(row["weight_bytes"] / 1024, 1),
-            fmt(row["bytes_moved"] / 2**20, 2),
-            fmt(row["arith_intensity_flop_per_byte"], 1),
-            fmt(row["latency_median_ms"], 3) + unstable,
-            fmt(100 * row["latency_ci_rel"], 1),
-            fmt(row["latency_iqr_ms"], 3),
-            optional(row.get("eager_median_ms"), 1, 3),
-            fmt(row["gmacs_per_s"], 2),
+        columns += [
+            Column(f"MACs\n(x {baseline})", lambda r: fmt(r["macs_ratio_x"], 2)),
+            Column(f"latency\n(x {baseline})", lambda r: fmt(r["latency_ratio_x"], 2)),
         ]
-        if roofline:
-            cells += [fmt(row["roofline_bound_ms"], 3), fmt(row["roofline_efficiency_x"], 2)]
-        if baseline is not None:
-            cells += [fmt(row["macs_ratio_x"], 2), fmt(row["latency_ratio_x"], 2)]
-        table.add_row(*cells)
-    return table
+    return columns + [
+        Column("GMAC/s", lambda r: fmt(r["gmacs_per_s"], 2)),
+        Column("params", lambda r: f"{r['params']:,}", "memory"),
+        Column("measured\npeak (KiB)", lambda r: optional(r.get("measured_peak_bytes"), 1 / 1024, 1),
+               "memory"),
+        Column("weights\n(KiB)", lambda r: fmt(r["weight_bytes"] / 1024, 1), "memory"),
+        Column("elem ops\n(M)", lambda r: fmt(r["elementwise_ops"] / 1e6, 2), "traffic"),
+        Column("bytes moved\n(MiB)", lambda r: fmt(r["bytes_moved"] / 2**20, 2), "traffic"),
+        Column("intensity\n(FLOP/B)", lambda r: fmt(r["arith_intensity_flop_per_byte"], 1),
+               "traffic"),
+        Column(f"{CONFIDENCE:.0%} CI\n(+-%)", lambda r: fmt(100 * r["latency_ci_rel"], 1), "stats"),
+        Column("IQR\n(ms)", lambda r: fmt(r["latency_iqr_ms"], 3), "stats"),
+        Column("p95\n(ms)", lambda r: fmt(r["latency_p95_ms"], 3), "stats"),
+        Column("rounds\n(n)", lambda r: str(r["latency_n"]), "stats"),
+        Column("bound\n(ms)", lambda r: optional(r.get("roofline_bound_ms"), 1, 3), "roofline"),
+        Column("efficiency\n(x)", lambda r: optional(r.get("roofline_efficiency_x"), 1, 2),
+               "roofline"),
+        Column("eager\nmedian (ms)", lambda r: optional(r.get("eager_median_ms"), 1, 3), "eager"),
+        Column("eager / ort\n(x)", _eager_ratio_cell, "eager"),
+    ]
+
+
+def _latency_cell(row: dict) -> str:
+    median = row["latency_median_ms"]
+    half = (row["latency_ci_high_ms"] - row["latency_ci_low_ms"]) / 2
+    cell = f"{median:,.3f} ± {half:.3f}" if math.isfinite(half) else f"{median:,.3f} ± -"
+    return cell + (" [yellow]![/]" if row["latency_unstable"] else "  ")
+
+
+def _eager_ratio_cell(row: dict) -> str:
+    eager = row.get("eager_median_ms")
+    if eager is None or pd.isna(eager) or not row["latency_median_ms"] > 0:
+        return "-"
+    return fmt(eager / row["latency_median_ms"], 2)
+
+
+def compare_table(
+    frame: pd.DataFrame, title: str, baseline: str | None, show: frozenset[str] = frozenset()
+) -> Table:
+    return view_table(title, compare_columns(baseline), frame.to_dict("records"), show)
 
 
 def table_notes(frame: pd.DataFrame, harness_floor: Measurement | None = None) -> list[str]:
@@ -96,7 +118,8 @@ def table_notes(frame: pd.DataFrame, harness_floor: Measurement | None = None) -
     uncounted ops."""
     agreement = rank_agreement(frame)
     notes = [agreement.sentence(), *disagreement_lines(frame, agreement)]
-    unstable = frame.loc[frame["latency_unstable"].astype(bool), "variant"].tolist()
+    labels = frame.apply(row_label, axis=1) if len(frame) else frame.get("variant", [])
+    unstable = [str(x) for x in labels[frame["latency_unstable"].astype(bool)]]
     if unstable:
         notes.append(
             f"! unstable timing (the {CONFIDENCE:.0%} CI of the median is wider than "
@@ -105,13 +128,13 @@ def table_notes(frame: pd.DataFrame, harness_floor: Measurement | None = None) -
         )
     if harness_floor is not None and harness_floor.n:
         notes.append(
-            f"harness floor: {harness_floor.median_ms:.4f} ms (median of {harness_floor.n} runs "
+            f"harness floor: {harness_floor.median_ms:.4f} ms (median of {harness_floor.n} rounds "
             "of a one-element Identity model, timed the same way: the part of every latency "
             "that is the call itself)."
         )
-    uncounted = frame.loc[frame["unhandled_ops"] != "", ["variant", "unhandled_ops"]]
-    for variant, ops in uncounted.itertuples(index=False):
-        notes.append(f"{variant}: ops without a cost handler (not counted): {ops}")
+    for row in frame.loc[frame["unhandled_ops"] != ""].to_dict("records"):
+        notes.append(f"{row_label(row)}: ops without a cost handler (not counted): "
+                     f"{row['unhandled_ops']}")
     return notes
 
 
@@ -124,13 +147,24 @@ def compare_report(
     machine=None,
     threads: int = 1,
     device: str = "cpu",
-) -> list[Table | str]:
-    """What `compare` prints, in order: the table, the notes under it (rank agreement,
-    disagreements, noise, harness floor, roofline, what was left out), and with a GPU its table
-    and notes."""
+    show: frozenset[str] = frozenset(),
+    chart: bool = True,
+) -> list:
+    """What `compare` prints, in order: the table (the default view and the `show` groups), the
+    MACs-against-latency chart, the notes under them (rank agreement, disagreements, noise,
+    harness floor, roofline, what was left out), and with a GPU its table and notes."""
     from mnv2prof.measure.roofline import roofline_notes
+    from mnv2prof.report.chart import contrast_chart
 
-    shown: list[Table | str] = [compare_table(frame, title, baseline)]
+    shown: list = [compare_table(frame, title, baseline, show)]
+    shown.append("1 MAC = 1 multiply-accumulate (FLOPs = 2 x MACs); ! = CI wider than +-2%.")
+    if baseline is not None:
+        shown.append(f"baseline: {baseline} (the x columns are multiples of its MACs and "
+                     "latency; --baseline picks another row).")
+    if chart and baseline is not None and len(frame) > 1:
+        rows = [(row_label(r), r["macs_ratio_x"], r["latency_ratio_x"])
+                for r in frame.to_dict("records")]
+        shown.append(contrast_chart(rows, baseline))
     shown += table_notes(frame, harness_floor) + roofline_notes(frame, machine, threads)
     if device != "cuda":
         return shown + list(notes)
@@ -148,22 +182,29 @@ def layers_frame(rows: Sequence[LayerRow]) -> pd.DataFrame:
     return pd.DataFrame([r.row(total_ms, total_macs) for r in rows])
 
 
-def layers_table(frame: pd.DataFrame, title: str) -> Table:
-    table = Table(title=title, title_justify="left", header_style="bold")
-    for header in ("node", "op", "layer"):
-        table.add_column(header, no_wrap=True)
-    for header in (*COST_HEADERS, "kernel time (ms)", *SHARE_HEADERS):
-        table.add_column(header, justify="right")
-    for row in frame.to_dict("records"):
-        table.add_row(
-            row["node"], row["op_type"], row["layer"], *cost_cells(row),
-            fmt(row["kernel_ms"], 4), *share_cells(row),
-        )
-    return table
+LAYER_COLUMNS = [
+    Column("node", lambda r: r["node"], "nodes", justify="left"),
+    Column("layer", lambda r: r["layer"], justify="left"),
+    Column("op", lambda r: r["op_type"], justify="left"),
+    Column("MACs\n(M)", lambda r: cost_cells(r)[0]),
+    Column("bytes moved\n(KiB)", lambda r: cost_cells(r)[1], "traffic"),
+    Column("intensity\n(FLOP/B)", lambda r: cost_cells(r)[2], "traffic"),
+    Column("kernel\n(ms)", lambda r: fmt(r["kernel_ms"], 4)),
+    Column("time\nshare (%)", lambda r: share_cells(r)[0]),
+    Column("MACs\nshare (%)", lambda r: share_cells(r)[1]),
+    Column("time / MACs\nshare (x)", lambda r: share_cells(r)[2]),
+]
+
+
+def layers_table(frame: pd.DataFrame, title: str, show: frozenset[str] = frozenset()) -> Table:
+    """One row per node onnxruntime runs; `show`: `traffic` adds bytes moved and intensity,
+    `nodes` onnxruntime's node names."""
+    return view_table(title, LAYER_COLUMNS, frame.to_dict("records"), show)
 
 
 def layers_report(
-    rows: Sequence, spec, threads: int, runs: int, device: str = "cpu"
+    rows: Sequence, spec, threads: int, runs: int, device: str = "cpu",
+    show: frozenset[str] = frozenset(),
 ) -> tuple[pd.DataFrame, list[Table | str]]:
     """The per-layer frame of `layers` (onnxruntime nodes, or eager layers on the GPU) and what
     it prints: the table and its notes."""
@@ -182,11 +223,8 @@ def layers_report(
         )
         return frame, [eager_layers_table(frame, title), *eager_layers_notes(frame)]
     frame = layers_frame(rows)
-    title = (
-        f"{spec.name}: nodes onnxruntime runs (CPU, {threads} thread(s)), median of {runs} "
-        "profiled runs; 1 MAC = 1 multiply-accumulate"
-    )
-    return frame, [layers_table(frame, title)]
+    title = f"{spec.name}: nodes onnxruntime runs (CPU, {threads} thread(s)), median of {runs} runs"
+    return frame, [layers_table(frame, title, show), "1 MAC = 1 multiply-accumulate."]
 
 
 def baseline_report(
@@ -197,19 +235,21 @@ def baseline_report(
     return frame, [compare_table(records_frame(records), title, None) for title, records in groups]
 
 
-def model_report(profiled) -> tuple[pd.DataFrame, list[Table | str]]:
+def model_report(
+    profiled, show: frozenset[str] = frozenset()
+) -> tuple[pd.DataFrame, list[Table | str]]:
     """`profile`'s row (the columns `compare` writes) and what it prints: the summary table, the
     notes from counting, and with --layers the per-node table."""
     from mnv2prof.run.model_profile import summary_title
 
     count, threads = profiled.count, profiled.timing.threads
     frame = records_frame([profiled.record])
-    shown: list[Table | str] = [compare_table(frame, summary_title(count, threads), None)]
+    shown: list[Table | str] = [compare_table(frame, summary_title(count, threads), None, show)]
+    shown += ["1 MAC = 1 multiply-accumulate (FLOPs = 2 x MACs); params = learnable float "
+              "weights read by computing nodes (BN running stats excluded)."]
     shown += list(count.notes)
     if profiled.layers is not None:
-        title = (
-            f"{count.path.name}: nodes onnxruntime runs (CPU, {threads} thread(s)), median of "
-            f"{profiled.layer_runs} profiled runs; 1 MAC = 1 multiply-accumulate"
-        )
-        shown.append(layers_table(layers_frame(profiled.layers), title))
+        title = (f"{count.path.name}: nodes onnxruntime runs (CPU, {threads} thread(s)), median "
+                 f"of {profiled.layer_runs} runs")
+        shown.append(layers_table(layers_frame(profiled.layers), title, show))
     return frame, shown

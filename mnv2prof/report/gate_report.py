@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from xml.etree import ElementTree
 
+from rich import box
 from rich.table import Table
 
 from mnv2prof.gate import GateResult, Latency, RowVerdict
@@ -52,19 +53,29 @@ def notes(result: GateResult) -> list[str]:
 _STYLE = {"regression": "bold red", "cost changed": "bold red", "faster": "green"}
 
 
-def verdict_table(result: GateResult) -> Table:
+# Columns of the verdict table kept out of the default view (`--show stats` adds them); the
+# Markdown summary and the JUnit report always carry every column.
+STATS_HEADERS = ("p-value", "threads")
+
+
+def verdict_table(result: GateResult, show: frozenset[str] = frozenset()) -> Table:
     headers, rows = verdict_cells(result)
+    keep = [i for i, h in enumerate(headers)
+            if "stats" in show or not (h in STATS_HEADERS or h.startswith("baseline / "))]
     table = Table(
-        title=f"mnv2prof gate, {result.mode}: ratio = current / baseline; fails when ratio > "
-        f"{1 + result.policy.max_slowdown:.2f} and p < {result.policy.alpha:g}",
+        title=f"mnv2prof gate, {result.mode}: ratio = current / baseline",
         title_justify="left",
         header_style="bold",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
     )
-    for header in headers:
-        table.add_column(header, justify="right" if _numeric(header) else "left")
+    for i in keep:
+        table.add_column(headers[i].replace(" (", "\n("), no_wrap=True,
+                         justify="right" if _numeric(headers[i]) else "left")
     for verdict, cells in zip(result.rows, rows, strict=True):
         style = _STYLE.get(verdict.verdict.split(",")[0])
-        table.add_row(*cells[:-1], f"[{style}]{cells[-1]}[/]" if style else cells[-1])
+        shown = [cells[i] for i in keep]
+        table.add_row(*shown[:-1], f"[{style}]{shown[-1]}[/]" if style else shown[-1])
     return table
 
 
@@ -132,9 +143,11 @@ def _failure_message(result: GateResult, r: RowVerdict) -> str:
     return f"{result.key(r)}: " + "; ".join(parts)
 
 
-def gate_report(result: GateResult) -> list[Table | str]:
-    """What `gate` prints: the verdict table and the notes under it."""
-    return [verdict_table(result), *notes(result)]
+def gate_report(result: GateResult, show: frozenset[str] = frozenset()) -> list[Table | str]:
+    """What `gate` prints: the verdict table, the rule, and the notes under it."""
+    rule = (f"A row fails when ratio > {1 + result.policy.max_slowdown:.2f} and the one-sided "
+            f"test gives p < {result.policy.alpha:g}, or when its counted cost changed.")
+    return [verdict_table(result, show), rule, *notes(result)]
 
 
 def gate_outputs(result: GateResult) -> dict[str, str]:

@@ -8,6 +8,7 @@ import math
 import pandas as pd
 from rich.table import Table
 
+from mnv2prof.report.views import DEFAULT, Column, view_table
 from mnv2prof.run.memory_table import PAPER_MAX_KB
 from mnv2prof.run.network_profile import NetworkProfile
 
@@ -76,30 +77,34 @@ def _ms(measurement) -> float:
     return round(measurement.median_ms, 6) if measurement is not None else math.nan
 
 
-def stage_table(frame: pd.DataFrame, title: str) -> Table:
-    table = Table(title=title, title_justify="left", header_style="bold")
-    for name in ("stage", "input", "operator"):
-        table.add_column(name)
-    for name in (
-        "t", "c", "n", "s",
-        "params", "MACs (M)", "peak act (KiB)", "latency median (ms)", "latency share (%)",
-    ):  # fmt: skip
-        table.add_column(name, justify="right")
-    for row in frame.to_dict("records"):
-        if row["stage"] == "total":
-            table.add_section()
-        latency = row["latency_median_ms"]
-        table.add_row(
-            row["stage"],
-            row["input_size"],
-            row["operator"],
-            *(str(row[k]) for k in ("t", "c", "n", "s")),
-            f"{row['params']:,}",
-            f"{row['macs'] / 1e6:,.2f}",
-            f"{row['peak_act_bytes'] / 1024:,.1f}",
-            "-" if math.isnan(latency) else f"{latency:,.3f}",
-            "-" if math.isnan(row["latency_share_pct"]) else f"{row['latency_share_pct']:.1f}",
-        )
+def _cell(value: float, digits: int) -> str:
+    return "-" if math.isnan(value) else f"{value:,.{digits}f}"
+
+
+STAGE_COLUMNS = [
+    Column("stage", lambda r: r["stage"], justify="left"),
+    Column("input", lambda r: r["input_size"], "table", justify="left"),
+    Column("operator", lambda r: r["operator"], justify="left"),
+    *(Column(k, lambda r, k=k: str(r[k]), "table") for k in ("t",)),
+    Column("c", lambda r: str(r["c"])),
+    *(Column(k, lambda r, k=k: str(r[k]), "table") for k in ("n", "s")),
+    Column("params", lambda r: f"{r['params']:,}"),
+    Column("MACs\n(M)", lambda r: f"{r['macs'] / 1e6:,.2f}"),
+    Column("peak act\n(KiB)", lambda r: f"{r['peak_act_bytes'] / 1024:,.1f}"),
+    Column("elem ops\n(M)", lambda r: f"{r['elementwise_ops'] / 1e6:,.2f}", "memory"),
+    Column("latency\n(ms)", lambda r: _cell(r["latency_median_ms"], 3)),
+    Column("share\n(%)", lambda r: _cell(r["latency_share_pct"], 1)),
+]
+
+
+def stage_table(frame: pd.DataFrame, title: str, show: frozenset[str] = frozenset()) -> Table:
+    """The stages (rows of the paper's table) and the total; `show`: `table` adds the paper's
+    input, t, n, s columns, `memory` the elementwise ops."""
+    rows = frame.to_dict("records")
+    table = view_table(title, STAGE_COLUMNS, rows[:-1], show)
+    table.add_section()
+    shown = [c for c in STAGE_COLUMNS if c.group == DEFAULT or c.group in show]
+    table.add_row(*(c.cell(rows[-1]) for c in shown))
     return table
 
 
@@ -144,16 +149,16 @@ def memory_table(frame: pd.DataFrame, title: str) -> Table:
     return table
 
 
-def network_report(profile: NetworkProfile) -> tuple[pd.DataFrame, list[Table | str]]:
+def network_report(
+    profile: NetworkProfile, show: frozenset[str] = frozenset()
+) -> tuple[pd.DataFrame, list[Table | str]]:
     """`network`'s rows (the stages and the total) and what it prints: the table in the paper's
     shape, the note on the stage sum, ops left uncounted, and the GPU line with --device cuda."""
     frame = stage_frame(profile)
-    title = (
-        f"{profile.spec.name}: paper Table 2 rows, onnxruntime CPU, {profile.threads} thread(s); "
-        "1 MAC = 1 multiply-accumulate; peak act at fp32; latency share = stage median / sum of "
-        "stage medians"
-    )
-    shown: list[Table | str] = [stage_table(frame, title)]
+    title = f"{profile.spec.name}: the paper's table rows, onnxruntime CPU, {profile.threads} thread(s)"
+    shown: list[Table | str] = [stage_table(frame, title, show)]
+    shown.append("1 MAC = 1 multiply-accumulate; peak act at fp32; share = stage median / sum of "
+                 "the stage medians.")
     if note := latency_note(profile):
         shown.append(note)
     if profile.unhandled_ops:

@@ -256,6 +256,5 @@ def summary_title(count: ModelCount, threads: int) -> str:
     shapes = ", ".join(f"{n}={format_shape(s)}" for n, s in count.input_shapes.items())
     return (
         f"{count.path.name}: opset {count.opset}, inputs {shapes}, onnxruntime CPU, "
-        f"{threads} thread(s); 1 MAC = 1 multiply-accumulate, FLOPs = 2 x MACs; params = "
-        "learnable float weights read by computing nodes (BN running stats excluded)"
+        f"{threads} thread(s)"
     )

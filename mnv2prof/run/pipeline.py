@@ -172,9 +172,9 @@ def make_record(
     spec = prepared.spec
     return Record(
         label=spec.label,
+        variant=spec.variant,
         spec=spec.name,
         spec_hash=spec.digest(timing.threads),
-        # the row's `variant` column is the label (mbv2-streamed/k2), not the spec's bare variant
         spec_fields=tuple((k, v) for k, v in spec.to_dict().items() if k != "variant"),
         cost=prepared.cost,
         latency=latency,

@@ -22,7 +22,7 @@ from mnv2prof.measure.latency import Measurement
 
 @dataclass(frozen=True)
 class Record:
-    label: str  # the row's name in tables (the variant)
+    label: str  # the row's unique name: the variant, with /kK for chunks (mbv2-streamed/k2)
     spec: str  # canonical spec string, e.g. mbv2_c32_r56_e6_k3_s1_b1
     spec_hash: str
     spec_fields: tuple[tuple[str, object], ...]  # (column, value) of the spec
@@ -38,6 +38,7 @@ class Record:
     cuda_graph: Measurement | None = None  # ... the same module replayed as a CUDA graph
     cuda_ort: Measurement | None = None  # ... onnxruntime's CUDAExecutionProvider
     cuda_peak_bytes: int | None = None  # cuda.measure_peak_memory: one forward, input included
+    variant: str = ""  # the variant's name (the CSV's `variant`); "" means the label
 
     @property
     def gmacs_per_s(self) -> float:
@@ -47,7 +48,7 @@ class Record:
     def row(self) -> dict[str, object]:
         c, m = self.cost, self.latency
         return {
-            "variant": self.label,
+            "variant": self.variant or self.label,
             "spec": self.spec,
             "spec_hash": self.spec_hash,
             **dict(self.spec_fields),

@@ -19,9 +19,13 @@ def test_compare_all_variants_table_csv_json(run_cli, tmp_path):
     csv, js = tmp_path / "out.csv", tmp_path / "out.json"
     code, out, err = run_cli("compare", *SMALL, "--expansion", "6", "--csv", csv, "--json", js)
     assert code == 0, err
-    for header in ("MACs (M)", "peak act (KiB)", "latency median (ms)", "IQR (ms)", "GMAC/s",
-                   "MACs / conv (x)", "latency / conv (x)"):
+    # the default view: two-line headers, each naming its unit; the other groups only on --show
+    for header in ("variant", "(M)", "peak act", "(KiB)", "latency (ms)", "median ± 95% CI",
+                   "(x conv)", "GMAC/s"):
         assert header in out
+    assert "IQR" not in out and "intensity" not in out
+    assert "baseline: conv (the x columns are multiples of its MACs and latency" in out
+    assert "MACs and latency as multiples of conv's, log scale" in out  # the chart
     assert "Spearman rank correlation between MACs and latency" in out
     frame = pd.read_csv(csv)
     assert frame["variant"].tolist() == list(DEFAULT_VARIANTS)
@@ -36,9 +40,20 @@ def test_compare_all_variants_table_csv_json(run_cli, tmp_path):
 
 
 def test_compare_subset_and_baseline(run_cli):
-    code, out, err = run_cli("compare", *SMALL, "--variants", "mbv2,dwsep", "--baseline", "dwsep")
+    code, out, err = run_cli("compare", *SMALL, "--variants", "mbv2,dwsep", "--baseline", "dwsep",
+                             "--show", "stats,traffic", "--no-chart")
     assert code == 0, err
-    assert "MACs / dwsep (x)" in out and "conv " not in out
+    assert "(x dwsep)" in out and "conv " not in out
+    assert "IQR" in out and "intensity" in out and "log scale" not in out
+
+
+def test_the_default_baseline_is_conv_else_the_first_row(run_cli):
+    code, out, err = run_cli("compare", *SMALL, "--variants", "dwsep")
+    assert code == 0, err
+    assert "(x dwsep)" in out and "baseline: dwsep" in out
+    code, out, err = run_cli("compare", *SMALL, "--variants", "mbv2,conv", "--no-chart")
+    assert code == 0, err
+    assert "baseline: conv" in out
 
 
 @pytest.mark.parametrize(
@@ -53,9 +68,11 @@ def test_compare_subset_and_baseline(run_cli):
         (("--stride", "3"), "stride must be 1 or 2, got 3"),
         (("--variants", "shufflev2", "--baseline", "shufflev2", "--channels", "7"),
          "channels must be even"),
-        (("--variants", "mbv2"), "--baseline 'conv' is not among the rows (mbv2)"),
-        (("--variants", "mbv2-streamed", "--chunks", "2", "--baseline", "mbv2-streamed"),
-         "--baseline 'mbv2-streamed' is not among the rows (mbv2-streamed/k2)"),
+        (("--variants", "mbv2", "--baseline", "conv"),
+         "--baseline 'conv' is not among the rows (mbv2)"),
+        (("--variants", "mbv2-streamed", "--chunks", "2", "--baseline", "mbv2-streamed/k3"),
+         "--baseline 'mbv2-streamed/k3' is not among the rows (mbv2-streamed/k2)"),
+        (("--show", "memory,colours"), "--show colours: choose from memory, traffic, stats"),
         (("--budget", "0"), "--budget must be positive"),
     ],
 )
@@ -106,11 +123,14 @@ def test_compare_streamed_chunks_rows(run_cli, tmp_path):
     code, out, err = run_cli("compare", *SMALL, "--variants", "mbv2,mbv2-streamed",
                              "--chunks", "1,2,6", "--baseline", "mbv2", "--csv", csv)
     assert code == 0, err
-    frame = pd.read_csv(csv).set_index("variant")
-    assert frame.index.tolist() == ["mbv2", "mbv2-streamed/k1", "mbv2-streamed/k2", "mbv2-streamed/k6"]
-    assert (frame["macs"] == frame.loc["mbv2", "macs"]).all()
+    frame = pd.read_csv(csv)
+    # the CSV's variant is the variant's name; the chunk count is a column of its own
+    assert frame["variant"].tolist() == ["mbv2"] + ["mbv2-streamed"] * 3
+    assert frame["chunks"].tolist() == [1, 1, 2, 6]
+    assert (frame["macs"] == frame.loc[0, "macs"]).all()
     peaks = frame["peak_act_bytes"].tolist()
     assert peaks[0] == peaks[1] > peaks[2] > peaks[3]
+    assert "mbv2-streamed (2 chunks)" in out and "mbv2-streamed/k2" not in out  # a label
     code, _, err = run_cli("compare", "--variants", "mbv2-streamed", "--baseline", "mbv2-streamed",
                            "--chunks", "5")
     assert code == 2 and "chunks 5 must divide the expanded channels 32 x 6 = 192" in err

@@ -47,8 +47,9 @@ def test_layers_command_prints_the_table_and_writes_csv(run_cli, tmp_path):
     csv = tmp_path / "layers.csv"
     code, out, err = run_cli("layers", "mbv2", *SMALL, "--csv", csv)
     assert code == 0, err
-    for header in ("layer", "MACs (M)", "kernel time (ms)", "time share (%)", "MACs share (%)"):
+    for header in ("layer", "op", "MACs", "(M)", "kernel", "(ms)", "share (%)", "time / MACs"):
         assert header in out
+    assert "intensity" not in out and "hardtanh" not in out  # --show traffic,nodes: names
     frame = pd.read_csv(csv)
     assert {"conv_pw", "conv_dw", "conv_pwl", "add"} <= set(frame["layer"])
     assert frame["time_share_frac"].sum() == pytest.approx(1.0, abs=1e-3)

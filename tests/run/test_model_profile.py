@@ -27,7 +27,7 @@ DATA = Path(onnx.__file__).parent / "backend/test/data"
 LIGHT = DATA / "light"
 
 # name -> (MACs, params, peak activation bytes), counted from the graphs; params are the
-# published counts (torchvision / Caffe model zoo) where those exist, see the README section.
+# published counts (torchvision / Caffe model zoo) where those exist, see docs/foreign-models.md.
 LIGHT_FIGURES = {
     "light_bvlc_alexnet": (654_560_384, 60_965_224, 2_239_488),
     "light_densenet121": (2_834_161_664, 8_062_504, 8_429_568),

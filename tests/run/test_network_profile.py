@@ -1,7 +1,7 @@
 """Whole networks against the papers' published totals.
 
 Tolerances follow the rounding each paper uses: MAdds are printed in whole millions and params
-to 0.1M. Where our count differs by more than that, the test pins the gap and the README section
+to 0.1M. Where our count differs by more than that, the test pins the gap and docs/networks.md
 "Whole networks and the paper's numbers" says which counting choice explains it.
 """
 
@@ -80,9 +80,11 @@ def test_stages_add_up_and_follow_table_2(mnv2):
 
 def test_network_command_table_and_csv(run_cli, tmp_path, mnv1):
     csv = tmp_path / "v1.csv"
-    code, out, err = run_cli("network", "mobilenetv1", "--budget", "0.2", "--csv", csv)
+    code, out, err = run_cli("network", "mobilenetv1", "--budget", "0.2", "--csv", csv,
+                             "--show", "table")
     assert code == 0, err
-    for header in ("input", "operator", "MACs (M)", "peak act (KiB)", "latency share (%)"):
+    for header in ("stage", "input", "operator", "MACs", "(M)", "peak act", "(KiB)", "share",
+                   "(%)"):
         assert header in out
     assert "Stages timed one by one sum to" in out
     frame = pd.read_csv(csv)
@@ -97,3 +99,16 @@ def test_network_command_bad_input_one_line(run_cli, tmp_path):
     assert code == 2 and "unknown network 'vgg'" in err and len(err.strip().splitlines()) == 1
     code, _, err = run_cli("network", "mobilenetv2", "--csv", tmp_path / "no" / "x.csv")
     assert code == 2 and "does not exist" in err
+
+
+@pytest.mark.parametrize("width", [100, 120])
+def test_the_network_view_fits(mnv2, width):
+    from rich.console import Console
+
+    from mnv2prof.report.network_report import stage_frame, stage_table
+
+    console = Console(width=width, record=True, color_system=None)
+    console.print(stage_table(stage_frame(mnv2), "mobilenetv2-w1-r224-n1000: the paper's rows"))
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= width and "…" not in text
+    assert "3,504,872" in text  # the total row's params, whole

@@ -1,0 +1,123 @@
+"""The default views fit a terminal: rendered at 80, 100 and 120 columns, no row wraps and no cell
+is cut at 100 or more; `--show` groups add columns; the chart draws both bars on one scale."""
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+from mnv2prof.count.cost import CountedCost
+from mnv2prof.errors import UsageError
+from mnv2prof.measure.env import current_environment
+from mnv2prof.measure.latency import Measurement
+from mnv2prof.measure.layers import LayerRow
+from mnv2prof.report.chart import contrast_chart
+from mnv2prof.report.console import compare_table, layers_frame, layers_table, records_frame
+from mnv2prof.report.views import COMPARE_GROUPS, parse_show
+from mnv2prof.run.records import Record
+
+# (label, variant, chunks, MACs, peak bytes, median ms): the compare defaults' magnitudes
+ROWS = [
+    ("conv", "conv", 1, 28_901_376, 802_816, 0.706), ("dwsep", "dwsep", 1, 4_114_432, 802_816, 0.191),
+    ("mbv2", "mbv2", 1, 43_954_176, 5_218_304, 1.48),
+    ("mbv2-nonlinear", "mbv2-nonlinear", 1, 43_954_176, 5_218_304, 1.47),
+    ("mbv2-noskip", "mbv2-noskip", 1, 43_954_176, 4_816_896, 1.43),
+    ("resnet", "resnet", 1, 3_411_968, 1_204_224, 0.245),
+    ("fused", "fused", 1, 192_675_840, 5_218_304, 14.665),
+    ("shufflev2", "shufflev2", 1, 2_058_240, 802_816, 0.170),
+    ("mbv2-streamed/k6", "mbv2-streamed", 6, 43_954_176, 1_605_632, 12.3456),
+]  # fmt: skip
+
+
+def _records():
+    env = current_environment()
+    records = []
+    for label, variant, chunks, macs, peak, ms in ROWS:
+        samples = tuple(ms * (1 + 0.05 * np.sin(i)) for i in range(20))
+        cost = CountedCost(1_234_567, macs, 2_000_000, peak, 250_000, 20_000_000, "", 9)
+        fields = (("in_chs", 32), ("chunks", chunks))
+        records.append(Record(label, f"{variant}_c32", "h", fields, cost, Measurement(samples), 1,
+                              env, eager=Measurement(samples), measured_peak_bytes=peak,
+                              variant=variant))
+    return records
+
+
+def rendered(table, width):
+    console = Console(width=width, record=True, color_system=None)
+    console.print(table)
+    return console.export_text()
+
+
+def assert_fits(text, width):
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= width, max(lines, key=len)
+    assert "…" not in text  # rich's mark of a cut cell
+
+
+@pytest.mark.parametrize("width", [100, 120])
+def test_the_default_compare_view_fits_with_every_number_whole(width):
+    frame = records_frame(_records(), "conv")
+    text = rendered(compare_table(frame, "C=32 56x56 t=6, onnxruntime CPU", "conv"), width)
+    assert_fits(text, width)
+    names = ("conv", "dwsep", "mbv2", "resnet", "fused", "shufflev2")
+    rows = [line for line in text.splitlines() if line.split() and line.split()[0].startswith(names)]
+    assert len(rows) == 9  # one line per row: none wrapped
+    assert "mbv2-streamed (6 chunks)" in text
+    for median in frame["latency_median_ms"]:
+        assert f"{median:,.3f} ±" in text  # every latency whole
+    for header in ("(M)", "peak act", "(KiB)", "latency (ms)", "median ± 95% CI", "(x conv)",
+                   "GMAC/s"):
+        assert header in text
+
+
+def test_at_80_columns_the_default_view_still_renders_every_row():
+    text = rendered(compare_table(records_frame(_records(), "conv"), "t", "conv"), 80)
+    assert sum("conv" in line for line in text.splitlines()) >= 1
+    assert "dwsep" in text and "shufflev2" in text
+
+
+def test_show_adds_the_groups_and_all_adds_every_group():
+    frame = records_frame(_records(), "conv")
+    default = rendered(compare_table(frame, "t", "conv"), 400)
+    with_stats = rendered(compare_table(frame, "t", "conv", parse_show("stats", COMPARE_GROUPS)), 400)
+    everything = rendered(compare_table(frame, "t", "conv", parse_show("all", COMPARE_GROUPS)), 400)
+    assert "IQR" not in default and "IQR" in with_stats and "intensity" not in with_stats
+    for header in ("params", "measured", "elem ops", "intensity", "IQR", "rounds", "bound",
+                   "eager"):
+        assert header in everything
+    with pytest.raises(UsageError, match="--show nope: choose from memory, traffic, stats"):
+        parse_show("stats,nope", COMPARE_GROUPS)
+
+
+@pytest.mark.parametrize("width", [100, 120])
+def test_the_layers_view_fits(width):
+    rows = [LayerRow("node_Conv_%d_hardtanh_nchwc" % i, "Conv", "conv_pw", ("a",), 19_267_584,
+                     2_835_000, 0.6185) for i in range(4)]
+    text = rendered(layers_table(layers_frame(rows), "mbv2: nodes onnxruntime runs"), width)
+    assert_fits(text, width)
+    assert "hardtanh" not in text  # node names are one --show away
+
+
+@pytest.mark.parametrize("width", [100, 120])
+def test_the_gate_view_fits(width):
+    from mnv2prof import gate
+    from mnv2prof.report.gate_report import verdict_table
+    from tests.test_gate import POLICY, frame, tight
+
+    base = frame({v: tight(1.0 + i) for i, v in enumerate(("conv", "dwsep", "mbv2", "fused"))})
+    result = gate.decide(base, base, POLICY, relative_to="conv")
+    assert_fits(rendered(verdict_table(result), width), width)
+
+
+def test_the_chart_puts_both_bars_on_one_log_scale_around_1x():
+    chart = contrast_chart([("conv", 1.0, 1.0), ("dwsep", 0.14, 0.27), ("fused", 6.67, 6.5)],
+                           "conv")
+    text = rendered(chart, 100)
+    assert_fits(text, 100)
+    lines = {tuple(line.split()[:2]): line for line in text.splitlines() if "█" in line}
+    dwsep_macs = lines[("dwsep", "MACs")].count("█")
+    dwsep_latency = next(v for k, v in lines.items() if k[0] == "latency" and "0.27x" in v)
+    assert dwsep_macs > dwsep_latency.count("█") > 1  # fewer MACs than it saves in time
+    one = lines[("conv", "MACs")].index("█")  # conv sits on the 1x line
+    assert lines[("dwsep", "MACs")].rstrip().rindex("█") == one  # dwsep's bars end on it
+    assert lines[("fused", "MACs")].index("█") == one  # fused's start on it, to the right
+    assert "multiples of conv's, log scale" in text
