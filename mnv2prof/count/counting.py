@@ -14,6 +14,23 @@ Conventions (../shared/PAPER.md), stated once here and in every table header:
   Data-movement ops (Reshape, Transpose, Concat, ...) have a handler that says "0 MACs, 0 ops":
   they still move bytes.
 
+Quantized graphs (onnx/quantize.py's QDQ files, or QOperator files from elsewhere):
+- integer convs and matmuls (`QLinearConv`, `ConvInteger`, `QLinearMatMul`, `MatMulInteger`,
+  onnxruntime's `QGemm`) count MACs exactly as `Conv`, `MatMul` and `Gemm` do, so an int8 graph
+  has its fp32 twin's MACs; `QuantizeLinear`/`DequantizeLinear` of an activation are one op per
+  element (`DynamicQuantizeLinear` two: a min/max pass, then the quantize), `QLinearAdd` and
+  its kin count as their float ops;
+- a weight's `DequantizeLinear` is constant folding material like a Cast: it is skipped, and its
+  float output is not a stored weight: `weight_bytes` counts the int8 tensor and its scales, and
+  a node reading the dequantized weight reads those bytes (what `QLinearConv` reads). An
+  activation's Q/DQ pair is fused as onnxruntime fuses it (`count_graph`): the node between
+  reads and writes the 1-byte tensors, and the pair moves no bytes of its own; so `bytes_moved`
+  is the int8 kernels' traffic. Peak activation memory (memory.py) walks the graph as written.
+- onnxruntime's contrib ops (domain `com.microsoft`) are counted only for the quantized ops
+  in `CONTRIB_HANDLERS`; any other op of another domain is reported unhandled. ONNX shape
+  inference does not know them: their ops come from their operands' shapes, but a tensor they
+  write has no known size, so a QOperator graph's bytes and peak memory miss those tensors.
+
 The registry follows fvcore's `jit_handles.py`: a dict from op type to handler, families made
 by small factories.
 """
@@ -25,6 +42,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from math import prod
 
+import numpy as np
 import onnx
 from onnx import helper
 
@@ -112,6 +130,38 @@ def _matmul(ctx: NodeContext) -> OpCost:
     return OpCost(macs=ctx.out_numel() * a[-1])
 
 
+def _has_input(ctx: NodeContext, i: int) -> bool:
+    return len(ctx.node.input) > i and bool(ctx.node.input[i])
+
+
+@register("QLinearConv")
+def _qlinear_conv(ctx: NodeContext) -> OpCost:
+    # x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, y_zero_point, [B]
+    out = ctx.out_numel()
+    bias = out if _has_input(ctx, 8) else 0
+    return OpCost(macs=out * prod(ctx.in_shape(3)[1:]), elementwise_ops=bias)
+
+
+@register("ConvInteger")
+def _conv_integer(ctx: NodeContext) -> OpCost:
+    # x, w, [x_zero_point], [w_zero_point]: no bias
+    return OpCost(macs=ctx.out_numel() * prod(ctx.in_shape(1)[1:]))
+
+
+@register("QLinearMatMul")
+def _qlinear_matmul(ctx: NodeContext) -> OpCost:
+    # a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point
+    return OpCost(macs=ctx.out_numel() * ctx.in_shape(0)[-1])
+
+
+def _qgemm(ctx: NodeContext) -> OpCost:
+    # onnxruntime's QGemm: A, a_scale, a_zp, B, b_scale, b_zp, [C], [y_scale], [y_zp]
+    a = ctx.in_shape(0)
+    k = a[0] if ctx.attr("transA", 0) else a[1]
+    out = ctx.out_numel()
+    return OpCost(macs=out * k, elementwise_ops=out if _has_input(ctx, 6) else 0)
+
+
 def _per_output_element(ops_per_element: int = 1) -> Handler:
     def handler(ctx: NodeContext) -> OpCost:
         return OpCost(elementwise_ops=ops_per_element * ctx.out_numel())
@@ -175,6 +225,52 @@ for _op in (
     "Expand", "Tile", "Dropout", "Range", "DepthToSpace", "SpaceToDepth", "CastLike",
 ):  # fmt: skip
     HANDLERS[_op] = _free
+for _op in ("QuantizeLinear", "DequantizeLinear"):
+    HANDLERS[_op] = _per_output_element(1)  # scale, round, shift (and saturate) per element
+HANDLERS["DynamicQuantizeLinear"] = _per_output_element(2)  # the min/max pass, then the quantize
+
+
+def _contrib_elementwise(*operands: int) -> Handler:
+    """One op per output element of a contrib op whose output shape ONNX shape inference does
+    not know (it knows only the standard ops): the broadcast of its operands' shapes."""
+
+    def handler(ctx: NodeContext) -> OpCost:
+        try:
+            return OpCost(elementwise_ops=ctx.out_numel())
+        except _ShapeUnknown:
+            shapes = [ctx.in_shape(i) for i in operands]
+            try:
+                return OpCost(elementwise_ops=prod(np.broadcast_shapes(*shapes)))
+            except ValueError:
+                raise _ShapeUnknown(ctx.node.output[0]) from None
+
+    return handler
+
+
+# onnxruntime's quantized contrib ops (domain com.microsoft), as their float twins count
+CONTRIB_HANDLERS: dict[str, Handler] = {
+    "QLinearConv": _qlinear_conv,
+    "QGemm": _qgemm,
+    "QLinearAdd": _contrib_elementwise(0, 3),  # A, A_scale, A_zp, B, B_scale, B_zp, ...
+    "QLinearMul": _contrib_elementwise(0, 3),
+    "QLinearSigmoid": _contrib_elementwise(0),
+    "QLinearLeakyRelu": _contrib_elementwise(0),
+    "QLinearAveragePool": _pool,
+    "QLinearGlobalAveragePool": _per_input_element,
+    "QLinearConcat": _free,
+    "QuantizeLinear": _per_output_element(1),
+    "DequantizeLinear": _per_output_element(1),
+}
+
+
+def handler_for(node: onnx.NodeProto) -> Handler | None:
+    """The node's handler: the standard ops' registry, or for onnxruntime's contrib domain its
+    quantized ops; None for any other op or domain (a custom op may reuse a standard name)."""
+    if node.domain in ("", "ai.onnx"):
+        return HANDLERS.get(node.op_type)
+    if node.domain == "com.microsoft":
+        return CONTRIB_HANDLERS.get(node.op_type)
+    return None
 
 
 @dataclass(frozen=True)
@@ -196,7 +292,8 @@ class NodeCost:
 @dataclass(frozen=True)
 class GraphCost:
     nodes: tuple[NodeCost, ...]
-    weight_bytes: int  # every static tensor (initializers, constants), counted once
+    weight_bytes: int  # every static tensor (initializers, constants), counted once;
+    # a weight's DequantizeLinear output is not one (its int8 source is)
     unhandled: dict[str, int] = field(default_factory=dict)  # op type -> node count
 
     @property
@@ -272,17 +369,78 @@ def _bytes(infos: list[TensorInfo | None]) -> int:
     return sum(i.nbytes or 0 for i in infos if i is not None)
 
 
+_DQ_DOMAINS = ("", "ai.onnx", "com.microsoft")
+
+
+def _dequantized_weights(graph: GraphInfo) -> dict[str, int]:
+    """{float output of a weight's DequantizeLinear: bytes of what it was made from (the int8
+    tensor, its scale and zero point)}: the stored form, which the int8 kernels read."""
+    stored: dict[str, int] = {}
+    for node in graph.nodes:
+        if node.op_type != "DequantizeLinear" or node.domain not in _DQ_DOMAINS:
+            continue
+        outputs = [graph.tensor(n) for n in node.output]
+        if not outputs or not all(o is not None and o.static for o in outputs):
+            continue  # an activation's DQ: counted as an op
+        sources = [graph.tensor(n) for n in node.input]
+        stored[node.output[0]] = _bytes([s for s in sources if s is not None])
+    return stored
+
+
+def _fused_activations(graph: GraphInfo) -> tuple[dict[str, int], dict[str, int], set[int]]:
+    """The QDQ pairs onnxruntime fuses into its integer kernels (QLinearConv, QLinearAdd...):
+    ({float output of an activation's DequantizeLinear: bytes of its int8 input},
+    {float tensor read only by QuantizeLinear: bytes of the int8 tensor it becomes},
+    ids of those Q and DQ nodes, which then move no bytes of their own)."""
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.nodes:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    read_as: dict[str, int] = {}
+    written_as: dict[str, int] = {}
+    fused: set[int] = set()
+    for node in graph.nodes:
+        if node.domain not in _DQ_DOMAINS or not node.output:
+            continue
+        out = graph.tensor(node.output[0])
+        if out is None or out.static:
+            continue
+        if node.op_type == "DequantizeLinear":
+            read_as[node.output[0]] = _bytes([graph.tensor(n) for n in node.input])
+            fused.add(id(node))
+        elif node.op_type == "QuantizeLinear" and node.input:
+            source = node.input[0]
+            if all(r.op_type == "QuantizeLinear" for r in readers.get(source, [])):
+                written_as[source] = out.nbytes or 0
+                fused.add(id(node))
+    return read_as, written_as, fused
+
+
 def count_graph(graph: GraphInfo) -> GraphCost:
-    """Cost of every node that computes on activations; nodes that only fold weights are skipped."""
+    """Cost of every node that computes on activations; nodes that only fold weights are skipped.
+
+    In a QDQ graph (onnx/quantize.py) bytes are counted as onnxruntime runs it: a node between
+    an activation's DequantizeLinear and QuantizeLinear reads the 1-byte tensor before the DQ and
+    writes the 1-byte tensor after the Q (the pair is fused into the integer kernel), and the Q
+    and DQ nodes move no bytes of their own (their per-element ops are still counted).
+    """
     rows: list[NodeCost] = []
     unhandled: Counter[str] = Counter()
+    dequantized = _dequantized_weights(graph)
+    read_as, written_as, fused = _fused_activations(graph)
+    stored = {**dequantized, **read_as}
+
+    def nbytes(infos: list[TensorInfo | None], written: bool = False) -> int:
+        sizes = written_as if written else stored
+        return sum(sizes.get(i.name, i.nbytes or 0) for i in infos if i is not None)
+
     for node in graph.nodes:
         outputs = [graph.tensor(n) for n in node.output]
         if outputs and all(o is not None and o.static for o in outputs):
             continue  # constant folding material (Constant, weight casts): part of the weights
         inputs = [graph.tensor(n) for n in node.input]
         ctx = NodeContext(node, inputs, outputs)
-        handler = HANDLERS.get(node.op_type) if node.domain in ("", "ai.onnx") else None
+        handler = handler_for(node)
         cost, handled = OpCost(), False
         if handler is not None:
             try:
@@ -297,11 +455,14 @@ def count_graph(graph: GraphInfo) -> GraphCost:
                 op_type=node.op_type,
                 macs=cost.macs,
                 elementwise_ops=cost.elementwise_ops,
-                bytes_read=_bytes(inputs),
-                bytes_written=_bytes(outputs),
-                weight_bytes_read=_bytes([i for i in inputs if i is not None and i.static]),
+                bytes_read=0 if id(node) in fused else nbytes(inputs),
+                bytes_written=0 if id(node) in fused else nbytes(outputs, written=True),
+                weight_bytes_read=nbytes([i for i in inputs if i is not None and i.static]),
                 handled=handled,
             )
         )
-    weight_bytes = sum(t.nbytes or 0 for t in graph.tensors.values() if t.static)
+    # a dequantized weight is a float view of a stored one (its sources are counted)
+    weight_bytes = sum(
+        t.nbytes or 0 for t in graph.tensors.values() if t.static and t.name not in dequantized
+    )
     return GraphCost(tuple(rows), weight_bytes, dict(unhandled))

@@ -1,0 +1,457 @@
+"""ExecuTorch beside onnxruntime: a block lowered to an XNNPACK `.pte` (fp32 or int8), cached,
+and a runner that times it like `latency.OrtRunner`.
+
+ExecuTorch is an optional dependency (`pip install -e '.[mobile]'`): nothing here imports it
+until a function needs it, and then a missing install is one `UsageError` line
+(`INSTALL_HINT`). `available()` says whether it is installed, without importing it.
+
+**Lowering** (`lower_cached`): `torch.export.export` -> for int8, PT2E quantization
+(`XNNPACKQuantizer` with `get_symmetric_quantization_config(is_per_channel=True)`: int8 weights
+per output channel, int8 activations per tensor, torchao's `prepare_pt2e`, calibration on
+`onnx.quantize.CALIBRATION_INPUTS` seeded inputs, the very tensors the onnxruntime int8 model is
+calibrated on, `convert_pt2e`, exported again) -> `to_edge_transform_and_lower` with the
+`XnnpackPartitioner` -> `to_executorch().buffer`. The file is cached in
+`onnx.export.cache_dir() / "pte"` under a key of the block's identity, the precision, the seed,
+the calibration count, the input shape, `PTE_FORMAT` and the library versions (ExecuTorch and
+torchao included), and written atomically once its checks pass: fp32 must equal the torch
+module within `export.PARITY_ATOL` (else `ExportError`); int8 is compared with the fp32 torch
+module on held-out inputs (`onnx.quantize.heldout_seeds`) and its error returned, never failed
+on. Lowering is slow (2-core development machine, mbv2 block C=32 56x56 t=6): importing the
+lowering stack (`executorch.exir`, torchao) takes 4.4 s; the first lowering of a process pays
+a one-time warm-up of torch.export and the observers: fp32 5.4 s, int8 11-15 s; later ones
+take 1.5-1.9 s for fp32 and about 6 s for int8 (prepare_pt2e 2.5 s, calibration on 16 inputs
+0.5 s, lowering 2.4 s). A cache hit costs a file check (and for int8 its accuracy: 30-40 ms).
+
+**Running** (`EtRunner`): the runtime alone, `executorch.extension.pybindings._C`, imports in
+5 ms once torch is loaded, where `executorch.runtime` (and `portable_lib`, which it imports)
+takes 5-6 s because it pulls in `executorch.exir` and torchao; the runner uses `_C` directly
+(an experimental, underscored API of ExecuTorch 1.5: pinned in the `mobile` extra). It loads
+the program with `Verification.InternalConsistency`, sets the input once (`set_inputs`: copied
+into the method's planned input buffer) and each call is one `ExecuTorchMethod.execute()`: no
+Python tensor is made or returned per call, the outputs stay in the method's planned memory
+(`outputs()` copies them out). Per-call overhead, a one-element `x + 1` program, median of
+bursts: 3.9 us for `execute()`, against 3.6 us for onnxruntime's pre-bound call
+(`latency.identity_model`) and 8.3 us for `method((x,))`, which copies the input in and clones
+the output out each call.
+
+**Threads.** XNNPACK runs every delegated kernel on ExecuTorch's one process-wide threadpool.
+It is created on first use with one thread per processor as cpuinfo counts them (logical
+processors; on the 2-core, 1-thread-per-core development machine: 2), whatever the process's
+CPU affinity: under `taskset -c 0` it still has 2 threads, where torch's default follows the
+affinity (1). The only
+way to size it is `_C._unsafe_reset_threadpool(n)`, which destroys the pool and makes a new one;
+a method loaded before a reset keeps a pointer to the old pool and aborts the process (a futex
+error, no exception) the next time it runs. So `EtRunner` pins the pool to its `threads` before
+it loads its method (`_Threadpool.pin`), and refuses (`UsageError`) a thread count other than
+the pool's while any runner loaded under the current count is alive: one thread count per
+process at a time; a new count is possible once every earlier runner is gone. `lower_cached`'s
+checks run on whatever pool there is and drop their method at once, so they never block a
+later pin.
+
+**int8 is not faster everywhere.** Back to back at 1 thread on the development machine
+(AMD EPYC, AVX2 without VNNI), mbv2 C=32 56x56 t=6, median of 9 bursts of 100 calls: ExecuTorch
+fp32 1.23 ms, int8 1.67 ms (1.35x slower: XNNPACK's int8 kernels lose to its fp32 ones without
+VNNI); onnxruntime fp32 1.35 ms, int8 (QDQ, fused to QLinearConv) 0.94 ms (0.70x). Every node of
+both graphs is delegated to XNNPACK: the difference is the kernels, not a fallback.
+
+Noise silenced here: the ExecuTorch library writes cpuinfo probing lines and "Resetting
+threadpool" straight to file descriptor 2 (the pool's creation and reset run under
+`measure.eager.quiet_stderr`); torchao logs "Failed to load ... .so" for its CUDA kernels and
+torch logs a `register_constant()` deprecation for one of torchao's enums at import; the
+lowering stack warns (`ExperimentalWarning`, export warnings) and prints through loggers. None
+of it reaches the user's terminal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import io
+import json
+import logging
+import warnings
+import weakref
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _distribution_version
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+
+import torch
+from torch import nn
+
+from mnv2prof import interrupts
+from mnv2prof.errors import ExportError, ModelFileError, UsageError
+from mnv2prof.measure.eager import example_input, quiet_stderr
+from mnv2prof.onnx.atomic import atomic_target
+from mnv2prof.onnx.export import PARITY_ATOL, cache_dir, library_versions
+from mnv2prof.onnx.quantize import (
+    CALIBRATION_INPUTS,
+    HELDOUT_INPUTS,
+    Accuracy,
+    ErrorTally,
+    calibration_seeds,
+    heldout_seeds,
+)
+
+INSTALL_HINT = "--runtime executorch needs ExecuTorch: pip install -e '.[mobile]'"
+PRECISIONS = ("fp32", "int8")
+PTE_FORMAT = 1  # bump when the way .pte files are made changes, to invalidate old caches
+METHOD_NAME = "forward"
+
+# loggers that talk while ExecuTorch, torchao and the exporter are imported or run
+_NOISY_LOGGERS = (
+    "torchao", "torch.utils._pytree", "torch.export", "torch._export", "torch._dynamo",
+    "torch.fx", "executorch",
+)  # fmt: skip
+
+
+def available() -> bool:
+    """Whether ExecuTorch's runtime is installed (nothing is imported)."""
+    try:
+        return importlib.util.find_spec("executorch.extension.pybindings._C") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def versions() -> dict[str, str]:
+    """The libraries an artefact depends on: export's, plus ExecuTorch's and torchao's."""
+    found = dict(library_versions())
+    for name in ("executorch", "torchao"):
+        try:
+            found[name] = _distribution_version(name)
+        except PackageNotFoundError:
+            found[name] = "missing"
+    return found
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Python-level silence: warnings, the noisy loggers and the root logger, stdout."""
+    root = logging.getLogger()
+    loggers = [*(logging.getLogger(n) for n in _NOISY_LOGGERS), root]
+    levels = [lg.level for lg in loggers]
+    null = logging.NullHandler() if not root.handlers else None  # no basicConfig on warning()
+    if null is not None:
+        root.addHandler(null)
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+        if null is not None:
+            root.removeHandler(null)
+
+
+_RUNTIME: ModuleType | None = None
+
+
+def runtime() -> ModuleType:
+    """ExecuTorch's runtime bindings (`executorch.extension.pybindings._C`), imported quietly,
+    with the threadpool created (its cpuinfo probing writes to fd 2)."""
+    global _RUNTIME
+    if _RUNTIME is None:
+        if not available():
+            raise UsageError(INSTALL_HINT)
+        try:
+            with _quiet(), quiet_stderr():
+                from executorch.extension.pybindings import _C
+
+                _C._threadpool_get_thread_count()  # creates the pool, under quiet_stderr
+        except ImportError as exc:
+            raise UsageError(f"{INSTALL_HINT} ({_first_line(exc)})") from exc
+        _RUNTIME = _C
+    return _RUNTIME
+
+
+def _lowering() -> SimpleNamespace:
+    """The lowering stack (4-5 s to import: executorch.exir, torchao), imported quietly."""
+    runtime()
+    try:
+        with _quiet(), quiet_stderr():
+            from executorch.backends.xnnpack.partition.xnnpack_partitioner import (
+                XnnpackPartitioner,
+            )
+            from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+                XNNPACKQuantizer,
+                get_symmetric_quantization_config,
+            )
+            from executorch.exir import to_edge_transform_and_lower
+            from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    except ImportError as exc:
+        raise UsageError(f"{INSTALL_HINT} ({_first_line(exc)})") from exc
+    return SimpleNamespace(
+        XnnpackPartitioner=XnnpackPartitioner,
+        XNNPACKQuantizer=XNNPACKQuantizer,
+        get_symmetric_quantization_config=get_symmetric_quantization_config,
+        to_edge_transform_and_lower=to_edge_transform_and_lower,
+        prepare_pt2e=prepare_pt2e,
+        convert_pt2e=convert_pt2e,
+    )
+
+
+# --- the threadpool ----------------------------------------------------------------------------
+
+
+class _Threadpool:
+    """The process-wide XNNPACK threadpool and the runners whose methods hold it."""
+
+    def __init__(self) -> None:
+        self.runners: weakref.WeakSet[EtRunner] = weakref.WeakSet()
+
+    def threads(self) -> int:
+        return int(runtime()._threadpool_get_thread_count())
+
+    def pin(self, threads: int) -> None:
+        """Size the pool to `threads`, before a method is loaded on it."""
+        current = self.threads()
+        if current == threads:
+            return
+        if any(True for _ in self.runners):
+            raise UsageError(
+                f"ExecuTorch's threadpool is process-wide and runs a loaded program at {current} "
+                f"thread(s); it cannot be resized to {threads} while that program is loaded "
+                "(one thread count per process): time each thread count in its own run"
+            )
+        with quiet_stderr():
+            runtime()._unsafe_reset_threadpool(threads)
+
+
+THREADPOOL = _Threadpool()
+
+
+# --- running -----------------------------------------------------------------------------------
+
+
+def _load_method(C: ModuleType, source: Path | bytes):
+    """(program, its `forward` method); ExecuTorch's loader writes why it failed to fd 2 as
+    well as into the exception, so fd 2 is silenced while it loads."""
+    verification = C.Verification.InternalConsistency
+    with quiet_stderr():
+        if isinstance(source, bytes):
+            program = C._load_program_from_buffer(
+                source,
+                enable_etdump=False,
+                debug_buffer_size=0,
+                program_verification=verification,
+            )
+        else:
+            program = C._load_program(
+                str(source),
+                enable_etdump=False,
+                debug_buffer_size=0,
+                program_verification=verification,
+            )
+        return program, program.load_method(METHOD_NAME)
+
+
+class EtRunner:
+    """One ExecuTorch program with its input set once; calling it runs `forward` once.
+
+    The XNNPACK threadpool is pinned to `threads` before the method is loaded (see the module
+    docstring: the pool is process-wide, so a runner at another count is refused while this one
+    is alive).
+    """
+
+    def __init__(
+        self,
+        pte_path: Path,
+        threads: int = 1,
+        input_shape: tuple[int, ...] | None = None,
+        seed: int = 0,
+    ) -> None:
+        if threads < 1:
+            raise UsageError(f"ExecuTorch needs at least one thread, got {threads}")
+        C = runtime()
+        pte_path = Path(pte_path)
+        if not pte_path.is_file():
+            raise ModelFileError(f"no such ExecuTorch program: {pte_path}")
+        THREADPOOL.pin(threads)
+        self.threads = threads
+        self.path = pte_path
+        try:
+            self.program, self.method = _load_method(C, pte_path)
+        except Exception as exc:  # RuntimeError from the bindings, with ExecuTorch's error code
+            raise ModelFileError(
+                f"ExecuTorch cannot load {pte_path.name}: {_first_line(exc)}"
+            ) from exc
+        # from here this object holds a method on the pool: no resize while it lives (even if
+        # the checks below fail and a traceback keeps it)
+        THREADPOOL.runners.add(self)
+        meta = self.method.method_meta()
+        if meta.num_inputs() != 1:
+            raise UsageError(
+                f"{pte_path.name} takes {meta.num_inputs()} inputs; EtRunner feeds one"
+            )
+        planned = tuple(meta.input_tensor_meta(0).sizes())
+        shape = tuple(input_shape) if input_shape is not None else planned
+        if shape != planned:
+            raise UsageError(
+                f"{pte_path.name} takes an input of shape {'x'.join(map(str, planned))}, "
+                f"not {'x'.join(map(str, shape))}"
+            )
+        self.input = example_input(shape, seed)  # kept alive: the method may read it
+        self.method.set_inputs((self.input,))
+        self._execute = self.method.execute
+        self._execute()  # first run: XNNPACK packs the weights, the outputs are planned
+
+    def __call__(self) -> None:
+        self._execute()
+
+    def outputs(self) -> list[torch.Tensor]:
+        """Copies of the outputs of the last call."""
+        return list(self.method.get_outputs(clone_outputs=True))
+
+
+def _run_once(program_bytes: bytes, inputs: Sequence[torch.Tensor]) -> list[list[torch.Tensor]]:
+    """Outputs of the program on each input, its method dropped before returning (so it holds
+    no threadpool a later runner may need to resize)."""
+    program, method = _load_method(runtime(), program_bytes)
+    try:
+        return [list(method((x,))) for x in inputs]
+    finally:
+        del method, program
+
+
+def _torch_outputs(module: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    with torch.inference_mode():
+        out = module(x)
+    return [out] if isinstance(out, torch.Tensor) else list(out)
+
+
+def pte_accuracy(
+    module: nn.Module,
+    program: Path | bytes,
+    input_shape: tuple[int, ...],
+    seed: int = 0,
+    heldout: int = HELDOUT_INPUTS,
+) -> Accuracy:
+    """The program's outputs against the fp32 torch module's on `heldout` seeded inputs that
+    calibration never saw (`onnx.quantize.heldout_seeds`)."""
+    data = program if isinstance(program, bytes) else Path(program).read_bytes()
+    inputs = [example_input(input_shape, s) for s in heldout_seeds(seed, heldout)]
+    tally = ErrorTally()
+    for x, actual in zip(inputs, _run_once(data, inputs), strict=True):
+        tally.add_all(_numpy(_torch_outputs(module, x)), _numpy(actual))
+    return tally.result()
+
+
+def _numpy(tensors: Sequence[torch.Tensor]) -> list:
+    return [t.detach().numpy() for t in tensors]
+
+
+# --- lowering ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoweredResult:
+    path: Path
+    cached: bool  # True: loaded from the cache, no lowering ran
+    max_abs_diff: float | None  # fp32: against torch (checked); None for int8 or from the cache
+    accuracy: Accuracy | None  # int8: against the fp32 torch module, held-out inputs; else None
+
+
+def pte_key(
+    identity: str,
+    precision: str,
+    seed: int,
+    input_shape: tuple[int, ...],
+    calibration_inputs: int,
+) -> str:
+    payload = json.dumps([
+        identity, precision, seed, list(input_shape),
+        calibration_inputs if precision == "int8" else 0, PTE_FORMAT, sorted(versions().items()),
+    ])  # fmt: skip
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def lower_cached(
+    module: nn.Module,
+    input_shape: tuple[int, ...],
+    name: str,
+    identity: str,
+    precision: str = "fp32",
+    seed: int = 0,
+    calibration_inputs: int = CALIBRATION_INPUTS,
+    directory: Path | None = None,
+) -> LoweredResult:
+    """The `.pte` of `module` (built with `seed`; `identity`: what it depends on apart from the
+    seed, as `ExportSource.identity`), lowered to XNNPACK on a cache miss.
+
+    int8 results carry their accuracy against `module` also when loaded from the cache (a few
+    runs of a small program). Raises `ExportError` when lowering fails or fp32 parity does not
+    hold, `UsageError` for a bad precision or a missing ExecuTorch.
+    """
+    if precision not in PRECISIONS:
+        raise UsageError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if precision == "int8" and calibration_inputs < 1:
+        raise UsageError(f"calibration needs at least one input, got {calibration_inputs}")
+    runtime()  # UsageError when ExecuTorch is missing, before anything else
+    input_shape = tuple(input_shape)
+    key = pte_key(identity, precision, seed, input_shape, calibration_inputs)
+    folder = directory if directory is not None else cache_dir() / "pte"
+    path = folder / f"{name}-{precision}-{key}.pte"
+    module = module.eval()
+    if path.exists():
+        accuracy = pte_accuracy(module, path, input_shape, seed) if precision == "int8" else None
+        return LoweredResult(path, cached=True, max_abs_diff=None, accuracy=accuracy)
+    interrupts.check()
+    buffer = _lower(module, input_shape, name, precision, seed, calibration_inputs)
+    diff = accuracy = None
+    if precision == "fp32":
+        example = example_input(input_shape, seed + 1)  # export's parity input
+        (actual,) = _run_once(buffer, [example])
+        tally = ErrorTally()
+        tally.add_all(_numpy(_torch_outputs(module, example)), _numpy(actual))
+        diff = tally.result().max_abs_err
+        if not diff <= PARITY_ATOL:
+            raise ExportError(
+                f"ExecuTorch output differs from torch by {diff:.3g} (> {PARITY_ATOL}) for {name}"
+            )
+    else:
+        accuracy = pte_accuracy(module, buffer, input_shape, seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_target(path, suffix=".pte.tmp") as tmp:
+        tmp.write_bytes(buffer)
+    return LoweredResult(path, cached=False, max_abs_diff=diff, accuracy=accuracy)
+
+
+def _lower(
+    module: nn.Module,
+    input_shape: tuple[int, ...],
+    name: str,
+    precision: str,
+    seed: int,
+    calibration_inputs: int,
+) -> bytes:
+    lib = _lowering()
+    example = (example_input(input_shape, seed + 1),)
+    try:
+        with _quiet(), torch.inference_mode(False), torch.no_grad():
+            program = torch.export.export(module, example)
+            if precision == "int8":
+                quantizer = lib.XNNPACKQuantizer().set_global(
+                    lib.get_symmetric_quantization_config(is_per_channel=True)
+                )
+                prepared = lib.prepare_pt2e(program.module(), quantizer)
+                for s in calibration_seeds(seed, calibration_inputs):
+                    prepared(example_input(input_shape, s))
+                converted = lib.convert_pt2e(prepared)
+                program = torch.export.export(converted, example)
+            edge = lib.to_edge_transform_and_lower(program, partitioner=[lib.XnnpackPartitioner()])
+            return bytes(edge.to_executorch().buffer)
+    except Exception as exc:  # export and lowering raise many types; all mean the same here
+        raise ExportError(
+            f"ExecuTorch lowering failed for {name} ({precision}): {_first_line(exc)}"
+        ) from exc
