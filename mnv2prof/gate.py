@@ -141,6 +141,7 @@ class RowVerdict:
     cost_changes: tuple[CostChange, ...]
     cost_change_allowed: bool
     threads: int | None = None  # onnxruntime intra-op threads of the current row
+    target: str = ""  # gate.target_suffix: " int8 executorch", or "" for fp32 onnxruntime
 
     @property
     def cost_failed(self) -> bool:
@@ -177,7 +178,7 @@ class GateResult:
     def key(self, row: RowVerdict) -> str:
         """The row's name in reports: its variant, or its spec and threads."""
         if self.match_by == "spec":
-            return row_key({"spec": row.current_spec, "threads": row.threads}, "spec")
+            return f"{row.current_spec} threads={row.threads}{row.target}"
         return row.variant
 
     @property
@@ -211,13 +212,22 @@ class GateResult:
 # --- reading a baseline ----------------------------------------------------------------------
 
 
+def target_suffix(row: dict) -> str:
+    """" int8 executorch" for a row not in fp32 on onnxruntime, else "" (rows written before
+    precisions and runtimes existed are fp32 onnxruntime)."""
+    precision = str(row.get("precision") or "fp32")
+    runtime = str(row.get("runtime") or "onnxruntime")
+    return "" if (precision, runtime) == ("fp32", "onnxruntime") else f" {precision} {runtime}"
+
+
 def row_key(row: dict, match_by: str = "variant") -> str:
-    """What a row is matched to the baseline by: its variant, or its spec and threads."""
+    """What a row is matched to the baseline by: its variant, or its spec and threads (and its
+    precision and runtime when they are not fp32 onnxruntime)."""
     if match_by == "spec":
-        return f"{row['spec']} threads={row['threads']}"
+        return f"{row['spec']} threads={row['threads']}{target_suffix(row)}"
     if match_by != "variant":
         raise ValueError(f"match_by must be one of {MATCH_BY}, got {match_by!r}")
-    return str(row["variant"])
+    return f"{row['variant']}{target_suffix(row)}"
 
 
 def grid_point(row: dict) -> str:
@@ -225,7 +235,7 @@ def grid_point(row: dict) -> str:
 
     The compact spec is ``variant_c.._r..``; variant names hold no underscore (variants.py).
     """
-    return f"{str(row['spec']).split('_', 1)[-1]} threads={row['threads']}"
+    return f"{str(row['spec']).split('_', 1)[-1]} threads={row['threads']}{target_suffix(row)}"
 
 
 def load_baseline(path: Path, match_by: str = "variant") -> pd.DataFrame:
@@ -294,14 +304,18 @@ class GateRows:
     threads: int | None  # the run's threads; None: each row carries its own (a profile's grid)
 
     @classmethod
-    def of_specs(cls, specs, variants: str, threads: int) -> GateRows:
-        names = tuple(s.variant for s in specs)
-        return cls("variant", names, names, f"--variants ({variants})", threads)
+    def of_requests(cls, rows, variants: str, threads: int) -> GateRows:
+        """`rows`: pipeline.RowRequest (a spec in a precision on a runtime)."""
+        keys = tuple(row_key({"variant": r.spec.variant, "precision": r.precision,
+                              "runtime": r.runtime}) for r in rows)
+        names = tuple(dict.fromkeys(r.spec.variant for r in rows))
+        return cls("variant", keys, names, f"--variants ({variants})", threads)
 
     @classmethod
     def of_profile(cls, profile) -> GateRows:
         keys = tuple(
-            row_key({"spec": s.name, "threads": point.threads}, "spec")
+            row_key({"spec": s.name, "threads": point.threads, "precision": point.precision,
+                     "runtime": point.runtime}, "spec")
             for point in profile.points()
             for s in point.specs
         )
@@ -438,7 +452,7 @@ def decide(
                 latency, ratio, p = compare_samples(base_rel[key], cur_rel[key], policy)
         verdicts.append(
             RowVerdict(
-                variant=str(cur["variant"]),
+                variant=row_key(cur, "variant"),
                 baseline_spec=str(base["spec"]),
                 current_spec=str(cur["spec"]),
                 baseline_ms=float(np.median(b)),
@@ -451,6 +465,7 @@ def decide(
                 cost_changes=changes,
                 cost_change_allowed=policy.allow_cost_change,
                 threads=int(cur["threads"]),
+                target=target_suffix(cur),
             )
         )
     return GateResult(tuple(verdicts), policy, relative_to, env_differences, match_by)
@@ -465,8 +480,8 @@ def _references(rows: dict[str, dict], relative_to: str, match_by: str) -> dict[
             f"--relative-to {relative_to!r} is not among the variants ({', '.join(variants)})"
         )
 
-    def group(row: dict) -> str:
-        return grid_point(row) if match_by == "spec" else ""
+    def group(row: dict) -> str:  # rows timed in the same rounds: one target, one grid point
+        return grid_point(row) if match_by == "spec" else target_suffix(row)
 
     reference = {group(r): k for k, r in rows.items() if str(r["variant"]) == relative_to}
     missing = sorted({group(r) for r in rows.values()} - set(reference))

@@ -12,6 +12,7 @@ from mnv2prof.cli.checks import Force, blocks_fit
 from mnv2prof.cli.options import (
     DEFAULT_VARIANT_LIST,
     Csv,
+    DeployOptions,
     Device,
     Json,
     NoEager,
@@ -44,6 +45,7 @@ def list_variants() -> None:
 def compare(
     spec: SpecOptions,
     timing: TimingOptions,
+    deploy: DeployOptions,
     variants: Variants = DEFAULT_VARIANT_LIST,
     baseline: Annotated[
         str | None,
@@ -83,17 +85,22 @@ def compare(
         raise UsageError(f"--baseline {baseline!r} is not among the rows ({', '.join(labels)})")
     groups = parse_show(show, COMPARE_GROUPS)
     timing_spec = timing.spec()
+    precisions, runtimes = deploy.targets()
     outputs = Outputs(csv=csv, json=json)
     check_device(device)
     blocks_fit(specs, force)
     from mnv2prof.cli.progress import profile_with_progress
     from mnv2prof.measure.roofline import add_roofline, load_machine
     from mnv2prof.report.console import compare_report, records_frame
+    from mnv2prof.run.deploy import requests
 
-    run = profile_with_progress(specs, timing_spec, device, eager=not no_eager)
+    rows = requests(specs, precisions, runtimes)
+    run = profile_with_progress(rows, timing_spec, device, eager=not no_eager,
+                                calibration=deploy.calibration)
     machine = load_machine(timing.threads)  # measured by `calibrate`, never inside compare
     frame = add_roofline(records_frame(run.records, baseline), machine)
-    title = f"{spec.title}, onnxruntime CPU, {timing.threads} thread(s), cache {timing.cache}"
+    title = (f"{spec.title}, {' and '.join(runtimes)} CPU, {timing.threads} thread(s), "
+             f"cache {timing.cache}")
     show_all(compare_report(frame, title, baseline, run.harness_floor, run.notes, machine,
                             timing.threads, device, groups, chart=not no_chart))
     outputs.write_frame(frame)

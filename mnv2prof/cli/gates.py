@@ -12,6 +12,7 @@ from mnv2prof.cli.app import show as show_all
 from mnv2prof.cli.checks import Force, blocks_fit
 from mnv2prof.cli.options import (
     DEFAULT_VARIANT_LIST,
+    DeployOptions,
     SpecOptions,
     TimingOptions,
     Variants,
@@ -106,6 +107,7 @@ def baseline_command(
     ],
     spec: SpecOptions,
     timing: TimingOptions,
+    deploy: DeployOptions,
     profile: GateProfile = None,
     variants: Variants = DEFAULT_VARIANT_LIST,
     force: Force = False,
@@ -124,10 +126,12 @@ def baseline_command(
         blocks_fit(plan.specs(), force)
     else:
         specs, timing_spec = spec.specs(variants), timing.spec()
+        precisions, runtimes = deploy.targets()
         outputs = Outputs(out=out)
         blocks_fit(specs, force)
     from mnv2prof.cli.progress import measure_profile_with_progress, profile_with_progress
     from mnv2prof.report.console import baseline_report
+    from mnv2prof.run.deploy import requests
 
     if profile is not None:
         groups = [
@@ -135,7 +139,9 @@ def baseline_command(
             for point, records in measure_profile_with_progress(plan)
         ]
     else:
-        records = profile_with_progress(specs, timing_spec, eager=False).records
+        rows = requests(specs, precisions, runtimes)
+        records = profile_with_progress(rows, timing_spec, eager=False,
+                                        calibration=deploy.calibration).records
         title = f"baseline {spec.title}, {timing.threads} thread(s), cache {timing.cache}"
         groups = [(title, records)]
     frame, shown = baseline_report(groups)
@@ -152,6 +158,7 @@ def gate_command(
     spec: SpecOptions,
     timing: TimingOptions,
     judging: GateOptions,
+    deploy: DeployOptions,
     profile: GateProfile = None,
     variants: Variants = DEFAULT_VARIANT_LIST,
     markdown_summary: Annotated[
@@ -181,8 +188,11 @@ def gate_command(
         plan = gate_profile(ctx, profile, timing)
         rows, mode = gate.GateRows.of_profile(plan), plan.timing.cache
     else:
+        from mnv2prof.run.deploy import requests
+
         specs, timing_spec = spec.specs(variants), timing.spec()
-        rows, mode = gate.GateRows.of_specs(specs, variants, timing.threads), timing.cache
+        wanted = requests(specs, *deploy.targets())
+        rows, mode = gate.GateRows.of_requests(wanted, variants, timing.threads), timing.cache
     policy = judging.policy()  # checked before any work, like everything below
     groups = parse_show(show, GATE_GROUPS)
     outputs = Outputs(markdown_summary=markdown_summary, junit=junit)
@@ -196,7 +206,8 @@ def gate_command(
     if profile is not None:
         records = [r for _, point in measure_profile_with_progress(plan) for r in point]
     else:
-        records = profile_with_progress(specs, timing_spec, eager=False).records
+        records = profile_with_progress(wanted, timing_spec, eager=False,
+                                        calibration=deploy.calibration).records
     result = gate.decide(stored, records_frame(records), policy, judging.relative_to,
                          differences, rows.match_by)
     show_all(gate_report(result, groups))

@@ -13,6 +13,7 @@ from mnv2prof.cli.checks import Force, model_fits, network_fits
 from mnv2prof.cli.options import (
     Cache,
     Csv,
+    DeployOptions,
     Device,
     Threads,
     TimingOptions,
@@ -91,6 +92,7 @@ def network_command(
     csv: Csv = None,
     device: Device = "cpu",
     show: show_option(NETWORK_GROUPS) = None,
+    deploy: DeployOptions = DeployOptions(),
     force: Force = False,
 ) -> None:
     """A whole network from the paper's table: MACs, params, peak activations and latency per stage.
@@ -111,6 +113,7 @@ def network_command(
         raise UsageError("--device cuda times the network: give --budget > 0")
     check_threads(threads)
     groups = parse_show(show, NETWORK_GROUPS)
+    precisions, runtimes = deploy.targets()
     timing = TimingOptions(threads, budget, cache).spec() if budget > 0 else None
     outputs = Outputs(csv=csv)
     check_device(device)
@@ -119,7 +122,11 @@ def network_command(
     from mnv2prof.run.network_profile import profile_network
 
     with stderr.status(f"export + count + time {spec.name}"):
-        profile = profile_network(spec, timing, device=device)
+        from mnv2prof.run.deploy import Target
+
+        targets = tuple(Target(p, r) for r in runtimes for p in precisions)
+        profile = profile_network(spec, timing, device=device, targets=targets,
+                                  calibration=deploy.calibration)
     frame, shown = network_report(profile, groups)
     show_all(shown)
     outputs.write_frame(frame)

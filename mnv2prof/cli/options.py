@@ -72,6 +72,44 @@ Device = Annotated[
 # folder, which a check could not tell from a folder the user named (cli.output refuses both).
 Csv = Annotated[str | None, typer.Option("--csv", help="Also write the rows to this CSV.")]
 Json = Annotated[str | None, typer.Option("--json", help="Also write the rows as JSON records.")]
+Precision = Annotated[
+    str,
+    typer.Option("--precision", help="fp32, int8 or both (fp32,int8): int8 is onnxruntime's static "
+                 "quantization (ExecuTorch's PT2E on --runtime executorch), one row per precision."),
+]
+Runtime = Annotated[
+    str,
+    typer.Option("--runtime", help="onnxruntime, executorch (XNNPACK; needs pip install -e "
+                 "'.[mobile]') or both, comma-separated: one row per runtime."),
+]
+Calibration = Annotated[
+    str,
+    typer.Option("--calibration", help="int8 calibration method: minmax, entropy or percentile "
+                 "(on 16 seeded inputs)."),
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class DeployOptions:
+    """--precision, --runtime, --calibration: what each block ships as (run.deploy)."""
+
+    precision: Precision = "fp32"
+    runtime: Runtime = "onnxruntime"
+    calibration: Calibration = "minmax"
+
+    def targets(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(precisions, runtimes), checked: names, and ExecuTorch installed when asked for."""
+        from mnv2prof.run.deploy import PRECISIONS, RUNTIMES, check_runtimes, parse_list
+
+        precisions = parse_list(self.precision, PRECISIONS, "--precision")
+        runtimes = parse_list(self.runtime, RUNTIMES, "--runtime")
+        methods = ("minmax", "entropy", "percentile")
+        if self.calibration not in methods:
+            raise UsageError(f"--calibration {self.calibration!r}: choose from {', '.join(methods)}")
+        check_runtimes(runtimes)
+        return precisions, runtimes
+
+
 def show_option(groups: tuple[str, ...]):
     """A `--show` option adding column groups (each named in the help) to the default view."""
     return Annotated[

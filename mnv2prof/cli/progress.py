@@ -23,14 +23,16 @@ def progress_bar(unit: str = "") -> Progress:
     )
 
 
-def profile_with_progress(specs: Sequence[BlockSpec], timing, device: str = "cpu",
-                          eager: bool = True):
-    """`pipeline.profile_run` with a bar for the exports and one for the timing."""
+def profile_with_progress(specs: Sequence, timing, device: str = "cpu", eager: bool = True,
+                          calibration: str = "minmax"):
+    """`pipeline.profile_run` with a bar for the exports and one for the timing; `specs` are
+    block specs or `pipeline.RowRequest`s."""
     from mnv2prof.run.pipeline import Progress as Hooks
     from mnv2prof.run.pipeline import profile_run
 
     with progress_bar() as bar:
-        export_task = bar.add_task("export + count", total=len(specs))
+        blocks = {getattr(s, "spec", s) for s in specs}
+        export_task = bar.add_task("export + count", total=len(blocks))
         timing_task = bar.add_task("timing", total=100, start=False)
 
         def on_export(spec: BlockSpec, done: int, total: int) -> None:
@@ -42,7 +44,8 @@ def profile_with_progress(specs: Sequence[BlockSpec], timing, device: str = "cpu
             bar.update(timing_task, completed=100 * fraction)
 
         hooks = Hooks(on_export, on_timing)
-        return profile_run(specs, timing, progress=hooks, device=device, eager=eager)
+        return profile_run(specs, timing, progress=hooks, device=device, eager=eager,
+                           calibration=calibration)
 
 
 def measure_profile_with_progress(plan) -> list:

@@ -279,3 +279,12 @@ def with_chunks(specs: list[BlockSpec], chunks: tuple[int, ...]) -> list[BlockSp
         for spec in specs
         for k in (chunks if VARIANTS[spec.variant].uses_chunks else (1,))
     ]
+
+
+def row_hash(spec: BlockSpec, threads: int, precision: str = "fp32",
+             runtime: str = "onnxruntime") -> str:
+    """A measured row's `spec_hash`: its spec and threads, and its precision and runtime when
+    they are not fp32 onnxruntime (so files written before those existed keep their hashes)."""
+    if precision == "fp32" and runtime == "onnxruntime":
+        return spec.digest(threads)
+    return spec.digest(threads, precision, runtime)

@@ -155,7 +155,14 @@ def compare_report(
     harness floor, roofline, what was left out), and with a GPU its table and notes."""
     from mnv2prof.measure.roofline import roofline_notes
     from mnv2prof.report.chart import contrast_chart
+    from mnv2prof.report.deploy_report import (
+        deployment_notes,
+        deployment_table,
+        is_deployment_frame,
+    )
 
+    if is_deployment_frame(frame):  # precisions or runtimes side by side
+        return [deployment_table(frame, title), *deployment_notes(frame), *notes]
     shown: list = [compare_table(frame, title, baseline, show)]
     shown.append("1 MAC = 1 multiply-accumulate (FLOPs = 2 x MACs); ! = CI wider than +-2%.")
     if baseline is not None:

@@ -25,7 +25,7 @@ def verdict_cells(result: GateResult) -> tuple[list[str], list[list[str]]]:
     headers += ["ratio (x)", "p-value", "cost", "verdict"]
     rows = []
     for r in result.rows:
-        cells = [r.current_spec, str(r.threads)] if by_spec else [r.variant]
+        cells = [f"{r.current_spec}{r.target}", str(r.threads)] if by_spec else [r.variant]
         cells += [f"{r.baseline_ms:.3f}", f"{r.current_ms:.3f}"]
         if result.relative_to:
             cells += [f"{r.baseline_rel_x:.3f}", f"{r.current_rel_x:.3f}"]
@@ -131,7 +131,7 @@ def junit_xml(result: GateResult) -> str:
 
 def _case_name(result: GateResult, r: RowVerdict) -> str:
     """The spec; with a profile also the threads, which tell grid points apart as well."""
-    return result.key(r) if result.match_by == "spec" else r.current_spec
+    return result.key(r) if result.match_by == "spec" else f"{r.current_spec}{r.target}"
 
 
 def _failure_message(result: GateResult, r: RowVerdict) -> str:

@@ -17,8 +17,27 @@ def _dash(value: object) -> object:
     return "-" if value is None else value
 
 
-def stage_frame(profile: NetworkProfile) -> pd.DataFrame:
-    """One row per table row (stage), then a `total` row for the whole network."""
+def network_frame(profile: NetworkProfile) -> pd.DataFrame:
+    """`stage_frame` of every (precision, runtime) timed, one after the other, with `precision`
+    and `runtime` columns (one target, or none timed: the fp32 onnxruntime rows alone)."""
+    from mnv2prof.run.deploy import Target
+
+    targets = list(profile.timings) or [Target()]
+    frames = []
+    for target in targets:
+        frame = stage_frame(profile, target)
+        frame.insert(1, "precision", target.precision)
+        frame.insert(2, "runtime", target.runtime)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def stage_frame(profile: NetworkProfile, target=None) -> pd.DataFrame:
+    """One row per table row (stage), then a `total` row for the whole network; latencies of
+    `target` (default: the first timed)."""
+    timed = profile.timings.get(target) if target is not None else None
+    if timed is None:
+        timed = next(iter(profile.timings.values()), {})
     rows = []
     for cost in profile.stages:
         st = cost.stage
@@ -35,9 +54,10 @@ def stage_frame(profile: NetworkProfile) -> pd.DataFrame:
                 "macs": cost.macs,
                 "elementwise_ops": cost.elementwise_ops,
                 "peak_act_bytes": cost.peak_act_bytes,
-                "latency_median_ms": _ms(cost.latency),
-                "latency_share_pct": round(100 * profile.latency_share(cost), 2)
-                if cost.latency is not None
+                "latency_median_ms": _ms(timed.get(st.key)),
+                "latency_share_pct": round(100 * profile.share(target_of(profile, timed),
+                                                               st.key), 2)
+                if st.key in timed
                 else math.nan,
             }
         )
@@ -54,11 +74,15 @@ def stage_frame(profile: NetworkProfile) -> pd.DataFrame:
             "macs": profile.macs,
             "elementwise_ops": profile.elementwise_ops,
             "peak_act_bytes": profile.peak_act_bytes,
-            "latency_median_ms": _ms(profile.latency),
+            "latency_median_ms": _ms(timed.get("network")),
             "latency_share_pct": math.nan,  # shares are of the stage sum, see latency_note
         }
     )
     return pd.DataFrame(rows)
+
+
+def target_of(profile: NetworkProfile, timed: dict):
+    return next((t for t, m in profile.timings.items() if m is timed), None)
 
 
 def latency_note(profile: NetworkProfile) -> str | None:
@@ -154,9 +178,12 @@ def network_report(
 ) -> tuple[pd.DataFrame, list[Table | str]]:
     """`network`'s rows (the stages and the total) and what it prints: the table in the paper's
     shape, the note on the stage sum, ops left uncounted, and the GPU line with --device cuda."""
-    frame = stage_frame(profile)
-    title = f"{profile.spec.name}: the paper's table rows, onnxruntime CPU, {profile.threads} thread(s)"
-    shown: list[Table | str] = [stage_table(frame, title, show)]
+    frame = network_frame(profile)
+    if len(profile.timings) > 1:
+        return frame, _deployment(profile)
+    title = (f"{profile.spec.name}: the paper's table rows, onnxruntime CPU, "
+             f"{profile.threads} thread(s)")
+    shown: list[Table | str] = [stage_table(stage_frame(profile), title, show)]
     shown.append("1 MAC = 1 multiply-accumulate; peak act at fp32; share = stage median / sum of "
                  "the stage medians.")
     if note := latency_note(profile):
@@ -170,3 +197,52 @@ def network_report(
         shown.append(module_line(profile.spec.name, gpu.eager, gpu.graph, gpu.peak_bytes,
                                  gpu.env.gpu_name))
     return frame, shown
+
+
+def _deployment(profile: NetworkProfile) -> list[Table | str]:
+    """Per stage and for the whole network: the latency of every (precision, runtime) and
+    int8's speedup per runtime; then the stages int8 helps least."""
+    from mnv2prof.report.deploy_report import SHORT
+
+    targets = list(profile.timings)
+    keys = [s.stage.key for s in profile.stages] + ["network"]
+    columns = [Column("stage", lambda r: r["stage"], justify="left"),
+               Column("operator", lambda r: r["operator"], justify="left"),
+               Column("MACs\n(M)", lambda r: f"{r['macs'] / 1e6:,.2f}")]
+    for t in targets:
+        short = SHORT.get(t.runtime, t.runtime)
+        columns.append(Column(f"{short} {t.precision}\n(ms)",
+                              lambda r, t=t: _cell(r.get(t, math.nan), 3)))
+        if t.precision == "int8":
+            columns.append(Column(f"{short} int8\nspeedup (x)",
+                                  lambda r, t=t: _cell(r.get((t, "x"), math.nan), 2)))
+    rows = []
+    for key in keys:
+        stage = next((s for s in profile.stages if s.stage.key == key), None)
+        row = {"stage": key if stage else "total",
+               "operator": stage.stage.operator if stage else profile.spec.name,
+               "macs": stage.macs if stage else profile.macs}
+        for t in targets:
+            measured = profile.timings[t].get(key)
+            row[t] = measured.median_ms if measured else math.nan
+        for t in targets:
+            fp32 = next((u for u in targets if u.runtime == t.runtime and u.precision == "fp32"),
+                        None)
+            if t.precision == "int8" and fp32 is not None and row[t] > 0:
+                row[(t, "x")] = row[fp32] / row[t]
+        rows.append(row)
+    title = (f"{profile.spec.name}: the paper's table rows, {profile.threads} thread(s), each "
+             "stage timed as its own model")
+    shown: list[Table | str] = [view_table(title, columns, rows[:-1])]
+    shown[0].add_section()
+    shown[0].add_row(*(c.cell(rows[-1]) for c in columns))
+    for t in targets:
+        if t.precision != "int8" or not any((t, "x") in r for r in rows):
+            continue
+        least = sorted((r for r in rows[:-1] if (t, "x") in r), key=lambda r: r[(t, "x")])[:3]
+        listed = ", ".join(f"{r['stage']} {r['operator']} ({r[(t, 'x')]:.2f}x)" for r in least)
+        notes = f"int8 gains least on {t.runtime} in: {listed}"
+        whole = rows[-1].get((t, "x"))
+        shown.append(notes + (f"; the whole network {whole:.2f}x." if whole else "."))
+    shown.append("1 MAC = 1 multiply-accumulate; speedup = fp32 ms / int8 ms on the same runtime.")
+    return shown

@@ -362,7 +362,7 @@ class _Run:
     def deliver(
         self, point: GridPoint, specs: Sequence[BlockSpec], rows: Sequence[dict[str, object]]
     ) -> None:
-        expected = {s.digest(point.threads) for s in specs}
+        expected = {point.row_hash(s) for s in specs}
         for row in rows:
             spec_hash = str(row.get("spec_hash", ""))
             if spec_hash not in expected:
@@ -376,12 +376,12 @@ class _Run:
             self.on_row(row)
             self.delivered.add(spec_hash)
             self.written += 1
-        absent = [s for s in specs if s.digest(point.threads) not in self.delivered]
+        absent = [s for s in specs if point.row_hash(s) not in self.delivered]
         if absent:
             self.give_up(point, absent, "the task returned fewer rows than asked")
 
     def give_up(self, point: GridPoint, specs: Sequence[BlockSpec], reason: str) -> None:
-        hashes = [s.digest(point.threads) for s in specs]
+        hashes = [point.row_hash(s) for s in specs]
         self.missing.extend(h for h in hashes if h not in self.delivered)
         self.reasons.append(f"{point.label}: {reason}")
 

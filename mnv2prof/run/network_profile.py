@@ -13,6 +13,7 @@ Conv+Clip...), which no longer carry the name scopes.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from mnv2prof import interrupts
 from mnv2prof.count.cost import count_graph_cost, params_by_part
 from mnv2prof.count.counting import count_graph
 from mnv2prof.count.memory import peak_activation_memory
-from mnv2prof.measure.latency import Measurement, OrtRunner, TimingSpec, measure
+from mnv2prof.measure.latency import Measurement, OrtRunner, TimingSpec
 from mnv2prof.models.networks import NetworkSpec, Stage, build_stages
 from mnv2prof.onnx.export import ExportResult, export_cached
 from mnv2prof.onnx.graph import load_graph
@@ -52,6 +53,15 @@ class NetworkProfile:
     latency: Measurement | None  # the whole network as one session
     threads: int = 1
     gpu: object | None = None  # measure.cuda.ModuleOnGpu with device="cuda"
+    # every (precision, runtime) timed: {Target: {"network" or a stage key: Measurement}}; the
+    # first is also `latency` and each stage's `latency`
+    timings: dict = dataclasses.field(default_factory=dict)
+
+    def share(self, target, key: str) -> float:
+        """A stage's median over the sum of the stages' medians, in `target`."""
+        timed = self.timings.get(target, {})
+        total = sum(timed[s.stage.key].median_ms for s in self.stages if s.stage.key in timed)
+        return timed[key].median_ms / total if key in timed and total else 0.0
 
     @property
     def stage_latency_sum_ms(self) -> float:
@@ -67,11 +77,55 @@ def export_network(spec: NetworkSpec, seed: int = 0) -> ExportResult:
     return export_cached(network_source(spec), seed)
 
 
+def _runners(spec: NetworkSpec, exported: ExportResult, stage_graphs: dict, stages, target,
+             timing: TimingSpec, seed: int, calibration: str) -> dict:
+    """The whole network and each stage, as `target` (run.deploy.Target) runs them."""
+    runners = {}
+    if target.runtime == "onnxruntime":
+        paths = {"network": exported.path}
+        paths |= {key: extract_part(exported.path, key, part) for key, part in stage_graphs.items()}
+        for key, path in paths.items():
+            interrupts.check()
+            if target.precision == "int8":
+                from mnv2prof.onnx.quantize import quantize_cached
+
+                path = quantize_cached(path, seed=seed, method=calibration).path
+            runners[(target, key)] = OrtRunner(path, timing.threads, seed)
+        return runners
+    from mnv2prof.measure.executorch import EtRunner, lower_cached
+    from mnv2prof.models.networks import build_network
+
+    network = build_network(spec, seed)
+    modules = {"network": (network, spec.input_shape)}
+    named = network.stage_modules()
+    for stage in stages:  # each stage's module, fed the shape the table says it takes
+        shape = ((1, stage.in_chs) if stage.key == "classifier"
+                 else (1, stage.in_chs, stage.in_resolution, stage.in_resolution))
+        modules[stage.key] = (named[stage.key], shape)
+    for key, (module, shape) in modules.items():
+        interrupts.check()
+        identity = f"{network_source(spec).identity} {key}"
+        lowered = lower_cached(module, shape, f"{spec.name}.{key}", identity, target.precision,
+                               seed)
+        runners[(target, key)] = EtRunner(lowered.path, timing.threads, shape, seed)
+    return runners
+
+
 def profile_network(
-    spec: NetworkSpec, timing: TimingSpec | None = None, seed: int = 0, device: str = "cpu"
+    spec: NetworkSpec,
+    timing: TimingSpec | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+    targets: tuple = (),
+    calibration: str = "minmax",
 ) -> NetworkProfile:
-    """Export (cached), count per stage, and with `timing` time the network and each stage;
-    `device="cuda"` also times the whole network on the GPU (eager and CUDA graph)."""
+    """Export (cached), count per stage, and with `timing` time the network and each stage in
+    every one of `targets` (run.deploy.Target; default fp32 onnxruntime), each in its own
+    phase; `device="cuda"` also times the whole network on the GPU (eager and CUDA graph)."""
+    from mnv2prof.measure.latency import measure_phases
+    from mnv2prof.run.deploy import Target
+
+    targets = tuple(targets) or (Target(),)
     exported = export_network(spec, seed)
     graph = load_graph(exported.path)
     cost = count_graph(graph)
@@ -80,13 +134,13 @@ def profile_network(
     stages, _ = build_stages(spec)
     grouped = group_by_scope(graph, [stage.key for stage in stages])
     stage_graphs = {key: subgraph(graph, nodes) for key, nodes in grouped.items()}
-    measurements: dict[str, Measurement] = {}
+    timings: dict = {}
     if timing is not None:
-        runners = {"network": OrtRunner(exported.path, timing.threads, seed)}
-        for key, part in stage_graphs.items():
-            interrupts.check()
-            runners[key] = OrtRunner(extract_part(exported.path, key, part), timing.threads, seed)
-        measurements = measure(runners, timing)
+        phases = [_runners(spec, exported, stage_graphs, stages, target, timing, seed,
+                           calibration) for target in targets]
+        measured = measure_phases(phases, timing)
+        timings = {t: {key: m for (tt, key), m in measured.items() if tt == t} for t in targets}
+    measurements = timings.get(targets[0], {})
     gpu = None
     if device == "cuda" and timing is not None:
         from mnv2prof.measure.cuda import measure_module
@@ -117,4 +171,5 @@ def profile_network(
         latency=measurements.get("network"),
         threads=timing.threads if timing is not None else 1,
         gpu=gpu,
+        timings=timings,
     )

@@ -27,8 +27,15 @@ from mnv2prof.measure.latency import (
     identity_model,
     measure_phases,
 )
-from mnv2prof.models.variants import BlockSpec
+from mnv2prof.models.variants import BlockSpec, row_hash
 from mnv2prof.onnx.export import export_cached
+from mnv2prof.run.deploy import (
+    Artifact,
+    RowRequest,
+    Target,
+    artifact_runner,
+    build_artifact,
+)
 from mnv2prof.run.records import Record
 
 
@@ -70,34 +77,43 @@ class ProfileRun:
 
 
 def profile_run(
-    specs: Sequence[BlockSpec],
+    rows: Sequence[BlockSpec | RowRequest],
     timing: TimingSpec,
     seed: int = 0,
     progress: Progress | None = None,
+    calibration: str = "minmax",
     **options: object,
 ) -> ProfileRun:
-    """Export, count and time `specs`: one `Record` per spec, in order, and the harness floor
-    measured with them. `options`: `timed_records`' `device` and `eager`."""
+    """Export, count and time `rows` (specs: fp32 onnxruntime): one `Record` per row, in order,
+    and the harness floor measured with them. `options`: `timed_records`' `device`, `eager`."""
     progress = progress or Progress()
-    prepared = []
+    wanted = [r if isinstance(r, RowRequest) else RowRequest(r) for r in rows]
+    specs = list(dict.fromkeys(r.spec for r in wanted))
+    prepared: dict[BlockSpec, PreparedBlock] = {}
     for i, spec in enumerate(specs):
         interrupts.check()
-        prepared.append(prepare(spec, seed))
+        prepared[spec] = prepare(spec, seed)
         if progress.on_export:
             progress.on_export(spec, i + 1, len(specs))
-    return timed_records(prepared, timing, seed, progress, **options)
+    built = []
+    for row in wanted:
+        interrupts.check()
+        built.append((prepared[row.spec], build_artifact(prepared[row.spec], row.target, seed,
+                                                         calibration)))
+    return timed_records(built, timing, seed, progress, **options)
 
 
 def timed_records(
-    prepared: Sequence[PreparedBlock],
+    rows: Sequence[PreparedBlock | tuple[PreparedBlock, Artifact]],
     timing: TimingSpec,
     seed: int = 0,
     progress: Progress | None = None,
     device: str = "cpu",
     eager: bool = True,
 ) -> ProfileRun:
-    """Time `prepared` in onnxruntime, then eagerly, each runtime in its own phase; records and
-    the harness floor.
+    """Time `rows` (a block, or a block and the artefact of a precision and runtime), each
+    (runtime, precision) in its own phase, then the torch modules eagerly; records and the
+    harness floor (timed in the first onnxruntime phase).
 
     `device="cuda"` adds a phase per GPU runtime (cuda.block_runners); the CPU columns are
     measured as always, so one table holds both.
@@ -106,14 +122,23 @@ def timed_records(
     from mnv2prof.models.blocks import build_block
 
     progress = progress or Progress()
-    ort = {("ort", p.spec): OrtRunner(p.model_path, timing.threads, seed) for p in prepared}
-    blocks: list[object] = list(ort)
-    ort[HARNESS_FLOOR] = OrtRunner(identity_model(), timing.threads, seed)
-    phases: list[dict[object, Callable[[], float | None]]] = [ort]
+    rows = [r if isinstance(r, tuple) else (r, build_artifact(r, Target())) for r in rows]
+    blocks = list(dict.fromkeys(p for p, _ in rows))
+    by_target: dict[Target, dict[object, Callable[[], float | None]]] = {}
+    for p, artifact in rows:
+        runner = artifact_runner(artifact, timing.threads, p.spec.input_shape, seed)
+        by_target.setdefault(artifact.target, {})[(artifact.target, p.spec)] = runner
+    watched: list[object] = [key for phase in by_target.values() for key in phase]
+    floor_phase = next((ph for t, ph in by_target.items() if t.runtime == "onnxruntime"), None)
+    if floor_phase is None:
+        floor_phase = by_target.setdefault(Target(), {})
+    floor_phase[HARNESS_FLOOR] = OrtRunner(identity_model(), timing.threads, seed)
+    phases = list(by_target.values())
     if eager:
         phases.append(
-            {("eager", p.spec): EagerRunner(p.module, p.spec.input_shape, seed) for p in prepared}
+            {("eager", p.spec): EagerRunner(p.module, p.spec.input_shape, seed) for p in blocks}
         )
+        watched += list(phases[-1])
     notes: list[str] = []
     if timing.cache == CACHE_COLD:
         notes.append(cold_cache_note())
@@ -123,7 +148,7 @@ def timed_records(
         ort_note = cuda.ort_cuda_unavailable()
         notes += [ort_note] if ort_note else []
         gpu_phases: dict[str, dict[object, Callable[[], float | None]]] = {}
-        for p in prepared:
+        for p in blocks:
             gpu_runners = cuda.block_runners(
                 lambda p=p: build_block(p.spec, seed),
                 p.spec.input_shape,
@@ -133,15 +158,15 @@ def timed_records(
             for kind, run in gpu_runners.items():
                 gpu_phases.setdefault(kind, {})[(kind, p.spec)] = run
         phases += gpu_phases.values()
-    blocks += [key for phase in phases[1:] for key in phase]
+        watched += [key for phase in gpu_phases.values() for key in phase]
     with torch_threads(timing.threads):
-        measurements = measure_phases(phases, timing, progress.on_timing, converge=blocks)
-        folded = [(inference_graph(p.module), p.spec.input_shape) for p in prepared]
-        memory = dict(zip((p.spec for p in prepared), measure_memories(folded, seed), strict=True))
+        measurements = measure_phases(phases, timing, progress.on_timing, converge=watched)
+        folded = [(inference_graph(p.module), p.spec.input_shape) for p in blocks]
+        memory = dict(zip((p.spec for p in blocks), measure_memories(folded, seed), strict=True))
     env = current_environment(device)
-    gpu: dict[BlockSpec, dict[str, object]] = {p.spec: {} for p in prepared}
+    gpu: dict[BlockSpec, dict[str, object]] = {p.spec: {} for p in blocks}
     if device == "cuda":
-        for p in prepared:
+        for p in blocks:
             gpu[p.spec] = {
                 kind: measurements.get((kind, p.spec))
                 for kind in ("cuda_eager", "cuda_graph", "cuda_ort")
@@ -149,38 +174,56 @@ def timed_records(
             gpu[p.spec]["cuda_peak_bytes"] = cuda.measure_peak_memory(
                 inference_graph(p.module), p.spec.input_shape, seed  # a copy: moved to the GPU
             )
-    records = [
-        make_record(
-            p,
-            measurements[("ort", p.spec)],
-            timing,
-            env,
-            eager=measurements.get(("eager", p.spec)),
-            measured_peak_bytes=memory[p.spec].peak_bytes,
-            measured_alloc_peak_bytes=memory[p.spec].alloc_peak_bytes,
-            **gpu[p.spec],
-        )
-        for p in prepared
-    ]
+    # the torch module's own columns (eager, measured memory, GPU) go on one row of its block:
+    # the fp32 onnxruntime row, else its first fp32 row, else its first row
+    owner: dict[BlockSpec, Target] = {}
+    for p, artifact in sorted(rows, key=lambda r: (r[1].target != Target(),
+                                                     r[1].target.precision != "fp32")):
+        owner.setdefault(p.spec, artifact.target)
+    records = []
+    for p, artifact in rows:
+        target = artifact.target
+        own = owner[p.spec] == target
+        fp32 = measurements.get((Target("fp32", target.runtime), p.spec))
+        latency = measurements[(target, p.spec)]
+        speedup = (fp32.median_ms / latency.median_ms if target.precision == "int8" and fp32
+                   and latency.median_ms > 0 else None)
+        records.append(make_record(
+            p, latency, timing, env, artifact=artifact, int8_speedup_x=speedup,
+            eager=measurements.get(("eager", p.spec)) if own else None,
+            measured_peak_bytes=memory[p.spec].peak_bytes if own else None,
+            measured_alloc_peak_bytes=memory[p.spec].alloc_peak_bytes if own else None,
+            **(gpu[p.spec] if own else {}),
+        ))
     return ProfileRun(records, measurements[HARNESS_FLOOR], tuple(notes))
 
 
 def make_record(
-    prepared: PreparedBlock, latency: Measurement, timing: TimingSpec, env, **measured: object
+    prepared: PreparedBlock,
+    latency: Measurement,
+    timing: TimingSpec,
+    env,
+    artifact: Artifact | None = None,
+    **measured: object,
 ) -> Record:
     """`measured`: Record's optional fields (eager, measured_peak_bytes, ...)."""
     spec = prepared.spec
+    target = artifact.target if artifact is not None else Target()
     return Record(
         label=spec.label,
         variant=spec.variant,
         spec=spec.name,
-        spec_hash=spec.digest(timing.threads),
+        spec_hash=row_hash(spec, timing.threads, target.precision, target.runtime),
         spec_fields=tuple((k, v) for k, v in spec.to_dict().items() if k != "variant"),
-        cost=prepared.cost,
+        cost=artifact.cost if artifact is not None else prepared.cost,
         latency=latency,
         threads=timing.threads,
         cache_mode=timing.cache,
         env=env,
+        precision=target.precision,
+        runtime=target.runtime,
+        int8_max_abs_err=artifact.max_abs_err if artifact is not None else None,
+        int8_sqnr_db=artifact.sqnr_db if artifact is not None else None,
         **measured,
     )
 

@@ -31,8 +31,10 @@ names as the CSV columns, so a profile, a result file and `report --group-by` sp
     seed = 0
 
 Point keys (in `[base]`, `[grid]`, `[[points]]`): `in_chs` (sets out_chs too unless given),
-`out_chs`, `resolution`, `exp_ratio`, `kernel_size`, `stride`, `batch` (BlockSpec fields), and
-`threads` (onnxruntime intra-op threads: a timing setting, but a grid axis like the others).
+`out_chs`, `resolution`, `exp_ratio`, `kernel_size`, `stride`, `batch` (BlockSpec fields),
+`threads` (onnxruntime intra-op threads: a timing setting, but a grid axis like the others), and
+`precision` ("fp32", "int8") and `runtime` ("onnxruntime", "executorch"): what the point's rows
+run in (run.deploy), e.g. `[grid] precision = ["fp32", "int8"]`.
 Precedence: `[base]` < `[[points]]` / `[grid]`; a key may not be in both `[[points]]` and `[grid]`.
 One *grid point* is one set of values; its variants are timed together, their bursts rotating
 round by round (latency.py).
@@ -60,10 +62,10 @@ from pathlib import Path
 
 from mnv2prof.errors import SpecError, UsageError
 from mnv2prof.measure.timing import CACHE_MODES, TimingSpec
-from mnv2prof.models.variants import VARIANTS, BlockSpec
+from mnv2prof.models.variants import VARIANTS, BlockSpec, row_hash
 
 SPEC_KEYS = ("in_chs", "out_chs", "resolution", "exp_ratio", "kernel_size", "stride", "batch")
-POINT_KEYS = (*SPEC_KEYS, "threads")
+POINT_KEYS = (*SPEC_KEYS, "threads", "precision", "runtime")
 MEASURE_KEYS = (
     "budget_s", "warmup", "min_samples", "max_samples", "cache", "eager", "batch_rows", "seed"
 )
@@ -86,9 +88,21 @@ class ProfileError(UsageError):
 class GridPoint:
     """One point of the grid: the specs of every variant at it, timed together with `threads`."""
 
-    values: tuple[tuple[str, int], ...]  # the point's (key, value), threads included
+    values: tuple[tuple[str, int | str], ...]  # the point's (key, value), threads included
     specs: tuple[BlockSpec, ...]
     threads: int
+    precision: str = "fp32"  # run.deploy.PRECISIONS: what its rows run in
+    runtime: str = "onnxruntime"  # run.deploy.RUNTIMES
+
+    @property
+    def target(self):
+        from mnv2prof.run.deploy import Target
+
+        return Target(self.precision, self.runtime)
+
+    def row_hash(self, spec: BlockSpec) -> str:
+        """The spec_hash of `spec`'s row at this point (threads, precision, runtime)."""
+        return row_hash(spec, self.threads, self.precision, self.runtime)
 
     @property
     def label(self) -> str:
@@ -117,10 +131,14 @@ class Profile:
             for combo in itertools.product(*(values for _, values in self.grid)):
                 values = {**dict(self.base), **dict(point), **dict(zip(keys, combo))}
                 threads = values.pop("threads", self.timing.threads)
+                precision = values.pop("precision", "fp32")
+                runtime = values.pop("runtime", "onnxruntime")
                 spec_values = {k: values[k] for k in SPEC_KEYS if k in values}
                 specs = tuple(BlockSpec(v, **spec_values) for v in self.variants)
                 shown = {**dict(point), **dict(zip(keys, combo))}
-                result.append(GridPoint(tuple(shown.items()), specs, threads))
+                result.append(
+                    GridPoint(tuple(shown.items()), specs, threads, precision, runtime)
+                )
         return result
 
     def specs(self) -> list[BlockSpec]:
@@ -248,9 +266,16 @@ class _Reader:
             self.fail(where, key, f"must be >= {minimum}, got {value}")
         return value
 
-    def _point_value(self, where, key: str, value: object) -> int:
+    def _point_value(self, where, key: str, value: object) -> int | str:
         if key == "threads":
             return self._int(where, key, value, 1)
+        if key in ("precision", "runtime"):
+            from mnv2prof.run.deploy import PRECISIONS, RUNTIMES
+
+            allowed = PRECISIONS if key == "precision" else RUNTIMES
+            if value not in allowed:
+                self.fail(where, key, f"expected one of {', '.join(allowed)}, got {value!r}")
+            return value
         if isinstance(value, bool) or not isinstance(value, int):
             self.fail(where, key, f"expected an integer, got {value!r}")
         try:  # one set of rules: BlockSpec's own validation, field by field

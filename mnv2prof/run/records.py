@@ -7,7 +7,9 @@ Column units: `*_bytes` bytes, `*_ms` milliseconds, `macs` multiply-accumulates 
 `eager_*` the torch module run eagerly; `*_ci_low_ms` / `*_ci_high_ms` bound the 95% confidence
 interval of the median. Each of the `*_n` samples is the median of one round's burst of
 `*_burst_calls` back-to-back calls (latency.py); `cache_mode` is the cache state they were timed
-in (warm or cold). `cuda_eager_*`, `cuda_graph_*`, `cuda_ort_*` and `cuda_peak_bytes` are
+in (warm or cold); `precision` (fp32, int8) and `runtime` (onnxruntime, executorch) what ran
+it, `int8_speedup_x` the fp32 latency over the int8 one (same runtime), `int8_max_abs_err` and
+`int8_sqnr_db` (dB) the int8 model's error against fp32; `host` the machine. `cuda_eager_*`, `cuda_graph_*`, `cuda_ort_*` and `cuda_peak_bytes` are
 measured on the GPU (empty unless --device cuda).
 """
 
@@ -39,6 +41,12 @@ class Record:
     cuda_ort: Measurement | None = None  # ... onnxruntime's CUDAExecutionProvider
     cuda_peak_bytes: int | None = None  # cuda.measure_peak_memory: one forward, input included
     variant: str = ""  # the variant's name (the CSV's `variant`); "" means the label
+    precision: str = "fp32"  # run.deploy.PRECISIONS
+    runtime: str = "onnxruntime"  # run.deploy.RUNTIMES
+    int8_speedup_x: float | None = None  # int8 rows: fp32 latency / int8 latency, same runtime
+    int8_max_abs_err: float | None = None  # int8 rows: against fp32, held-out inputs
+    int8_sqnr_db: float | None = None
+    host: str = ""  # the machine that measured the row (socket.gethostname())
 
     @property
     def gmacs_per_s(self) -> float:
@@ -54,6 +62,8 @@ class Record:
             **dict(self.spec_fields),
             "threads": self.threads,
             "cache_mode": self.cache_mode,
+            "precision": self.precision,
+            "runtime": self.runtime,
             "params": c.params,
             "macs": c.macs,
             "flops": c.flops,
@@ -74,6 +84,9 @@ class Record:
             "latency_n": m.n,
             "latency_burst_calls": m.burst_calls,
             "latency_unstable": m.unstable,
+            "int8_speedup_x": _rounded(self.int8_speedup_x, 4),
+            "int8_max_abs_err": _rounded(self.int8_max_abs_err, 6),
+            "int8_sqnr_db": _rounded(self.int8_sqnr_db, 2),
             **_eager_columns(self.eager),
             "measured_peak_bytes": self.measured_peak_bytes,
             "measured_alloc_peak_bytes": self.measured_alloc_peak_bytes,
@@ -84,6 +97,7 @@ class Record:
             "gmacs_per_s": round(self.gmacs_per_s, 4),
             "unhandled_ops": c.unhandled_ops,
             "latency_samples_ms": " ".join(f"{s:.5f}" for s in m.samples_ms),
+            "host": self.host or _hostname(),
             **self.env.columns(),
         }
 
@@ -128,3 +142,13 @@ def block_row_columns() -> list[str]:
         cost=CountedCost(0, 0, 0, 0, 0, 0, ""), latency=Measurement((1.0,)), threads=1, env=env,
     )
     return list(placeholder.row())
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _hostname() -> str:
+    import socket
+
+    return socket.gethostname()

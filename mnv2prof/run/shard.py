@@ -63,7 +63,7 @@ def select_shard(
 ) -> list[tuple[GridPoint, list[BlockSpec]]]:
     """(point, its specs in shard k of n) for every point with at least one, in grid order.
 
-    `by="spec"`: each row by its own spec_hash (`spec.digest(point.threads)`); `by="point"`:
+    `by="spec"`: each row by its own spec_hash (`point.row_hash(spec)`); `by="point"`:
     each point whole, by the smallest spec_hash of its rows.
     """
     if by not in SHARD_BY:
@@ -72,7 +72,7 @@ def select_shard(
         raise UsageError(f"--shard {k}/{n}: K must be between 1 and N ({n}), counted from 1")
     selected = []
     for point in points:
-        hashes = [spec.digest(point.threads) for spec in point.specs]
+        hashes = [point.row_hash(spec) for spec in point.specs]
         if by == "point":
             keep = list(point.specs) if hashes and shard_of(min(hashes), n) == k else []
         else:

@@ -185,7 +185,7 @@ class Sweep:
         self.points = profile.points()
         self.total = sum(len(p.specs) for p in self.points)
         self.skipped = sum(
-            1 for p in self.points for s in p.specs if s.digest(p.threads) in self.journal.done
+            1 for p in self.points for s in p.specs if p.row_hash(s) in self.journal.done
         )
 
     def run(self, hooks: SweepHooks | None = None) -> SweepResult:
@@ -196,7 +196,7 @@ class Sweep:
         written = 0
         done = self.journal.done
         todo = [
-            (point, [s for s in point.specs if s.digest(point.threads) not in done])
+            (point, [s for s in point.specs if point.row_hash(s) not in done])
             for point in self.points
         ]
         pending = [(p, specs) for p, specs in todo if specs]
@@ -252,13 +252,13 @@ def measure_points(
     """
     import dataclasses
 
-    from mnv2prof.run.pipeline import profile_run
+    from mnv2prof.run.pipeline import RowRequest, profile_run
 
     point = batch[0][0]
     timing = profile.timing_for(point)
     timing = dataclasses.replace(timing, budget_s=timing.budget_s * len(batch))
     return profile_run(
-        [spec for _, specs in batch for spec in specs],
+        [RowRequest(spec, p.precision, p.runtime) for p, specs in batch for spec in specs],
         timing,
         seed=profile.seed,
         device=device,

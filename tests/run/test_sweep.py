@@ -247,7 +247,9 @@ def test_a_batch_is_timed_as_one_rotation_with_the_budget_of_its_points(monkeypa
         (specs, timing, kw)) or pipeline.ProfileRun(specs, None))
     profile = load_profile(tiny_profile(tmp_path, expansions=(1, 2, 3)))
     (batch,) = batches([(p, p.specs) for p in profile.points()], profile.batch_rows)
-    assert measure_points(profile, batch) == [s for p in profile.points() for s in p.specs]
+    measured = measure_points(profile, batch)
+    assert [r.spec for r in measured] == [s for p in profile.points() for s in p.specs]
+    assert {(r.precision, r.runtime) for r in measured} == {("fp32", "onnxruntime")}
     ((specs, timing, kw),) = seen
     assert len(specs) == 6 and timing.budget_s == pytest.approx(3 * 0.05)
     assert kw["eager"] is True and kw["seed"] == 0

@@ -1,0 +1,91 @@
+"""Precisions and runtimes side by side: per variant its MACs, then fp32 and int8 latency on each
+runtime and the int8 speedup; under the table, where int8 gains least and how well MACs rank
+the blocks in each (runtime, precision)."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+from rich.table import Table
+
+from mnv2prof.report.cells import fmt, row_label
+from mnv2prof.report.views import Column, view_table
+
+SHORT = {"onnxruntime": "ORT", "executorch": "ET"}
+
+
+def targets(frame: pd.DataFrame) -> list[tuple[str, str]]:
+    """(runtime, precision) pairs in the frame, in the order they first appear."""
+    return list(dict.fromkeys(zip(frame["runtime"], frame["precision"], strict=True)))
+
+
+def is_deployment_frame(frame: pd.DataFrame) -> bool:
+    return "runtime" in frame.columns and len(targets(frame)) > 1
+
+
+def _wide(frame: pd.DataFrame) -> list[dict]:
+    """One dict per block (label): its MACs and, per (runtime, precision), its median ms,
+    speedup and SQNR."""
+    rows: dict[str, dict] = {}
+    for row in frame.to_dict("records"):
+        label = row_label(row)
+        wide = rows.setdefault(label, {"label": label, "macs": row["macs"]})
+        key = (row["runtime"], row["precision"])
+        wide[key] = row["latency_median_ms"]
+        wide[(*key, "unstable")] = bool(row["latency_unstable"])
+        wide[(*key, "speedup")] = row.get("int8_speedup_x")
+        wide[(*key, "sqnr")] = row.get("int8_sqnr_db")
+    return list(rows.values())
+
+
+def _ms(row: dict, key) -> str:
+    value = row.get(key)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return fmt(value, 3) + (" !" if row.get((*key, "unstable")) else "  ")
+
+
+def _x(row: dict, key) -> str:
+    value = row.get(key)
+    return "-" if value is None or pd.isna(value) else fmt(value, 2)
+
+
+def deployment_table(frame: pd.DataFrame, title: str) -> Table:
+    columns = [Column("variant", lambda r: r["label"], justify="left"),
+               Column("MACs\n(M)", lambda r: fmt(r["macs"] / 1e6, 2))]
+    for runtime, precision in targets(frame):
+        short = SHORT.get(runtime, runtime)
+        key = (runtime, precision)
+        columns.append(Column(f"{short} {precision}\n(ms)", lambda r, k=key: _ms(r, k)))
+        if precision == "int8":
+            columns.append(Column(f"{short} int8\nspeedup (x)",
+                                  lambda r, k=(*key, "speedup"): _x(r, k)))
+            columns.append(Column(f"{short} int8\nSQNR (dB)",
+                                  lambda r, k=(*key, "sqnr"): _x(r, k), "accuracy"))
+    return view_table(title, columns, _wide(frame))
+
+
+def deployment_notes(frame: pd.DataFrame) -> list[str]:
+    """Where int8 gains least (per runtime), and the rank correlation between MACs and latency
+    in each (runtime, precision)."""
+    from scipy.stats import spearmanr
+
+    notes = []
+    int8 = frame[(frame["precision"] == "int8") & frame["int8_speedup_x"].notna()]
+    for runtime, rows in int8.groupby("runtime", sort=False):
+        least = rows.sort_values("int8_speedup_x").head(3)
+        listed = ", ".join(f"{row_label(r)} ({r['int8_speedup_x']:.2f}x)"
+                           for r in least.to_dict("records"))
+        notes.append(f"int8 gains least on {runtime}: {listed} (speedup = fp32 ms / int8 ms; "
+                     "below 1, int8 is slower).")
+    for runtime, precision in targets(frame):
+        rows = frame[(frame["runtime"] == runtime) & (frame["precision"] == precision)]
+        if len(rows) >= 3 and rows["macs"].nunique() > 1:
+            rho = spearmanr(rows["macs"], rows["latency_median_ms"]).statistic
+            notes.append(f"rank correlation between MACs and latency, {runtime} {precision}: "
+                         f"rho = {rho:.2f} over {len(rows)} blocks.")
+    notes.append("ORT = onnxruntime, ET = ExecuTorch with the XNNPACK delegate; int8: static "
+                 "quantization (int8 weights per channel, 8-bit activations), "
+                 "1 MAC = 1 multiply-accumulate; ! = CI wider than +-2%.")
+    return notes
