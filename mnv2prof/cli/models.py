@@ -48,6 +48,7 @@ def profile_command(
     ] = False,
     csv: Csv = None,
     show: show_option(COMPARE_GROUPS) = None,
+    deploy: DeployOptions = DeployOptions(),
     force: Force = False,
 ) -> None:
     """Count and time any ONNX model: params, MACs, elementwise ops, memory, latency.
@@ -61,16 +62,21 @@ def profile_command(
     shapes = mp.parse_shapes(shape or [])
     groups = parse_show(show, COMPARE_GROUPS)
     timing_spec = timing.spec()
+    precisions, runtimes = deploy.targets()
+    if runtimes != ("onnxruntime",):
+        raise UsageError("--runtime executorch lowers a torch module (a block or a network); "
+                         "an ONNX file runs on onnxruntime only")
     outputs = Outputs(csv=csv)
     count = mp.count_model_file(model, shapes)
     model_fits(count, force)
+    int8 = mp.quantize_model(count, deploy.calibration) if "int8" in precisions else None
     from mnv2prof.report.console import model_report
 
     with stderr.status(f"timing {model.name} ({timing.budget:g} s budget, cache {timing.cache})"):
-        profiled = mp.profile_model(count, mp.profile_timing(timing_spec), layers)
+        profiled = mp.profile_model(count, mp.profile_timing(timing_spec), layers, int8)
     frame, shown = model_report(profiled, groups)
     show_all(shown)
-    outputs.write_frame(frame, "1 row")
+    outputs.write_frame(frame)
 
 
 @command("network")

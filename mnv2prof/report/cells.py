@@ -31,16 +31,23 @@ class RankAgreement:
 
 
 def row_label(row) -> str:
-    """A row's name in tables: its variant, and its chunk count where the variant takes one
-    (`mbv2-streamed (2 chunks)`); the CSV keeps the two apart (`variant`, `chunks`)."""
+    """A row's name in tables: its variant, with its chunk count where the variant takes one
+    (`mbv2-streamed (2 chunks)`) and its precision and runtime where they are not fp32
+    onnxruntime (`mbv2 (int8)`, `mbv2 (fp32, ET)`); the CSV keeps them apart (`variant`,
+    `chunks`, `precision`, `runtime`)."""
     from mnv2prof.models.variants import VARIANTS
 
     variant = str(row["variant"])
     info = VARIANTS.get(variant)
-    chunks = row.get("chunks") if hasattr(row, "get") else None
+    get = row.get if hasattr(row, "get") else (lambda key, default=None: default)
+    chunks = get("chunks")
+    parts = []
     if info is not None and info.uses_chunks and chunks is not None and not pd.isna(chunks):
-        return f"{variant} ({int(chunks)} chunk{'s' if int(chunks) != 1 else ''})"
-    return variant
+        parts.append(f"{int(chunks)} chunk{'s' if int(chunks) != 1 else ''}")
+    precision, runtime = get("precision") or "fp32", get("runtime") or "onnxruntime"
+    if (precision, runtime) != ("fp32", "onnxruntime"):  # "mbv2 (int8)", "mbv2 (fp32, ET)"
+        parts.append(precision if runtime == "onnxruntime" else f"{precision}, ET")
+    return f"{variant} ({', '.join(parts)})" if parts else variant
 
 
 def rank_agreement(frame: pd.DataFrame, limit: int = 3) -> RankAgreement:

@@ -250,7 +250,7 @@ def model_report(
     from mnv2prof.run.model_profile import summary_title
 
     count, threads = profiled.count, profiled.timing.threads
-    frame = records_frame([profiled.record])
+    frame = records_frame(profiled.records)
     shown: list[Table | str] = [compare_table(frame, summary_title(count, threads), None, show)]
     shown += ["1 MAC = 1 multiply-accumulate (FLOPs = 2 x MACs); params = learnable float "
               "weights read by computing nodes (BN running stats excluded)."]

@@ -184,24 +184,65 @@ def profile_timing(timing: TimingSpec) -> TimingSpec:
 @dataclass(frozen=True)
 class ProfiledModel:
     count: ModelCount
-    record: Record  # the row `compare` writes for a block
+    record: Record  # the row `compare` writes for a block (fp32, as given)
     timing: TimingSpec
     layers: list | None = None  # measure.layers rows, when asked for
     layer_runs: int = 0
+    int8: Record | None = None  # the model quantized (onnx.quantize), with --precision int8
+
+    @property
+    def records(self) -> list[Record]:
+        return [self.record] + ([self.int8] if self.int8 is not None else [])
 
 
-def profile_model(count: ModelCount, timing: TimingSpec, layers: bool = False) -> ProfiledModel:
-    """Time the counted model (and, with `layers`, its nodes in onnxruntime's profiler, as many
-    runs as the budget affords): the one core call of `mnv2prof profile`."""
+def quantize_model(count: ModelCount, calibration: str = "minmax") -> ModelCount:
+    """The counted model quantized to int8 by onnxruntime (onnx.quantize: refused, one line,
+    for a model quantized already or one the quantizer cannot take), counted at its shapes."""
+    from mnv2prof.onnx.quantize import quantize_cached
+
+    quantized = quantize_cached(count.path, count.input_shapes, method=calibration)
+    return count_model_file(quantized.path, count.input_shapes)
+
+
+def profile_model(
+    count: ModelCount, timing: TimingSpec, layers: bool = False, int8: ModelCount | None = None
+) -> ProfiledModel:
+    """Time the counted model, and its int8 twin when given, each in its own phase (and, with
+    `layers`, its nodes in onnxruntime's profiler, as many runs as the budget affords): the one
+    core call of `mnv2prof profile`."""
     from mnv2prof.measure.env import current_environment
+    from mnv2prof.measure.latency import measure_phases
 
-    latency = time_model(count, timing)
-    record = model_record(count, latency, timing.threads, current_environment(), timing.cache)
+    phases = [{"fp32": _runner(count, timing)}]
+    if int8 is not None:
+        phases.append({"int8": _runner(int8, timing)})
+    measured = measure_phases(phases, timing)
+    env = current_environment()
+    record = model_record(count, measured["fp32"], timing.threads, env, timing.cache)
+    quantized = None
+    if int8 is not None:
+        from mnv2prof.onnx.quantize import accuracy
+
+        error = accuracy(count.path, int8.path, count.input_shapes)
+        latency = measured["int8"]
+        quantized = dataclasses.replace(
+            model_record(int8, latency, timing.threads, env, timing.cache),
+            label=record.label, variant=record.variant or record.label, precision="int8",
+            int8_max_abs_err=error.max_abs_err, int8_sqnr_db=error.sqnr_db,
+            int8_speedup_x=measured["fp32"].median_ms / latency.median_ms,
+        )
     if not layers:
-        return ProfiledModel(count, record, timing)
-    runs = layer_runs(latency, timing.budget_s)
+        return ProfiledModel(count, record, timing, int8=quantized)
+    runs = layer_runs(measured["fp32"], timing.budget_s)
     rows = profile_model_layers(count, timing.threads, runs)
-    return ProfiledModel(count, record, timing, rows, runs)
+    return ProfiledModel(count, record, timing, rows, runs, quantized)
+
+
+def _runner(count: ModelCount, timing: TimingSpec) -> OrtRunner:
+    try:
+        return OrtRunner(count.path, timing.threads, input_shapes=count.input_shapes)
+    except Exception as exc:  # onnxruntime's own exception types (Fail, InvalidGraph, ...)
+        raise _ort_error(count.path, exc) from exc
 
 
 def model_record(
