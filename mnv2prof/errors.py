@@ -9,7 +9,7 @@ a broken tool:
 | 0 | ok, or the gate passed |
 | 1 | a latency or cost regression (`gate` only) |
 | 2 | usage or bad input: a flag, a spec, a path, a file that is not what it should be |
-| 3 | the tool or a runtime failed: an export, an execution provider |
+| 3 | the tool or a runtime failed: an export, an execution provider, cluster rows missing |
 | 130 | interrupted (Ctrl-C or SIGTERM): finished rows are kept |
 """
 

@@ -238,7 +238,9 @@ def grid_point(row: dict) -> str:
     return f"{str(row['spec']).split('_', 1)[-1]} threads={row['threads']}{target_suffix(row)}"
 
 
-def load_baseline(path: Path, match_by: str = "variant") -> pd.DataFrame:
+def load_baseline(
+    path: Path, match_by: str = "variant", env: Environment | None = None
+) -> pd.DataFrame:
     """Read and validate a baseline (CSV, or JSON records) as strings; a `UsageError` line if
     unfit: missing, a folder, not text, a row cut off mid-write, a column missing or of the wrong
     kind in any row (run.readers), duplicated rows, bad samples or counts.
@@ -246,6 +248,11 @@ def load_baseline(path: Path, match_by: str = "variant") -> pd.DataFrame:
     Rows must be unique by `row_key` (`match_by`): by variant for compare flags, by spec and
     threads for a profile. Every cell is read as text: a CSV reader guessing types would turn
     env_onnx "1.20" into 1.2 and refuse a matching environment.
+
+    A baseline measured by several hosts (a cluster sweep, merged shards) holds rows from more
+    than one environment: given `env`, only the rows measured in it are kept, so a gate compares
+    rows of one environment, never a mixture (when none is `env`'s, all are kept, and the
+    environment check refuses them as it refuses any foreign baseline).
     """
     from mnv2prof.run.readers import read_table
 
@@ -256,6 +263,8 @@ def load_baseline(path: Path, match_by: str = "variant") -> pd.DataFrame:
             f"baseline {path} has no {CACHE_MODE_COLUMN} column: it was timed by mnv2prof's older "
             "round-robin harness (up to 1.8x slow on small blocks); take a new baseline"
         )
+    if env is not None:
+        frame = same_environment_rows(frame, env)
     keys = pd.Series([row_key(r, match_by) for r in frame.to_dict("records")], dtype=object)
     duplicated = sorted(set(keys[keys.duplicated()]))
     if duplicated:
@@ -266,6 +275,17 @@ def load_baseline(path: Path, match_by: str = "variant") -> pd.DataFrame:
     for row in frame.to_dict("records"):
         _samples(row, f"baseline {path}")
     return frame
+
+
+def same_environment_rows(frame: pd.DataFrame, env: Environment) -> pd.DataFrame:
+    """The rows of `frame` measured in `env` when it holds rows of several environments and some
+    are `env`'s; else `frame` as it is."""
+    records = frame.to_dict("records")
+    columns = [c for c in frame.columns if c.startswith("env_")]
+    if len({tuple(str(r[c]) for c in columns) for r in records}) <= 1:
+        return frame
+    mine = [not env.differences(r) for r in records]
+    return frame[mine].reset_index(drop=True) if any(mine) else frame
 
 
 def _samples(row: dict, source: str) -> np.ndarray:
@@ -337,10 +357,11 @@ def check_baseline(
 
     if relative_to is not None and relative_to not in rows.variants:
         raise UsageError(f"--relative-to {relative_to!r} is not among {rows.where}")
-    stored = load_baseline(path, rows.match_by)
+    env = current_environment()
+    stored = load_baseline(path, rows.match_by, env)
     check_rows(stored, rows.keys, rows.match_by)
     check_cache_mode(stored, cache_mode, path)
-    differences = environment_differences(stored, current_environment(), rows.threads)
+    differences = environment_differences(stored, env, rows.threads)
     check_environment(differences, relative_to is not None, allow_env_mismatch)
     return stored, differences
 

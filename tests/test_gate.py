@@ -325,6 +325,26 @@ def test_gate_foreign_environment_refused_then_relative(run_cli, stored, tmp_pat
     assert "Environment differs from the baseline's: cpu_model 'Some Other CPU' now" in out
 
 
+def test_a_baseline_from_several_hosts_is_gated_on_this_hosts_rows(run_cli, stored, tmp_path):
+    # a merged cluster baseline: the same rows measured here and, 10x slower, on another host
+    rows = pd.read_csv(stored, dtype=str, keep_default_na=False)
+    foreign = rows.assign(host="elsewhere", env_cpu_model="Some Other CPU",
+                          latency_samples_ms=rows["latency_samples_ms"].map(
+                              lambda text: " ".join(str(float(v) * 10) for v in text.split())))
+    merged = tmp_path / "merged.csv"
+    pd.concat([foreign, rows], ignore_index=True).to_csv(merged, index=False)
+    code, out, err = run_cli("gate", *SMALL, "--baseline", merged, "--max-slowdown", "2.0")
+    assert code == 0, out + err  # against the foreign rows, every row would be 10x faster
+    assert "PASS: 0 of 2 rows failed (absolute" in out and "faster" not in out
+    # only foreign rows: refused as any foreign baseline is
+    only = tmp_path / "foreign.csv"
+    foreign.assign(env_onnx="0.0").pipe(
+        lambda f: pd.concat([foreign, f], ignore_index=True)).to_csv(only, index=False)
+    code, _, err = run_cli("gate", *SMALL, "--baseline", only)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "more than one row for conv" in err
+
+
 def test_gate_never_mixes_cache_modes(run_cli, stored, tmp_path):
     # whatever the other flags: a cold number is not a slower warm one
     for extra in ((), ("--relative-to", "conv"), ("--allow-env-mismatch",)):

@@ -64,8 +64,9 @@ def measure_profile_with_progress(plan) -> list:
         return measure_profile(plan, on_batch, on_rows)
 
 
-def sweep_with_progress(run):
-    """`Sweep.run` with a rows bar naming the grid points being timed."""
+def sweep_with_progress(run, cluster=None):
+    """`Sweep.run` with a rows bar naming the grid points being timed (on `cluster`, the points
+    sent to it)."""
     from mnv2prof.run.sweep import SweepHooks
 
     plan = run.profile
@@ -81,7 +82,7 @@ def sweep_with_progress(run):
             threads = "" if "threads" in dict(first.values) else f", {first.threads} thread(s)"
             bar.update(task, description=f"{plan.name}: {label}{threads}")
 
-        def on_row(record) -> None:
+        def on_row(row) -> None:
             bar.advance(task)
 
-        return run.run(SweepHooks(on_start, on_batch, on_row))
+        return run.run(SweepHooks(on_start, on_batch, on_row), cluster=cluster)

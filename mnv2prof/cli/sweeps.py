@@ -56,6 +56,20 @@ def sweep(
         bool, typer.Option("--force-size", help="Run grid points whose static peak (activations "
                            "and weights, fp32) exceeds the memory available now.")
     ] = False,
+    shard: Annotated[
+        str | None,
+        typer.Option("--shard", help="K/N: measure only shard K of N (1 <= K <= N) of the "
+                     "grid's rows, split by spec_hash, for a CI matrix with one job per runner; "
+                     "join the parts with `mnv2prof merge`."),
+    ] = None,
+    ray: Annotated[
+        str | None,
+        typer.Option("--ray", metavar="ADDRESS", help="Run the grid points as tasks on a Ray "
+                     "cluster: auto (the one `ray start` started here), local (start one on "
+                     "this machine) or HOST:PORT of the head. Each node must offer the "
+                     "mnv2prof_timer resource once: one timing per host. Needs the ray extra. "
+                     "See docs/scale.md."),
+    ] = None,
 ) -> None:
     """Measure every row of a profile's grid, appending each row to --out as it is measured.
 
@@ -63,24 +77,84 @@ def sweep(
     written whole and synced at once, so Ctrl-C or a kill leaves a valid CSV with every
     finished row; --resume then measures only the rows (by spec_hash: spec and threads) that
     are not in the file yet, and refuses a file timed in another cache mode.
+
+    With --ray, each grid point is a task on a cluster host and the rows come back here to
+    --out, each with its host's environment and a host column; a point whose host died is
+    retried elsewhere, or reported missing (exit 3) for --resume to measure.
     """
     from mnv2prof.run.profiles import load_profile, with_cache
+    from mnv2prof.run.shard import parse_shard
 
     if resume and force:
         raise UsageError("--resume and --force exclude each other")
+    part = parse_shard(shard) if shard is not None else None
+    if ray is not None and not ray.strip():
+        raise UsageError("--ray needs an address: auto, local or HOST:PORT of the head node")
     check_target(out, "--out")
     plan = with_cache(load_profile(profile), cache)
-    check_threads(max(point.threads for point in plan.points()))
-    check_device(device)
+    if ray is None:  # on a cluster, the hosts' cores and devices count, not this machine's
+        check_threads(max(point.threads for point in plan.points()))
+        check_device(device)
     blocks_fit(plan.specs(), force_size, "--force-size")
     from mnv2prof.cli.progress import sweep_with_progress
     from mnv2prof.run.sweep import Sweep
 
-    run = Sweep(plan, out, resume, force, device=device)  # checks --out (and resumes) first
+    # checks --out (and resumes) first
+    run = Sweep(plan, out, resume, force, device=device, shard=part, on_cluster=ray is not None)
+    scope = f"shard {part[0]}/{part[1]} of the profile" if part else "the profile"
     started = time.perf_counter()
-    result = sweep_with_progress(run)
+    if ray is None:
+        result = sweep_with_progress(run)
+    else:
+        result = _sweep_on_cluster(run, ray, device)
     tell(f"{plan.name}: wrote {result.written} rows to {out} ({result.skipped} already there, "
-         f"{result.total} in the profile) in {time.perf_counter() - started:.1f} s")
+         f"{result.total} in {scope}) in {time.perf_counter() - started:.1f} s")
+    if result.missing:
+        from mnv2prof.run.sweep import SweepIncomplete
+
+        for reason in result.reasons:
+            tell(f"mnv2prof: missing: {reason}")
+        raise SweepIncomplete(
+            f"{len(result.missing)} of {result.total} rows could not be measured on the cluster "
+            f"and are not in {out}: run again with --resume to measure them"
+        )
+
+
+def _sweep_on_cluster(run, address: str, device: str):
+    """`run` on the Ray cluster at `address`, a local one stopped after."""
+    from mnv2prof.cli.progress import sweep_with_progress
+    from mnv2prof.run import cluster
+
+    tell(f"mnv2prof: connecting to Ray ({address}) ...")
+    with cluster.connect(address) as handle:
+        hosts = ", ".join(f"{host}" for host in handle.hosts)
+        tell(f"mnv2prof: {len(handle.hosts)} host(s) time, one point at a time each: {hosts}")
+        if device == "cuda":
+            cluster.check_gpus(handle)
+        return sweep_with_progress(run, cluster=handle)
+
+
+@command()
+def merge(
+    files: Annotated[
+        list[Path], typer.Argument(metavar="CSV...", show_default=False,
+                                   help="Results CSVs to join, e.g. the parts of a --shard "
+                                   "sweep.")
+    ],
+    out: Annotated[str, typer.Option("--out", help="The merged CSV (written whole, atomically).")],
+) -> None:
+    """Join results CSVs (the parts of a sharded sweep) into one, rows in the order given.
+
+    The files must have the same columns (one version wrote them) and one cache mode; a row
+    (spec_hash, per host when there is a host column) in two files, or twice in one, is
+    refused. Each value is copied as written, so the merged file is the parts' rows, byte for
+    byte, and `sweep --resume` can extend it.
+    """
+    from mnv2prof.run.merge import merge_files, merge_text
+
+    outputs = Outputs(out=out)  # checked before anything is read
+    frame = merge_files(files)
+    outputs.write({"out": merge_text(frame)}, f"{len(frame)} rows from {len(files)} file(s)")
 
 
 @command()

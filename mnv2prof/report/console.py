@@ -1,4 +1,5 @@
-"""Records -> rich table, CSV and JSON. Indirect cost beside direct cost, and where they disagree."""
+"""Records -> rich table, CSV and JSON. Indirect cost beside direct cost, and where they
+disagree."""
 
 from __future__ import annotations
 
@@ -74,8 +75,8 @@ def compare_columns(baseline: str | None) -> list[Column]:
     return columns + [
         Column("GMAC/s", lambda r: fmt(r["gmacs_per_s"], 2)),
         Column("params", lambda r: f"{r['params']:,}", "memory"),
-        Column("measured\npeak (KiB)", lambda r: optional(r.get("measured_peak_bytes"), 1 / 1024, 1),
-               "memory"),
+        Column("measured\npeak (KiB)",
+               lambda r: optional(r.get("measured_peak_bytes"), 1 / 1024, 1), "memory"),
         Column("weights\n(KiB)", lambda r: fmt(r["weight_bytes"] / 1024, 1), "memory"),
         Column("elem ops\n(M)", lambda r: fmt(r["elementwise_ops"] / 1e6, 2), "traffic"),
         Column("bytes moved\n(MiB)", lambda r: fmt(r["bytes_moved"] / 2**20, 2), "traffic"),
@@ -182,8 +183,8 @@ def compare_report(
 
 
 def layers_frame(rows: Sequence[LayerRow]) -> pd.DataFrame:
-    """One row per node onnxruntime runs; `time_share_frac` and `macs_share_frac` are fractions of the
-    block's total kernel time and MACs."""
+    """One row per node onnxruntime runs; `time_share_frac` and `macs_share_frac` are fractions
+    of the block's total kernel time and MACs."""
     total_ms = sum(r.kernel_ms for r in rows)
     total_macs = sum(r.macs for r in rows)
     return pd.DataFrame([r.row(total_ms, total_macs) for r in rows])

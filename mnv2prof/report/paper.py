@@ -6,6 +6,10 @@ millions (1 MAC = 1 multiply-accumulate), peak activation memory in KiB, latency
 `median ± spread` and GMAC/s. The spread is half the 95% CI of the median when the CSV has
 `latency_ci_low_ms` / `latency_ci_high_ms`, else the inter-quartile range (`latency_iqr_ms`).
 Columns are read by name, so a CSV with more columns (a newer version) reads the same.
+
+When several hosts measured the rows (a cluster sweep, merged shards), the host is the first key:
+one machine's rows are never mixed with another's in a group, and the caption names each host's
+CPU. Precision and runtime are keys when they vary (int8 and ExecuTorch rows).
 """
 
 from __future__ import annotations
@@ -27,6 +31,11 @@ REQUIRED_COLUMNS = {  # column -> kind (run.readers), checked in every row
 KEY_COLUMNS = (
     "in_chs", "out_chs", "resolution", "exp_ratio", "kernel_size", "stride", "batch", "threads",
 )
+# Keys beside the spec: the host first (rows of one machine together: a cluster sweep's hosts
+# are never mixed in a group), then precision and runtime (issue 17's deployment rows).
+HOST_COLUMN = "host"
+TARGET_COLUMNS = ("precision", "runtime")
+GROUP_COLUMNS = (HOST_COLUMN, *KEY_COLUMNS, "variant", *TARGET_COLUMNS)
 # Key columns keep their CSV names (one vocabulary); units where they have one.
 KEY_HEADERS = {"resolution": "resolution (px)"}
 CI_COLUMNS = ("latency_ci_low_ms", "latency_ci_high_ms")
@@ -52,10 +61,41 @@ class PaperTable:
     spread_name: str
     samples: tuple[int, int]  # fewest and most latency samples of a row
     environment: str
+    runtimes: tuple[str, ...] = ("onnxruntime",)
 
 
 def varying_keys(frame: pd.DataFrame) -> list[str]:
-    return [c for c in KEY_COLUMNS if c in frame.columns and frame[c].nunique() > 1]
+    """The key columns whose values differ between rows: the host, the spec's, the target's."""
+    columns = (HOST_COLUMN, *KEY_COLUMNS, *TARGET_COLUMNS)
+    return [c for c in columns if c in frame.columns and frame[c].nunique() > 1]
+
+
+def hosts(frame: pd.DataFrame) -> list[str]:
+    """The hosts of the rows in first-seen order ([] for a file without a host column)."""
+    if HOST_COLUMN not in frame.columns:
+        return []
+    return list(dict.fromkeys(frame[HOST_COLUMN].astype(str)))
+
+
+def environment(frame: pd.DataFrame) -> str:
+    """Where the rows were measured, for a caption: the CPU, onnxruntime and threads, per host
+    when more than one host measured them."""
+    if "env_cpu_model" not in frame.columns:
+        return ""
+
+    def one(rows: pd.DataFrame) -> str:
+        threads = sorted(rows["threads"].unique()) if "threads" in rows.columns else []
+        ort = rows["env_onnxruntime"].iloc[0] if "env_onnxruntime" in rows.columns else "?"
+        return (f"{rows['env_cpu_model'].iloc[0]}, onnxruntime {ort}, "
+                f"{'/'.join(map(str, threads))} thread(s)")
+
+    names = hosts(frame)
+    if len(names) <= 1:
+        return one(frame)
+    column = frame[HOST_COLUMN].astype(str)
+    return f"{len(names)} hosts (" + "; ".join(
+        f"{name}: {one(frame[column == name])}" for name in names
+    ) + ")"
 
 
 def paper_table(frame: pd.DataFrame, group_by: Sequence[str] = ()) -> PaperTable:
@@ -63,9 +103,11 @@ def paper_table(frame: pd.DataFrame, group_by: Sequence[str] = ()) -> PaperTable
     if unknown:
         raise UsageError(
             f"--group-by {', '.join(unknown)}: no such column; choose from: "
-            f"{', '.join(c for c in frame.columns if c in KEY_COLUMNS or c == 'variant')}"
+            f"{', '.join(c for c in frame.columns if c in GROUP_COLUMNS)}"
         )
     keys = [c for c in group_by if c != "variant"] or varying_keys(frame)
+    if len(hosts(frame)) > 1 and HOST_COLUMN not in keys:
+        keys = [HOST_COLUMN, *keys]  # rows of different machines are never one group
     if all(c in frame.columns for c in CI_COLUMNS):
         spread = (frame[CI_COLUMNS[1]] - frame[CI_COLUMNS[0]]) / 2
         spread_name = "95% CI half-width"
@@ -85,16 +127,10 @@ def paper_table(frame: pd.DataFrame, group_by: Sequence[str] = ()) -> PaperTable
     )
     # Stable sort: rows keep their measured order (the profile's variant order) within a group.
     numbers = numbers.sort_values(keys, kind="stable").reset_index(drop=True) if keys else numbers
-    env = ""
-    if "env_cpu_model" in frame.columns:
-        threads = sorted(frame["threads"].unique()) if "threads" in frame.columns else []
-        env = (
-            f"{frame['env_cpu_model'].iloc[0]}, onnxruntime "
-            f"{frame.get('env_onnxruntime', pd.Series(['?'])).iloc[0]}, "
-            f"{'/'.join(map(str, threads))} thread(s)"
-        )
     samples = (int(frame["latency_n"].min()), int(frame["latency_n"].max()))
-    return PaperTable(numbers, tuple(keys), spread_name, samples, env)
+    runtimes = list(dict.fromkeys(frame["runtime"])) if "runtime" in frame.columns else []
+    return PaperTable(numbers, tuple(keys), spread_name, samples, environment(frame),
+                      tuple(runtimes) or ("onnxruntime",))
 
 
 def _headers(table: PaperTable, pm: str) -> list[str]:
@@ -136,7 +172,8 @@ def caption(table: PaperTable) -> str:
     n = f"{low}" if low == high else f"{low}-{high}"
     where = f" on {table.environment}" if table.environment else ""
     return (
-        f"Counted and measured cost per block{where}; latency is onnxruntime CPU, median "
+        f"Counted and measured cost per block{where}; latency is {' and '.join(table.runtimes)} "
+        "CPU, median "
         f"{chr(177)} {table.spread_name} over {n} rounds (each the median of a burst of "
         "back-to-back calls). "
         "1 MAC = 1 multiply-accumulate (FLOPs = 2 x MACs)."

@@ -17,7 +17,7 @@ import io
 import pandas as pd
 
 from mnv2prof.errors import UsageError
-from mnv2prof.report.paper import varying_keys
+from mnv2prof.report.paper import HOST_COLUMN, hosts, varying_keys
 
 KINDS = ("macs-latency", "sweep", "roofline")
 FILE_TYPES = (".png", ".pdf", ".svg")
@@ -32,27 +32,45 @@ def _pyplot():
     return plt
 
 
+MARKERS = "osD^v<>ph*"
+
+
 def _row_label(row: pd.Series, keys: list[str]) -> str:
-    """The varying spec values (the colour and legend give the variant), or the variant alone."""
-    return " ".join(f"{k}={row[k]}" for k in keys) or str(row["variant"])
+    """The varying spec values (the colour and legend give the variant, the marker the host),
+    or the variant alone."""
+    return " ".join(f"{k}={row[k]}" for k in keys if k != HOST_COLUMN) or str(row["variant"])
+
+
+def _series(frame: pd.DataFrame):
+    """(legend label, colour index, marker, rows) per variant, and per host within a variant
+    when several hosts measured the rows (each host its own marker: never one series)."""
+    names = hosts(frame)
+    variants = list(dict.fromkeys(frame["variant"]))
+    for i, variant in enumerate(variants):
+        rows = frame[frame["variant"] == variant]
+        if len(names) <= 1:
+            yield variant, i, "o", rows
+            continue
+        for j, host in enumerate(names):
+            mine = rows[rows[HOST_COLUMN].astype(str) == host]
+            if len(mine):
+                yield f"{variant} @ {host}", i, MARKERS[j % len(MARKERS)], mine
 
 
 def macs_latency_figure(frame: pd.DataFrame):
     plt = _pyplot()
     keys = varying_keys(frame)
     fig, ax = plt.subplots(figsize=(7.5, 5.5), layout="constrained")
-    variants = list(dict.fromkeys(frame["variant"]))
     colours = plt.get_cmap("tab10")
-    for i, variant in enumerate(variants):
-        rows = frame[frame["variant"] == variant]
+    for label, i, marker, rows in _series(frame):
         has_quartiles = {"latency_q1_ms", "latency_q3_ms"} <= set(rows.columns)
         yerr = (
             [rows["latency_median_ms"] - rows["latency_q1_ms"],
              rows["latency_q3_ms"] - rows["latency_median_ms"]]
             if has_quartiles else None
         )
-        ax.errorbar(rows["macs"] / 1e6, rows["latency_median_ms"], yerr=yerr, fmt="o",
-                    color=colours(i % 10), label=variant, capsize=2, markersize=5)
+        ax.errorbar(rows["macs"] / 1e6, rows["latency_median_ms"], yerr=yerr, fmt=marker,
+                    color=colours(i % 10), label=label, capsize=2, markersize=5)
     labelled = len(frame) <= 40  # beyond that the labels hide the points; the legend remains
     if labelled:
         for _, row in frame.iterrows():
@@ -70,13 +88,14 @@ def macs_latency_figure(frame: pd.DataFrame):
 
 def sweep_figure(frame: pd.DataFrame, x: str | None):
     keys = varying_keys(frame)
+    swept = [k for k in keys if k != HOST_COLUMN]  # hosts are series, never the x axis
     if x is None:
-        if len(keys) != 1:
+        if len(swept) != 1:
             raise UsageError(
-                f"--x is needed: the rows vary in {', '.join(keys) or 'no column'}; "
+                f"--x is needed: the rows vary in {', '.join(swept) or 'no column'}; "
                 "give the swept one, e.g. --x exp_ratio"
             )
-        x = keys[0]
+        x = swept[0]
     if x not in frame.columns:
         raise UsageError(f"--x {x!r}: no such column; varying columns: {', '.join(keys)}")
     plt = _pyplot()
@@ -120,9 +139,9 @@ def roofline_figure(frame: pd.DataFrame, machine):
     ax.plot(span, np.minimum(machine.peak_gflops, machine.dram_gbs * span), "k:", alpha=0.6,
             label=f"from memory: {machine.dram_gbs:,.1f} GB/s")
     colours = plt.get_cmap("tab10")
-    for i, variant in enumerate(dict.fromkeys(frame["variant"])):
-        rows = frame["variant"] == variant
-        ax.plot(intensity[rows], achieved[rows], "o", color=colours(i % 10), label=variant)
+    for label, i, marker, rows in _series(frame):
+        ax.plot(intensity[rows.index], achieved[rows.index], marker, color=colours(i % 10),
+                label=label)
     if len(frame) <= 40:
         for (_, row), xi, yi in zip(frame.iterrows(), intensity, achieved):
             if keys:

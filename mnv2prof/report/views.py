@@ -39,7 +39,8 @@ def parse_show(text: str | None, groups: Sequence[str], flag: str = "--show") ->
     unknown = sorted(chosen - {*groups, ALL})
     if unknown:
         raise UsageError(
-            f"{flag} {', '.join(unknown)}: choose from {', '.join((*groups, ALL))} (comma-separated)"
+            f"{flag} {', '.join(unknown)}: choose from {', '.join((*groups, ALL))} "
+            "(comma-separated)"
         )
     return frozenset(groups) if ALL in chosen else chosen
 

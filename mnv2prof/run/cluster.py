@@ -247,6 +247,17 @@ def timer_hosts(handle: ClusterHandle) -> dict[str, float]:
     }
 
 
+def check_gpus(handle: ClusterHandle) -> None:
+    """`--device cuda` on a cluster: some host must offer a GPU, or every task would wait for
+    one forever; one UsageError line."""
+    ray = import_ray()
+    if not ray.cluster_resources().get("GPU", 0):
+        raise UsageError(
+            f"--device cuda --ray {handle.address}: no node of the cluster offers a GPU "
+            "(ray start --num-gpus=1 on a host with one)"
+        )
+
+
 def shutdown(handle: ClusterHandle) -> None:
     """Disconnect; stop the cluster if this process started it. Safe to call twice."""
     if handle.closed:

@@ -17,6 +17,13 @@ development machine, whose speed jumps by up to 1.5x over seconds, the seven ide
 rows of the expansion sweep (t = 4..10) spread by up to 30% when each point was timed on its own.
 Rows are written when their batch is done. The cache mode is the profile's, so a file never
 mixes cache modes (`--resume` refuses a file timed in another).
+
+Past one machine (issue 18): `shard=(K, N)` keeps only the rows of shard K of N
+(`run.shard.select_shard`, by spec_hash), for CI matrices; `run(cluster=handle)` sends each grid
+point to a Ray cluster as a task (`run.cluster.run_points`) and journals the rows as they come
+back, each with its own host's environment and `host`. The file, resume and interrupts behave as
+locally; only the check that a resumed file was measured here is left out, since a cluster's
+rows come from many hosts.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mnv2prof import interrupts
-from mnv2prof.errors import Interrupted, UsageError
+from mnv2prof.errors import Interrupted, Mnv2profError, UsageError
 from mnv2prof.models.variants import BlockSpec
 from mnv2prof.onnx.atomic import check_target
 from mnv2prof.run.profiles import GridPoint, Profile
@@ -46,14 +53,21 @@ class SweepHooks:
 
     on_start: Callable[[int, int], None] | None = None  # total rows, rows already in the file
     on_batch: Callable[[list[GridPoint], int], None] | None = None  # points, rows to measure
-    on_row: Callable[[Record], None] | None = None  # after the row is on disk
+    on_row: Callable[[dict[str, object]], None] | None = None  # the row, once it is on disk
+
+
+class SweepIncomplete(Mnv2profError):
+    """A cluster sweep ended with rows no host could measure (exit 3): they are not in the
+    file, and `--resume` measures them."""
 
 
 @dataclass(frozen=True)
 class SweepResult:
-    total: int  # rows in the profile
+    total: int  # rows in the profile (in the shard, with --shard)
     skipped: int  # already in the file (resume)
     written: int  # measured and appended now
+    missing: tuple[str, ...] = ()  # spec_hash of each row a cluster could not measure
+    reasons: tuple[str, ...] = ()  # one line per grid point with missing rows
 
 
 class CsvJournal:
@@ -152,13 +166,16 @@ class Sweep:
         resume: bool = False,
         force: bool = False,
         device: str = "cpu",  # "cuda": each row also gets its GPU columns (pipeline.timed_records)
+        shard: tuple[int, int] | None = None,  # (K, N): only the rows of shard K of N
+        on_cluster: bool = False,  # rows come from a cluster's hosts, not from this one
     ):
         from mnv2prof.measure.env import current_environment
+        from mnv2prof.run.shard import select_shard
 
         self.profile, self.out, self.device = profile, Path(out), device
         self.journal = CsvJournal(self.out, resume, force)
         first = self.journal.first_row
-        if first is not None:
+        if first is not None and not on_cluster:
             # Only the environment columns the file has: a compare CSV from a version that
             # wrote fewer of them is judged on what it recorded.
             differences = {
@@ -174,6 +191,7 @@ class Sweep:
                     f"{out} was measured in another environment ({shown}): resume it there, "
                     "or start a new file"
                 )
+        if first is not None:
             mode = first.get("cache_mode", "")
             if mode != profile.timing.cache:
                 raise UsageError(
@@ -182,41 +200,59 @@ class Sweep:
                     "file; start a new file"
                 )
         self.journal.check_columns(block_row_columns())
-        self.points = profile.points()
-        self.total = sum(len(p.specs) for p in self.points)
+        points = profile.points()
+        self.selected: list[tuple[GridPoint, list[BlockSpec]]] = (
+            select_shard(points, *shard) if shard else [(p, list(p.specs)) for p in points]
+        )
+        self.total = sum(len(specs) for _, specs in self.selected)
         self.skipped = sum(
-            1 for p in self.points for s in p.specs if p.row_hash(s) in self.journal.done
+            1 for p, specs in self.selected for s in specs if p.row_hash(s) in self.journal.done
         )
 
-    def run(self, hooks: SweepHooks | None = None) -> SweepResult:
-        """Measure every row not yet in the file, appending each as it is measured."""
+    def run(self, hooks: SweepHooks | None = None, cluster=None) -> SweepResult:
+        """Measure every row not yet in the file, appending each as it is measured; on a Ray
+        cluster when `cluster` is a connected `run.cluster.ClusterHandle`."""
         hooks = hooks or SweepHooks()
         if hooks.on_start:
             hooks.on_start(self.total, self.skipped)
-        written = 0
         done = self.journal.done
         todo = [
-            (point, [s for s in point.specs if point.row_hash(s) not in done])
-            for point in self.points
+            (point, [s for s in specs if point.row_hash(s) not in done])
+            for point, specs in self.selected
         ]
         pending = [(p, specs) for p, specs in todo if specs]
+        written = 0
+
+        def append(row: dict[str, object]) -> None:
+            nonlocal written
+            self.journal.append(row)
+            written += 1
+            if hooks.on_row:
+                hooks.on_row(row)
+
+        missing: tuple[str, ...] = ()
+        reasons: tuple[str, ...] = ()
         try:
-            for batch in batches(pending, self.profile.batch_rows):
-                interrupts.check()
-                if hooks.on_batch:
-                    hooks.on_batch([p for p, _ in batch], sum(len(s) for _, s in batch))
-                records = measure_points(self.profile, batch, self.device)
-                for record in records:
-                    self.journal.append(record.row())
-                    written += 1
-                    if hooks.on_row:
-                        hooks.on_row(record)
+            if cluster is not None:
+                from mnv2prof.run.cluster import run_points
+
+                if hooks.on_batch and pending:
+                    hooks.on_batch([p for p, _ in pending], sum(len(s) for _, s in pending))
+                result = run_points(cluster, self.profile, pending, append, self.device)
+                missing, reasons = tuple(result.missing), tuple(result.reasons)
+            else:
+                for batch in batches(pending, self.profile.batch_rows):
+                    interrupts.check()
+                    if hooks.on_batch:
+                        hooks.on_batch([p for p, _ in batch], sum(len(s) for _, s in batch))
+                    for record in measure_points(self.profile, batch, self.device):
+                        append(record.row())
         except (Interrupted, KeyboardInterrupt):
             raise SweepInterrupted(
                 f"interrupted: {self.skipped + written} of {self.total} rows are in {self.out}; "
                 "run again with --resume to measure the rest"
             ) from None
-        return SweepResult(self.total, self.skipped, written)
+        return SweepResult(self.total, self.skipped, written, missing, reasons)
 
 
 def batches(

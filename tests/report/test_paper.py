@@ -137,3 +137,40 @@ def test_bad_report_input_one_line_exit_2(run_cli, tmp_path, make, args, message
     assert code == 2, err
     assert message in err and len(err.strip().splitlines()) == 1
     assert out == "" and "Traceback" not in err
+
+
+def two_hosts_csv(tmp_path):
+    """The same four rows measured on two hosts (a cluster sweep, merged shards)."""
+    frame = pd.read_csv(results_csv(tmp_path))
+    other = frame.assign(host="beta", env_cpu_model="Other CPU",
+                         latency_median_ms=frame["latency_median_ms"] * 2,
+                         spec_hash=frame["spec_hash"])
+    both = pd.concat([frame.assign(host="alpha"), other], ignore_index=True)
+    path = tmp_path / "hosts.csv"
+    both.to_csv(path, index=False)
+    return path
+
+
+def test_rows_of_two_hosts_are_grouped_by_host_and_each_host_named(tmp_path):
+    table = paper_table(load_results(two_hosts_csv(tmp_path)))
+    assert table.keys == ("host", "exp_ratio")
+    lines = to_markdown(table).splitlines()
+    assert lines[0].startswith("| host | exp_ratio | variant |")
+    assert [line.split(" | ")[0] for line in lines[2:10]] == ["| alpha"] * 4 + ["| beta"] * 4
+    assert lines[2] == "| alpha | 1 | conv | 0.6 | 0.0369 | 4.0 | 1.200 ± 0.050 | 0.03 |"
+    assert lines[6] == "| beta | 1 | conv | 0.6 | 0.0369 | 4.0 | 2.400 ± 0.050 | 0.03 |"
+    assert ("on 2 hosts (alpha: Test CPU, onnxruntime 1.0, 1 thread(s); beta: Other CPU, "
+            "onnxruntime 1.0, 1 thread(s))") in lines[-1]
+    # --group-by another key still keeps the hosts apart, host first
+    assert paper_table(load_results(two_hosts_csv(tmp_path)), ["variant"]).keys[0] == "host"
+    # one host: no host key, the environment as before
+    one = paper_table(load_results(results_csv(tmp_path, host=["alpha"] * 4)))
+    assert one.keys == ("exp_ratio",) and one.environment.startswith("Test CPU")
+
+
+def test_precision_and_runtime_are_keys_when_they_vary(tmp_path):
+    path = results_csv(tmp_path, precision=["fp32", "fp32", "int8", "int8"],
+                       runtime=["onnxruntime", "executorch"] * 2)
+    table = paper_table(load_results(path))
+    assert table.keys == ("exp_ratio", "precision", "runtime")
+    assert "latency is onnxruntime and executorch CPU" in to_markdown(table)

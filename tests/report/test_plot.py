@@ -44,3 +44,20 @@ def test_bad_plot_input_one_line_exit_2(run_cli, tmp_path):
         assert code == 2 and message in err, err
         assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "f.png").exists()
+
+
+def test_two_hosts_are_separate_series(run_cli, tmp_path):
+    from tests.report.test_paper import two_hosts_csv
+
+    path = two_hosts_csv(tmp_path)
+    out = tmp_path / "hosts.svg"
+    code, _, err = run_cli("plot", path, "--out", out)
+    assert code == 0, err
+    text = out.read_text()
+    for label in ("conv @ alpha", "conv @ beta", "mbv2 @ alpha", "mbv2 @ beta"):
+        assert label in text
+    # the sweep figure still finds its one swept column: hosts are series, not the x axis
+    out = tmp_path / "sweep.svg"
+    code, _, err = run_cli("plot", path, "--out", out, "--kind", "sweep")
+    assert code == 0, err
+    assert "conv host=alpha: latency" in out.read_text()
