@@ -30,10 +30,10 @@ class RankAgreement:
         )
 
 
-def row_label(row) -> str:
+def row_label(row, target: bool = True) -> str:
     """A row's name in tables: its variant, with its chunk count where the variant takes one
-    (`mbv2-streamed (2 chunks)`) and its precision and runtime where they are not fp32
-    onnxruntime (`mbv2 (int8)`, `mbv2 (fp32, ET)`); the CSV keeps them apart (`variant`,
+    (`mbv2-streamed (2 chunks)`) and, if `target`, its precision and runtime where they are not
+    fp32 onnxruntime (`mbv2 (int8)`, `mbv2 (fp32, ET)`); the CSV keeps them apart (`variant`,
     `chunks`, `precision`, `runtime`)."""
     from mnv2prof.models.variants import VARIANTS
 
@@ -45,7 +45,7 @@ def row_label(row) -> str:
     if info is not None and info.uses_chunks and chunks is not None and not pd.isna(chunks):
         parts.append(f"{int(chunks)} chunk{'s' if int(chunks) != 1 else ''}")
     precision, runtime = get("precision") or "fp32", get("runtime") or "onnxruntime"
-    if (precision, runtime) != ("fp32", "onnxruntime"):  # "mbv2 (int8)", "mbv2 (fp32, ET)"
+    if target and (precision, runtime) != ("fp32", "onnxruntime"):  # "mbv2 (int8)", "mbv2 (fp32, ET)"
         parts.append(precision if runtime == "onnxruntime" else f"{precision}, ET")
     return f"{variant} ({', '.join(parts)})" if parts else variant
 

@@ -91,6 +91,11 @@ def compare_columns(baseline: str | None) -> list[Column]:
                "roofline"),
         Column("eager\nmedian (ms)", lambda r: optional(r.get("eager_median_ms"), 1, 3), "eager"),
         Column("eager / ort\n(x)", _eager_ratio_cell, "eager"),
+        Column("int8\nspeedup (x)", lambda r: optional(r.get("int8_speedup_x"), 1, 2),
+               "accuracy"),
+        Column("int8 max\nabs err", lambda r: optional(r.get("int8_max_abs_err"), 1, 4),
+               "accuracy"),
+        Column("int8 SQNR\n(dB)", lambda r: optional(r.get("int8_sqnr_db"), 1, 1), "accuracy"),
     ]
 
 
@@ -163,7 +168,10 @@ def compare_report(
     )
 
     if is_deployment_frame(frame):  # precisions or runtimes side by side
-        return [deployment_table(frame, title), *deployment_notes(frame), *notes]
+        shown = [deployment_table(frame, title, show), *deployment_notes(frame)]
+        if show - {"accuracy"}:  # the other groups: a row per (block, precision, runtime)
+            shown.append(compare_table(frame, f"{title}: each row", baseline, show))
+        return [*shown, *notes]
     shown: list = [compare_table(frame, title, baseline, show)]
     shown.append("1 MAC = 1 multiply-accumulate (FLOPs = 2 x MACs); ! = CI wider than +-2%.")
     if baseline is not None:

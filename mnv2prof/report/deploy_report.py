@@ -29,13 +29,14 @@ def _wide(frame: pd.DataFrame) -> list[dict]:
     speedup and SQNR."""
     rows: dict[str, dict] = {}
     for row in frame.to_dict("records"):
-        label = row_label(row)
+        label = row_label(row, target=False)  # the columns name precision and runtime
         wide = rows.setdefault(label, {"label": label, "macs": row["macs"]})
         key = (row["runtime"], row["precision"])
         wide[key] = row["latency_median_ms"]
         wide[(*key, "unstable")] = bool(row["latency_unstable"])
         wide[(*key, "speedup")] = row.get("int8_speedup_x")
         wide[(*key, "sqnr")] = row.get("int8_sqnr_db")
+        wide[(*key, "err")] = row.get("int8_max_abs_err")
     return list(rows.values())
 
 
@@ -46,12 +47,14 @@ def _ms(row: dict, key) -> str:
     return fmt(value, 3) + (" !" if row.get((*key, "unstable")) else "  ")
 
 
-def _x(row: dict, key) -> str:
+def _x(row: dict, key, digits: int = 2) -> str:
     value = row.get(key)
-    return "-" if value is None or pd.isna(value) else fmt(value, 2)
+    return "-" if value is None or pd.isna(value) else fmt(value, digits)
 
 
-def deployment_table(frame: pd.DataFrame, title: str) -> Table:
+def deployment_table(frame: pd.DataFrame, title: str, show: frozenset[str] = frozenset()) -> Table:
+    """MACs, then per (runtime, precision) the median ms, and for int8 the speedup over fp32 on
+    that runtime; `show` "accuracy" adds each int8 target's max abs error and SQNR."""
     columns = [Column("variant", lambda r: r["label"], justify="left"),
                Column("MACs\n(M)", lambda r: fmt(r["macs"] / 1e6, 2))]
     for runtime, precision in targets(frame):
@@ -61,9 +64,11 @@ def deployment_table(frame: pd.DataFrame, title: str) -> Table:
         if precision == "int8":
             columns.append(Column(f"{short} int8\nspeedup (x)",
                                   lambda r, k=(*key, "speedup"): _x(r, k)))
+            columns.append(Column(f"{short} int8\nmax abs err",
+                                  lambda r, k=(*key, "err"): _x(r, k, 4), "accuracy"))
             columns.append(Column(f"{short} int8\nSQNR (dB)",
-                                  lambda r, k=(*key, "sqnr"): _x(r, k), "accuracy"))
-    return view_table(title, columns, _wide(frame))
+                                  lambda r, k=(*key, "sqnr"): _x(r, k, 1), "accuracy"))
+    return view_table(title, columns, _wide(frame), show)
 
 
 def deployment_notes(frame: pd.DataFrame) -> list[str]:
@@ -75,7 +80,7 @@ def deployment_notes(frame: pd.DataFrame) -> list[str]:
     int8 = frame[(frame["precision"] == "int8") & frame["int8_speedup_x"].notna()]
     for runtime, rows in int8.groupby("runtime", sort=False):
         least = rows.sort_values("int8_speedup_x").head(3)
-        listed = ", ".join(f"{row_label(r)} ({r['int8_speedup_x']:.2f}x)"
+        listed = ", ".join(f"{row_label(r, target=False)} ({r['int8_speedup_x']:.2f}x)"
                            for r in least.to_dict("records"))
         notes.append(f"int8 gains least on {runtime}: {listed} (speedup = fp32 ms / int8 ms; "
                      "below 1, int8 is slower).")

@@ -19,7 +19,7 @@ from mnv2prof.errors import UsageError
 DEFAULT = "default"
 ALL = "all"
 # Each command's column groups beyond its default view (the CSV always holds every column).
-COMPARE_GROUPS = ("memory", "traffic", "stats", "roofline", "eager")
+COMPARE_GROUPS = ("memory", "traffic", "stats", "roofline", "eager", "accuracy")
 NETWORK_GROUPS = ("table", "memory")
 LAYERS_GROUPS = ("traffic", "nodes")
 GATE_GROUPS = ("stats",)

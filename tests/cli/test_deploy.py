@@ -33,8 +33,30 @@ def test_compare_in_every_precision_on_onnxruntime(run_cli, tmp_path):
     assert frame["spec_hash"].is_unique
     for header in ("ORT fp32", "ORT int8", "speedup (x)"):
         assert header in out
+    # one line per variant: its MACs, fp32 ms, int8 ms and the speedup side by side
+    for row in int8.to_dict("records"):
+        line = next(line for line in out.splitlines() if line.split()[:1] == [row["variant"]])
+        cells = line.replace("!", "").split()
+        assert cells[0] == row["variant"] and cells[-1] == f"{row['int8_speedup_x']:.2f}"
+        assert len(cells) == 5, line  # variant, MACs, fp32 ms, int8 ms, speedup
     assert "int8 gains least on onnxruntime:" in out
     assert "rank correlation between MACs and latency, onnxruntime int8: rho =" in out
+
+
+def test_show_accuracy_and_other_groups_in_the_deployment_view(run_cli, tmp_path):
+    csv = tmp_path / "rows.csv"
+    args = ("compare", *SMALL, "--variants", "conv", "--precision", "fp32,int8", "--csv", csv)
+    code, out, err = run_cli(*args, "--show", "accuracy")
+    assert code == 0, err
+    row = pd.read_csv(csv).iloc[1]
+    assert "max abs err" in out and "SQNR (dB)" in out
+    line = next(line for line in out.splitlines() if line.split()[:1] == ["conv"])
+    assert line.split()[-2:] == [f"{row['int8_max_abs_err']:.4f}", f"{row['int8_sqnr_db']:.1f}"]
+    assert "conv (int8)" not in out  # accuracy alone: the side-by-side table only
+    code, out, err = run_cli(*args, "--show", "memory")
+    assert code == 0, err
+    # other groups: a second table, a row per (block, precision, runtime), with their columns
+    assert "SQNR" not in out and "conv (int8)" in out and "weights" in out
 
 
 @pytest.mark.slow  # ExecuTorch lowers each block: a few seconds each, cached after

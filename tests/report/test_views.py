@@ -121,3 +121,29 @@ def test_the_chart_puts_both_bars_on_one_log_scale_around_1x():
     assert lines[("dwsep", "MACs")].rstrip().rindex("█") == one  # dwsep's bars end on it
     assert lines[("fused", "MACs")].index("█") == one  # fused's start on it, to the right
     assert "multiples of conv's, log scale" in text
+
+
+@pytest.mark.parametrize("width", [100, 120])
+def test_the_deployment_view_is_one_line_per_block_and_fits(width):
+    import pandas as pd
+
+    from mnv2prof.report.deploy_report import deployment_table
+
+    rows = []
+    for _, variant, _, macs, _, ms in ROWS[:8]:
+        for runtime, scale in (("onnxruntime", 1.0), ("executorch", 1.2)):
+            for precision, factor in (("fp32", 1.0), ("int8", 0.7)):
+                rows.append({"variant": variant, "macs": macs, "runtime": runtime,
+                             "precision": precision, "latency_median_ms": ms * scale * factor,
+                             "latency_unstable": precision == "int8",
+                             "int8_speedup_x": 1 / 0.7 if precision == "int8" else None,
+                             "int8_sqnr_db": 30.0 if precision == "int8" else None})
+    text = rendered(deployment_table(pd.DataFrame(rows), "C=32 56x56"), width)
+    assert_fits(text, width)
+    lines = [line.split() for line in text.splitlines()]
+    for _, variant, *_ in ROWS[:8]:
+        [cells] = [c for c in lines if c[:1] == [variant]]  # one line per block
+        assert cells[-1] == "1.43" and cells.count("!") == 2  # int8 cells marked unstable
+    for header in ("ORT fp32", "ORT int8", "ET fp32", "ET int8", "speedup (x)"):
+        assert header in text
+    assert "SQNR" not in text  # the accuracy group is shown on request (--show accuracy)
