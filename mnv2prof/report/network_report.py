@@ -28,6 +28,21 @@ def network_frame(profile: NetworkProfile) -> pd.DataFrame:
         frame = stage_frame(profile, target)
         frame.insert(1, "precision", target.precision)
         frame.insert(2, "runtime", target.runtime)
+        fp32 = profile.timings.get(Target("fp32", target.runtime), {})
+        mine = profile.timings.get(target, {})
+        errors = profile.accuracy.get(target, {})
+        keys = [*(s.stage.key for s in profile.stages), "network"]  # the frame's row order
+        frame["int8_speedup_x"] = [
+            round(fp32[k].median_ms / mine[k].median_ms, 4)
+            if target.precision == "int8" and k in fp32 and k in mine else math.nan
+            for k in keys
+        ]
+        frame["int8_max_abs_err"] = [
+            float(errors[k].max_abs_err) if k in errors else math.nan for k in keys
+        ]
+        frame["int8_sqnr_db"] = [
+            round(float(errors[k].sqnr_db), 2) if k in errors else math.nan for k in keys
+        ]
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
 
@@ -55,6 +70,7 @@ def stage_frame(profile: NetworkProfile, target=None) -> pd.DataFrame:
                 "elementwise_ops": cost.elementwise_ops,
                 "peak_act_bytes": cost.peak_act_bytes,
                 "latency_median_ms": _ms(timed.get(st.key)),
+                **_ci(timed.get(st.key)),
                 "latency_share_pct": round(100 * profile.share(target_of(profile, timed),
                                                                st.key), 2)
                 if st.key in timed
@@ -75,6 +91,7 @@ def stage_frame(profile: NetworkProfile, target=None) -> pd.DataFrame:
             "elementwise_ops": profile.elementwise_ops,
             "peak_act_bytes": profile.peak_act_bytes,
             "latency_median_ms": _ms(timed.get("network")),
+            **_ci(timed.get("network")),
             "latency_share_pct": math.nan,  # shares are of the stage sum, see latency_note
         }
     )
@@ -99,6 +116,14 @@ def latency_note(profile: NetworkProfile) -> str | None:
 
 def _ms(measurement) -> float:
     return round(measurement.median_ms, 6) if measurement is not None else math.nan
+
+
+def _ci(measurement) -> dict[str, float]:
+    """The 95% CI of the median (ms), NaN when not timed."""
+    if measurement is None:
+        return {"latency_ci_low_ms": math.nan, "latency_ci_high_ms": math.nan}
+    return {"latency_ci_low_ms": round(measurement.ci_low_ms, 6),
+            "latency_ci_high_ms": round(measurement.ci_high_ms, 6)}
 
 
 def _cell(value: float, digits: int) -> str:

@@ -56,6 +56,9 @@ class NetworkProfile:
     # every (precision, runtime) timed: {Target: {"network" or a stage key: Measurement}}; the
     # first is also `latency` and each stage's `latency`
     timings: dict = dataclasses.field(default_factory=dict)
+    # each int8 target's error against fp32 on held-out inputs: {Target: {"network" or a stage
+    # key: onnx.quantize.Accuracy}}
+    accuracy: dict = dataclasses.field(default_factory=dict)
 
     def share(self, target, key: str) -> float:
         """A stage's median over the sum of the stages' medians, in `target`."""
@@ -78,8 +81,9 @@ def export_network(spec: NetworkSpec, seed: int = 0) -> ExportResult:
 
 
 def _runners(spec: NetworkSpec, exported: ExportResult, stage_graphs: dict, stages, target,
-             timing: TimingSpec, seed: int, calibration: str) -> dict:
-    """The whole network and each stage, as `target` (run.deploy.Target) runs them."""
+             timing: TimingSpec, seed: int, calibration: str, accuracy: dict) -> dict:
+    """The whole network and each stage, as `target` (run.deploy.Target) runs them; an int8
+    target's errors against fp32 go to `accuracy` ({"network" or a stage key: Accuracy})."""
     runners = {}
     if target.runtime == "onnxruntime":
         paths = {"network": exported.path}
@@ -87,9 +91,11 @@ def _runners(spec: NetworkSpec, exported: ExportResult, stage_graphs: dict, stag
         for key, path in paths.items():
             interrupts.check()
             if target.precision == "int8":
-                from mnv2prof.onnx.quantize import quantize_cached
+                from mnv2prof.onnx import quantize
 
-                path = quantize_cached(path, seed=seed, method=calibration).path
+                fp32 = path
+                path = quantize.quantize_cached(fp32, seed=seed, method=calibration).path
+                accuracy[key] = quantize.accuracy(fp32, path, seed=seed)
             runners[(target, key)] = OrtRunner(path, timing.threads, seed)
         return runners
     from mnv2prof.measure.executorch import EtRunner, lower_cached
@@ -107,6 +113,8 @@ def _runners(spec: NetworkSpec, exported: ExportResult, stage_graphs: dict, stag
         identity = f"{network_source(spec).identity} {key}"
         lowered = lower_cached(module, shape, f"{spec.name}.{key}", identity, target.precision,
                                seed)
+        if lowered.accuracy is not None:
+            accuracy[key] = lowered.accuracy
         runners[(target, key)] = EtRunner(lowered.path, timing.threads, shape, seed)
     return runners
 
@@ -135,9 +143,10 @@ def profile_network(
     grouped = group_by_scope(graph, [stage.key for stage in stages])
     stage_graphs = {key: subgraph(graph, nodes) for key, nodes in grouped.items()}
     timings: dict = {}
+    accuracy: dict = {target: {} for target in targets if target.precision == "int8"}
     if timing is not None:
         phases = [_runners(spec, exported, stage_graphs, stages, target, timing, seed,
-                           calibration) for target in targets]
+                           calibration, accuracy.get(target, {})) for target in targets]
         measured = measure_phases(phases, timing)
         timings = {t: {key: m for (tt, key), m in measured.items() if tt == t} for t in targets}
     measurements = timings.get(targets[0], {})
@@ -172,4 +181,5 @@ def profile_network(
         threads=timing.threads if timing is not None else 1,
         gpu=gpu,
         timings=timings,
+        accuracy={t: a for t, a in accuracy.items() if a},
     )

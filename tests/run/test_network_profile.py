@@ -112,3 +112,43 @@ def test_the_network_view_fits(mnv2, width):
     text = console.export_text()
     assert max(len(line) for line in text.splitlines()) <= width and "…" not in text
     assert "3,504,872" in text  # the total row's params, whole
+
+
+SMALL_NET = ("mobilenetv2", "--width", "0.35", "--resolution", "64", "--budget", "0.1")
+
+
+def test_network_per_precision_with_speedup_and_accuracy(run_cli, tmp_path):
+    csv = tmp_path / "net.csv"
+    code, out, err = run_cli("network", *SMALL_NET, "--precision", "fp32,int8", "--csv", csv)
+    assert code == 0, err
+    frame = pd.read_csv(csv)
+    fp32, int8 = frame[frame["precision"] == "fp32"], frame[frame["precision"] == "int8"]
+    assert len(fp32) == len(int8) == 12 and set(frame["runtime"]) == {"onnxruntime"}
+    assert fp32["stage"].tolist() == int8["stage"].tolist() and fp32["stage"].iloc[-1] == "total"
+    assert fp32["macs"].tolist() == int8["macs"].tolist()
+    ratio = fp32["latency_median_ms"].to_numpy() / int8["latency_median_ms"].to_numpy()
+    assert int8["int8_speedup_x"].to_numpy() == pytest.approx(ratio, rel=1e-3)
+    assert fp32[["int8_speedup_x", "int8_sqnr_db", "int8_max_abs_err"]].isna().all().all()
+    # every stage and the whole network compared with fp32 on held-out inputs
+    quantized = int8[int8["stage"] != "pool"]
+    assert (quantized["int8_sqnr_db"] > 10).all() and (quantized["int8_max_abs_err"] > 0).all()
+    # the average pool alone has no conv to quantize: the quantizer leaves it float, exact
+    pool = int8[int8["stage"] == "pool"].iloc[0]
+    assert pool["int8_max_abs_err"] == 0 and pool["int8_sqnr_db"] == float("inf")
+    assert (frame["latency_ci_low_ms"] <= frame["latency_median_ms"]).all()
+    assert (frame["latency_median_ms"] <= frame["latency_ci_high_ms"]).all()
+    assert "int8 gains least on onnxruntime in:" in out and "the whole network" in out
+
+
+def test_network_on_executorch(run_cli, tmp_path):
+    pytest.importorskip("executorch")
+    # fp32 only: lowering the 12 models in int8 too would take about 70 s more
+    csv = tmp_path / "net.csv"
+    code, out, err = run_cli("network", *SMALL_NET, "--runtime", "onnxruntime,executorch",
+                             "--csv", csv)
+    assert code == 0, err
+    frame = pd.read_csv(csv)
+    ort, et = frame[frame["runtime"] == "onnxruntime"], frame[frame["runtime"] == "executorch"]
+    assert len(ort) == len(et) == 12 and set(frame["precision"]) == {"fp32"}
+    assert ort["macs"].tolist() == et["macs"].tolist() and (et["latency_median_ms"] > 0).all()
+    assert "ORT fp32" in out and "ET fp32" in out
