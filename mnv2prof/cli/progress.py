@@ -64,9 +64,9 @@ def measure_profile_with_progress(plan) -> list:
         return measure_profile(plan, on_batch, on_rows)
 
 
-def sweep_with_progress(run, cluster=None):
-    """`Sweep.run` with a rows bar naming the grid points being timed (on `cluster`, the points
-    sent to it)."""
+def sweep_with_progress(run, remote=None):
+    """`Sweep.run` with a rows bar naming the grid points being timed (with `remote`, the points
+    sent away)."""
     from mnv2prof.run.sweep import SweepHooks
 
     plan = run.profile
@@ -85,4 +85,4 @@ def sweep_with_progress(run, cluster=None):
         def on_row(row) -> None:
             bar.advance(task)
 
-        return run.run(SweepHooks(on_start, on_batch, on_row), cluster=cluster)
+        return run.run(SweepHooks(on_start, on_batch, on_row), remote=remote)

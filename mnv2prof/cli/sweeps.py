@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from pathlib import Path
@@ -131,7 +132,7 @@ def _sweep_on_cluster(run, address: str, device: str):
         tell(f"mnv2prof: {len(handle.hosts)} host(s) time, one point at a time each: {hosts}")
         if device == "cuda":
             cluster.check_gpus(handle)
-        return sweep_with_progress(run, cluster=handle)
+        return sweep_with_progress(run, remote=functools.partial(cluster.run_points, handle))
 
 
 @command()

@@ -19,9 +19,10 @@ Rows are written when their batch is done. The cache mode is the profile's, so a
 mixes cache modes (`--resume` refuses a file timed in another).
 
 Past one machine (issue 18): `shard=(K, N)` keeps only the rows of shard K of N
-(`run.shard.select_shard`, by spec_hash), for CI matrices; `run(cluster=handle)` sends each grid
-point to a Ray cluster as a task (`run.cluster.run_points`) and journals the rows as they come
-back, each with its own host's environment and `host`. The file, resume and interrupts behave as
+(`run.shard.select_shard`, by spec_hash), for CI matrices; `run(remote=...)` sends each grid
+point elsewhere, e.g. to a Ray cluster as a task (`run.cluster.run_points`, given by the
+front end: this module imports no cluster code), and journals the rows as they come
+back (`remote`), each with its own host's environment and `host`. The file, resume and interrupts behave as
 locally; only the check that a resumed file was measured here is left out, since a cluster's
 rows come from many hosts.
 """
@@ -209,9 +210,14 @@ class Sweep:
             1 for p, specs in self.selected for s in specs if p.row_hash(s) in self.journal.done
         )
 
-    def run(self, hooks: SweepHooks | None = None, cluster=None) -> SweepResult:
-        """Measure every row not yet in the file, appending each as it is measured; on a Ray
-        cluster when `cluster` is a connected `run.cluster.ClusterHandle`."""
+    def run(self, hooks: SweepHooks | None = None, remote: Callable | None = None) -> SweepResult:
+        """Measure every row not yet in the file, appending each as it is measured.
+
+        `remote`: measure elsewhere instead, `remote(profile, todo, on_row, device)` with `todo`
+        the (grid point, specs) to measure and `on_row` called with each row dict as it arrives;
+        it returns what it could not measure (`.missing` spec hashes, `.reasons`). A Ray
+        cluster's is `functools.partial(run.cluster.run_points, handle)`: this module knows no
+        cluster."""
         hooks = hooks or SweepHooks()
         if hooks.on_start:
             hooks.on_start(self.total, self.skipped)
@@ -233,12 +239,10 @@ class Sweep:
         missing: tuple[str, ...] = ()
         reasons: tuple[str, ...] = ()
         try:
-            if cluster is not None:
-                from mnv2prof.run.cluster import run_points
-
+            if remote is not None:
                 if hooks.on_batch and pending:
                     hooks.on_batch([p for p, _ in pending], sum(len(s) for _, s in pending))
-                result = run_points(cluster, self.profile, pending, append, self.device)
+                result = remote(self.profile, pending, append, self.device)
                 missing, reasons = tuple(result.missing), tuple(result.reasons)
             else:
                 for batch in batches(pending, self.profile.batch_rows):
