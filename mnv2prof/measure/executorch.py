@@ -64,15 +64,11 @@ of it reaches the user's terminal.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib.util
-import io
 import json
-import logging
-import warnings
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _distribution_version
@@ -95,6 +91,7 @@ from mnv2prof.onnx.quantize import (
     calibration_seeds,
     heldout_seeds,
 )
+from mnv2prof.quiet import silenced
 
 INSTALL_HINT = "--runtime executorch needs ExecuTorch: pip install -e '.[mobile]'"
 PRECISIONS = ("fp32", "int8")
@@ -132,26 +129,9 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Python-level silence: warnings, the noisy loggers and the root logger, stdout."""
-    root = logging.getLogger()
-    loggers = [*(logging.getLogger(n) for n in _NOISY_LOGGERS), root]
-    levels = [lg.level for lg in loggers]
-    null = logging.NullHandler() if not root.handlers else None  # no basicConfig on warning()
-    if null is not None:
-        root.addHandler(null)
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for lg, level in zip(loggers, levels, strict=True):
-            lg.setLevel(level)
-        if null is not None:
-            root.removeHandler(null)
+def _quiet():
+    """The lowering stack's loggers and the root logger (torchao logs there) at ERROR."""
+    return silenced(_NOISY_LOGGERS, root=True)
 
 
 _RUNTIME: ModuleType | None = None

@@ -11,13 +11,9 @@ a temporary name first, then renamed, so a killed run never leaves half a model 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import json
-import logging
 import os
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -33,6 +29,7 @@ from torch import nn
 from mnv2prof import interrupts
 from mnv2prof.errors import ExportError
 from mnv2prof.onnx.atomic import atomic_target
+from mnv2prof.quiet import silenced
 
 OPSET = 18  # the dynamo exporter's native opset; 17 would need a lossy version conversion
 PARITY_ATOL = 1e-4  # max abs difference allowed between onnxruntime and torch outputs
@@ -129,20 +126,7 @@ def parameter_metadata(module: nn.Module, parts: Sequence[str] = ()) -> dict[str
     return metadata
 
 
-@contextlib.contextmanager
-def _quiet_exporter():
-    """The exporter prints progress lines and warnings meant for its developers, not our users."""
-    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "onnxscript")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
+_EXPORTER_LOGGERS = ("torch.onnx", "torch.export", "onnxscript")
 
 
 def export_module(
@@ -163,7 +147,7 @@ def export_module(
     example = torch.randn(*input_shape, generator=torch.Generator().manual_seed(seed + 1))
     with atomic_target(path, suffix=".onnx.tmp") as tmp:
         try:
-            with _quiet_exporter(), torch.inference_mode(False):
+            with silenced(_EXPORTER_LOGGERS), torch.inference_mode(False):
                 torch.onnx.export(
                     module,
                     (example,),

@@ -42,13 +42,9 @@ it is complete), so a second call loads it and a killed run never leaves half a 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import json
-import logging
 import math
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +58,7 @@ from mnv2prof.errors import UsageError
 from mnv2prof.onnx.atomic import atomic_target
 from mnv2prof.onnx.export import cache_dir, library_versions
 from mnv2prof.onnx.graph import load_model
+from mnv2prof.quiet import silenced
 
 QUANT_FORMAT = 1  # bump when the settings below change, to invalidate cached int8 files
 CALIBRATION_INPUTS = 16  # seeded inputs the activation ranges are calibrated on
@@ -233,26 +230,12 @@ def quant_key(
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-@contextlib.contextmanager
-def _quiet_quantizer() -> Iterator[None]:
+def _quiet_quantizer():
     """The quantizer warns through the root logger ("consider pre-processing"), and Entropy and
-    Percentile print their progress on stdout. The root logger gets a NullHandler while it
-    runs, if it has no handler: `logging.warning` would otherwise install a stderr handler on
-    the root for the rest of the process (`logging.basicConfig`)."""
-    root = logging.getLogger()
-    level = root.level
-    null = logging.NullHandler() if not root.handlers else None
-    if null is not None:
-        root.addHandler(null)
-    root.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        root.setLevel(level)
-        if null is not None:
-            root.removeHandler(null)
+    Percentile print their progress on stdout (`silenced` keeps a NullHandler on the root while
+    it runs: `logging.warning` would otherwise install a stderr handler for the rest of the
+    process)."""
+    return silenced((), root=True)
 
 
 def _calibration_reader(shapes: Mapping[str, tuple[int, ...]], seeds: Sequence[int]):
