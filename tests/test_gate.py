@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mnv2prof import gate
+from mnv2prof import baseline, gate
 from mnv2prof.errors import UsageError
 from mnv2prof.gate import GatePolicy, Latency
 from mnv2prof.measure.env import COMPARABLE_KEYS, Environment
@@ -94,15 +94,15 @@ def test_cost_change_fails_unless_allowed():
 def test_environment_mismatch_refused_unless_relative_or_allowed():
     other = frame({"mbv2": tight(1.0)}, env=Environment(**{**ENV.__dict__, "cpu_model": "Other"}),
                   threads=2)
-    differences = gate.environment_differences(other, ENV, threads=1)
+    differences = baseline.environment_differences(other, ENV, threads=1)
     assert differences == (("cpu_model", "Other", "Test CPU"), ("threads", "2", "1"))
-    with pytest.raises(gate.EnvironmentMismatch) as refused:
-        gate.check_environment(differences, relative=False, allow_mismatch=False)
+    with pytest.raises(baseline.EnvironmentMismatch) as refused:
+        baseline.check_environment(differences, relative=False, allow_mismatch=False)
     assert "cpu_model 'Other' now 'Test CPU'; threads '2' now '1'" in str(refused.value)
     assert "--relative-to" in str(refused.value) and isinstance(refused.value, UsageError)
-    gate.check_environment(differences, relative=True, allow_mismatch=False)
-    gate.check_environment(differences, relative=False, allow_mismatch=True)
-    assert gate.environment_differences(frame({"mbv2": tight(1.0)}), ENV, threads=1) == ()
+    baseline.check_environment(differences, relative=True, allow_mismatch=False)
+    baseline.check_environment(differences, relative=False, allow_mismatch=True)
+    assert baseline.environment_differences(frame({"mbv2": tight(1.0)}), ENV, threads=1) == ()
 
 
 def test_relative_mode_cancels_a_uniform_machine_slowdown():
@@ -190,21 +190,21 @@ def test_reports_one_testcase_per_row_and_a_failure_for_regressions():
 def test_gpu_fields_are_compared_and_files_without_them_read_as_cpu_runs(tmp_path):
     on_gpu = frame({"mbv2": tight(1.0)},
                    env=Environment(**{**ENV.__dict__, "gpu_name": "NVIDIA H200", "cuda": "12.8"}))
-    assert gate.environment_differences(on_gpu, ENV, threads=1) == (
+    assert baseline.environment_differences(on_gpu, ENV, threads=1) == (
         ("gpu_name", "NVIDIA H200", ""), ("cuda", "12.8", ""))
     assert "gpu_driver" not in COMPARABLE_KEYS  # recorded, not compared
     path = tmp_path / "old.csv"  # written before the GPU columns existed
     frame({"mbv2": tight(1.0)}).drop(columns=["env_gpu_name", "env_cuda", "env_gpu_driver"]).to_csv(
         path, index=False)
-    assert gate.environment_differences(gate.load_baseline(path), ENV, threads=1) == ()
+    assert baseline.environment_differences(baseline.load_baseline(path), ENV, threads=1) == ()
 
 
 def test_baseline_round_trip_keeps_versions_as_text(tmp_path):
     path = tmp_path / "b.csv"
     frame({"conv": tight(1.0)}).to_csv(path, index=False)
-    stored = gate.load_baseline(path)
+    stored = baseline.load_baseline(path)
     assert stored.loc[0, "env_onnx"] == "1.20"  # not the float 1.2
-    assert gate.environment_differences(stored, ENV, threads=1) == ()
+    assert baseline.environment_differences(stored, ENV, threads=1) == ()
 
 
 @pytest.mark.parametrize(
@@ -213,14 +213,14 @@ def test_baseline_round_trip_keeps_versions_as_text(tmp_path):
         (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe", r"is not UTF-8 text \(byte 0 is 0x89\)"),
         (b"", "b.csv is empty"),
         (b"hello,world\n1,2\n", r"lacks the column\(s\) variant, spec, threads"),
-        (",".join(gate.REQUIRED_COLUMNS).encode() + b"\n", "has no rows"),
+        (",".join(baseline.REQUIRED_COLUMNS).encode() + b"\n", "has no rows"),
     ],
 )
 def test_garbage_baseline_is_a_baseline_error(tmp_path, content, message):
     path = tmp_path / "b.csv"
     path.write_bytes(content)
-    with pytest.raises(gate.BaselineError, match=message):
-        gate.load_baseline(path)
+    with pytest.raises(baseline.BaselineError, match=message):
+        baseline.load_baseline(path)
 
 
 def test_baseline_with_bad_samples_or_duplicates(tmp_path):
@@ -228,11 +228,11 @@ def test_baseline_with_bad_samples_or_duplicates(tmp_path):
     bad = frame({"conv": tight(1.0)})
     bad.loc[0, "latency_samples_ms"] = "0.1 fast 0.2"
     bad.to_csv(path, index=False)
-    with pytest.raises(gate.BaselineError, match="row conv: latency_samples_ms must be positive"):
-        gate.load_baseline(path)
+    with pytest.raises(baseline.BaselineError, match="row conv: latency_samples_ms must be positive"):
+        baseline.load_baseline(path)
     pd.concat([frame({"conv": tight(1.0)})] * 2).to_csv(path, index=False)
-    with pytest.raises(gate.BaselineError, match="more than one row for conv"):
-        gate.load_baseline(path)
+    with pytest.raises(baseline.BaselineError, match="more than one row for conv"):
+        baseline.load_baseline(path)
 
 
 # --- the CLI, end to end (tiny specs) --------------------------------------------------------
@@ -252,7 +252,7 @@ def stored(tmp_path_factory):
 def test_baseline_stores_samples_cost_and_environment(stored):
     rows = pd.read_csv(stored, dtype=str, keep_default_na=False)
     assert rows["variant"].tolist() == ["conv", "mbv2"]
-    assert set(gate.REQUIRED_COLUMNS) <= set(rows.columns)
+    assert set(baseline.REQUIRED_COLUMNS) <= set(rows.columns)
     assert rows.loc[0, "macs"] == str(8 * 8 * 8 * 8 * 9)
     assert rows["cache_mode"].tolist() == ["warm", "warm"]
     for row in rows.to_dict("records"):
@@ -461,14 +461,14 @@ def test_profile_rows_that_do_not_match_are_one_usage_error():
 def test_profile_baseline_is_read_by_spec_and_refused_by_variant(tmp_path):
     path = tmp_path / "grid.csv"
     grid_frame({key: tight(1.0) for key in GRID}).to_csv(path, index=False)
-    assert len(gate.load_baseline(path, match_by="spec")) == 4
-    with pytest.raises(gate.BaselineError, match=r"more than one row for conv, mbv2 \(a profile's "
+    assert len(baseline.load_baseline(path, match_by="spec")) == 4
+    with pytest.raises(baseline.BaselineError, match=r"more than one row for conv, mbv2 \(a profile's "
                                                  r"baseline: gate it with --profile\)"):
-        gate.load_baseline(path)
+        baseline.load_baseline(path)
     pd.concat([grid_frame({("conv", 2): tight(1.0)})] * 2).to_csv(path, index=False)
-    with pytest.raises(gate.BaselineError,
+    with pytest.raises(baseline.BaselineError,
                        match="more than one row for conv_c8_r8_e2_k3_s1_b1 threads=1$"):
-        gate.load_baseline(path, match_by="spec")
+        baseline.load_baseline(path, match_by="spec")
 
 
 TINY_PROFILE = """\

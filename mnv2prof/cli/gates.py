@@ -183,21 +183,22 @@ def gate_command(
     and --relative-to divides each row by the reference variant of its own grid point.
     """
     from mnv2prof import gate
+    from mnv2prof.baseline import GateRows, check_baseline
 
     if profile is not None:
         plan = gate_profile(ctx, profile, timing)
-        rows, mode = gate.GateRows.of_profile(plan), plan.timing.cache
+        rows, mode = GateRows.of_profile(plan), plan.timing.cache
     else:
         from mnv2prof.run.deploy import requests
 
         specs, timing_spec = spec.specs(variants), timing.spec()
         wanted = requests(specs, *deploy.targets())
-        rows, mode = gate.GateRows.of_requests(wanted, variants, timing.threads), timing.cache
+        rows, mode = GateRows.of_requests(wanted, variants, timing.threads), timing.cache
     policy = judging.policy()  # checked before any work, like everything below
     groups = parse_show(show, GATE_GROUPS)
     outputs = Outputs(markdown_summary=markdown_summary, junit=junit)
-    stored, differences = gate.check_baseline(baseline, rows, mode, judging.relative_to,
-                                              judging.allow_env_mismatch)
+    stored, differences = check_baseline(baseline, rows, mode, judging.relative_to,
+                                         judging.allow_env_mismatch)
     blocks_fit(plan.specs() if profile is not None else specs, force)
     from mnv2prof.cli.progress import measure_profile_with_progress, profile_with_progress
     from mnv2prof.report.console import records_frame

@@ -1,0 +1,270 @@
+"""A stored baseline read and checked before anything is measured (the gate's first half).
+
+`load_baseline` reads a CSV or JSON baseline as text and refuses, in one line, a file that is
+missing, cut off, of another kind, with duplicated rows or bad samples; `check_baseline` then
+holds it against what a gate is about to measure: the same rows (`row_key`), the same cache mode,
+the same environment (or a relative comparison, or the mismatch allowed). `gate.decide` takes
+the checked frame; nothing here measures, decides or prints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mnv2prof.errors import UsageError
+from mnv2prof.measure.env import COMPARABLE_KEYS, OPTIONAL_KEYS, Environment
+
+# Counted (exact, deterministic) metrics: any change is an architecture change.
+COUNTED_COLUMNS = ("macs", "params", "peak_act_bytes", "bytes_moved", "weight_bytes")
+SAMPLES_COLUMN = "latency_samples_ms"  # space-separated milliseconds, one per round, in order
+CACHE_MODE_COLUMN = "cache_mode"  # latency.CACHE_MODES: never mixed within one comparison
+MATCH_BY = ("variant", "spec")  # row keys: the variant (compare flags), or spec and threads
+REQUIRED_COLUMNS = (
+    "variant",
+    "spec",
+    "threads",
+    SAMPLES_COLUMN,
+    CACHE_MODE_COLUMN,
+    *COUNTED_COLUMNS,
+    *(f"env_{k}" for k in COMPARABLE_KEYS if k not in OPTIONAL_KEYS),
+)
+# What each column must hold in every row of a baseline (run.readers kinds); the cache mode is
+# checked apart: a baseline without it is the older harness's, and says so.
+BASELINE_COLUMNS = {
+    "variant": "key", "spec": "key", "threads": "count", SAMPLES_COLUMN: "key",
+    **{c: "count" for c in COUNTED_COLUMNS},
+    **{f"env_{k}": "key" for k in COMPARABLE_KEYS if k not in OPTIONAL_KEYS},
+}  # fmt: skip
+
+
+class BaselineError(UsageError):
+    """A baseline file that is missing, unreadable, or not written by `mnv2prof baseline`."""
+
+
+class EnvironmentMismatch(UsageError):
+    """A baseline measured on another machine or library stack, compared in absolute mode."""
+
+
+# --- reading a baseline ----------------------------------------------------------------------
+
+
+def target_suffix(row: dict) -> str:
+    """" int8 executorch" for a row not in fp32 on onnxruntime, else "" (rows written before
+    precisions and runtimes existed are fp32 onnxruntime)."""
+    precision = str(row.get("precision") or "fp32")
+    runtime = str(row.get("runtime") or "onnxruntime")
+    return "" if (precision, runtime) == ("fp32", "onnxruntime") else f" {precision} {runtime}"
+
+
+def row_key(row: dict, match_by: str = "variant") -> str:
+    """What a row is matched to the baseline by: its variant, or its spec and threads (and its
+    precision and runtime when they are not fp32 onnxruntime)."""
+    if match_by == "spec":
+        return f"{row['spec']} threads={row['threads']}{target_suffix(row)}"
+    if match_by != "variant":
+        raise ValueError(f"match_by must be one of {MATCH_BY}, got {match_by!r}")
+    return f"{row['variant']}{target_suffix(row)}"
+
+
+def grid_point(row: dict) -> str:
+    """The grid point of a profile row: its spec apart from the variant, and its threads.
+
+    The compact spec is ``variant_c.._r..``; variant names hold no underscore (variants.py).
+    """
+    return f"{str(row['spec']).split('_', 1)[-1]} threads={row['threads']}{target_suffix(row)}"
+
+
+def load_baseline(
+    path: Path, match_by: str = "variant", env: Environment | None = None
+) -> pd.DataFrame:
+    """Read and validate a baseline (CSV, or JSON records) as strings; a `UsageError` line if
+    unfit: missing, a folder, not text, a row cut off mid-write, a column missing or of the wrong
+    kind in any row (run.readers), duplicated rows, bad samples or counts.
+
+    Rows must be unique by `row_key` (`match_by`): by variant for compare flags, by spec and
+    threads for a profile. Every cell is read as text: a CSV reader guessing types would turn
+    env_onnx "1.20" into 1.2 and refuse a matching environment.
+
+    A baseline measured by several hosts (a cluster sweep, merged shards) holds rows from more
+    than one environment: given `env`, only the rows measured in it are kept, so a gate compares
+    rows of one environment, never a mixture (when none is `env`'s, all are kept, and the
+    environment check refuses them as it refuses any foreign baseline).
+    """
+    from mnv2prof.run.readers import read_table
+
+    frame = read_table(path, "baseline", BASELINE_COLUMNS, as_text=True,
+                       hint=": not a file written by `mnv2prof baseline`", error=BaselineError)
+    if CACHE_MODE_COLUMN not in frame.columns:
+        raise BaselineError(
+            f"baseline {path} has no {CACHE_MODE_COLUMN} column: it was timed by mnv2prof's older "
+            "round-robin harness (up to 1.8x slow on small blocks); take a new baseline"
+        )
+    if env is not None:
+        frame = same_environment_rows(frame, env)
+    keys = pd.Series([row_key(r, match_by) for r in frame.to_dict("records")], dtype=object)
+    duplicated = sorted(set(keys[keys.duplicated()]))
+    if duplicated:
+        hint = " (a profile's baseline: gate it with --profile)" if match_by == "variant" else ""
+        raise BaselineError(
+            f"baseline {path} has more than one row for {', '.join(duplicated)}{hint}"
+        )
+    for row in frame.to_dict("records"):
+        samples_of(row, f"baseline {path}")
+    return frame
+
+
+def same_environment_rows(frame: pd.DataFrame, env: Environment) -> pd.DataFrame:
+    """The rows of `frame` measured in `env` when it holds rows of several environments and some
+    are `env`'s; else `frame` as it is."""
+    records = frame.to_dict("records")
+    columns = [c for c in frame.columns if c.startswith("env_")]
+    if len({tuple(str(r[c]) for c in columns) for r in records}) <= 1:
+        return frame
+    mine = [not env.differences(r) for r in records]
+    return frame[mine].reset_index(drop=True) if any(mine) else frame
+
+
+def samples_of(row: dict, source: str) -> np.ndarray:
+    try:
+        values = np.array([float(s) for s in str(row[SAMPLES_COLUMN]).split()])
+    except ValueError:
+        values = np.array([])
+    if values.size == 0 or not np.all(np.isfinite(values)) or np.any(values <= 0):
+        raise BaselineError(
+            f"{source}, row {row['variant']}: {SAMPLES_COLUMN} must be positive milliseconds "
+            f"separated by spaces"
+        )
+    return values
+
+
+def counted_of(row: dict, source: str) -> dict[str, int]:
+    try:
+        return {c: int(str(row[c])) for c in COUNTED_COLUMNS}
+    except ValueError:
+        raise BaselineError(
+            f"{source}, row {row['variant']}: {', '.join(COUNTED_COLUMNS)} must be integers"
+        ) from None
+
+
+# --- checks before measuring -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GateRows:
+    """The rows a gate measures now and how they are matched to the baseline's."""
+
+    match_by: str  # MATCH_BY
+    keys: tuple[str, ...]  # `row_key` of every row measured now
+    variants: tuple[str, ...]  # the variants among them (a --relative-to must be one)
+    where: str  # where the variants come from, for messages
+    threads: int | None  # the run's threads; None: each row carries its own (a profile's grid)
+
+    @classmethod
+    def of_requests(cls, rows, variants: str, threads: int) -> GateRows:
+        """`rows`: pipeline.RowRequest (a spec in a precision on a runtime)."""
+        keys = tuple(row_key({"variant": r.spec.variant, "precision": r.precision,
+                              "runtime": r.runtime}) for r in rows)
+        names = tuple(dict.fromkeys(r.spec.variant for r in rows))
+        return cls("variant", keys, names, f"--variants ({variants})", threads)
+
+    @classmethod
+    def of_profile(cls, profile) -> GateRows:
+        keys = tuple(
+            row_key({"spec": s.name, "threads": point.threads, "precision": point.precision,
+                     "runtime": point.runtime}, "spec")
+            for point in profile.points()
+            for s in point.specs
+        )
+        names = tuple(profile.variants)
+        return cls("spec", keys, names, f"the profile's variants ({', '.join(names)})", None)
+
+
+def check_baseline(
+    path: Path,
+    rows: GateRows,
+    cache_mode: str,
+    relative_to: str | None,
+    allow_env_mismatch: bool,
+) -> tuple[pd.DataFrame, tuple[tuple[str, str, str], ...]]:
+    """Everything checked before measuring: the baseline read and validated, its rows equal to
+    the rows measured now, its cache mode this run's, its environment this one (or the
+    comparison relative, or the mismatch allowed). Returns it and its environment differences."""
+    from mnv2prof.measure.env import current_environment
+
+    if relative_to is not None and relative_to not in rows.variants:
+        raise UsageError(f"--relative-to {relative_to!r} is not among {rows.where}")
+    env = current_environment()
+    stored = load_baseline(path, rows.match_by, env)
+    check_rows(stored, rows.keys, rows.match_by)
+    check_cache_mode(stored, cache_mode, path)
+    differences = environment_differences(stored, env, rows.threads)
+    check_environment(differences, relative_to is not None, allow_env_mismatch)
+    return stored, differences
+
+
+def check_rows(baseline: pd.DataFrame, keys: list[str] | tuple[str, ...], match_by: str) -> None:
+    """The baseline's rows must be exactly the rows measured now (`keys`, by `row_key`)."""
+    stored = [row_key(r, match_by) for r in baseline.to_dict("records")]
+    have, want = set(stored), set(keys)
+    if have == want:
+        return
+    parts = []
+    if want - have:
+        parts.append(f"no baseline row for {listed(want - have)}")
+    if have - want:
+        parts.append(f"baseline rows not measured now: {listed(have - want)}")
+    if match_by == "variant":
+        hint = f" (baseline variants: {', '.join(stored)}); gate the same --variants the baseline"
+    else:
+        hint = "; gate the same profile (grid, variants, threads) the baseline"
+    raise UsageError("; ".join(parts) + hint + " was taken with")
+
+
+def listed(keys: set[str], most: int = 6) -> str:
+    """Sorted, at most `most` of them and a count of the rest: a profile can have hundreds."""
+    ordered = sorted(keys)
+    shown = ", ".join(ordered[:most])
+    return shown + (f" and {len(ordered) - most} more" if len(ordered) > most else "")
+
+
+def check_cache_mode(baseline: pd.DataFrame, mode: str, source: Path | str = "baseline") -> None:
+    """Refuse to compare latencies timed in different cache states, whatever the other flags:
+    a cold number is not a slower warm one."""
+    stored = sorted(set(baseline[CACHE_MODE_COLUMN].astype(str)))
+    if stored != [mode]:
+        raise UsageError(
+            f"{source} was timed with --cache {', '.join(stored)} and this run with --cache "
+            f"{mode}: cache modes are never mixed; gate with --cache {stored[0]}"
+        )
+
+
+def environment_differences(
+    baseline: pd.DataFrame, env: Environment, threads: int | None
+) -> tuple[tuple[str, str, str], ...]:
+    """(key, baseline value, current value) of every COMPARABLE_KEYS field and `threads` that differ.
+
+    `threads` None: a profile's rows carry their own threads, matched as part of the row key.
+    """
+    found: dict[str, tuple[str, str]] = {}
+    for row in baseline.to_dict("records"):
+        for key, (theirs, mine) in env.differences(row).items():
+            found.setdefault(key, (str(theirs), str(mine)))
+        if threads is not None and str(row["threads"]) != str(threads):
+            found.setdefault("threads", (str(row["threads"]), str(threads)))
+    return tuple((k, b, c) for k, (b, c) in found.items())
+
+
+def check_environment(
+    differences: tuple[tuple[str, str, str], ...], relative: bool, allow_mismatch: bool
+) -> None:
+    """Refuse an absolute comparison across environments (pyperf refuses it too)."""
+    if differences and not relative and not allow_mismatch:
+        listed = "; ".join(f"{k} {b!r} now {c!r}" for k, b, c in differences)
+        raise EnvironmentMismatch(
+            f"baseline comes from another environment ({listed}): absolute latencies are not "
+            f"comparable; gate with --relative-to VARIANT, or --allow-env-mismatch to compare anyway"
+        )
