@@ -1,12 +1,12 @@
 """Signals deferred to safe points (after uvicorn's `handle_exit`, which sets `should_exit`).
 
-SIGINT (Ctrl-C) and SIGTERM (`kill`) only set a flag while a command runs (`deferred()`); the
-work checks it between steps (`check()`: between rounds of timing, exports, rows, grid points)
-and stops there with `errors.Interrupted` (exit code 130). Nothing is raised inside torch,
-onnxruntime or onnxscript, which may swallow or mangle an exception raised in the middle of
-their code (an export interrupted so ended as "ONNX export failed ... module 'torch._dynamo' has
-no attribute 'exc'", or not at all). A step already running (one export, about 1.5 s) finishes
-first, so its output is whole or absent, never half written.
+SIGINT (Ctrl-C) and SIGTERM (`kill`) only set a flag while a command runs (`deferred()`); the work
+checks it between steps (`check()`: between rounds of timing, exports, rows, grid points) and stops
+there with `errors.Interrupted` (exit code 130). Nothing is raised inside torch, onnxruntime or
+onnxscript, which may swallow or mangle an exception raised in the middle of their code (an export
+interrupted so ended as "ONNX export failed ... module 'torch._dynamo' has no attribute 'exc'", or
+not at all). A step already running (one export, about 0.5 s for a block) finishes first, so its
+output is whole or absent, never half written.
 
 A second signal while the first waits for a safe point raises `KeyboardInterrupt` at once: the
 user insists, and the atomic writers still remove their temporary files.

@@ -1,17 +1,21 @@
 """Export a torch module to ONNX, check it, prove it equal to the module, and cache the file.
 
-torch 2.13's `torch.onnx.export` uses the dynamo exporter (via onnxscript), which takes about a
-second per block, so exports are cached by a hash of the source (a block's spec, a network's, a
-probe's), the seed, the export settings and the library versions: a second run loads the file and
-skips the export. Every source goes through `export_cached`. The file's metadata carries the torch
-module's parameter count (`PARAMS_KEY`), which the exported graph cannot give back (BN is folded).
-A file lands in the cache only after `onnx.checker` and the parity check pass, and it is written to
-a temporary name first, then renamed, so a killed run never leaves half a model behind.
+torch 2.13's `torch.onnx.export` uses the dynamo exporter (via onnxscript), which takes about 1.4 s
+per block here, half of it rebuilding its table of ONNX decompositions; built once per process
+(`_dynamo_export`), a block takes about 0.5 s. Exports are still cached by a hash of the source (a
+block's spec, a network's, a probe's), the seed, the export settings and the library versions: a
+second run loads the file and skips the export. Every source goes through `export_cached`. The
+file's metadata carries the torch module's parameter count (`PARAMS_KEY`), which the exported graph
+cannot give back (BN is folded). A file lands in the cache only after `onnx.checker` and the parity
+check pass, and it is written to a temporary name first, then renamed, so a killed run never leaves
+half a model behind.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -129,6 +133,42 @@ def parameter_metadata(module: nn.Module, parts: Sequence[str] = ()) -> dict[str
 _EXPORTER_LOGGERS = ("torch.onnx", "torch.export", "onnxscript")
 
 
+@functools.cache
+def _torchlib_registry():
+    """The dynamo exporter's table of ONNX decompositions (torchlib) at `OPSET`, or None when this
+    torch's exporter has no such internals (then `torch.onnx.export` builds its own)."""
+    try:
+        from torch.onnx._internal.exporter import _core, _registration
+
+        if "registry" not in inspect.signature(_core.export).parameters:
+            return None
+        return _registration.ONNXRegistry.from_torchlib(opset_version=OPSET)
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return None
+
+
+def _dynamo_export(module: nn.Module, example: torch.Tensor, target: Path) -> None:
+    """`torch.onnx.export(dynamo=True)` to `target`, with the registry built once per process.
+
+    `torch.onnx.export` rebuilds the torchlib registry on every call (0.6-0.7 s here, half of a
+    block's export); the exporter's core takes a registry, so this process builds it once and
+    hands it in. The arguments are the ones `torch.onnx.export` passes to that core for ours, and
+    the file is byte-identical to its (tests/onnx/test_export.py). A torch without that core
+    takes the public path.
+    """
+    registry = _torchlib_registry()
+    if registry is None:
+        torch.onnx.export(module, (example,), str(target), opset_version=OPSET,
+                          input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], dynamo=True,
+                          external_data=False)
+        return
+    from torch.onnx._internal.exporter import _core
+
+    program = _core.export(module, (example,), registry=registry, input_names=[INPUT_NAME],
+                           output_names=[OUTPUT_NAME], opset_version=OPSET)
+    program.save(str(target), external_data=False)
+
+
 def export_module(
     module: nn.Module,
     input_shape: tuple[int, ...],
@@ -148,16 +188,7 @@ def export_module(
     with atomic_target(path, suffix=".onnx.tmp") as tmp:
         try:
             with silenced(_EXPORTER_LOGGERS), torch.inference_mode(False):
-                torch.onnx.export(
-                    module,
-                    (example,),
-                    str(tmp),
-                    opset_version=OPSET,
-                    input_names=[INPUT_NAME],
-                    output_names=[OUTPUT_NAME],
-                    dynamo=True,
-                    external_data=False,
-                )
+                _dynamo_export(module, example, tmp)
         except Exception as exc:  # the exporter raises many types; all mean the same to a user
             raise ExportError(f"ONNX export failed for {path.name}: {exc}") from exc
         if metadata:

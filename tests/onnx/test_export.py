@@ -79,3 +79,19 @@ def test_parity_diff_detects_a_shape_mismatch(tmp_path):
     path = export_cached(block_source(BlockSpec("conv", 8, resolution=8)), directory=tmp_path).path
     x = np.zeros((1, 8, 8, 8), np.float32)
     assert parity_diff(path, x, np.zeros((1, 8, 4, 4), np.float32)) == float("inf")
+
+
+@pytest.mark.parametrize("variant", ["shufflev2", "mbv2"])
+def test_the_shared_registry_writes_the_public_exporters_bytes(variant, tmp_path, monkeypatch):
+    # export_module builds the torchlib registry once per process and calls the exporter's core
+    # with it; with the registry unavailable it takes torch.onnx.export: both files are one file
+    from mnv2prof.onnx import export as export_mod
+
+    assert export_mod._torchlib_registry() is not None  # torch 2.13 has the core we call
+    spec = BlockSpec(variant, 16, resolution=14, exp_ratio=3)
+    shared = tmp_path / "shared.onnx"
+    export_module(build_block(spec), spec.input_shape, shared)
+    monkeypatch.setattr(export_mod, "_torchlib_registry", lambda: None)
+    public = tmp_path / "public.onnx"
+    export_module(build_block(spec), spec.input_shape, public)
+    assert shared.read_bytes() == public.read_bytes()
