@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -113,8 +114,8 @@ def network_command(
     from mnv2prof.models.networks import NetworkSpec
 
     spec = NetworkSpec(arch, width, resolution, classes, streamed)
-    if budget < 0:
-        raise UsageError(f"--budget must be 0 or positive, got {budget}")
+    if not (budget >= 0 and math.isfinite(budget)):
+        raise UsageError(f"--budget must be 0 or a positive, finite number of seconds, got {budget}")
     if device == "cuda" and budget == 0:
         raise UsageError("--device cuda times the network: give --budget > 0")
     check_threads(threads)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, get_type_hints
@@ -181,6 +182,8 @@ class TimingOptions:
 def positive(value: float, flag: str) -> None:
     if not value > 0:
         raise UsageError(f"{flag} must be positive, got {value}")
+    if not math.isfinite(value):
+        raise UsageError(f"{flag} must be finite, got {value}")
 
 
 def check_threads(threads: int) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 
 import torch
@@ -73,8 +74,8 @@ class NetworkSpec:
     def __post_init__(self) -> None:
         if self.arch not in NETWORKS:
             raise SpecError(f"unknown network {self.arch!r}; choose from: {', '.join(NETWORKS)}")
-        if not self.width > 0:
-            raise SpecError(f"width must be positive, got {self.width}")
+        if not (self.width > 0 and math.isfinite(self.width)):
+            raise SpecError(f"width must be a positive, finite number, got {self.width}")
         if self.resolution < 32:
             raise SpecError(
                 f"resolution must be at least 32 (5 stride-2 layers), got {self.resolution}"

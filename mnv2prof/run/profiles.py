@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import os
 import re
 import sys
@@ -384,7 +385,8 @@ class _Reader:
                 self._unknown(where, key, MEASURE_KEYS)
         defaults = TimingSpec()
         budget = table.get("budget_s", defaults.budget_s)
-        if isinstance(budget, bool) or not isinstance(budget, int | float) or not budget > 0:
+        if (isinstance(budget, bool) or not isinstance(budget, int | float) or not budget > 0
+                or not math.isfinite(budget)):
             self.fail(where, "budget_s", f"expected a positive number of seconds, got {budget!r}")
         warmup = self._int(where, "warmup", table.get("warmup", defaults.warmup), 0)
         low = self._int(where, "min_samples", table.get("min_samples", defaults.min_samples), 1)

@@ -289,6 +289,29 @@ def test_a_foreign_model_whose_constant_is_larger_than_memory_is_refused(run_cli
     refused(run_cli("profile", path), "big.onnx needs about 400.0 GB", "--force")
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (("compare", "--budget", "inf"), "--budget must be finite, got inf"),
+    (("compare", "--budget", "1e400"), "--budget must be finite, got inf"),
+    (("compare", "--budget", "nan"), "--budget must be positive, got nan"),
+    (("baseline", "--budget", "inf", "--out", "b.csv"), "--budget must be finite"),
+    (("calibrate", "--budget", "inf"), "--budget must be finite, got inf"),
+    (("calibrate", "--threads", "0"), "--threads must be positive, got 0"),
+    (("guidelines", "--budget", "inf"), "--budget must be finite, got inf"),
+    (("guidelines", "--budget", "-1"), "--budget must be positive, got -1.0"),
+    (("network", "mobilenetv1", "--budget", "inf"), "--budget must be 0 or a positive, finite"),
+    (("network", "mobilenetv1", "--budget", "nan"), "--budget must be 0 or a positive, finite"),
+    (("network", "mobilenetv1", "--width", "inf"), "width must be a positive, finite number"),
+    (("memory-table", "mobilenetv2", "--width", "inf"), "width must be a positive, finite"),
+    (("variants", "extra"), "unexpected extra argument"),
+], ids=lambda a: " ".join(a) if isinstance(a, tuple) else None)
+def test_a_number_no_run_can_use_is_one_line(run_cli, tmp_path, nothing_runs, monkeypatch, args,
+                                             message):
+    # an infinite budget ended in "OverflowError: ... float infinity to integer", exit 3
+    monkeypatch.chdir(tmp_path)
+    refused(run_cli(*args), message)
+    assert list(tmp_path.iterdir()) == []
+
+
 # --- 6. kills ----------------------------------------------------------------------------------
 
 

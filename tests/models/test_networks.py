@@ -24,7 +24,9 @@ def test_streamed_network_has_the_same_parameters():
     "kwargs, message",
     [
         ({"arch": "resnet50"}, "unknown network 'resnet50'"),
-        ({"arch": "mobilenetv2", "width": 0}, "width must be positive"),
+        ({"arch": "mobilenetv2", "width": 0}, "width must be a positive, finite number"),
+        ({"arch": "mobilenetv2", "width": float("inf")}, "width must be a positive, finite"),
+        ({"arch": "mobilenetv2", "width": float("nan")}, "width must be a positive, finite"),
         ({"arch": "mobilenetv2", "resolution": 16}, "resolution must be at least 32"),
         ({"arch": "mobilenetv1", "streamed": True}, "streamed applies only to mobilenetv2"),
     ],

@@ -95,6 +95,8 @@ GOOD_HEAD = 'name = "p"\ndescription = "d"\n'
         ("[grid]\nstride = []\n", 4, "[grid] stride: expected a non-empty list"),
         ('variants = ["mbv2", "nope"]\n', 3, "variants: unknown variant 'nope'"),
         ("[measure]\nwarmup = 1\nbudget_s = -1\n", 5, "[measure] budget_s: expected a positive"),
+        ("[measure]\nbudget_s = inf\n", 4, "[measure] budget_s: expected a positive"),
+        ("[measure]\nbudget_s = nan\n", 4, "[measure] budget_s: expected a positive"),
         ("[measure]\nbudget = 1\n", 4, "[measure] budget: unknown key (did you mean 'budget_s'?)"),
         ("[grid]\nin_chs = [8]\n[[points]]\nresolution = 8\n[[points]]\nin_chs = 16\n", 8,
          "[[points]] #2 in_chs: also a [grid] axis"),
