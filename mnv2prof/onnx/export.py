@@ -88,9 +88,8 @@ class ExportSource:
     parts: tuple[str, ...] = ()  # module paths whose parameter counts the file also records
 
     def key(self, seed: int) -> str:
-        payload = json.dumps(
-            [self.identity, seed, OPSET, EXPORT_FORMAT, sorted(library_versions().items())]
-        )
+        payload = json.dumps([self.identity, list(self.input_shape), seed, OPSET, EXPORT_FORMAT,
+                              sorted(library_versions().items())])
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
