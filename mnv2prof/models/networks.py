@@ -127,35 +127,45 @@ def _rows(spec: NetworkSpec):
         yield operator, t, c, n, s
 
 
-def build_stages(spec: NetworkSpec) -> tuple[list[Stage], list[nn.Module]]:
-    """The table's rows (stages) and one module per row, in order, pool and classifier last."""
-    stages, modules = [], []
+def stage_table(spec: NetworkSpec) -> list[Stage]:
+    """The table's rows for `spec`, pool and classifier last: arithmetic only, no module built."""
+    stages = []
     chs, res = 3, spec.resolution
     for i, (operator, t, c, n, s) in enumerate(_rows(spec)):
-        if operator.startswith("conv2d"):
-            k = 3 if "3x3" in operator else 1
-            module = ConvBnAct(chs, c, k, s)
-        else:
-            blocks = []
-            for j in range(n):
-                stride = s if j == 0 else 1
-                block_in, block_res = (chs, res) if j == 0 else (c, _out(res, s))
-                if operator == "bottleneck":
-                    variant = "mbv2-streamed" if spec.streamed else "mbv2"
-                    chunks = t if spec.streamed else 1
-                    block = BlockSpec(variant, block_in, c, block_res, t, 3, stride, chunks=chunks)
-                    build = StreamedInvertedResidual if spec.streamed else InvertedResidual
-                else:
-                    block = BlockSpec("dwsep", block_in, c, block_res, 1, 3, stride)
-                    build = DepthwiseSeparable
-                blocks.append(build(block))
-            module = nn.Sequential(*blocks)
         stages.append(Stage(f"features.{i}", operator, res, chs, t, c, n, s))
-        modules.append(module)
         chs, res = c, _out(res, s)
     stages.append(Stage("pool", f"avgpool {res}x{res}", res, chs, None, chs, 1, None))
     classifier = Stage("classifier", "linear (conv2d 1x1)", 1, chs, None, spec.num_classes, 1, None)
     stages.append(classifier)
+    return stages
+
+
+def _stage_module(stage: Stage, streamed: bool) -> nn.Module:
+    """The module of one `features.*` row."""
+    if stage.operator.startswith("conv2d"):
+        return ConvBnAct(stage.in_chs, stage.c, 3 if "3x3" in stage.operator else 1, stage.s)
+    blocks = []
+    for j in range(stage.n):
+        stride = stage.s if j == 0 else 1
+        block_in, block_res = ((stage.in_chs, stage.in_resolution) if j == 0
+                               else (stage.c, _out(stage.in_resolution, stage.s)))
+        if stage.operator == "bottleneck":
+            variant = "mbv2-streamed" if streamed else "mbv2"
+            chunks = stage.t if streamed else 1
+            block = BlockSpec(variant, block_in, stage.c, block_res, stage.t, 3, stride,
+                              chunks=chunks)
+            build = StreamedInvertedResidual if streamed else InvertedResidual
+        else:
+            block = BlockSpec("dwsep", block_in, stage.c, block_res, 1, 3, stride)
+            build = DepthwiseSeparable
+        blocks.append(build(block))
+    return nn.Sequential(*blocks)
+
+
+def build_stages(spec: NetworkSpec) -> tuple[list[Stage], list[nn.Module]]:
+    """The table's rows (stages) and one module per `features.*` row, in order."""
+    stages = stage_table(spec)
+    modules = [_stage_module(s, spec.streamed) for s in stages if s.key.startswith("features.")]
     return stages, modules
 
 

@@ -10,7 +10,7 @@ import dataclasses
 import json
 
 from mnv2prof.models.blocks import build_block, seeded
-from mnv2prof.models.networks import NetworkSpec, build_network, build_stages
+from mnv2prof.models.networks import NetworkSpec, build_network, stage_table
 from mnv2prof.models.probes import GUIDELINES_FORMAT, Config
 from mnv2prof.models.variants import BlockSpec
 from mnv2prof.onnx.export import ExportSource
@@ -29,13 +29,12 @@ def block_source(spec: BlockSpec) -> ExportSource:
 def network_source(spec: NetworkSpec) -> ExportSource:
     """The network of `spec`; the file also records each stage's parameter count
     (`run.network_profile` reads them back)."""
-    stages, _ = build_stages(spec)
     return ExportSource(
         name=spec.name,
         identity=json.dumps(["network", dataclasses.asdict(spec)], sort_keys=True),
         build=lambda seed: build_network(spec, seed),
         input_shape=spec.input_shape,
-        parts=tuple(stage.key for stage in stages),
+        parts=tuple(stage.key for stage in stage_table(spec)),
     )
 
 

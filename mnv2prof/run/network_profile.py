@@ -14,15 +14,16 @@ Conv+Clip...), which no longer carry the name scopes.
 from __future__ import annotations
 
 import dataclasses
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from mnv2prof import interrupts
 from mnv2prof.count.cost import count_graph_cost, params_by_part
 from mnv2prof.count.counting import count_graph
 from mnv2prof.count.memory import peak_activation_memory
 from mnv2prof.measure.latency import Measurement, OrtRunner, TimingSpec
-from mnv2prof.models.networks import NetworkSpec, Stage, build_stages
+from mnv2prof.models.networks import Network, NetworkSpec, Stage, build_network, stage_table
 from mnv2prof.onnx.export import ExportResult, export_cached
 from mnv2prof.onnx.graph import load_graph
 from mnv2prof.onnx.scopes import extract_part, group_by_scope, subgraph
@@ -42,7 +43,6 @@ class StageCost:
 @dataclass(frozen=True)
 class NetworkProfile:
     spec: NetworkSpec
-    model_path: Path
     export: ExportResult
     stages: tuple[StageCost, ...]
     params: int
@@ -70,10 +70,6 @@ class NetworkProfile:
     def stage_latency_sum_ms(self) -> float:
         return sum(s.latency.median_ms for s in self.stages if s.latency is not None)
 
-    def latency_share(self, stage: StageCost) -> float:
-        total = self.stage_latency_sum_ms
-        return stage.latency.median_ms / total if stage.latency is not None and total else 0.0
-
 
 def export_network(spec: NetworkSpec, seed: int = 0) -> ExportResult:
     """The checked ONNX file of `spec` (parity with torch proven), exported on a cache miss."""
@@ -81,9 +77,11 @@ def export_network(spec: NetworkSpec, seed: int = 0) -> ExportResult:
 
 
 def _runners(spec: NetworkSpec, exported: ExportResult, stage_graphs: dict, stages, target,
-             timing: TimingSpec, seed: int, calibration: str, accuracy: dict) -> dict:
+             timing: TimingSpec, seed: int, calibration: str, accuracy: dict,
+             network: Callable[[], Network]) -> dict:
     """The whole network and each stage, as `target` (run.deploy.Target) runs them; an int8
-    target's errors against fp32 go to `accuracy` ({"network" or a stage key: Accuracy})."""
+    target's errors against fp32 go to `accuracy` ({"network" or a stage key: Accuracy}).
+    `network()` gives the seeded torch network (built once, for the ExecuTorch targets)."""
     runners = {}
     if target.runtime == "onnxruntime":
         paths = {"network": exported.path}
@@ -99,19 +97,17 @@ def _runners(spec: NetworkSpec, exported: ExportResult, stage_graphs: dict, stag
             runners[(target, key)] = OrtRunner(path, timing.threads, seed)
         return runners
     from mnv2prof.measure.executorch import EtRunner, lower_cached
-    from mnv2prof.models.networks import build_network
 
-    network = build_network(spec, seed)
-    modules = {"network": (network, spec.input_shape)}
-    named = network.stage_modules()
+    modules = {"network": (network(), spec.input_shape)}
+    named = network().stage_modules()
     for stage in stages:  # each stage's module, fed the shape the table says it takes
         shape = ((1, stage.in_chs) if stage.key == "classifier"
                  else (1, stage.in_chs, stage.in_resolution, stage.in_resolution))
         modules[stage.key] = (named[stage.key], shape)
+    identity = network_source(spec).identity
     for key, (module, shape) in modules.items():
         interrupts.check()
-        identity = f"{network_source(spec).identity} {key}"
-        lowered = lower_cached(module, shape, f"{spec.name}.{key}", identity, target.precision,
+        lowered = lower_cached(module, shape, f"{spec.name}.{key}", f"{identity} {key}", target.precision,
                                seed)
         if lowered.accuracy is not None:
             accuracy[key] = lowered.accuracy
@@ -139,27 +135,26 @@ def profile_network(
     cost = count_graph(graph)
     whole = count_graph_cost(graph, cost)
     by_name = {n.name: n for n in cost.nodes}
-    stages, _ = build_stages(spec)
+    stages = stage_table(spec)
     grouped = group_by_scope(graph, [stage.key for stage in stages])
     stage_graphs = {key: subgraph(graph, nodes) for key, nodes in grouped.items()}
     timings: dict = {}
     accuracy: dict = {target: {} for target in targets if target.precision == "int8"}
+    network = functools.cache(lambda: build_network(spec, seed))
     if timing is not None:
         phases = [_runners(spec, exported, stage_graphs, stages, target, timing, seed,
-                           calibration, accuracy.get(target, {})) for target in targets]
+                           calibration, accuracy.get(target, {}), network) for target in targets]
         measured = measure_phases(phases, timing)
         timings = {t: {key: m for (tt, key), m in measured.items() if tt == t} for t in targets}
     measurements = timings.get(targets[0], {})
     gpu = None
     if device == "cuda" and timing is not None:
         from mnv2prof.measure.cuda import measure_module
-        from mnv2prof.models.networks import build_network
 
         gpu = measure_module(lambda: build_network(spec, seed), spec.input_shape, timing, seed)
     params = params_by_part(graph)
     return NetworkProfile(
         spec=spec,
-        model_path=exported.path,
         export=exported,
         stages=tuple(
             StageCost(
