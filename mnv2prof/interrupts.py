@@ -25,11 +25,6 @@ _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _received: list[int] = []  # signal numbers received while deferred, in order
 
 
-def requested() -> bool:
-    """True once a deferred SIGINT or SIGTERM has arrived."""
-    return bool(_received)
-
-
 def check() -> None:
     """Raise `Interrupted` if a signal arrived: call it between steps, never inside a library."""
     if _received:

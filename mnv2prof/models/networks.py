@@ -13,9 +13,6 @@ each row is read off the whole network's graph (run.network_profile).
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import math
 from dataclasses import dataclass
 
@@ -93,10 +90,6 @@ class NetworkSpec:
     @property
     def input_shape(self) -> tuple[int, int, int, int]:
         return (1, 3, self.resolution, self.resolution)
-
-    def digest(self, *extra: object) -> str:
-        payload = json.dumps([dataclasses.asdict(self), *extra], sort_keys=True, default=str)
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

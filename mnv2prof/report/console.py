@@ -43,11 +43,6 @@ def records_frame(records: Sequence[Record], baseline: str | None = None) -> pd.
     return frame
 
 
-def default_baseline(records: Sequence[Record]) -> str:
-    """conv when it is among the rows, else the first row."""
-    return next((r.label for r in records if r.label == "conv"), records[0].label)
-
-
 def baseline_index(records: Sequence[Record], baseline: str) -> int:
     """The row `baseline` names: a label (mbv2-streamed/k2) or a variant's first row."""
     for key in ("label", "variant"):

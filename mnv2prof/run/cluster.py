@@ -276,12 +276,10 @@ def measure_point_rows(
     profile: Profile, point: GridPoint, specs: Sequence[BlockSpec], device: str = "cpu"
 ) -> list[dict[str, object]]:
     """What one Ray task runs on a worker: the point's rows (`Record.row()`), measured as a
-    local sweep measures them (export, count, time), each with this host's name."""
+    local sweep measures them (export, count, time); `row()` runs here, so each names this host."""
     from mnv2prof.run.sweep import measure_points
 
-    host = socket.gethostname()
-    records = measure_points(profile, [(point, specs)], device)
-    return [{**record.row(), "host": host} for record in records]
+    return [record.row() for record in measure_points(profile, [(point, specs)], device)]
 
 
 def run_points(

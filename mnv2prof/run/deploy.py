@@ -20,7 +20,6 @@ calibration ones), as the largest absolute error and the SQNR in dB.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,7 +112,7 @@ def build_artifact(prepared, target: Target, seed: int = 0, calibration: str = "
 
         quantized = quantize.quantize_cached(prepared.model_path, seed=seed, method=calibration)
         onnx_path = quantized.path
-        int8_cost = dataclasses.replace(count_model(onnx_path), params=prepared.cost.params)
+        int8_cost = count_model(onnx_path)  # the export's parameter metadata survives quantization
         if target.runtime == "onnxruntime":
             accuracy = quantize.accuracy(prepared.model_path, onnx_path, seed=seed)
     cost = int8_cost or prepared.cost

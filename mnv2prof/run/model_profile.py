@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from mnv2prof.count.cost import CountedCost, count_graph_cost
 from mnv2prof.count.counting import count_graph
 from mnv2prof.count.memory import peak_activation_memory
 from mnv2prof.errors import Mnv2profError, ModelFileError, UsageError
-from mnv2prof.measure.latency import Measurement, OrtRunner, TimingSpec, measure
+from mnv2prof.measure.latency import Measurement, OrtRunner, TimingSpec
 from mnv2prof.onnx.graph import load_graph, load_model
 from mnv2prof.run.records import Record
 
@@ -163,17 +163,6 @@ def count_model_file(
         unknown_tensors=unknown,
         notes=tuple(notes),
     )
-
-
-def time_model(
-    count: ModelCount, timing: TimingSpec, progress: Callable[[float], None] | None = None
-) -> Measurement:
-    """onnxruntime CPU latency of the counted model, fed the same input shapes."""
-    try:
-        runner = OrtRunner(count.path, timing.threads, input_shapes=count.input_shapes)
-    except Exception as exc:  # onnxruntime's own exception types (Fail, InvalidGraph, ...)
-        raise _ort_error(count.path, exc) from exc
-    return measure({"model": runner}, timing, progress)["model"]
 
 
 def profile_timing(timing: TimingSpec) -> TimingSpec:

@@ -122,7 +122,7 @@ def timed_records(
     from mnv2prof.models.blocks import build_block
 
     progress = progress or Progress()
-    rows = [r if isinstance(r, tuple) else (r, build_artifact(r, Target())) for r in rows]
+    rows = [r if isinstance(r, tuple) else (r, build_artifact(r, Target(), seed)) for r in rows]
     blocks = list(dict.fromkeys(p for p, _ in rows))
     by_target: dict[Target, dict[object, Callable[[], float | None]]] = {}
     for p, artifact in rows:
@@ -203,27 +203,27 @@ def make_record(
     latency: Measurement,
     timing: TimingSpec,
     env,
-    artifact: Artifact | None = None,
+    artifact: Artifact,
     **measured: object,
 ) -> Record:
     """`measured`: Record's optional fields (eager, measured_peak_bytes, ...)."""
     spec = prepared.spec
-    target = artifact.target if artifact is not None else Target()
+    target = artifact.target
     return Record(
         label=spec.label,
         variant=spec.variant,
         spec=spec.name,
         spec_hash=row_hash(spec, timing.threads, target.precision, target.runtime),
         spec_fields=tuple((k, v) for k, v in spec.to_dict().items() if k != "variant"),
-        cost=artifact.cost if artifact is not None else prepared.cost,
+        cost=artifact.cost,
         latency=latency,
         threads=timing.threads,
         cache_mode=timing.cache,
         env=env,
         precision=target.precision,
         runtime=target.runtime,
-        int8_max_abs_err=artifact.max_abs_err if artifact is not None else None,
-        int8_sqnr_db=artifact.sqnr_db if artifact is not None else None,
+        int8_max_abs_err=artifact.max_abs_err,
+        int8_sqnr_db=artifact.sqnr_db,
         **measured,
     )
 

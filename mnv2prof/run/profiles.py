@@ -95,12 +95,6 @@ class GridPoint:
     precision: str = "fp32"  # run.deploy.PRECISIONS: what its rows run in
     runtime: str = "onnxruntime"  # run.deploy.RUNTIMES
 
-    @property
-    def target(self):
-        from mnv2prof.run.deploy import Target
-
-        return Target(self.precision, self.runtime)
-
     def row_hash(self, spec: BlockSpec) -> str:
         """The spec_hash of `spec`'s row at this point (threads, precision, runtime)."""
         return row_hash(spec, self.threads, self.precision, self.runtime)

@@ -46,7 +46,6 @@ class Record:
     int8_speedup_x: float | None = None  # int8 rows: fp32 latency / int8 latency, same runtime
     int8_max_abs_err: float | None = None  # int8 rows: against fp32, held-out inputs
     int8_sqnr_db: float | None = None
-    host: str = ""  # the machine that measured the row (socket.gethostname())
 
     @property
     def gmacs_per_s(self) -> float:
@@ -97,7 +96,7 @@ class Record:
             "gmacs_per_s": round(self.gmacs_per_s, 4),
             "unhandled_ops": c.unhandled_ops,
             "latency_samples_ms": " ".join(f"{s:.5f}" for s in m.samples_ms),
-            "host": self.host or _hostname(),
+            "host": _hostname(),  # the machine that measured the row (row() runs there)
             **self.env.columns(),
         }
 
