@@ -542,6 +542,8 @@ def test_gate_with_the_profile_relative_passes(run_cli, profile_baseline, tmp_pa
         (("--profile", "OTHER"), "no baseline row for conv_c8_r8_e4_k3_s1_b1 threads=1, "),
         (("--profile", "TINY", "--channels", "8", "--threads", "1"),
          "--profile replaces the spec flags: drop --channels, --threads"),
+        (("--profile", "TINY", "--precision", "int8", "--calibration", "entropy"),
+         "--profile replaces the spec flags: drop --precision, --calibration"),
         (("--profile", "TINY", "--relative-to", "dwsep"),
          "--relative-to 'dwsep' is not among the profile's variants (conv, mbv2)"),
         (("--variants", "conv,mbv2"), "more than one row for conv, mbv2 (a profile's baseline"),

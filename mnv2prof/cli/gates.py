@@ -28,7 +28,8 @@ from mnv2prof.report.views import GATE_GROUPS, parse_show
 SPEC_FLAGS = {
     "channels": "--channels", "resolution": "--resolution", "expansion": "--expansion",
     "kernel": "--kernel", "stride": "--stride", "batch": "--batch", "variants": "--variants",
-    "threads": "--threads",
+    "threads": "--threads", "precision": "--precision", "runtime": "--runtime",
+    "calibration": "--calibration",
 }  # fmt: skip
 GateProfile = Annotated[
     str | None,
@@ -81,22 +82,19 @@ def given(ctx: typer.Context, names) -> list[str]:
 
 def gate_profile(ctx: typer.Context, profile: str, timing: TimingOptions):
     """The profile to measure, its budget_s and cache replaced by an explicit --budget, --cache."""
-    from mnv2prof.run.profiles import load_profile
+    from mnv2prof.run.profiles import load_profile, with_cache
 
     if flags := given(ctx, SPEC_FLAGS):
         shown = ", ".join(SPEC_FLAGS[n] for n in flags)
         raise UsageError(
-            f"--profile replaces the spec flags: drop {shown} (the profile's grid, variants and "
-            "threads are measured)"
+            f"--profile replaces the spec flags: drop {shown} (the profile's grid, variants, "
+            "threads, precisions and runtimes are measured)"
         )
-    plan = load_profile(profile)
-    replaced = {}
-    if given(ctx, ["budget"]):
-        positive(timing.budget, "--budget")
-        replaced["budget_s"] = timing.budget
-    if given(ctx, ["cache"]):
-        replaced["cache"] = dataclasses.replace(timing, threads=1).spec().cache
-    return dataclasses.replace(plan, timing=dataclasses.replace(plan.timing, **replaced))
+    plan = with_cache(load_profile(profile), timing.cache if given(ctx, ["cache"]) else None)
+    if not given(ctx, ["budget"]):
+        return plan
+    positive(timing.budget, "--budget")
+    return dataclasses.replace(plan, timing=dataclasses.replace(plan.timing, budget_s=timing.budget))
 
 
 @command("baseline")

@@ -118,10 +118,12 @@ def network_command(
         raise UsageError(f"--budget must be 0 or a positive, finite number of seconds, got {budget}")
     if device == "cuda" and budget == 0:
         raise UsageError("--device cuda times the network: give --budget > 0")
-    check_threads(threads)
+    # spec() checks the threads (one warning line past the cores), the budget and the cache
+    timing = TimingOptions(threads, budget, cache).spec() if budget > 0 else None
+    if timing is None:
+        check_threads(threads)
     groups = parse_show(show, NETWORK_GROUPS)
     precisions, runtimes = deploy.targets()
-    timing = TimingOptions(threads, budget, cache).spec() if budget > 0 else None
     outputs = Outputs(csv=csv)
     check_device(device)
     network_fits(spec, force)
