@@ -115,10 +115,16 @@ def compare_table(
 
 
 def table_notes(frame: pd.DataFrame, harness_floor: Measurement | None = None) -> list[str]:
-    """Sentences for under the table: rank agreement, disagreements, noise, harness floor,
-    uncounted ops."""
+    """Sentences for under the table: rank agreement, disagreements, then `measurement_notes`."""
     agreement = rank_agreement(frame)
-    notes = [agreement.sentence(), *disagreement_lines(frame, agreement)]
+    return [agreement.sentence(), *disagreement_lines(frame, agreement),
+            *measurement_notes(frame, harness_floor)]
+
+
+def measurement_notes(frame: pd.DataFrame, harness_floor: Measurement | None = None) -> list[str]:
+    """What every view of measured rows says under its table: noise, harness floor, uncounted
+    ops."""
+    notes = []
     labels = frame.apply(row_label, axis=1) if len(frame) else frame.get("variant", [])
     unstable = [str(x) for x in labels[frame["latency_unstable"].astype(bool)]]
     if unstable:
@@ -163,10 +169,11 @@ def compare_report(
     )
 
     if is_deployment_frame(frame):  # precisions or runtimes side by side
-        shown = [deployment_table(frame, title, show), *deployment_notes(frame)]
+        shown = [deployment_table(frame, title, show)]
         if show - {"accuracy"}:  # the other groups: a row per (block, precision, runtime)
             shown.append(compare_table(frame, f"{title}: each row", baseline, show))
-        return [*shown, *notes]
+        shown += deployment_notes(frame) + measurement_notes(frame, harness_floor)
+        return _with_gpu(shown, frame, title, baseline, device, notes)
     shown: list = [compare_table(frame, title, baseline, show)]
     shown.append("1 MAC = 1 multiply-accumulate (FLOPs = 2 x MACs); ! = CI wider than +-2%.")
     if baseline is not None:
@@ -177,11 +184,17 @@ def compare_report(
                 for r in frame.to_dict("records")]
         shown.append(contrast_chart(rows, baseline))
     shown += table_notes(frame, harness_floor) + roofline_notes(frame, machine, threads)
+    return _with_gpu(shown, frame, title, baseline, device, notes)
+
+
+def _with_gpu(shown: list, frame: pd.DataFrame, title: str, baseline: str | None, device: str,
+              notes: Sequence[str]) -> list:
+    """`shown`, then with a GPU its table and notes, then `notes`."""
     if device != "cuda":
         return shown + list(notes)
     from mnv2prof.report.cuda_report import gpu_notes, gpu_table
 
-    shown.append(gpu_table(frame, title.split(", onnxruntime")[0] + ", GPU", baseline))
+    shown.append(gpu_table(frame, title.split(", ")[0] + ", GPU", baseline))
     return shown + gpu_notes(frame, tuple(notes))
 
 

@@ -55,7 +55,7 @@ def gpu_table(frame: pd.DataFrame, title: str, baseline: str | None) -> Table:
             table.add_column(f"{header.splitlines()[0]} / {baseline} (x)", justify="right")
     for row in frame.to_dict("records"):
         cells = [
-            row["variant"],
+            shared.row_label(row),
             shared.fmt(row["macs"] / 1e6, 2),
             shared.fmt(row["peak_act_bytes"] / 1024, 1),
             shared.optional(row.get("cuda_peak_bytes"), 1 / 1024, 1),

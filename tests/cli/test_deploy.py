@@ -33,6 +33,8 @@ def test_compare_in_every_precision_on_onnxruntime(run_cli, tmp_path):
     assert frame["spec_hash"].is_unique
     for header in ("ORT fp32", "ORT int8", "speedup (x)"):
         assert header in out
+    # the deployment view keeps the notes every measured view has
+    assert "harness floor:" in out and "int8 gains least on onnxruntime" in out
     # one line per variant: its MACs, fp32 ms, int8 ms and the speedup side by side
     for row in int8.to_dict("records"):
         line = next(line for line in out.splitlines() if line.split()[:1] == [row["variant"]])
