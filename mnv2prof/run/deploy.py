@@ -99,10 +99,20 @@ class Artifact:
     sqnr_db: float | None = None
 
 
-def build_artifact(prepared, target: Target, seed: int = 0, calibration: str = "minmax") -> Artifact:
-    """The artefact of `prepared` (pipeline.PreparedBlock) for `target`, cached."""
+def int8_onnx(prepared, seed: int = 0, calibration: str = "minmax") -> tuple[Path, CountedCost]:
+    """The int8 ONNX file of `prepared` (quantized, cached) and its counted cost: what an int8
+    row counts on every runtime (the export's parameter metadata survives quantization)."""
     from mnv2prof.count.cost import count_model
+    from mnv2prof.onnx import quantize
 
+    path = quantize.quantize_cached(prepared.model_path, seed=seed, method=calibration).path
+    return path, count_model(path)
+
+
+def build_artifact(prepared, target: Target, seed: int = 0, calibration: str = "minmax",
+                   int8: tuple[Path, CountedCost] | None = None) -> Artifact:
+    """The artefact of `prepared` (pipeline.PreparedBlock) for `target`, cached; `int8`: its
+    `int8_onnx` when the caller already has it (one per block, whatever the runtimes)."""
     if target.default:
         return Artifact(target, prepared.model_path, prepared.cost)
     int8_cost = accuracy = None
@@ -110,9 +120,7 @@ def build_artifact(prepared, target: Target, seed: int = 0, calibration: str = "
     if target.precision == "int8":
         from mnv2prof.onnx import quantize
 
-        quantized = quantize.quantize_cached(prepared.model_path, seed=seed, method=calibration)
-        onnx_path = quantized.path
-        int8_cost = count_model(onnx_path)  # the export's parameter metadata survives quantization
+        onnx_path, int8_cost = int8 or int8_onnx(prepared, seed, calibration)
         if target.runtime == "onnxruntime":
             accuracy = quantize.accuracy(prepared.model_path, onnx_path, seed=seed)
     cost = int8_cost or prepared.cost

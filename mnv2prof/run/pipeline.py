@@ -35,6 +35,7 @@ from mnv2prof.run.deploy import (
     Target,
     artifact_runner,
     build_artifact,
+    int8_onnx,
 )
 from mnv2prof.run.records import Record
 
@@ -95,11 +96,14 @@ def profile_run(
         prepared[spec] = prepare(spec, seed)
         if progress.on_export:
             progress.on_export(spec, i + 1, len(specs))
+    int8 = {}  # spec -> its int8 ONNX file and cost, shared by the int8 rows of every runtime
     built = []
     for row in wanted:
         interrupts.check()
-        built.append((prepared[row.spec], build_artifact(prepared[row.spec], row.target, seed,
-                                                         calibration)))
+        p = prepared[row.spec]
+        if row.precision == "int8" and row.spec not in int8:
+            int8[row.spec] = int8_onnx(p, seed, calibration)
+        built.append((p, build_artifact(p, row.target, seed, calibration, int8.get(row.spec))))
     return timed_records(built, timing, seed, progress, **options)
 
 
