@@ -54,3 +54,14 @@ class Interrupted(Mnv2profError):
     """Ctrl-C or SIGTERM, acted on at a safe point (interrupts.py)."""
 
     exit_code = ExitCode.INTERRUPTED
+
+
+def first_line(exc: BaseException, with_type: bool = False) -> str:
+    """The first line of `exc`'s message (its type's name when it has none), for a one-line
+    error; `with_type` leads with the type, for libraries whose messages do not say what failed."""
+    text = str(exc).strip()
+    if not text:
+        return type(exc).__name__
+    line = text.splitlines()[0]
+    return f"{type(exc).__name__}: {line}" if with_type else line
+

@@ -79,7 +79,7 @@ import torch
 from torch import nn
 
 from mnv2prof import interrupts
-from mnv2prof.errors import ExportError, ModelFileError, UsageError
+from mnv2prof.errors import ExportError, ModelFileError, UsageError, first_line
 from mnv2prof.measure.eager import example_input, quiet_stderr
 from mnv2prof.onnx.atomic import atomic_target
 from mnv2prof.onnx.export import PARITY_ATOL, cache_dir, library_versions
@@ -124,10 +124,6 @@ def versions() -> dict[str, str]:
     return found
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
-
 
 def _quiet():
     """The lowering stack's loggers and the root logger (torchao logs there) at ERROR."""
@@ -150,7 +146,7 @@ def runtime() -> ModuleType:
 
                 _C._threadpool_get_thread_count()  # creates the pool, under quiet_stderr
         except ImportError as exc:
-            raise UsageError(f"{INSTALL_HINT} ({_first_line(exc)})") from exc
+            raise UsageError(f"{INSTALL_HINT} ({first_line(exc, with_type=True)})") from exc
         _RUNTIME = _C
     return _RUNTIME
 
@@ -170,7 +166,7 @@ def _lowering() -> SimpleNamespace:
             from executorch.exir import to_edge_transform_and_lower
             from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
     except ImportError as exc:
-        raise UsageError(f"{INSTALL_HINT} ({_first_line(exc)})") from exc
+        raise UsageError(f"{INSTALL_HINT} ({first_line(exc, with_type=True)})") from exc
     return SimpleNamespace(
         XnnpackPartitioner=XnnpackPartitioner,
         XNNPACKQuantizer=XNNPACKQuantizer,
@@ -264,7 +260,7 @@ class EtRunner:
             self.program, self.method = _load_method(C, pte_path)
         except Exception as exc:  # RuntimeError from the bindings, with ExecuTorch's error code
             raise ModelFileError(
-                f"ExecuTorch cannot load {pte_path.name}: {_first_line(exc)}"
+                f"ExecuTorch cannot load {pte_path.name}: {first_line(exc, with_type=True)}"
             ) from exc
         # from here this object holds a method on the pool: no resize while it lives (even if
         # the checks below fail and a traceback keeps it)
@@ -433,5 +429,6 @@ def _lower(
             return bytes(edge.to_executorch().buffer)
     except Exception as exc:  # export and lowering raise many types; all mean the same here
         raise ExportError(
-            f"ExecuTorch lowering failed for {name} ({precision}): {_first_line(exc)}"
+            f"ExecuTorch lowering failed for {name} ({precision}): "
+            f"{first_line(exc, with_type=True)}"
         ) from exc

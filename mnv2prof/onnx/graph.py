@@ -21,7 +21,7 @@ from pathlib import Path
 import onnx
 from onnx import external_data_helper, helper, shape_inference
 
-from mnv2prof.errors import ModelFileError, UsageError
+from mnv2prof.errors import ModelFileError, UsageError, first_line
 
 
 @dataclass(frozen=True)
@@ -107,18 +107,14 @@ def load_model(path: Path | str, check: bool = False) -> onnx.ModelProto:
         try:
             external_data_helper.load_external_data_for_model(model, str(path.parent))
         except Exception as exc:  # OSError, or ValueError for an offset/length out of the file
-            raise ModelFileError(f"{path}: cannot read external data ({_first_line(exc)})") from exc
+            raise ModelFileError(f"{path}: cannot read external data ({first_line(exc)})") from exc
     if check:
         try:
             onnx.checker.check_model(model)
         except Exception as exc:  # onnx.checker.ValidationError and the C++ checker's errors
-            raise ModelFileError(f"{path} fails the ONNX checker: {_first_line(exc)}") from exc
+            raise ModelFileError(f"{path} fails the ONNX checker: {first_line(exc)}") from exc
     return model
 
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _check_external_location(path: Path, tensor: onnx.TensorProto) -> None:

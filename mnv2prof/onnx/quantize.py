@@ -54,7 +54,7 @@ import onnx
 import torch
 
 from mnv2prof import interrupts
-from mnv2prof.errors import UsageError
+from mnv2prof.errors import UsageError, first_line
 from mnv2prof.onnx.atomic import atomic_target
 from mnv2prof.onnx.export import cache_dir, library_versions
 from mnv2prof.onnx.graph import load_model
@@ -203,10 +203,6 @@ def _check_method(method: str) -> None:
         )
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
-
 
 def _file_digest(path: Path, model: onnx.ModelProto) -> str:
     """sha256 of the file and of any external data files it names."""
@@ -302,7 +298,7 @@ def quantize_cached(
                 )
         except Exception as exc:  # the quantizer raises many types; all mean "cannot quantize"
             raise UsageError(
-                f"onnxruntime cannot quantize {fp32_path.name}: {_first_line(exc)}"
+                f"onnxruntime cannot quantize {fp32_path.name}: {first_line(exc, with_type=True)}"
             ) from exc
     return QuantResult(path, cached=False)
 

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from typing import Self
 
 from mnv2prof import interrupts
-from mnv2prof.errors import Mnv2profError, UsageError
+from mnv2prof.errors import Mnv2profError, UsageError, first_line
 from mnv2prof.models.variants import BlockSpec
 from mnv2prof.run.profiles import GridPoint, Profile
 
@@ -153,7 +153,7 @@ def connect(address: str, *, object_store_mb: int = 100, timeout_s: float = 3.0)
                 "its token in ~/.ray/auth_token or $RAY_AUTH_TOKEN)"
                 if not started and "RAY_AUTH_MODE" not in os.environ else ""
             )
-            raise UsageError(f"--ray {address}: cannot connect: {_first_line(exc)}{hint}") from None
+            raise UsageError(f"--ray {address}: cannot connect: {first_line(exc)}{hint}") from None
     # Ray prints cluster errors ("(raylet) A worker died ...") to our stdout even with
     # log_to_driver=False; stdout is the command's output, and run_points reports failures.
     with contextlib.suppress(AttributeError):
@@ -193,7 +193,7 @@ def _reachable(address: str, timeout_s: float) -> str:
             "use --ray local"
         ) from None
     except (ValueError, OSError) as exc:  # a malformed address, a name that does not resolve
-        raise UsageError(f"--ray {address}: not a Ray address ({_first_line(exc)})") from None
+        raise UsageError(f"--ray {address}: not a Ray address ({first_line(exc)})") from None
     if resolved is None:
         raise UsageError(f"--ray {address}: no Ray cluster address found")
     host, _, port = resolved.rpartition(":")
@@ -220,10 +220,6 @@ def _environment(**values: str) -> Iterator[None]:
         for key in added:
             os.environ.pop(key, None)
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def timer_hosts(handle: ClusterHandle) -> dict[str, float]:
@@ -333,7 +329,7 @@ def run_points(
                 except ray.exceptions.RayTaskError as exc:  # the measurement itself failed
                     raise _task_error(exc, point) from None
                 except ray.exceptions.RayError as exc:  # worker or node died, retries spent
-                    run.give_up(point, specs, f"{type(exc).__name__}: {_first_line(exc)}")
+                    run.give_up(point, specs, first_line(exc, with_type=True))
                     continue
                 run.deliver(point, specs, rows)
             if ready:
@@ -416,5 +412,5 @@ def _task_error(exc, point: GridPoint) -> BaseException:
     if isinstance(cause, Mnv2profError | KeyboardInterrupt):
         return cause
     if isinstance(cause, BaseException):
-        return RuntimeError(f"{point.label}: {type(cause).__name__}: {_first_line(cause)}")
-    return RuntimeError(f"{point.label}: {_first_line(exc)}")
+        return RuntimeError(f"{point.label}: {first_line(cause, with_type=True)}")
+    return RuntimeError(f"{point.label}: {first_line(exc)}")
