@@ -73,9 +73,12 @@ def row_key(row: dict, match_by: str = "variant") -> str:
 def grid_point(row: dict) -> str:
     """The grid point of a profile row: its spec apart from the variant, and its threads.
 
-    The compact spec is ``variant_c.._r..``; variant names hold no underscore (variants.py).
+    The compact spec is ``variant_c.._r..`` (a model's ``NAME_1x3x224x224``); the variant is cut
+    off by its length, since a user's NAME may hold underscores.
     """
-    return f"{str(row['spec']).split('_', 1)[-1]} threads={row['threads']}{target_suffix(row)}"
+    spec, variant = str(row["spec"]), str(row["variant"])
+    rest = spec[len(variant) + 1:] if spec.startswith(variant + "_") else spec.split("_", 1)[-1]
+    return f"{rest} threads={row['threads']}{target_suffix(row)}"
 
 
 def load_baseline(
@@ -163,24 +166,53 @@ class GateRows:
     where: str  # where the variants come from, for messages
     threads: int | None  # the run's threads; None: each row carries its own (a profile's grid)
 
+    sources: tuple[tuple[str, str, str], ...] = ()  # (key, source, source_hash) of user code
+
     @classmethod
-    def of_requests(cls, rows, variants: str, threads: int) -> GateRows:
-        """`rows`: pipeline.RowRequest (a spec in a precision on a runtime)."""
-        keys = tuple(row_key({"variant": r.spec.variant, "precision": r.precision,
-                              "runtime": r.runtime}) for r in rows)
-        names = tuple(dict.fromkeys(r.spec.variant for r in rows))
-        return cls("variant", keys, names, f"--variants ({variants})", threads)
+    def of_rows(cls, rows, where: str, threads: int) -> GateRows:
+        """`rows`: deploy.Row (a block's or a model's spec on a target)."""
+        keys = tuple(row_key(_key_fields(r.subject, r.target)) for r in rows)
+        names = tuple(dict.fromkeys(r.subject.variant for r in rows))
+        sources = tuple((k, r.subject.source, r.subject.source_hash)
+                        for k, r in zip(keys, rows, strict=True) if r.subject.source)
+        return cls("variant", keys, names, where, threads, sources)
 
     @classmethod
     def of_profile(cls, profile) -> GateRows:
+        pairs = [(point, s) for point in profile.points() for s in point.subjects]
         keys = tuple(
-            row_key({"spec": s.name, "threads": point.threads, "precision": point.precision,
-                     "runtime": point.runtime}, "spec")
-            for point in profile.points()
-            for s in point.specs
+            row_key({**_key_fields(s, point.target), "spec": s.name, "threads": point.threads},
+                    "spec")
+            for point, s in pairs
         )
-        names = tuple(profile.variants)
-        return cls("spec", keys, names, f"the profile's variants ({', '.join(names)})", None)
+        sources = tuple((k, s.source, s.source_hash)
+                        for k, (_, s) in zip(keys, pairs, strict=True) if s.source)
+        names = profile.variant_names
+        return cls("spec", keys, names, f"the profile's variants ({', '.join(names)})", None,
+                   sources)
+
+
+def _key_fields(subject, target) -> dict[str, str]:
+    return {"variant": subject.variant, "precision": target.precision, "runtime": target.runtime}
+
+
+def source_changes(baseline: pd.DataFrame, rows: GateRows) -> tuple[str, ...]:
+    """One line per row whose user code (a block's or a model's file) is not the file the
+    baseline measured: the gate still compares them (that is what it is for: a change to the
+    user's block), but says so."""
+    if "source_hash" not in baseline.columns:
+        return ()
+    stored = {row_key(r, rows.match_by): str(r.get("source_hash") or "")
+              for r in baseline.to_dict("records")}
+    lines = []
+    for key, source, digest in rows.sources:
+        before = stored.get(key, "")
+        if before and before != digest:
+            lines.append(f"{key}: {source.rpartition(':')[0] or source} has changed since the "
+                         f"baseline (file hash {before} then, {digest} now)")
+        elif not before and key in stored:
+            lines.append(f"{key}: the baseline row has no source hash; {source} is measured now")
+    return tuple(lines)
 
 
 def check_baseline(

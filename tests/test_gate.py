@@ -297,7 +297,7 @@ def test_gate_real_slowdown_exits_1(run_cli, stored, tmp_path):
         ((), None, "does not exist"),
         ((), b"not a baseline\n", "lacks the column(s) variant, spec"),
         (("--variants", "conv,dwsep"), "stored", "no baseline row for dwsep"),
-        (("--relative-to", "resnet"), "stored", "--relative-to 'resnet' is not among --variants"),
+        (("--relative-to", "resnet"), "stored", "--relative-to 'resnet' is not among the rows measured (conv, mbv2)"),
         (("--alpha", "2"), "stored", "alpha must be between 0 and 1"),
         (("--threads", "2"), "stored", "threads '1' now '2'"),
     ],

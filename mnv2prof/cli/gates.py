@@ -9,16 +9,21 @@ from typing import Annotated
 import typer
 
 from mnv2prof.cli.app import show as show_all
-from mnv2prof.cli.checks import Force, blocks_fit
+from mnv2prof.run.fits import subjects_fit
 from mnv2prof.cli.options import (
+    Force,
     DEFAULT_VARIANT_LIST,
     DeployOptions,
+    ModelOptions,
     SpecOptions,
     TimingOptions,
     Variants,
     command,
+    given,
     positive,
+    row_name,
     show_option,
+    subjects,
 )
 from mnv2prof.cli.output import Outputs
 from mnv2prof.errors import UsageError
@@ -29,7 +34,7 @@ SPEC_FLAGS = {
     "channels": "--channels", "resolution": "--resolution", "expansion": "--expansion",
     "kernel": "--kernel", "stride": "--stride", "batch": "--batch", "variants": "--variants",
     "threads": "--threads", "precision": "--precision", "runtime": "--runtime",
-    "calibration": "--calibration",
+    "calibration": "--calibration", "model": "--model", "shape": "--shape",
 }  # fmt: skip
 GateProfile = Annotated[
     str | None,
@@ -55,7 +60,8 @@ class GateOptions:
     relative_to: Annotated[
         str | None,
         typer.Option("--relative-to", help="Compare latencies as per-round ratios to this variant "
-                     "of the same run (survives a change of machine)."),
+                     "(or model, or PATH.py:NAME) of the same run (survives a change of "
+                     "machine)."),
     ] = None
     allow_cost_change: Annotated[
         bool, typer.Option("--allow-cost-change", help="Let MACs, params, memory or bytes moved "
@@ -70,14 +76,6 @@ class GateOptions:
         from mnv2prof.gate import GatePolicy
 
         return GatePolicy(self.max_slowdown, self.alpha, self.allow_cost_change)
-
-
-def given(ctx: typer.Context, names) -> list[str]:
-    """The parameters among `names` given on the command line or by environment, not defaulted."""
-    return [
-        name for name in names
-        if (source := ctx.get_parameter_source(name)) is not None and source.name != "DEFAULT"
-    ]
 
 
 def gate_profile(ctx: typer.Context, profile: str, timing: TimingOptions):
@@ -106,11 +104,13 @@ def baseline_command(
     spec: SpecOptions,
     timing: TimingOptions,
     deploy: DeployOptions,
+    models: ModelOptions,
     profile: GateProfile = None,
     variants: Variants = DEFAULT_VARIANT_LIST,
     force: Force = False,
 ) -> None:
-    """Measure block variants and store the rows as a baseline for `mnv2prof gate`.
+    """Measure block variants (and --model models) and store the rows as a baseline for
+    `mnv2prof gate`.
 
     The CSV keeps every latency sample (one per round, in round order), the spec, the counted
     cost, the cache mode and the environment, so a later gate can test significance and refuse a
@@ -121,15 +121,15 @@ def baseline_command(
     if profile is not None:
         plan = gate_profile(ctx, profile, timing)
         outputs = Outputs(out=out)
-        blocks_fit(plan.specs(), force)
+        subjects_fit(plan.subjects(), force)
     else:
-        specs, timing_spec = spec.specs(variants), timing.spec()
-        precisions, runtimes = deploy.targets()
+        measured, timing_spec = subjects(ctx, spec, variants, models), timing.spec()
+        targets = deploy.target_list()
         outputs = Outputs(out=out)
-        blocks_fit(specs, force)
-    from mnv2prof.cli.progress import measure_profile_with_progress, profile_with_progress
+        subjects_fit(measured, force)
+    from mnv2prof.cli.progress import measure_profile_with_progress, measure_with_progress
     from mnv2prof.report.console import baseline_report
-    from mnv2prof.run.deploy import requests
+    from mnv2prof.run.deploy import rows_of
 
     if profile is not None:
         groups = [
@@ -137,8 +137,7 @@ def baseline_command(
             for point, records in measure_profile_with_progress(plan)
         ]
     else:
-        rows = requests(specs, precisions, runtimes)
-        records = profile_with_progress(rows, timing_spec, eager=False,
+        records = measure_with_progress(rows_of(measured, targets), timing_spec, eager=False,
                                         calibration=deploy.calibration).records
         title = f"baseline {spec.title}, {timing.threads} thread(s), cache {timing.cache}"
         groups = [(title, records)]
@@ -157,6 +156,7 @@ def gate_command(
     timing: TimingOptions,
     judging: GateOptions,
     deploy: DeployOptions,
+    models: ModelOptions,
     profile: GateProfile = None,
     variants: Variants = DEFAULT_VARIANT_LIST,
     markdown_summary: Annotated[
@@ -172,6 +172,8 @@ def gate_command(
 ) -> None:
     """Measure again and pass or fail each row against --baseline (exit 0 pass, 1 regression).
 
+    Rows are blocks (--variants, built in or PATH.py:NAME) and --model models, as the baseline
+    was taken; a row whose source file changed since the baseline is said so, and gated.
     A row fails when its counted cost changed (unless --allow-cost-change) or when it is slower
     than the baseline by more than --max-slowdown AND a one-sided Mann-Whitney U test on the
     samples says so at --alpha. Faster rows are reported, never failed. Rows are matched by
@@ -181,33 +183,41 @@ def gate_command(
     and --relative-to divides each row by the reference variant of its own grid point.
     """
     from mnv2prof import gate
-    from mnv2prof.baseline import GateRows, check_baseline
+    from mnv2prof.baseline import GateRows, check_baseline, source_changes
 
+    relative_to = row_name(judging.relative_to) if judging.relative_to else None
     if profile is not None:
         plan = gate_profile(ctx, profile, timing)
         rows, mode = GateRows.of_profile(plan), plan.timing.cache
+        measured = plan.subjects()
     else:
-        from mnv2prof.run.deploy import requests
+        from mnv2prof.run.deploy import rows_of
 
-        specs, timing_spec = spec.specs(variants), timing.spec()
-        wanted = requests(specs, *deploy.targets())
-        rows, mode = GateRows.of_requests(wanted, variants, timing.threads), timing.cache
+        measured, timing_spec = subjects(ctx, spec, variants, models), timing.spec()
+        wanted = rows_of(measured, deploy.target_list())
+        names = ", ".join(dict.fromkeys(s.variant for s in measured))
+        rows, mode = GateRows.of_rows(wanted, f"the rows measured ({names})",
+                                      timing.threads), timing.cache
     policy = judging.policy()  # checked before any work, like everything below
     groups = parse_show(show, GATE_GROUPS)
     outputs = Outputs(markdown_summary=markdown_summary, junit=junit)
-    stored, differences = check_baseline(baseline, rows, mode, judging.relative_to,
+    stored, differences = check_baseline(baseline, rows, mode, relative_to,
                                          judging.allow_env_mismatch)
-    blocks_fit(plan.specs() if profile is not None else specs, force)
-    from mnv2prof.cli.progress import measure_profile_with_progress, profile_with_progress
+    changed = source_changes(stored, rows)
+    subjects_fit(measured, force)
+    from mnv2prof.cli.app import tell
+    from mnv2prof.cli.progress import measure_profile_with_progress, measure_with_progress
     from mnv2prof.report.console import records_frame
     from mnv2prof.report.gate_report import gate_outputs, gate_report
 
+    for line in changed:
+        tell(f"mnv2prof: {line}")
     if profile is not None:
         records = [r for _, point in measure_profile_with_progress(plan) for r in point]
     else:
-        records = profile_with_progress(wanted, timing_spec, eager=False,
+        records = measure_with_progress(wanted, timing_spec, eager=False,
                                         calibration=deploy.calibration).records
-    result = gate.decide(stored, records_frame(records), policy, judging.relative_to,
+    result = gate.decide(stored, records_frame(records), policy, relative_to,
                          differences, rows.match_by)
     show_all(gate_report(result, groups))
     outputs.write(gate_outputs(result), "the verdicts")

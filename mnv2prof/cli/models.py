@@ -10,8 +10,9 @@ import typer
 
 from mnv2prof.cli.app import show as show_all
 from mnv2prof.cli.app import stderr
-from mnv2prof.cli.checks import Force, model_fits, network_fits
+from mnv2prof.run.fits import model_fits, network_fits, subjects_fit
 from mnv2prof.cli.options import (
+    Force,
     Cache,
     Csv,
     DeployOptions,
@@ -27,7 +28,13 @@ from mnv2prof.cli.output import Outputs
 from mnv2prof.errors import UsageError
 from mnv2prof.report.views import COMPARE_GROUPS, NETWORK_GROUPS, parse_show
 
-NetworkArch = Annotated[str, typer.Argument(help="mobilenetv2 or mobilenetv1.")]
+NetworkArch = Annotated[str, typer.Argument(help="mobilenetv2 or mobilenetv1 (the papers' "
+                                                 "tables).")]
+AnyNetwork = Annotated[str, typer.Argument(help="mobilenetv2 or mobilenetv1 (the papers' tables), "
+                                                "or any model as PATH.py:NAME or "
+                                                "package.module:NAME (its top-level stages).")]
+PAPER_FLAGS = {"width": "--width", "resolution": "--resolution", "classes": "--classes",
+               "streamed": "--streamed"}
 Width = Annotated[
     float, typer.Option("--width", help="Width multiplier alpha (channels x alpha, rounded to 8).")
 ]
@@ -36,12 +43,16 @@ NetResolution = Annotated[int, typer.Option("--resolution", "-r", help="Input si
 
 @command("profile")
 def profile_command(
-    model: Annotated[Path, typer.Argument(help="The ONNX file to profile.", show_default=False)],
+    model: Annotated[str, typer.Argument(help="The model: an ONNX file, or PATH.py:NAME or "
+                                              "package.module:NAME (NAME called with no "
+                                              "arguments returns an nn.Module).",
+                                         show_default=False)],
     timing: TimingOptions,
     shape: Annotated[
         list[str] | None,
-        typer.Option("--shape", help="Dims of an input, INPUT=D0xD1x... (repeatable); needed "
-                     "for symbolic dims."),
+        typer.Option("--shape", help="Dims of an input: INPUT=D0xD1x... (repeatable), needed "
+                     "for an ONNX file's symbolic dims; or D0xD1x... for the only input "
+                     "(a torch model: default 1x3x224x224)."),
     ] = None,
     layers: Annotated[
         bool, typer.Option("--layers", help="Also show one row per node onnxruntime runs: MACs, "
@@ -52,37 +63,57 @@ def profile_command(
     deploy: DeployOptions = DeployOptions(),
     force: Force = False,
 ) -> None:
-    """Count and time any ONNX model: params, MACs, elementwise ops, memory, latency.
+    """Count and time any model: params, MACs, elementwise ops, memory, latency.
 
-    The file is checked first (ONNX checker; external data must sit in the model's folder).
-    Inputs with symbolic dims need --shape, except a symbolic batch dim alone, which is set to 1
-    (and said so). Ops without a cost handler are listed, never counted as zero in silence.
+    An ONNX file is checked first (ONNX checker; external data must sit in the model's folder).
+    Its inputs with symbolic dims need --shape, except a symbolic batch dim alone, which is set
+    to 1 (and said so); its params are counted on its graph. A torch model (PATH.py:NAME) is
+    exported like a block and its params are its module's. Ops without a cost handler are
+    listed, never counted as zero in silence.
     """
-    from mnv2prof.run import model_profile as mp
+    from mnv2prof.run import model_file as mf
 
-    shapes = mp.parse_shapes(shape or [])
     groups = parse_show(show, COMPARE_GROUPS)
     timing_spec = timing.spec()
-    precisions, runtimes = deploy.targets()
-    if runtimes != ("onnxruntime",):
-        raise UsageError("--runtime executorch lowers a torch module (a block or a network); "
-                         "an ONNX file runs on onnxruntime only")
+    targets = deploy.target_list()
     outputs = Outputs(csv=csv)
-    count = mp.count_model_file(model, shapes)
-    model_fits(count, force)
-    int8 = mp.quantize_model(count, deploy.calibration) if "int8" in precisions else None
-    from mnv2prof.report.console import model_report
+    notes: tuple[str, ...] = ()
+    opset = None
+    if ":" in model and not Path(model).exists():  # a torch model
+        from mnv2prof.models.user_models import model_spec
 
-    with stderr.status(f"timing {model.name} ({timing.budget:g} s budget, cache {timing.cache})"):
-        profiled = mp.profile_model(count, mp.profile_timing(timing_spec), layers, int8)
-    frame, shown = model_report(profiled, groups)
+        if len(shape or []) > 1:
+            raise UsageError("--shape: a torch model has one input; give its dims once")
+        spec = model_spec(model, (shape or [None])[0])
+        subjects_fit([spec], force)
+    else:
+        if any(t.runtime == "executorch" for t in targets):
+            raise UsageError("--runtime executorch lowers a torch module (a block or a model "
+                             "from PATH.py:NAME); an ONNX file runs on onnxruntime only")
+        count = mf.count_model_file(model, mf.parse_shapes(shape or []))
+        model_fits(count, force)
+        spec, notes, opset = mf.counted_spec(count), count.notes, count.opset
+    from mnv2prof.cli.progress import measure_with_progress
+    from mnv2prof.report.console import model_report
+    from mnv2prof.run.deploy import rows_of
+    from mnv2prof.run.pipeline import layer_rows, prepare
+
+    run = measure_with_progress(rows_of([spec], targets), mf.model_timing(timing_spec),
+                                eager=False, calibration=deploy.calibration)
+    rows, runs = None, 0
+    if layers:
+        runs = mf.layer_runs(run.records[0].latency, timing.budget)
+        rows = layer_rows(prepare(spec), timing.threads, runs, warmup=mf.MODEL_WARMUP)
+    frame, shown = model_report(spec, run.records, timing.threads, notes, rows, runs, opset,
+                                groups)
     show_all(shown)
     outputs.write_frame(frame)
 
 
 @command("network")
 def network_command(
-    arch: NetworkArch,
+    ctx: typer.Context,
+    arch: AnyNetwork,
     width: Width = 1.0,
     resolution: NetResolution = 224,
     classes: Annotated[int, typer.Option("--classes", help="Classifier outputs.")] = 1000,
@@ -100,9 +131,20 @@ def network_command(
     device: Device = "cpu",
     show: show_option(NETWORK_GROUPS) = None,
     deploy: DeployOptions = DeployOptions(),
+    shape: Annotated[
+        str | None,
+        typer.Option("--shape", help="Input dims of a PATH.py:NAME model (default 1x3x224x224).",
+                     show_default=False),
+    ] = None,
     force: Force = False,
 ) -> None:
-    """A whole network from the paper's table: MACs, params, peak activations and latency per stage.
+    """A whole network per stage: MACs, params, peak activations and latency per stage.
+
+    The papers' networks (mobilenetv2, mobilenetv1) give a row per row of the paper's table.
+    Any other model (PATH.py:NAME, package.module:NAME) gives a row per top-level child, with a
+    top-level features, layers, stages or blocks container opened one level (torchvision's and
+    timm's layouts), in the order its forward runs them; what its forward computes outside them
+    is one more row.
 
     The network is exported to ONNX once (cached, parity with torch proven); MACs are counted on
     the whole graph and grouped by stage through the exporter's name scopes; a stage's peak
@@ -112,8 +154,22 @@ def network_command(
     session. With --device cuda one more line gives the whole network's GPU latency and peak.
     """
     from mnv2prof.models.networks import NetworkSpec
+    from mnv2prof.models.plugins import is_reference
 
-    spec = NetworkSpec(arch, width, resolution, classes, streamed)
+    if is_reference(arch):
+        from mnv2prof.cli.options import given
+        from mnv2prof.models.user_models import model_spec
+
+        if flags := given(ctx, PAPER_FLAGS):
+            shown = ", ".join(PAPER_FLAGS[f] for f in flags)
+            raise UsageError(f"{shown} apply to the papers' networks; a model is measured as "
+                             "its factory builds it (give --shape for its input)")
+        spec = model_spec(arch, shape)
+    else:
+        if shape is not None:
+            raise UsageError("--shape applies to a PATH.py:NAME model; the papers' networks "
+                             "take --resolution")
+        spec = NetworkSpec(arch, width, resolution, classes, streamed)
     if not (budget >= 0 and math.isfinite(budget)):
         raise UsageError(f"--budget must be 0 or a positive, finite number of seconds, got {budget}")
     if device == "cuda" and budget == 0:
@@ -126,17 +182,19 @@ def network_command(
     precisions, runtimes = deploy.targets()
     outputs = Outputs(csv=csv)
     check_device(device)
-    network_fits(spec, force)
+    if isinstance(spec, NetworkSpec):
+        network_fits(spec, force)
+    else:
+        subjects_fit([spec], force)
+    from mnv2prof.models.targets import targets
     from mnv2prof.report.network_report import network_report
-    from mnv2prof.run.network_profile import profile_network
+    from mnv2prof.run.network import measure_network
 
     with stderr.status(f"export + count + time {spec.name}"):
-        from mnv2prof.run.deploy import Target
-
-        targets = tuple(Target(p, r) for r in runtimes for p in precisions)
-        profile = profile_network(spec, timing, device=device, targets=targets,
-                                  calibration=deploy.calibration)
-    frame, shown = network_report(profile, groups)
+        result = measure_network(spec, timing, device=device,
+                                 targets=targets(precisions, runtimes),
+                                 calibration=deploy.calibration)
+    frame, shown = network_report(result, groups)
     show_all(shown)
     outputs.write_frame(frame)
 

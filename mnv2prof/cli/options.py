@@ -35,7 +35,11 @@ Batch = Annotated[int, typer.Option("--batch", "-b", help="Batch size N, images.
 DEFAULT_VARIANT_LIST = ",".join(DEFAULT_VARIANTS)
 Variants = Annotated[
     str,
-    typer.Option("--variants", help="Comma-separated variants to run (see `mnv2prof variants`)."),
+    typer.Option("--variants", help="Comma-separated variants to run: built-in names (see "
+                 "`mnv2prof variants`), or your own blocks as PATH.py:NAME or "
+                 "package.module:NAME (NAME is called with in_chs, out_chs, mid_chs, exp_ratio, "
+                 "kernel_size, stride, those its signature takes, and returns an nn.Module). "
+                 "Importing a file runs its code."),
 ]
 Threads = Annotated[
     int, typer.Option("--threads", help="onnxruntime intra-op threads, a count (pinned).")
@@ -69,6 +73,11 @@ Device = Annotated[
         "onnxruntime's CUDA provider when installed) and measure GPU peak memory.",
     ),
 ]
+Force = Annotated[
+    bool,
+    typer.Option("--force", help="Run even when the static peak (activations and weights, fp32) "
+                 "exceeds the memory available now."),
+]
 # Output paths are taken as text: typer would turn an empty string into Path("."), the current
 # folder, which a check could not tell from a folder the user named (cli.output refuses both).
 Csv = Annotated[str | None, typer.Option("--csv", help="Also write the rows to this CSV.")]
@@ -100,7 +109,8 @@ class DeployOptions:
 
     def targets(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """(precisions, runtimes), checked: names, and ExecuTorch installed when asked for."""
-        from mnv2prof.run.deploy import PRECISIONS, RUNTIMES, check_runtimes, parse_list
+        from mnv2prof.models.targets import PRECISIONS, RUNTIMES, parse_list
+        from mnv2prof.run.deploy import check_runtimes
 
         precisions = parse_list(self.precision, PRECISIONS, "--precision")
         runtimes = parse_list(self.runtime, RUNTIMES, "--runtime")
@@ -109,6 +119,12 @@ class DeployOptions:
             raise UsageError(f"--calibration {self.calibration!r}: choose from {', '.join(methods)}")
         check_runtimes(runtimes)
         return precisions, runtimes
+
+    def target_list(self):
+        """Every precision on every runtime (models.targets.Target), checked."""
+        from mnv2prof.models.targets import targets
+
+        return targets(*self.targets())
 
 
 def show_option(groups: tuple[str, ...]):
@@ -125,6 +141,36 @@ Results = Annotated[Path, typer.Argument(help="A CSV written by `sweep` or `comp
 
 
 @dataclasses.dataclass(frozen=True)
+class ModelOptions:
+    """--model and --shape: the user's own models, measured beside (or instead of) blocks."""
+
+    model: Annotated[
+        list[str] | None,
+        typer.Option("--model", help="A whole model to measure, repeatable: PATH.py:NAME or "
+                     "package.module:NAME (NAME called with no arguments returns an nn.Module), "
+                     "or FILE.onnx. Importing a file runs its code.", show_default=False),
+    ] = None
+    shape: Annotated[
+        list[str] | None,
+        typer.Option("--shape", help="Input dims of --model, e.g. 1x3x224x224 (the default for "
+                     "a torch model; an ONNX file's own fixed dims otherwise), or INPUT=dims for "
+                     "an ONNX input; once for every model, or once per --model in order.",
+                     show_default=False),
+    ] = None
+
+    def specs(self) -> list:
+        """One `user_models.ModelSpec` per --model, an ONNX file's shapes read from it."""
+        from mnv2prof.models.user_models import model_specs
+
+        specs = model_specs(list(self.model or []), list(self.shape or []))
+        if any(s.onnx_file for s in specs):
+            from mnv2prof.run.model_file import resolved
+
+            specs = [resolved(s)[0] if s.onnx_file else s for s in specs]
+        return specs
+
+
+@dataclasses.dataclass(frozen=True)
 class SpecOptions:
     """The block spec flags (every command that builds blocks)."""
 
@@ -136,10 +182,10 @@ class SpecOptions:
     batch: Batch = 1
 
     def specs(self, variants: str) -> list[BlockSpec]:
-        """One spec per variant of the comma-separated `variants`, checked (SpecError)."""
+        """One spec per variant of the comma-separated `variants` (built-in names, or the
+        user's blocks), checked (SpecError, PluginError)."""
         return [
-            BlockSpec(
-                name,
+            ref.spec(
                 in_chs=self.channels,
                 resolution=self.resolution,
                 exp_ratio=self.expansion,
@@ -147,7 +193,7 @@ class SpecOptions:
                 stride=self.stride,
                 batch=self.batch,
             )
-            for name in parse_variant_list(variants)
+            for ref in parse_variant_list(variants)
         ]
 
     @property
@@ -177,6 +223,36 @@ class TimingOptions:
             modes = ", ".join(CACHE_MODES)
             raise UsageError(f"--cache must be one of {modes}, got {self.cache!r}")
         return TimingSpec(threads=self.threads, budget_s=self.budget, cache=self.cache)
+
+
+def given(ctx: typer.Context, names) -> list[str]:
+    """The parameters among `names` given on the command line or by environment, not defaulted."""
+    return [
+        name for name in names
+        if (source := ctx.get_parameter_source(name)) is not None and source.name != "DEFAULT"
+    ]
+
+
+def subjects(ctx: typer.Context, spec: SpecOptions, variants: str, models: ModelOptions) -> list:
+    """What a command measures: the --variants' blocks at the spec flags, then the --model
+    models. With --model and no --variants, the models alone."""
+    model_specs = models.specs()
+    blocks = [] if model_specs and not given(ctx, ["variants"]) else spec.specs(variants)
+    names = [s.variant for s in blocks] + [m.variant for m in model_specs]
+    if len(set(names)) != len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise UsageError(f"a variant and a model are both named {', '.join(twice)}: rows are "
+                         "named by variant, rename one")
+    return blocks + model_specs
+
+
+def row_name(text: str) -> str:
+    """The row a --baseline or --relative-to names: a variant or row label as it is, NAME of
+    PATH.py:NAME or package.module:NAME, the stem of FILE.onnx."""
+    text = text.strip()
+    if text.lower().endswith(".onnx"):
+        return Path(text).stem
+    return text.rpartition(":")[2] if ":" in text else text
 
 
 def positive(value: float, flag: str) -> None:

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from mnv2prof.cli.app import stderr
-from mnv2prof.models.variants import BlockSpec
 
 
 def progress_bar(unit: str = "") -> Progress:
@@ -23,20 +22,20 @@ def progress_bar(unit: str = "") -> Progress:
     )
 
 
-def profile_with_progress(specs: Sequence, timing, device: str = "cpu", eager: bool = True,
+def measure_with_progress(rows: Sequence, timing, device: str = "cpu", eager: bool = True,
                           calibration: str = "minmax"):
-    """`pipeline.profile_run` with a bar for the exports and one for the timing; `specs` are
-    block specs or `pipeline.RowRequest`s."""
+    """`pipeline.measure_rows` with a bar for the exports and one for the timing; `rows` are
+    subjects (block or model specs) or `deploy.Row`s."""
     from mnv2prof.run.pipeline import Progress as Hooks
-    from mnv2prof.run.pipeline import profile_run
+    from mnv2prof.run.pipeline import measure_rows
 
     with progress_bar() as bar:
-        blocks = {getattr(s, "spec", s) for s in specs}
-        export_task = bar.add_task("export + count", total=len(blocks))
+        subjects = {getattr(r, "subject", r) for r in rows}
+        export_task = bar.add_task("export + count", total=len(subjects))
         timing_task = bar.add_task("timing", total=100, start=False)
 
-        def on_export(spec: BlockSpec, done: int, total: int) -> None:
-            bar.update(export_task, completed=done, description=f"export + count {spec.name}")
+        def on_export(subject, done: int, total: int) -> None:
+            bar.update(export_task, completed=done, description=f"export + count {subject.name}")
             if done == total:
                 bar.start_task(timing_task)
 
@@ -44,8 +43,8 @@ def profile_with_progress(specs: Sequence, timing, device: str = "cpu", eager: b
             bar.update(timing_task, completed=100 * fraction)
 
         hooks = Hooks(on_export, on_timing)
-        return profile_run(specs, timing, progress=hooks, device=device, eager=eager,
-                           calibration=calibration)
+        return measure_rows(rows, timing, progress=hooks, device=device, eager=eager,
+                            calibration=calibration)
 
 
 def measure_profile_with_progress(plan) -> list:

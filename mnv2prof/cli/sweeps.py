@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from mnv2prof.cli.app import say, show, tell
-from mnv2prof.cli.checks import blocks_fit
+from mnv2prof.run.fits import subjects_fit
 from mnv2prof.cli.options import Device, Results, check_device, check_threads, command
 from mnv2prof.cli.output import Outputs
 from mnv2prof.errors import UsageError
@@ -96,7 +96,7 @@ def sweep(
     if ray is None:  # on a cluster, the hosts' cores and devices count, not this machine's
         check_threads(max(point.threads for point in plan.points()))
         check_device(device)
-    blocks_fit(plan.specs(), force_size, "--force-size")
+    subjects_fit(plan.subjects(), force_size, "--force-size")
     from mnv2prof.cli.progress import sweep_with_progress
     from mnv2prof.run.sweep import Sweep
 

@@ -43,7 +43,8 @@ from torch import nn
 
 from mnv2prof.errors import UsageError
 from mnv2prof.measure.eager import example_input
-from mnv2prof.measure.latency import Measurement, TimingSpec
+from mnv2prof.measure.latency import Measurement
+from mnv2prof.measure.timing import TimingSpec
 
 DEVICES = ("cpu", "cuda")
 ORT_CUDA_PROVIDER = "CUDAExecutionProvider"

@@ -225,7 +225,7 @@ def _costs(model_path: Path, layers: dict[str, nn.Module]) -> dict[str, tuple[in
     }
 
 
-def profile_eager_layers(
+def time_eager_layers(
     module: nn.Module,
     model_path: Path,
     input_shape: tuple[int, ...],

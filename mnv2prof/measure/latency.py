@@ -241,22 +241,6 @@ class CacheFlusher:
     def __call__(self) -> None:
         np.add(self.buffer, 1, out=self.buffer)
 
-    def describe(self) -> str:
-        return cold_cache_note(self.llc_bytes)
-
-
-def cold_cache_note(llc_bytes: int | None = None) -> str:
-    """What cold mode does on this machine, in one line (for under a table)."""
-    from mnv2prof.measure.machine import last_level_cache_bytes
-
-    llc = llc_bytes or last_level_cache_bytes()
-    mib = 2**20
-    return (
-        f"cache cold: before every timed call {FLUSH_LLC_MULTIPLE * llc / mib:,.0f} MiB are read "
-        f"and written ({FLUSH_LLC_MULTIPLE} x the {llc / mib:,.0f} MiB last-level cache, from "
-        "sysfs), outside the timed region, so weights and input come from memory."
-    )
-
 
 def measure(
     runners: Mapping[Hashable, Runner],

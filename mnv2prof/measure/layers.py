@@ -78,7 +78,7 @@ def layer_name(node: onnx.NodeProto) -> str:
     return scopes[1] if len(scopes) > 2 else scopes[-1]
 
 
-def profile_layers(
+def time_layers(
     model_path: Path,
     threads: int = 1,
     runs: int = 50,

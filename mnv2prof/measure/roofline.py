@@ -33,7 +33,7 @@ import pandas as pd
 
 from mnv2prof.errors import UsageError
 
-PROFILE_FORMAT = 2  # bump when the measurement changes, to ignore older profiles
+CEILINGS_FORMAT = 2  # bump when the measurement changes, to ignore older calibrations
 GEMM_N = 1024  # 2.1 GFLOP per run: far above the harness floor, a few ms per run
 CONV_C, CONV_HW = 128, 56  # 3x3 conv: 0.92 GFLOP per run, the blocks' own kernel path
 FLOAT_BYTES = 4
@@ -42,7 +42,7 @@ DEFAULT_L2_BYTES = 1 * 2**20
 
 
 @dataclass(frozen=True)
-class MachineProfile:
+class MachineCeilings:
     cpu_model: str
     threads: int
     peak_gflops: float  # 10^9 FLOP/s, best run of the MatMul or of the conv, the faster
@@ -50,7 +50,7 @@ class MachineProfile:
     cache_gbs: float  # 10^9 bytes/s, best run of the Add chain on L2-resident arrays
     onnxruntime: str
     timestamp: str  # UTC, ISO 8601, when it was measured
-    format: int = PROFILE_FORMAT
+    format: int = CEILINGS_FORMAT
 
     @property
     def bandwidth_gbs(self) -> float:
@@ -118,11 +118,12 @@ def _model(nodes, inputs: dict[str, list[int]], output: tuple[str, list[int]], n
     return model.SerializeToString()
 
 
-def calibrate(threads: int, budget_s: float = 3.0) -> MachineProfile:
+def calibrate(threads: int, budget_s: float = 3.0) -> MachineCeilings:
     """Measure peak GFLOP/s and GB/s at `threads` intra-op threads (in warm bursts, `budget_s`)."""
     import onnxruntime
 
-    from mnv2prof.measure.latency import OrtRunner, TimingSpec, measure
+    from mnv2prof.measure.latency import OrtRunner, measure
+    from mnv2prof.measure.timing import TimingSpec
     from mnv2prof.measure.machine import cache_bytes, cpu_model, last_level_cache_bytes
 
     llc = last_level_cache_bytes()
@@ -147,7 +148,7 @@ def calibrate(threads: int, budget_s: float = 3.0) -> MachineProfile:
         threads=threads, budget_s=budget_s, warmup=2, min_samples=5, rounds_target=10**6
     )
     best_s = {k: min(m.samples_ms) / 1e3 for k, m in measure(runners, timing).items()}
-    return MachineProfile(
+    return MachineCeilings(
         cpu_model=cpu_model(),
         threads=threads,
         peak_gflops=max(work[k] / best_s[k] for k in ("gemm", "conv")) / 1e9,
@@ -158,52 +159,52 @@ def calibrate(threads: int, budget_s: float = 3.0) -> MachineProfile:
     )
 
 
-def profile_path(cpu: str, threads: int) -> Path:
+def ceilings_path(cpu: str, threads: int) -> Path:
     from mnv2prof.onnx.export import cache_dir
 
     slug = re.sub(r"[^A-Za-z0-9]+", "-", cpu).strip("-").lower() or "unknown-cpu"
     return cache_dir() / "machine" / f"{slug}-t{threads}.json"
 
 
-def save_machine(profile: MachineProfile) -> Path:
+def save_machine(ceilings: MachineCeilings) -> Path:
     from mnv2prof.onnx.atomic import write_atomic
 
-    path = profile_path(profile.cpu_model, profile.threads)
+    path = ceilings_path(ceilings.cpu_model, ceilings.threads)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, json.dumps(asdict(profile), indent=2) + "\n")
+    write_atomic(path, json.dumps(asdict(ceilings), indent=2) + "\n")
     return path
 
 
-def load_machine(threads: int, cpu: str | None = None) -> MachineProfile | None:
-    """The stored profile of `cpu` (default: this one) at `threads`; None when not calibrated
+def load_machine(threads: int, cpu: str | None = None) -> MachineCeilings | None:
+    """The stored ceilings of `cpu` (default: this one) at `threads`; None when not calibrated
     (or calibrated by an older measurement)."""
     from mnv2prof.measure.machine import cpu_model
 
-    path = profile_path(cpu or cpu_model(), threads)
+    path = ceilings_path(cpu or cpu_model(), threads)
     if not path.is_file():
         return None
     hint = f"run mnv2prof calibrate --threads {threads} again"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        profile = MachineProfile(**data)
+        ceilings = MachineCeilings(**data)
     except (OSError, ValueError, TypeError) as exc:
         reason = " ".join(str(exc).split()) or type(exc).__name__
-        raise UsageError(f"machine profile {path} is unreadable ({reason}); {hint}") from None
+        raise UsageError(f"machine calibration {path} is unreadable ({reason}); {hint}") from None
     for name in ("peak_gflops", "dram_gbs", "cache_gbs", "threads"):
-        value = getattr(profile, name)
+        value = getattr(ceilings, name)
         if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-            raise UsageError(f"machine profile {path}: {name} is {value!r}, not a positive "
+            raise UsageError(f"machine calibration {path}: {name} is {value!r}, not a positive "
                              f"number; {hint}")
-    return profile if profile.format == PROFILE_FORMAT else None
+    return ceilings if ceilings.format == CEILINGS_FORMAT else None
 
 
 def calibrate_hint(threads: int) -> str:
     return f"run mnv2prof calibrate --threads {threads}"
 
 
-def add_roofline(frame: pd.DataFrame, machine: MachineProfile | None) -> pd.DataFrame:
+def add_roofline(frame: pd.DataFrame, machine: MachineCeilings | None) -> pd.DataFrame:
     """`roofline_bound_ms` and `roofline_efficiency_x` after `gmacs_per_s` (unchanged without a
-    machine profile)."""
+    machine calibration)."""
     if machine is None or frame.empty:
         return frame
     frame = frame.copy()
@@ -219,34 +220,12 @@ def add_roofline(frame: pd.DataFrame, machine: MachineProfile | None) -> pd.Data
     return frame
 
 
-def roofline_notes(frame: pd.DataFrame, machine: MachineProfile | None, threads: int) -> list[str]:
-    """Under the table: which ceilings the bound used, or how to get them; and any row whose
-    efficiency exceeds 1 (a wrong bound)."""
-    if machine is None:
-        return [(f"no roofline bound: this CPU has no calibration at {threads} thread(s); "
-                f"{calibrate_hint(threads)}.")]
-    notes = [
-        (f"roofline bound = max(FLOPs / {machine.peak_gflops:,.1f} GFLOP/s, bytes moved / "
-        f"{machine.bandwidth_gbs:,.1f} GB/s) (calibrated {machine.timestamp}); "
-        "efficiency = bound / latency median.")
-    ]
-    above = frame.loc[frame["roofline_efficiency_x"] > 1, ["variant", "roofline_efficiency_x"]]
-    if not above.empty:
-        rows = ", ".join(f"{v} ({e:.2f})" for v, e in above.itertuples(index=False))
-        notes.append(
-            f"! efficiency above 1 for {rows}: the bound is wrong (the block beat the calibrated "
-            "ceilings; bytes moved may count traffic onnxruntime's fusions avoid, or the "
-            f"calibration is stale: {calibrate_hint(threads)})."
-        )
-    return notes
-
-
-def machine_for_frame(frame: pd.DataFrame) -> MachineProfile:
-    """The stored profile for the CPU and the one thread count of a results CSV."""
+def machine_for_frame(frame: pd.DataFrame) -> MachineCeilings:
+    """The stored ceilings for the CPU and the one thread count of a results CSV."""
     needed = ("env_cpu_model", "threads", "flops", "bytes_moved")
     missing = [c for c in needed if c not in frame.columns]
     if missing:
-        raise UsageError(f"the results lack {', '.join(missing)}: cannot pick a machine profile")
+        raise UsageError(f"the results lack {', '.join(missing)}: cannot pick a machine calibration")
     cpus, threads = frame["env_cpu_model"].unique(), frame["threads"].unique()
     if len(cpus) != 1 or len(threads) != 1:
         raise UsageError(
@@ -256,7 +235,7 @@ def machine_for_frame(frame: pd.DataFrame) -> MachineProfile:
     machine = load_machine(int(threads[0]), str(cpus[0]))
     if machine is None:
         raise UsageError(
-            f"no machine profile for {cpus[0]} at {threads[0]} thread(s): "
+            f"no machine calibration for {cpus[0]} at {threads[0]} thread(s): "
             f"{calibrate_hint(int(threads[0]))}"
         )
     return machine

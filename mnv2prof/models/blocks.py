@@ -260,20 +260,43 @@ def randomize_batchnorm(module: nn.Module, generator: torch.Generator) -> None:
                 bn.bias.copy_(torch.rand(c, generator=generator) * 0.2 - 0.1)
 
 
-def seeded(factory: Callable[[], nn.Module], seed: int = 0) -> nn.Module:
+def seeded(factory: Callable[[], nn.Module], seed: int = 0, randomize_bn: bool = True) -> nn.Module:
     """`factory()` in eval mode, its weights depending only on what it builds and `seed`: the
-    one recipe for blocks, networks and probes (torch's global RNG is left as it was)."""
+    one recipe for blocks, networks, probes and the user's models (torch's global RNG is left as
+    it was). `randomize_bn`: give BNs random statistics (a user's model keeps its own)."""
     generator = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         module = factory()
-    randomize_batchnorm(module, generator)
+    if randomize_bn:
+        randomize_batchnorm(module, generator)
     return module.eval()
 
 
+def block_factory(spec: BlockSpec) -> Callable[[], nn.Module]:
+    """What builds the module of `spec`: a built-in's class, or the user's NAME called with the
+    spec's values (models/plugins.py: only the keywords its signature accepts)."""
+    if spec.builtin:
+        return lambda: BUILDERS[spec.variant](spec)
+    from mnv2prof.models import plugins
+    from mnv2prof.models.user_models import origin_of
+
+    origin = origin_of(spec)
+    values = {"in_chs": spec.in_chs, "out_chs": spec.out_chs, "mid_chs": spec.mid_chs,
+              "exp_ratio": spec.exp_ratio, "kernel_size": spec.kernel_size,
+              "stride": spec.stride}
+    return lambda: plugins.call_factory(origin, values)
+
+
 def build_block(spec: BlockSpec, seed: int = 0) -> nn.Module:
-    """The eval-mode module for `spec`, with weights that depend only on (spec, seed)."""
-    return seeded(lambda: BUILDERS[spec.variant](spec), seed)
+    """The eval-mode module for `spec`, with weights that depend only on (spec, seed); a user's
+    block is also checked to run on the spec's input (a `PluginError` naming the shape)."""
+    module = seeded(block_factory(spec), seed)
+    if not spec.builtin:
+        from mnv2prof.models import plugins
+
+        plugins.check_forward(module, spec.input_shape, spec.variant, spec.source)
+    return module
 
 
 def count_params(module: nn.Module) -> int:

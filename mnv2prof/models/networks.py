@@ -8,7 +8,12 @@ for width < 1 and scales for width > 1 (as the reference implementations do).
 
 Each row of the table is one named module (`features.0` ... `features.N`, `pool`,
 `classifier`); the ONNX exporter records these names in each node's metadata, so the cost of
-each row is read off the whole network's graph (run.network_profile).
+each row is read off the whole network's graph (run.network).
+
+Any other model's stages (`network PATH.py:NAME`, `model_stages`) are its top-level children,
+with a top-level `features`, `layers`, `stages` or `blocks` container opened one level (the
+layouts of torchvision and timm), in the order its forward runs them, each with the shapes it
+saw in one forward pass.
 """
 
 from __future__ import annotations
@@ -101,9 +106,20 @@ class Stage:
     in_resolution: int
     in_chs: int
     t: int | None
-    c: int
+    c: int | None  # output channels
     n: int
     s: int | None
+    in_shape: tuple[int, ...] | None = None  # the stage module's one input; None: several
+
+    @property
+    def input_size(self) -> str:
+        """`112x112x32` (H x W x C, as the paper's table), or `1280` for a flat input."""
+        shape = self.in_shape
+        if shape is None:
+            return "-"
+        if len(shape) == 4:
+            return f"{shape[2]}x{shape[3]}x{shape[1]}"
+        return "x".join(map(str, shape[1:]))
 
 
 def _out(resolution: int, stride: int) -> int:
@@ -125,11 +141,78 @@ def stage_table(spec: NetworkSpec) -> list[Stage]:
     stages = []
     chs, res = 3, spec.resolution
     for i, (operator, t, c, n, s) in enumerate(_rows(spec)):
-        stages.append(Stage(f"features.{i}", operator, res, chs, t, c, n, s))
+        stages.append(Stage(f"features.{i}", operator, res, chs, t, c, n, s, (1, chs, res, res)))
         chs, res = c, _out(res, s)
-    stages.append(Stage("pool", f"avgpool {res}x{res}", res, chs, None, chs, 1, None))
-    classifier = Stage("classifier", "linear (conv2d 1x1)", 1, chs, None, spec.num_classes, 1, None)
+    stages.append(Stage("pool", f"avgpool {res}x{res}", res, chs, None, chs, 1, None,
+                        (1, chs, res, res)))
+    classifier = Stage("classifier", "linear (conv2d 1x1)", 1, chs, None, spec.num_classes, 1, None,
+                       (1, chs))
     stages.append(classifier)
+    return stages
+
+
+STAGE_CONTAINERS = ("features", "layers", "stages", "blocks")  # opened one level
+
+
+def stage_candidates(module: nn.Module) -> list[tuple[str, nn.Module]]:
+    """(module path, module) of a model's stages: its top-level children, a top-level
+    `STAGE_CONTAINERS` child opened one level."""
+    found = []
+    for name, child in module.named_children():
+        inner = list(child.named_children())
+        if name in STAGE_CONTAINERS and inner:
+            found += [(f"{name}.{n}", c) for n, c in inner]
+        else:
+            found.append((name, child))
+    return found
+
+
+def model_stages(module: nn.Module, input_shape: tuple[int, ...], seed: int = 0) -> list[Stage]:
+    """The stages of any model (`stage_candidates`), in the order one forward pass on a seeded
+    input of `input_shape` runs them, with the shapes each saw; stages it never runs are left
+    out."""
+    seen: dict[str, tuple[tuple[int, ...] | None, tuple[int, ...] | None]] = {}
+    candidates = stage_candidates(module)
+
+    def before(key):
+        def hook(_, args):
+            if key not in seen:
+                tensors = [a for a in args if isinstance(a, torch.Tensor)]
+                shape = tuple(tensors[0].shape) if len(tensors) == 1 == len(args) else None
+                seen[key] = (shape, None)
+        return hook
+
+    def after(key):
+        def hook(_, args, out):
+            if key in seen and seen[key][1] is None and isinstance(out, torch.Tensor):
+                seen[key] = (seen[key][0], tuple(out.shape))
+        return hook
+
+    handles = []
+    for key, child in candidates:
+        handles += [child.register_forward_pre_hook(before(key)),
+                    child.register_forward_hook(after(key))]
+    x = torch.randn(*input_shape, generator=torch.Generator().manual_seed(seed))
+    try:
+        with torch.inference_mode():
+            module.eval()(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    named = dict(candidates)
+    stages = []
+    for key, (in_shape, out_shape) in seen.items():  # dicts keep the order the hooks ran
+        child = named[key]
+        count = len(child) if isinstance(child, nn.Sequential | nn.ModuleList) else 1
+        operator = type(child).__name__ + (f" x{count}" if count > 1 else "")
+        in_res = in_shape[-1] if in_shape and len(in_shape) == 4 else None
+        out_res = out_shape[-1] if out_shape and len(out_shape) == 4 else None
+        stride = in_res // out_res if in_res and out_res and in_res % out_res == 0 else None
+        stages.append(Stage(
+            key, operator, in_res, in_shape[1] if in_shape and len(in_shape) > 1 else None,
+            None, out_shape[1] if out_shape and len(out_shape) > 1 else None, count, stride,
+            in_shape,
+        ))
     return stages
 
 

@@ -35,13 +35,19 @@ def _lower_bound(spec) -> SizeEstimate:
 
     assert isinstance(spec, BlockSpec)
     inputs = spec.batch * spec.in_chs * spec.resolution**2
+    if not spec.builtin:  # a user's block: its input is all that is known without running it
+        return SizeEstimate(spec.name, inputs * FLOAT_BYTES, 0)
     outputs = spec.batch * spec.out_chs * spec.out_resolution**2
     narrow = min(spec.in_chs, spec.out_chs) // 2
     return SizeEstimate(spec.name, (inputs + outputs) * FLOAT_BYTES, narrow**2 * FLOAT_BYTES)
 
 
-def _on_meta(name: str, build, input_shape: tuple[int, ...]) -> SizeEstimate:
-    """Build with `build()` and run it on the meta device; see the module docstring."""
+def _on_meta(name: str, build, input_shape: tuple[int, ...], strict: bool = True) -> SizeEstimate:
+    """Build with `build()` and run it on the meta device; see the module docstring.
+
+    `strict=False` (the user's code, which may compute on values a meta tensor does not have):
+    a forward that fails on the meta device gives the input and the weights alone; the real
+    forward, before export, then says what fails (models/plugins.check_forward)."""
     import math
 
     import torch
@@ -62,6 +68,9 @@ def _on_meta(name: str, build, input_shape: tuple[int, ...]) -> SizeEstimate:
     try:
         with torch.inference_mode():
             module(x)
+    except Exception:  # the user's forward on meta tensors (strict: ours, which must run)
+        if strict:
+            raise
     finally:
         for hook in hooks:
             hook.remove()
@@ -71,12 +80,28 @@ def _on_meta(name: str, build, input_shape: tuple[int, ...]) -> SizeEstimate:
 def block_size(spec) -> SizeEstimate:
     """The static peak of the block of `spec`: the integer bound if that is already past any
     machine's memory (`limit`-free: the caller compares), else the meta-device estimate."""
-    from mnv2prof.models.blocks import BUILDERS
+    from mnv2prof.models.blocks import block_factory
 
     bound = _lower_bound(spec)
     if bound.total_bytes > 2**40:  # a terabyte: no need to build it to know
         return bound
-    return _on_meta(spec.name, lambda: BUILDERS[spec.variant](spec), spec.input_shape)
+    return _on_meta(spec.name, block_factory(spec), spec.input_shape, strict=spec.builtin)
+
+
+def model_size(spec) -> SizeEstimate:
+    """The static peak of a user's torch model at its input shape (meta device; the input alone
+    when its forward cannot run there)."""
+    import math
+
+    from mnv2prof.models import plugins
+    from mnv2prof.models.user_models import origin_of
+
+    inputs = math.prod(spec.input_shape) * FLOAT_BYTES
+    if inputs > 2**40:
+        return SizeEstimate(spec.name, inputs, 0)
+    origin = origin_of(spec)
+    return _on_meta(spec.name, lambda: plugins.call_factory(origin, {}, "model"),
+                    spec.input_shape, strict=False)
 
 
 def network_size(spec) -> SizeEstimate:

@@ -16,6 +16,15 @@ resolution, `e` exp_ratio, `k` kernel_size, `s` stride, `b` batch, `p` chunks (t
 expanded tensor is computed in, paper section 5.1; written only when not 1, so specs without it
 keep their strings and hashes). `format_spec(parse_spec(s)) == s` holds for every string
 `format_spec` writes (its canonical form).
+
+**The user's own blocks** (models/plugins.py): wherever a variant name is accepted, so is
+`PATH.py:NAME`, `package.module:NAME` or the name of an installed `mnv2prof.variants` entry
+point. Its spec's `variant` is NAME (the row's name), `source` the reference it is loaded from
+(a file's path made absolute) and `source_hash` the hash of that file's bytes, which the spec's
+digest includes (its path does not: a checkout in another folder is the same block). NAME is
+called with the spec's values in this vocabulary (`in_chs`, `out_chs`, `mid_chs`, `exp_ratio`,
+`kernel_size`, `stride`), only those its signature accepts. Its compact string is written like a
+built-in's (`UIB_c32_r56_e6_k3_s1_b1`), but only a built-in's can be parsed back.
 """
 
 from __future__ import annotations
@@ -24,7 +33,9 @@ import dataclasses
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from mnv2prof.errors import SpecError
 
@@ -97,6 +108,8 @@ class BlockSpec:
     stride: int = 1
     batch: int = 1
     chunks: int = 1  # mbv2-streamed: channel groups the expanded tensor is computed in
+    source: str = ""  # a user's block: PATH.py:NAME (absolute) or module:NAME; "": built in
+    source_hash: str = ""  # a user's block: sha256 of its file (plugins.file_digest)
 
     def __post_init__(self) -> None:
         if self.out_chs is None:
@@ -122,9 +135,13 @@ class BlockSpec:
         return format_spec(self)
 
     @property
+    def builtin(self) -> bool:
+        return not self.source
+
+    @property
     def label(self) -> str:
         """The row name in tables: the variant, with `/kK` for variants that take chunks."""
-        if VARIANTS[self.variant].uses_chunks:
+        if self.builtin and VARIANTS[self.variant].uses_chunks:
             return f"{self.variant}/k{self.chunks}"
         return self.variant
 
@@ -134,12 +151,23 @@ class BlockSpec:
     def to_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
 
+    def identity(self) -> dict[str, object]:
+        """What the block depends on: the fields, less those at a default older specs did not
+        have (so their hashes stay as they were), and for a user's block its file's hash and
+        NAME in place of the file's path (a checkout elsewhere is the same block)."""
+        fields = self.to_dict()
+        if fields["chunks"] == 1:
+            del fields["chunks"]
+        source = fields.pop("source")
+        if not source:
+            del fields["source_hash"]
+        else:
+            fields["factory"] = source.rpartition(":")[2]
+        return fields
+
     def digest(self, *extra: object) -> str:
         """A short stable hash of the spec (and of `extra`, e.g. library versions)."""
-        fields = self.to_dict()
-        if fields["chunks"] == 1:  # the field's default: hashes of older specs stay as they were
-            del fields["chunks"]
-        payload = json.dumps([fields, *extra], sort_keys=True, default=str)
+        payload = json.dumps([self.identity(), *extra], sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -150,9 +178,13 @@ def _positive(spec: BlockSpec, field: str, label: str) -> None:
 
 
 def _validate(spec: BlockSpec) -> None:
-    if spec.variant not in VARIANTS:
+    if spec.source:
+        if not spec.variant or any(c in spec.variant for c in " ,/\\:\t\n"):
+            raise SpecError(f"a user's block needs a plain name, got {spec.variant!r}")
+    elif spec.variant not in VARIANTS:
         raise SpecError(
-            f"unknown variant {spec.variant!r}; choose from: {', '.join(VARIANTS)}"
+            f"unknown variant {spec.variant!r}; choose from: {', '.join(VARIANTS)}, or "
+            "PATH.py:NAME or package.module:NAME for your own block"
         )
     for field, label in (
         ("in_chs", "channels"),
@@ -168,6 +200,10 @@ def _validate(spec: BlockSpec) -> None:
         raise SpecError(f"stride must be 1 or 2, got {spec.stride!r}")
     if spec.kernel_size % 2 == 0:
         raise SpecError(f"kernel must be odd (same padding), got {spec.kernel_size}")
+    if spec.source:
+        if spec.chunks != 1:
+            raise SpecError(f"chunks applies only to mbv2-streamed, not {spec.variant}")
+        return
     if spec.variant == "shufflev2":
         if spec.in_chs % 2 or spec.out_chs % 2:
             raise SpecError(
@@ -232,19 +268,58 @@ def format_spec(spec: BlockSpec) -> str:
     return "_".join(parts)
 
 
-def parse_variant_list(text: str) -> tuple[str, ...]:
-    """`"conv, mbv2"` -> ("conv", "mbv2"); unknown names raise a `SpecError` naming them."""
-    names = tuple(n.strip() for n in text.split(",") if n.strip())
+@dataclass(frozen=True)
+class VariantRef:
+    """A variant as a list names it: a built-in's name, or a user's block (`source`)."""
+
+    name: str  # the row's variant: the built-in's name, NAME, or the entry point's name
+    source: str = ""  # BlockSpec.source
+    source_hash: str = ""
+
+    def spec(self, **values: object) -> BlockSpec:
+        return BlockSpec(self.name, **values, source=self.source, source_hash=self.source_hash)
+
+
+def resolve_variant(text: str, base_dir: Path | None = None) -> VariantRef:
+    """A built-in's name, `PATH.py:NAME` (relative to `base_dir`, else the current folder),
+    `package.module:NAME`, or an installed entry point's name (models/plugins.py)."""
+    from mnv2prof.models import plugins
+
+    text = text.strip()
+    if text in VARIANTS:
+        return VariantRef(text)
+    if plugins.is_reference(text):
+        origin = plugins.resolve(text, base_dir)
+        return VariantRef(origin.name, f"{origin.path or origin.module}:{origin.name}",
+                          origin.digest)
+    if text in plugins.entry_points():
+        origin = plugins.entry_point_origin(text)
+        return VariantRef(text, f"{origin.module}:{origin.name}", origin.digest)
+    raise SpecError(
+        f"unknown variant {text!r}; choose from: {', '.join(VARIANTS)}, or PATH.py:NAME or "
+        "package.module:NAME for your own block (see `mnv2prof variants`)"
+    )
+
+
+def parse_variant_list(
+    text: str | Sequence[str], base_dir: Path | None = None
+) -> tuple[VariantRef, ...]:
+    """`"conv, mbv2, my.py:MyBlock"` (or a list of those) -> their `VariantRef`s, in order; an
+    unknown or broken one raises a `SpecError` or `plugins.PluginError` naming it."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    names = [n.strip() for n in items if n.strip()]
     if not names:
         raise SpecError("no variant given; choose from: " + ", ".join(VARIANTS))
-    unknown = [n for n in names if n not in VARIANTS]
-    if unknown:
-        raise SpecError(
-            f"unknown variant {', '.join(map(repr, unknown))}; choose from: {', '.join(VARIANTS)}"
-        )
     if len(set(names)) != len(names):
         raise SpecError(f"variant listed twice in {text!r}")
-    return names
+    refs = tuple(resolve_variant(n, base_dir) for n in names)
+    seen: dict[str, str] = {}
+    for given, ref in zip(names, refs, strict=True):
+        if ref.name in seen:
+            raise SpecError(f"two variants are named {ref.name!r} ({seen[ref.name]} and {given}): "
+                            "rows are named by variant, rename one")
+        seen[ref.name] = given
+    return refs
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
@@ -272,19 +347,14 @@ def parse_chunk_list(text: str) -> tuple[int, ...]:
     return tuple(values)
 
 
+def takes_chunks(spec: BlockSpec) -> bool:
+    return spec.builtin and VARIANTS[spec.variant].uses_chunks
+
+
 def with_chunks(specs: list[BlockSpec], chunks: tuple[int, ...]) -> list[BlockSpec]:
     """Each spec whose variant takes chunks once per chunk count; the others once, unchanged."""
     return [
-        spec.with_(chunks=k) if VARIANTS[spec.variant].uses_chunks else spec
+        spec.with_(chunks=k) if takes_chunks(spec) else spec
         for spec in specs
-        for k in (chunks if VARIANTS[spec.variant].uses_chunks else (1,))
+        for k in (chunks if takes_chunks(spec) else (1,))
     ]
-
-
-def row_hash(spec: BlockSpec, threads: int, precision: str = "fp32",
-             runtime: str = "onnxruntime") -> str:
-    """A measured row's `spec_hash`: its spec and threads, and its precision and runtime when
-    they are not fp32 onnxruntime (so files written before those existed keep their hashes)."""
-    if precision == "fp32" and runtime == "onnxruntime":
-        return spec.digest(threads)
-    return spec.digest(threads, precision, runtime)

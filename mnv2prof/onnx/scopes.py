@@ -31,18 +31,25 @@ def node_scope(node: onnx.NodeProto, keys: Collection[str]) -> str | None:
     return None
 
 
-def group_by_scope(graph: GraphInfo, keys: list[str]) -> dict[str, list[onnx.NodeProto]]:
-    """Nodes of each of `keys`, in graph order. A computing node no key claims raises
-    `SpecError`; nodes that only fold weights (constants) belong to none."""
+def group_by_scope(
+    graph: GraphInfo, keys: list[str], rest: str | None = None
+) -> dict[str, list[onnx.NodeProto]]:
+    """Nodes of each of `keys`, in graph order. A computing node no key claims goes to `rest`
+    (a part of its own, last, present when it has nodes: a model's forward may compute between
+    its stages), or without `rest` raises `SpecError`; nodes that only fold weights (constants)
+    belong to none."""
     grouped: dict[str, list[onnx.NodeProto]] = {key: [] for key in keys}
+    rest_nodes: list[onnx.NodeProto] = []
     for node in graph.nodes:
         key = node_scope(node, grouped)
         outputs = [graph.tensor(n) for n in node.output]
         if key is None and all(o is not None and o.static for o in outputs):
             continue  # weight folding material (constants): no part computes it
-        if key is None:
+        if key is None and rest is None:
             raise SpecError(f"node {node.name} ({node.op_type}) carries no part's name scope")
-        grouped[key].append(node)
+        (rest_nodes if key is None else grouped[key]).append(node)
+    if rest_nodes:
+        grouped[rest] = rest_nodes
     return grouped
 
 

@@ -1,7 +1,8 @@
-"""What each kind of model is exported from: a block's spec, a network's, a guideline probe.
+"""What each kind of model is exported from: a block's spec (built in or the user's), a
+network's, a user's torch model, a guideline probe.
 
 Each is an `export.ExportSource` (a file name, an identity the cache key hashes, a seeded builder,
-an input shape), so all three go through the one `export.export_cached`.
+an input shape), so all of them go through the one `export.export_cached`.
 """
 
 from __future__ import annotations
@@ -12,23 +13,43 @@ import json
 from mnv2prof.models.blocks import build_block, seeded
 from mnv2prof.models.networks import NetworkSpec, build_network, stage_table
 from mnv2prof.models.probes import GUIDELINES_FORMAT, Config
+from mnv2prof.models.user_models import ModelSpec, build_model
 from mnv2prof.models.variants import BlockSpec
 from mnv2prof.onnx.export import ExportSource
 
 
 def block_source(spec: BlockSpec) -> ExportSource:
-    """The block of `spec`."""
+    """The block of `spec`; a user's block is keyed by its file's hash and NAME, not its path."""
+    fields = spec.to_dict()
+    if spec.builtin:  # the fields as they were before user blocks: cached files stay valid
+        del fields["source"], fields["source_hash"]
+    else:
+        fields = spec.identity()
     return ExportSource(
         name=spec.name,
-        identity=json.dumps(["block", spec.to_dict()], sort_keys=True),
+        identity=json.dumps(["block", fields], sort_keys=True),
         build=lambda seed: build_block(spec, seed),
         input_shape=spec.input_shape,
     )
 
 
+def model_source(spec: ModelSpec, parts: tuple[str, ...] = ()) -> ExportSource:
+    """A user's torch model (`parts`: module paths whose parameters the file also records, the
+    stages of `network PATH.py:NAME`)."""
+    return ExportSource(
+        name=spec.name,
+        identity=json.dumps(["model", spec.identity(), *([list(parts)] if parts else [])],
+                            sort_keys=True),
+        build=lambda seed: build_model(spec, seed),
+        input_shape=spec.input_shape,
+        folder="models",
+        parts=parts,
+    )
+
+
 def network_source(spec: NetworkSpec) -> ExportSource:
     """The network of `spec`; the file also records each stage's parameter count
-    (`run.network_profile` reads them back)."""
+    (`run.network` reads them back)."""
     return ExportSource(
         name=spec.name,
         identity=json.dumps(["network", dataclasses.asdict(spec)], sort_keys=True),

@@ -160,7 +160,7 @@ def compare_report(
     """What `compare` prints, in order: the table (the default view and the `show` groups), the
     MACs-against-latency chart, the notes under them (rank agreement, disagreements, noise,
     harness floor, roofline, what was left out), and with a GPU its table and notes."""
-    from mnv2prof.measure.roofline import roofline_notes
+    from mnv2prof.report.notes import roofline_notes
     from mnv2prof.report.chart import contrast_chart
     from mnv2prof.report.deploy_report import (
         deployment_notes,
@@ -260,20 +260,31 @@ def baseline_report(
 
 
 def model_report(
-    profiled, show: frozenset[str] = frozenset()
+    spec, records: Sequence[Record], threads: int, notes: Sequence[str] = (),
+    layers: Sequence | None = None, layer_runs: int = 0, opset: int | None = None,
+    show: frozenset[str] = frozenset(),
 ) -> tuple[pd.DataFrame, list[Table | str]]:
-    """`profile`'s row (the columns `compare` writes) and what it prints: the summary table, the
+    """`profile`'s rows (the columns `compare` writes) and what it prints: the summary table, the
     notes from counting, and with --layers the per-node table."""
-    from mnv2prof.run.model_profile import summary_title
+    from mnv2prof.models.user_models import format_shape
 
-    count, threads = profiled.count, profiled.timing.threads
-    frame = records_frame(profiled.records)
-    shown: list[Table | str] = [compare_table(frame, summary_title(count, threads), None, show)]
-    shown += ["1 MAC = 1 multiply-accumulate (FLOPs = 2 x MACs); params = learnable float "
-              "weights read by computing nodes (BN running stats excluded)."]
-    shown += list(count.notes)
-    if profiled.layers is not None:
-        title = (f"{count.path.name}: nodes onnxruntime runs (CPU, {threads} thread(s)), median "
-                 f"of {profiled.layer_runs} runs")
-        shown.append(layers_table(layers_frame(profiled.layers), title, show))
+    frame = records_frame(records)
+    shapes = ", ".join(f"{n}={format_shape(d)}" for n, d in spec.input_shapes)
+    kind = f"opset {opset}, " if opset is not None else ""
+    title = f"{_model_file(spec)}: {kind}inputs {shapes}, onnxruntime CPU, {threads} thread(s)"
+    rule = ("params = learnable float weights read by computing nodes (BN running stats "
+            "excluded)" if spec.onnx_file else "params = the torch module's parameters")
+    shown: list[Table | str] = [compare_table(frame, title, None, show)]
+    shown += [f"1 MAC = 1 multiply-accumulate (FLOPs = 2 x MACs); {rule}."]
+    shown += list(notes)
+    if layers is not None:
+        title = (f"{_model_file(spec)}: nodes onnxruntime runs (CPU, {threads} thread(s)), median "
+                 f"of {layer_runs} runs")
+        shown.append(layers_table(layers_frame(layers), title, show))
     return frame, shown
+
+
+def _model_file(spec) -> str:
+    from pathlib import Path
+
+    return Path(spec.source).name if spec.onnx_file else spec.variant

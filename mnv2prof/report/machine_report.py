@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from mnv2prof.measure.roofline import MachineProfile
+from mnv2prof.measure.roofline import MachineCeilings
 from mnv2prof.run.guidelines import GuidelineResult
 
 
-def calibration_lines(machine: MachineProfile) -> list[str]:
+def calibration_lines(machine: MachineCeilings) -> list[str]:
     return [
         f"peak compute: {machine.peak_gflops:,.1f} GFLOP/s",
         (f"memory bandwidth: {machine.dram_gbs:,.1f} GB/s (beyond the last-level cache), "

@@ -10,17 +10,17 @@ from rich.table import Table
 
 from mnv2prof.report.views import DEFAULT, Column, view_table
 from mnv2prof.run.memory_table import PAPER_MAX_KB
-from mnv2prof.run.network_profile import NetworkProfile
+from mnv2prof.run.network import NETWORK, NetworkResult
 
 
 def _dash(value: object) -> object:
     return "-" if value is None else value
 
 
-def network_frame(profile: NetworkProfile) -> pd.DataFrame:
+def network_frame(profile: NetworkResult) -> pd.DataFrame:
     """`stage_frame` of every (precision, runtime) timed, one after the other, with `precision`
     and `runtime` columns (one target, or none timed: the fp32 onnxruntime rows alone)."""
-    from mnv2prof.run.deploy import Target
+    from mnv2prof.models.targets import Target
 
     targets = list(profile.timings) or [Target()]
     frames = []
@@ -31,7 +31,7 @@ def network_frame(profile: NetworkProfile) -> pd.DataFrame:
         fp32 = profile.timings.get(Target("fp32", target.runtime), {})
         mine = profile.timings.get(target, {})
         errors = profile.accuracy.get(target, {})
-        keys = [*(s.stage.key for s in profile.stages), "network"]  # the frame's row order
+        keys = [*(s.stage.key for s in profile.stages), NETWORK]  # the frame's row order
         frame["int8_speedup_x"] = [
             round(fp32[k].median_ms / mine[k].median_ms, 4)
             if target.precision == "int8" and k in fp32 and k in mine else math.nan
@@ -47,7 +47,7 @@ def network_frame(profile: NetworkProfile) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def stage_frame(profile: NetworkProfile, target=None) -> pd.DataFrame:
+def stage_frame(profile: NetworkResult, target=None) -> pd.DataFrame:
     """One row per table row (stage), then a `total` row for the whole network; latencies of
     `target` (default: the first timed)."""
     timed = profile.timings.get(target) if target is not None else None
@@ -59,10 +59,10 @@ def stage_frame(profile: NetworkProfile, target=None) -> pd.DataFrame:
         rows.append(
             {
                 "stage": st.key,
-                "input_size": f"{st.in_resolution}x{st.in_resolution}x{st.in_chs}",
+                "input_size": st.input_size,
                 "operator": st.operator,
                 "t": _dash(st.t),
-                "c": st.c,
+                "c": _dash(st.c),
                 "n": st.n,
                 "s": _dash(st.s),
                 "params": cost.params,
@@ -80,29 +80,33 @@ def stage_frame(profile: NetworkProfile, target=None) -> pd.DataFrame:
     rows.append(
         {
             "stage": "total",
-            "input_size": f"{profile.spec.resolution}x{profile.spec.resolution}x3",
-            "operator": profile.spec.name,
+            "input_size": profile.input_size,
+            "operator": profile.name,
             "t": "-",
-            "c": profile.spec.num_classes,
+            "c": _dash(profile.outputs),
             "n": "-",
             "s": "-",
             "params": profile.params,
             "macs": profile.macs,
             "elementwise_ops": profile.elementwise_ops,
             "peak_act_bytes": profile.peak_act_bytes,
-            "latency_median_ms": _ms(timed.get("network")),
-            **_ci(timed.get("network")),
+            "latency_median_ms": _ms(timed.get(NETWORK)),
+            **_ci(timed.get(NETWORK)),
             "latency_share_pct": math.nan,  # shares are of the stage sum, see latency_note
         }
     )
     return pd.DataFrame(rows)
 
 
-def target_of(profile: NetworkProfile, timed: dict):
+def _rows_kind(profile: NetworkResult) -> str:
+    return "the paper's table rows" if profile.paper else "its top-level stages"
+
+
+def target_of(profile: NetworkResult, timed: dict):
     return next((t for t, m in profile.timings.items() if m is timed), None)
 
 
-def latency_note(profile: NetworkProfile) -> str | None:
+def latency_note(profile: NetworkResult) -> str | None:
     """How the stages' timings add up against the whole network timed as one session."""
     if profile.latency is None:
         return None
@@ -199,14 +203,14 @@ def memory_table(frame: pd.DataFrame, title: str) -> Table:
 
 
 def network_report(
-    profile: NetworkProfile, show: frozenset[str] = frozenset()
+    profile: NetworkResult, show: frozenset[str] = frozenset()
 ) -> tuple[pd.DataFrame, list[Table | str]]:
     """`network`'s rows (the stages and the total) and what it prints: the table in the paper's
     shape, the note on the stage sum, ops left uncounted, and the GPU line with --device cuda."""
     frame = network_frame(profile)
     if len(profile.timings) > 1:
         return frame, _deployment(profile)
-    title = (f"{profile.spec.name}: the paper's table rows, onnxruntime CPU, "
+    title = (f"{profile.name}: {_rows_kind(profile)}, onnxruntime CPU, "
              f"{profile.threads} thread(s)")
     shown: list[Table | str] = [stage_table(stage_frame(profile), title, show)]
     shown.append("1 MAC = 1 multiply-accumulate; peak act at fp32; share = stage median / sum of "
@@ -219,18 +223,18 @@ def network_report(
         from mnv2prof.report.cuda_report import module_line
 
         gpu = profile.gpu
-        shown.append(module_line(profile.spec.name, gpu.eager, gpu.graph, gpu.peak_bytes,
+        shown.append(module_line(profile.name, gpu.eager, gpu.graph, gpu.peak_bytes,
                                  gpu.env.gpu_name))
     return frame, shown
 
 
-def _deployment(profile: NetworkProfile) -> list[Table | str]:
+def _deployment(profile: NetworkResult) -> list[Table | str]:
     """Per stage and for the whole network: the latency of every (precision, runtime) and
     int8's speedup per runtime; then the stages int8 helps least."""
     from mnv2prof.report.deploy_report import SHORT
 
     targets = list(profile.timings)
-    keys = [s.stage.key for s in profile.stages] + ["network"]
+    keys = [s.stage.key for s in profile.stages] + [NETWORK]
     columns = [Column("stage", lambda r: r["stage"], justify="left"),
                Column("operator", lambda r: r["operator"], justify="left"),
                Column("MACs\n(M)", lambda r: f"{r['macs'] / 1e6:,.2f}")]
@@ -245,7 +249,7 @@ def _deployment(profile: NetworkProfile) -> list[Table | str]:
     for key in keys:
         stage = next((s for s in profile.stages if s.stage.key == key), None)
         row = {"stage": key if stage else "total",
-               "operator": stage.stage.operator if stage else profile.spec.name,
+               "operator": stage.stage.operator if stage else profile.name,
                "macs": stage.macs if stage else profile.macs}
         for t in targets:
             measured = profile.timings[t].get(key)
@@ -256,7 +260,7 @@ def _deployment(profile: NetworkProfile) -> list[Table | str]:
             if t.precision == "int8" and fp32 is not None and row[t] > 0:
                 row[(t, "x")] = row[fp32] / row[t]
         rows.append(row)
-    title = (f"{profile.spec.name}: the paper's table rows, {profile.threads} thread(s), each "
+    title = (f"{profile.name}: {_rows_kind(profile)}, {profile.threads} thread(s), each "
              "stage timed as its own model")
     shown: list[Table | str] = [view_table(title, columns, rows[:-1])]
     shown[0].add_section()

@@ -122,7 +122,7 @@ def sweep_figure(frame: pd.DataFrame, x: str | None):
 
 
 def roofline_figure(frame: pd.DataFrame, machine):
-    """`machine`: a roofline.MachineProfile (peak GFLOP/s and bandwidth GB/s)."""
+    """`machine`: a roofline.MachineCeilings (peak GFLOP/s and bandwidth GB/s)."""
     import numpy as np
 
     plt = _pyplot()
@@ -162,7 +162,7 @@ def plot(
     machine=None,
 ) -> bytes:
     """Draw `kind` from the result rows: the figure's file content in the format `suffix` names
-    (.png, .pdf, .svg); `roofline` needs `machine` (roofline.MachineProfile)."""
+    (.png, .pdf, .svg); `roofline` needs `machine` (roofline.MachineCeilings)."""
     if kind not in KINDS:
         raise UsageError(f"--kind {kind!r}: choose from {', '.join(KINDS)}")
     if suffix.lower() not in FILE_TYPES:

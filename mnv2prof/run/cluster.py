@@ -45,7 +45,7 @@ from typing import Self
 
 from mnv2prof import interrupts
 from mnv2prof.errors import Mnv2profError, UsageError, first_line
-from mnv2prof.models.variants import BlockSpec
+from mnv2prof.models.user_models import Subject
 from mnv2prof.run.profiles import GridPoint, Profile
 
 RESOURCE = "mnv2prof_timer"
@@ -269,7 +269,7 @@ def shutdown(handle: ClusterHandle) -> None:
 
 
 def measure_point_rows(
-    profile: Profile, point: GridPoint, specs: Sequence[BlockSpec], device: str = "cpu"
+    profile: Profile, point: GridPoint, specs: Sequence[Subject], device: str = "cpu"
 ) -> list[dict[str, object]]:
     """What one Ray task runs on a worker: the point's rows (`Record.row()`), measured as a
     local sweep measures them (export, count, time); `row()` runs here, so each names this host."""
@@ -281,7 +281,7 @@ def measure_point_rows(
 def run_points(
     handle: ClusterHandle,
     profile: Profile,
-    todo: Sequence[tuple[GridPoint, Sequence[BlockSpec]]],
+    todo: Sequence[tuple[GridPoint, Sequence[Subject]]],
     on_row: Callable[[dict[str, object]], None],
     device: str = "cpu",
     *,
@@ -311,7 +311,7 @@ def run_points(
     queue = [(point, list(specs)) for point, specs in todo if specs]
     queue.reverse()  # popped from the end: grid order
     profile_ref = ray.put(profile)  # once, not once a task
-    pending: dict[object, tuple[GridPoint, list[BlockSpec]]] = {}
+    pending: dict[object, tuple[GridPoint, list[Subject]]] = {}
     try:
         window = _window(handle)
         no_timer_since: float | None = None
@@ -365,7 +365,7 @@ class _Run:
         self.reasons: list[str] = []
 
     def deliver(
-        self, point: GridPoint, specs: Sequence[BlockSpec], rows: Sequence[dict[str, object]]
+        self, point: GridPoint, specs: Sequence[Subject], rows: Sequence[dict[str, object]]
     ) -> None:
         expected = {point.row_hash(s) for s in specs}
         for row in rows:
@@ -385,7 +385,7 @@ class _Run:
         if absent:
             self.give_up(point, absent, "the task returned fewer rows than asked")
 
-    def give_up(self, point: GridPoint, specs: Sequence[BlockSpec], reason: str) -> None:
+    def give_up(self, point: GridPoint, specs: Sequence[Subject], reason: str) -> None:
         hashes = [point.row_hash(s) for s in specs]
         self.missing.extend(h for h in hashes if h not in self.delivered)
         self.reasons.append(f"{point.label}: {reason}")

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from mnv2prof.count.cost import count_model
-from mnv2prof.measure.latency import OrtRunner, TimingSpec, measure
+from mnv2prof.measure.latency import OrtRunner, measure
+from mnv2prof.measure.timing import TimingSpec
 from mnv2prof.measure.stats import Ratio, paired_ratio
 from mnv2prof.models.probes import MIN_EFFECT, Config, Guideline
 from mnv2prof.onnx.export import export_cached

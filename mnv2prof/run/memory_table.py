@@ -28,7 +28,7 @@ from mnv2prof.errors import UsageError
 from mnv2prof.models.networks import NetworkSpec
 from mnv2prof.onnx.graph import GraphInfo, load_graph
 from mnv2prof.onnx.scopes import subgraph
-from mnv2prof.run.network_profile import export_network
+from mnv2prof.run.network import export_network
 
 ACT_DTYPES = {"fp16": 2, "fp32": 4}
 KB = 1000  # the paper's Kb: 64 x 112 x 112 x 2 bytes = 1,605,632 B is its "1600"

@@ -1,247 +1,256 @@
-"""specs -> (export, count, time) -> records: the one path every command measures through.
+"""rows -> (export, count, time) -> records: the one path every command measures through.
+
+A row is a subject (a built-in block's spec, a user's block's, a user's model: torch or an ONNX
+file) on a target (run.deploy). Each subject is prepared once (`prepare`: exported and counted),
+each row's artefact made once (`deploy.artifacts`), then `time_artifacts` times them.
 
 Each runtime is timed in its own phase (`latency.measure_phases`), with the whole budget each:
-first every spec's ONNX file in onnxruntime, beside an identity model that gives the harness
-floor (only the blocks' CIs decide when sampling may stop early; the floor rides along), then
-every spec's torch module eagerly (same thread count; skipped with `eager=False`), then, with
-`device="cuda"`, each GPU runtime. Within a phase the variants' bursts rotate round by round.
+first every row's artefact of one (runtime, precision) beside, in the first onnxruntime phase, an
+identity model that gives the harness floor (only the rows' CIs decide when sampling may stop
+early; the floor rides along), then every torch module eagerly (same thread count; skipped with
+`eager=False`; an ONNX file has none), then, with `device="cuda"`, each GPU runtime. Within a
+phase the rows' bursts rotate round by round.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-
-from torch import nn
 
 from mnv2prof import interrupts
-from mnv2prof.count.cost import CountedCost, count_model
-from mnv2prof.measure.env import current_environment
-from mnv2prof.measure.latency import (
-    CACHE_COLD,
-    Measurement,
-    OrtRunner,
-    TimingSpec,
-    cold_cache_note,
-    identity_model,
-    measure_phases,
-)
-from mnv2prof.models.variants import BlockSpec, row_hash
-from mnv2prof.onnx.export import export_cached
-from mnv2prof.run.deploy import (
-    Artifact,
-    RowRequest,
-    Target,
-    artifact_runner,
-    build_artifact,
-    int8_onnx,
-)
+from mnv2prof.measure.latency import Measurement
+from mnv2prof.measure.timing import TimingSpec
+from mnv2prof.models.targets import Target
+from mnv2prof.errors import UsageError
+from mnv2prof.run.deploy import Artifact, Prepared, Row, artifact_runner, artifacts, ort_error
 from mnv2prof.run.records import Record
+
+Runners = dict[Hashable, Callable[[], float | None]]
 
 
 @dataclass
 class Progress:
     """Callbacks a front end may give to show progress; every one is optional."""
 
-    on_export: Callable[[BlockSpec, int, int], None] | None = None  # spec, done, total
+    on_export: Callable[[object, int, int], None] | None = None  # subject, done, total
     on_timing: Callable[[float], None] | None = None  # fraction of the budget used
 
 
 HARNESS_FLOOR = "harness floor"  # the identity model's key among the runners
+GPU_KINDS = ("cuda_eager", "cuda_graph", "cuda_ort")
+
+
+def prepare(subject, seed: int = 0) -> Prepared:
+    """Export (or load from the cache) and count one block or torch model; an ONNX file is
+    vetted and counted where it is (run.model_file)."""
+    from mnv2prof.count.cost import count_model
+    from mnv2prof.models.variants import BlockSpec
+    from mnv2prof.onnx.export import export_cached
+    from mnv2prof.onnx.sources import block_source, model_source
+
+    if not isinstance(subject, BlockSpec) and subject.onnx_file:
+        from mnv2prof.run.model_file import prepare_file
+
+        return prepare_file(subject)
+    source = block_source(subject) if isinstance(subject, BlockSpec) else model_source(subject)
+    module = source.build(seed)
+    exported = export_cached(source, seed, module=module)
+    return Prepared(subject, subject.name, source.identity, exported.path,
+                    count_model(exported.path), subject.input_shape, module_of=lambda: module,
+                    cached=exported.cached, torch_module=[module])
 
 
 @dataclass(frozen=True)
-class PreparedBlock:
-    spec: BlockSpec
-    model_path: Path
-    cost: CountedCost
-    cached: bool
-    module: nn.Module  # build_block(spec, seed), built once: exported, counted, timed eagerly
-
-
-def prepare(spec: BlockSpec, seed: int = 0) -> PreparedBlock:
-    """Export (or load from cache) and count one block."""
-    from mnv2prof.models.blocks import build_block
-    from mnv2prof.onnx.sources import block_source
-
-    module = build_block(spec, seed)
-    exported = export_cached(block_source(spec), seed, module=module)
-    return PreparedBlock(spec, exported.path, count_model(exported.path), exported.cached, module)
-
-
-@dataclass(frozen=True)
-class ProfileRun:
+class Measured:
     records: list[Record]
-    harness_floor: Measurement  # the identity model, timed like the blocks
+    harness_floor: Measurement  # the identity model, timed like the rows
     notes: tuple[str, ...] = ()  # what was left out and why (a GPU column onnxruntime cannot fill)
+    cache_mode: str = "warm"  # the cache state every latency was timed in (TimingSpec.cache)
 
 
-def profile_run(
-    rows: Sequence[BlockSpec | RowRequest],
+def measure_rows(
+    rows: Sequence[object | Row],
     timing: TimingSpec,
     seed: int = 0,
     progress: Progress | None = None,
     calibration: str = "minmax",
-    **options: object,
-) -> ProfileRun:
-    """Export, count and time `rows` (specs: fp32 onnxruntime): one `Record` per row, in order,
-    and the harness floor measured with them. `options`: `timed_records`' `device`, `eager`."""
+    device: str = "cpu",
+    eager: bool = True,
+) -> Measured:
+    """Export, count and time `rows` (subjects alone: fp32 onnxruntime): one `Record` per row,
+    in order, and the harness floor measured with them."""
     progress = progress or Progress()
-    wanted = [r if isinstance(r, RowRequest) else RowRequest(r) for r in rows]
-    specs = list(dict.fromkeys(r.spec for r in wanted))
-    prepared: dict[BlockSpec, PreparedBlock] = {}
-    for i, spec in enumerate(specs):
+    wanted = [r if isinstance(r, Row) else Row(r) for r in rows]
+    subjects = list(dict.fromkeys(r.subject for r in wanted))
+    prepared: dict[object, Prepared] = {}
+    for i, subject in enumerate(subjects):
         interrupts.check()
-        prepared[spec] = prepare(spec, seed)
+        prepared[subject] = prepare(subject, seed)
         if progress.on_export:
-            progress.on_export(spec, i + 1, len(specs))
-    int8 = {}  # spec -> its int8 ONNX file and cost, shared by the int8 rows of every runtime
-    built = []
-    for row in wanted:
-        interrupts.check()
-        p = prepared[row.spec]
-        if row.precision == "int8" and row.spec not in int8:
-            int8[row.spec] = int8_onnx(p, seed, calibration)
-        built.append((p, build_artifact(p, row.target, seed, calibration, int8.get(row.spec))))
-    return timed_records(built, timing, seed, progress, **options)
+            progress.on_export(subject, i + 1, len(subjects))
+    built = artifacts([(prepared[r.subject], r.target) for r in wanted], seed, calibration,
+                      between=interrupts.check)
+    return time_artifacts(built, timing, seed, progress, device, eager)
 
 
-def timed_records(
-    rows: Sequence[PreparedBlock | tuple[PreparedBlock, Artifact]],
+def time_artifacts(
+    rows: Sequence[tuple[Prepared, Artifact]],
     timing: TimingSpec,
     seed: int = 0,
     progress: Progress | None = None,
     device: str = "cpu",
     eager: bool = True,
-) -> ProfileRun:
-    """Time `rows` (a block, or a block and the artefact of a precision and runtime), each
-    (runtime, precision) in its own phase, then the torch modules eagerly; records and the
-    harness floor (timed in the first onnxruntime phase).
-
-    `device="cuda"` adds a phase per GPU runtime (cuda.block_runners); the CPU columns are
-    measured as always, so one table holds both.
-    """
-    from mnv2prof.measure.eager import EagerRunner, inference_graph, measure_memories, torch_threads
-    from mnv2prof.models.blocks import build_block
+) -> Measured:
+    """Time `rows` (a prepared thing and the artefact of one of its targets), each (runtime,
+    precision) in its own phase, then the torch modules eagerly, then with `device="cuda"` each
+    GPU runtime; records and the harness floor (timed in the first onnxruntime phase).
+    The CPU columns are measured as always with a GPU, so one table holds both."""
+    from mnv2prof.measure.eager import torch_threads
+    from mnv2prof.measure.env import current_environment
+    from mnv2prof.measure.latency import measure_phases
 
     progress = progress or Progress()
-    rows = [r if isinstance(r, tuple) else (r, build_artifact(r, Target(), seed)) for r in rows]
-    blocks = list(dict.fromkeys(p for p, _ in rows))
-    by_target: dict[Target, dict[object, Callable[[], float | None]]] = {}
-    for p, artifact in rows:
-        runner = artifact_runner(artifact, timing.threads, p.spec.input_shape, seed)
-        by_target.setdefault(artifact.target, {})[(artifact.target, p.spec)] = runner
-    watched: list[object] = [key for phase in by_target.values() for key in phase]
-    floor_phase = next((ph for t, ph in by_target.items() if t.runtime == "onnxruntime"), None)
-    if floor_phase is None:
-        floor_phase = by_target.setdefault(Target(), {})
-    floor_phase[HARNESS_FLOOR] = OrtRunner(identity_model(), timing.threads, seed)
-    phases = list(by_target.values())
-    if eager:
-        phases.append(
-            {("eager", p.spec): EagerRunner(p.module, p.spec.input_shape, seed) for p in blocks}
-        )
-        watched += list(phases[-1])
+    things = list(dict.fromkeys(p for p, _ in rows))
+    modules = [p for p in things if p.has_module]
+    phases = runtime_phases(rows, timing.threads, seed)
+    if eager and modules:
+        phases.append(eager_phase(modules, seed))
     notes: list[str] = []
-    if timing.cache == CACHE_COLD:
-        notes.append(cold_cache_note())
     if device == "cuda":
-        from mnv2prof.measure import cuda
-
-        ort_note = cuda.ort_cuda_unavailable()
-        notes += [ort_note] if ort_note else []
-        gpu_phases: dict[str, dict[object, Callable[[], float | None]]] = {}
-        for p in blocks:
-            gpu_runners = cuda.block_runners(
-                lambda p=p: build_block(p.spec, seed),
-                p.spec.input_shape,
-                None if ort_note else p.model_path,
-                seed,
-            )
-            for kind, run in gpu_runners.items():
-                gpu_phases.setdefault(kind, {})[(kind, p.spec)] = run
-        phases += gpu_phases.values()
-        watched += [key for phase in gpu_phases.values() for key in phase]
+        gpu, note = gpu_phases(modules, seed)
+        phases += gpu
+        notes += [note] if note else []
+    watched = [key for phase in phases for key in phase if key != HARNESS_FLOOR]
     with torch_threads(timing.threads):
         measurements = measure_phases(phases, timing, progress.on_timing, converge=watched)
-        folded = [(inference_graph(p.module), p.spec.input_shape) for p in blocks]
-        memory = dict(zip((p.spec for p in blocks), measure_memories(folded, seed), strict=True))
+        memory = measured_memory(modules, seed)
     env = current_environment(device)
-    gpu: dict[BlockSpec, dict[str, object]] = {p.spec: {} for p in blocks}
-    if device == "cuda":
-        for p in blocks:
-            gpu[p.spec] = {
-                kind: measurements.get((kind, p.spec))
-                for kind in ("cuda_eager", "cuda_graph", "cuda_ort")
-            }
-            gpu[p.spec]["cuda_peak_bytes"] = cuda.measure_peak_memory(
-                inference_graph(p.module), p.spec.input_shape, seed  # a copy: moved to the GPU
-            )
-    # the torch module's own columns (eager, measured memory, GPU) go on one row of its block:
-    # the fp32 onnxruntime row, else its first fp32 row, else its first row
-    owner: dict[BlockSpec, Target] = {}
-    for p, artifact in sorted(rows, key=lambda r: (r[1].target != Target(),
-                                                     r[1].target.precision != "fp32")):
-        owner.setdefault(p.spec, artifact.target)
+    gpu_columns = {p.subject: gpu_extras(p, measurements, seed) if device == "cuda" else {}
+                   for p in modules}
+    owners = module_owners(rows)
     records = []
     for p, artifact in rows:
-        target = artifact.target
-        own = owner[p.spec] == target
-        fp32 = measurements.get((Target("fp32", target.runtime), p.spec))
-        latency = measurements[(target, p.spec)]
-        speedup = (fp32.median_ms / latency.median_ms if target.precision == "int8" and fp32
-                   and latency.median_ms > 0 else None)
-        records.append(make_record(
-            p, latency, timing, env, artifact=artifact, int8_speedup_x=speedup,
-            eager=measurements.get(("eager", p.spec)) if own else None,
-            measured_peak_bytes=memory[p.spec].peak_bytes if own else None,
-            measured_alloc_peak_bytes=memory[p.spec].alloc_peak_bytes if own else None,
-            **(gpu[p.spec] if own else {}),
-        ))
-    return ProfileRun(records, measurements[HARNESS_FLOOR], tuple(notes))
+        own = owners.get(p.subject) == artifact.target
+        extras = {**memory.get(p.subject, {}), **gpu_columns.get(p.subject, {}),
+                  "eager": measurements.get(("eager", p.subject))} if own else {}
+        records.append(make_record(p, artifact, measurements, timing, env, **extras))
+    return Measured(records, measurements[HARNESS_FLOOR], tuple(notes), timing.cache)
 
 
-def make_record(
-    prepared: PreparedBlock,
-    latency: Measurement,
-    timing: TimingSpec,
-    env,
-    artifact: Artifact,
-    **measured: object,
-) -> Record:
-    """`measured`: Record's optional fields (eager, measured_peak_bytes, ...)."""
-    spec = prepared.spec
+def runtime_phases(rows: Sequence[tuple[Prepared, Artifact]], threads: int, seed: int = 0
+                   ) -> list[Runners]:
+    """One phase per target, each row's runner keyed (target, subject), and the harness floor
+    in the first onnxruntime phase (one of its own when no row runs on onnxruntime)."""
+    from mnv2prof.measure.latency import OrtRunner, identity_model
+
+    by_target: dict[Target, Runners] = {}
+    for p, artifact in rows:
+        runner = artifact_runner(artifact, p, threads, seed)
+        by_target.setdefault(artifact.target, {})[(artifact.target, p.subject)] = runner
+    floor = next((ph for t, ph in by_target.items() if t.runtime == "onnxruntime"), None)
+    if floor is None:
+        floor = by_target.setdefault(Target(), {})
+    floor[HARNESS_FLOOR] = OrtRunner(identity_model(), threads, seed)
+    return list(by_target.values())
+
+
+def eager_phase(things: Sequence[Prepared], seed: int = 0) -> Runners:
+    """Each torch module run eagerly, keyed ("eager", subject)."""
+    from mnv2prof.measure.eager import EagerRunner
+
+    return {("eager", p.subject): EagerRunner(p.module, p.input_shape, seed) for p in things}
+
+
+def gpu_phases(things: Sequence[Prepared], seed: int = 0) -> tuple[list[Runners], str | None]:
+    """One phase per GPU runtime (cuda.block_runners), keyed (kind, subject), and why the
+    onnxruntime GPU column is left out (None: it is not)."""
+    from mnv2prof.measure import cuda
+
+    ort_note = cuda.ort_cuda_unavailable()
+    phases: dict[str, Runners] = {}
+    for p in things:
+        fresh = p.module_of  # a fresh module per runner: a graph's weights are its own
+        runners = cuda.block_runners(fresh, p.input_shape, None if ort_note else p.onnx_path,
+                                     seed)
+        for kind, run in runners.items():
+            phases.setdefault(kind, {})[(kind, p.subject)] = run
+    return list(phases.values()), ort_note
+
+
+def gpu_extras(p: Prepared, measurements: dict, seed: int = 0) -> dict[str, object]:
+    """A torch module's GPU columns: each GPU runtime's measurement and its peak memory."""
+    from mnv2prof.measure import cuda
+    from mnv2prof.measure.eager import inference_graph
+
+    extras: dict[str, object] = {kind: measurements.get((kind, p.subject)) for kind in GPU_KINDS}
+    # on a copy of the module: measuring moves it to the GPU
+    extras["cuda_peak_bytes"] = cuda.measure_peak_memory(inference_graph(p.module_of()),
+                                                         p.input_shape, seed)
+    return extras
+
+
+def measured_memory(things: Sequence[Prepared], seed: int = 0) -> dict[object, dict[str, int]]:
+    """Each torch module's measured peak memory (eager.measure_memories, one profiler session),
+    as Record fields by subject."""
+    from mnv2prof.measure.eager import inference_graph, measure_memories
+
+    if not things:
+        return {}
+    folded = [(inference_graph(p.module), p.input_shape) for p in things]
+    return {
+        p.subject: {"measured_peak_bytes": m.peak_bytes,
+                    "measured_alloc_peak_bytes": m.alloc_peak_bytes}
+        for p, m in zip(things, measure_memories(folded, seed), strict=True)
+    }
+
+
+def module_owners(rows: Sequence[tuple[Prepared, Artifact]]) -> dict[object, Target]:
+    """The row of each subject that carries its torch module's own columns (eager, measured
+    memory, GPU): its fp32 onnxruntime row, else its first fp32 row, else its first row."""
+    owners: dict[object, Target] = {}
+    ranked = sorted(rows, key=lambda r: (not r[1].target.default, r[1].target.precision != "fp32"))
+    for p, artifact in ranked:
+        owners.setdefault(p.subject, artifact.target)
+    return owners
+
+
+def make_record(prepared: Prepared, artifact: Artifact, measurements: dict, timing: TimingSpec,
+                env, **measured: object) -> Record:
+    """The row of `artifact`: its latency and, for int8, its speedup over the fp32 row of the
+    same runtime when that was timed; `measured`: Record's optional fields (eager, ...)."""
     target = artifact.target
+    latency = measurements[(target, prepared.subject)]
+    fp32 = measurements.get((target.fp32(), prepared.subject))
+    speedup = (fp32.median_ms / latency.median_ms
+               if target.precision == "int8" and fp32 and latency.median_ms > 0 else None)
     return Record(
-        label=spec.label,
-        variant=spec.variant,
-        spec=spec.name,
-        spec_hash=row_hash(spec, timing.threads, target.precision, target.runtime),
-        spec_fields=tuple((k, v) for k, v in spec.to_dict().items() if k != "variant"),
-        cost=artifact.cost,
-        latency=latency,
-        threads=timing.threads,
-        cache_mode=timing.cache,
-        env=env,
-        precision=target.precision,
-        runtime=target.runtime,
-        int8_max_abs_err=artifact.max_abs_err,
-        int8_sqnr_db=artifact.sqnr_db,
-        **measured,
+        subject=prepared.subject, cost=artifact.cost, latency=latency, threads=timing.threads,
+        env=env, cache_mode=timing.cache, target=target, int8_speedup_x=speedup,
+        int8_max_abs_err=artifact.max_abs_err, int8_sqnr_db=artifact.sqnr_db, **measured,
     )
 
 
-def block_layers(prepared: PreparedBlock, threads: int, runs: int, device: str = "cpu") -> list:
-    """Per-layer rows of one block: the nodes onnxruntime runs on the CPU (measure.layers), or
-    the block's layers run eagerly on the GPU (measure.eager_layers)."""
+def layer_rows(prepared: Prepared, threads: int, runs: int, device: str = "cpu",
+               warmup: int = 10) -> list:
+    """Per-layer rows of one block or model: the nodes onnxruntime runs on the CPU
+    (measure.layers, `warmup` runs dropped), or its layers run eagerly on the GPU
+    (measure.eager_layers)."""
+    from mnv2prof.errors import Mnv2profError
+
     if device == "cuda":
-        from mnv2prof.measure.eager_layers import profile_eager_layers
+        from mnv2prof.measure.eager_layers import time_eager_layers
 
-        spec = prepared.spec
-        return profile_eager_layers(
-            prepared.module, prepared.model_path, spec.input_shape, "cuda", runs
-        )
-    from mnv2prof.measure.layers import profile_layers
+        if not prepared.has_module:
+            raise UsageError(f"{prepared.name}: --device cuda runs a torch module's layers; an "
+                             "ONNX file's nodes are timed on the CPU")
+        return time_eager_layers(prepared.module, prepared.onnx_path, prepared.input_shape,
+                                 "cuda", runs)
+    from mnv2prof.measure.layers import time_layers
 
-    return profile_layers(prepared.model_path, threads, runs)
+    try:
+        return time_layers(prepared.onnx_path, threads, runs, warmup=warmup,
+                           input_shapes=prepared.input_shapes)
+    except Mnv2profError:
+        raise
+    except Exception as exc:  # onnxruntime's own exception types
+        raise ort_error(prepared.onnx_path, exc) from exc

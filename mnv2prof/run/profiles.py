@@ -5,7 +5,10 @@ names as the CSV columns, so a profile, a result file and `report --group-by` sp
 
     name = "expansion-sweep"                 # required; equals the file name without .toml
     description = "mbv2, fused and resnet as t goes 1..10"   # required, one line
-    variants = ["mbv2", "fused", "resnet"]   # optional; default: every variant
+    variants = ["mbv2", "fused", "resnet"]   # optional; default: every built-in variant
+                                             # (none when `models` is given); also
+                                             # "PATH.py:NAME", "package.module:NAME"
+    models = ["nets.py:tiny_net", {model = "m.onnx", shape = "1x3x160x160"}]  # optional
 
     [base]          # optional: spec values every point starts from (default: BlockSpec's)
     in_chs = 32
@@ -40,6 +43,12 @@ One *grid point* is one set of values; its variants are timed together, their bu
 round by round (latency.py).
 One *row* is one variant at one grid point.
 
+The user's own blocks and models (models/plugins.py): a variant may be `PATH.py:NAME` or
+`package.module:NAME`, and `models` lists whole models (`PATH.py:NAME`, `package.module:NAME` or
+an `.onnx` file, with a `shape`, default 1x3x224x224); a relative path is relative to the
+profile's folder. A model's rows do not depend on the block keys (`in_chs`, ...): its models are
+one more grid point per (threads, precision, runtime) of the grid, after the block points.
+
 Every error (TOML syntax, unknown key, wrong type, bad value) is a `ProfileError` naming the file,
 the line and the key: `profiles/x.toml:7: [grid] exp_ratio: expansion must be a positive ...`.
 
@@ -63,14 +72,16 @@ from pathlib import Path
 
 from mnv2prof.errors import SpecError, UsageError
 from mnv2prof.measure.timing import CACHE_MODES, TimingSpec
-from mnv2prof.models.variants import VARIANTS, BlockSpec, row_hash
+from mnv2prof.models.targets import Target, row_hash
+from mnv2prof.models.user_models import ModelSpec
+from mnv2prof.models.variants import VARIANTS, VariantRef
 
 SPEC_KEYS = ("in_chs", "out_chs", "resolution", "exp_ratio", "kernel_size", "stride", "batch")
 POINT_KEYS = (*SPEC_KEYS, "threads", "precision", "runtime")
 MEASURE_KEYS = (
     "budget_s", "warmup", "min_samples", "max_samples", "cache", "eager", "batch_rows", "seed"
 )
-TOP_KEYS = ("name", "description", "variants", "base", "grid", "points", "measure")
+TOP_KEYS = ("name", "description", "variants", "models", "base", "grid", "points", "measure")
 # CLI flag names a user may type by habit; the error says which profile key they mean.
 _FLAG_NAMES = {
     "channels": "in_chs",
@@ -87,17 +98,17 @@ class ProfileError(UsageError):
 
 @dataclass(frozen=True)
 class GridPoint:
-    """One point of the grid: the specs of every variant at it, timed together with `threads`."""
+    """One point of the grid: the subjects at it (every variant's spec, or the models), timed
+    together with `threads` on `target`."""
 
     values: tuple[tuple[str, int | str], ...]  # the point's (key, value), threads included
-    specs: tuple[BlockSpec, ...]
+    subjects: tuple[object, ...]  # models.variants.BlockSpec or models.user_models.ModelSpec
     threads: int
-    precision: str = "fp32"  # run.deploy.PRECISIONS: what its rows run in
-    runtime: str = "onnxruntime"  # run.deploy.RUNTIMES
+    target: Target = Target()  # what its rows run in
 
-    def row_hash(self, spec: BlockSpec) -> str:
-        """The spec_hash of `spec`'s row at this point (threads, precision, runtime)."""
-        return row_hash(spec, self.threads, self.precision, self.runtime)
+    def row_hash(self, subject) -> str:
+        """The spec_hash of `subject`'s row at this point (threads, precision, runtime)."""
+        return row_hash(subject, self.threads, self.target)
 
     @property
     def label(self) -> str:
@@ -109,7 +120,7 @@ class Profile:
     name: str
     description: str
     path: Path
-    variants: tuple[str, ...]
+    variants: tuple[VariantRef, ...]
     base: tuple[tuple[str, int], ...]
     grid: tuple[tuple[str, tuple[int, ...]], ...]
     points_table: tuple[tuple[tuple[str, int], ...], ...]
@@ -117,32 +128,47 @@ class Profile:
     seed: int = 0
     eager: bool = True  # time each torch module eagerly too (its own phase)
     batch_rows: int = 48  # rows of consecutive grid points timed in one rotation at most
+    models: tuple[ModelSpec, ...] = ()  # whole models, measured per (threads, target)
 
     def points(self) -> list[GridPoint]:
-        """Every grid point, in file order: each explicit point times each grid combination."""
+        """Every grid point, in file order: each explicit point times each grid combination;
+        then, with `models`, one point of the models per (threads, target) of those."""
         keys = [k for k, _ in self.grid]
-        result = []
+        result, settings = [], {}
         for point in self.points_table or ((),):
             for combo in itertools.product(*(values for _, values in self.grid)):
                 values = {**dict(self.base), **dict(point), **dict(zip(keys, combo))}
                 threads = values.pop("threads", self.timing.threads)
-                precision = values.pop("precision", "fp32")
-                runtime = values.pop("runtime", "onnxruntime")
+                target = Target(values.pop("precision", "fp32"),
+                                values.pop("runtime", "onnxruntime"))
+                settings.setdefault((threads, target), None)
+                if not self.variants:
+                    continue
                 spec_values = {k: values[k] for k in SPEC_KEYS if k in values}
-                specs = tuple(BlockSpec(v, **spec_values) for v in self.variants)
+                specs = tuple(ref.spec(**spec_values) for ref in self.variants)
                 shown = {**dict(point), **dict(zip(keys, combo))}
-                result.append(
-                    GridPoint(tuple(shown.items()), specs, threads, precision, runtime)
-                )
+                result.append(GridPoint(tuple(shown.items()), specs, threads, target))
+        for threads, target in settings if self.models else ():
+            shown = {"models": "all", "threads": threads, "precision": target.precision,
+                     "runtime": target.runtime}
+            result.append(GridPoint(tuple(shown.items()), self.models, threads, target))
         return result
 
-    def specs(self) -> list[BlockSpec]:
-        """Every spec of every grid point (threads aside: see `points()`), in order."""
-        return [spec for point in self.points() for spec in point.specs]
+    def subjects(self) -> list[object]:
+        """Every subject of every grid point (threads aside: see `points()`), in order."""
+        return [subject for point in self.points() for subject in point.subjects]
+
+    def block_specs(self) -> list[object]:
+        """The block specs among `subjects()` (the size check's blocks)."""
+        return [s for s in self.subjects() if not isinstance(s, ModelSpec)]
+
+    @property
+    def variant_names(self) -> tuple[str, ...]:
+        return tuple(ref.name for ref in self.variants) + tuple(m.variant for m in self.models)
 
     @property
     def rows(self) -> int:
-        return sum(len(p.specs) for p in self.points())
+        return sum(len(p.subjects) for p in self.points())
 
     def timing_for(self, point: GridPoint) -> TimingSpec:
         return dataclasses.replace(self.timing, threads=point.threads)
@@ -265,7 +291,7 @@ class _Reader:
         if key == "threads":
             return self._int(where, key, value, 1)
         if key in ("precision", "runtime"):
-            from mnv2prof.run.deploy import PRECISIONS, RUNTIMES
+            from mnv2prof.models.targets import PRECISIONS, RUNTIMES
 
             allowed = PRECISIONS if key == "precision" else RUNTIMES
             if value not in allowed:
@@ -273,6 +299,8 @@ class _Reader:
             return value
         if isinstance(value, bool) or not isinstance(value, int):
             self.fail(where, key, f"expected an integer, got {value!r}")
+        from mnv2prof.models.variants import BlockSpec
+
         try:  # one set of rules: BlockSpec's own validation, field by field
             BlockSpec("mbv2", **{key: value})
         except SpecError as exc:
@@ -305,14 +333,16 @@ class _Reader:
         name, description = (self._text(data, k) for k in ("name", "description"))
         if name != self.path.stem:
             self.fail(top, "name", f"{name!r} must equal the file name {self.path.stem!r}")
-        variants = self._variants(data.get("variants", list(VARIANTS)))
+        models = self._models(data.get("models", []))
+        variants = self._variants(data.get("variants", [] if models else list(VARIANTS)),
+                                  allow_empty=bool(models))
         base = self._point_table(("base", None), self._table(data, "base"))
         grid = self._grid(self._table(data, "grid"))
         points = self._points(data.get("points", []), grid)
         timing, seed, eager, batch_rows = self._measure(self._table(data, "measure"))
         profile = Profile(
             name, description, self.path, variants, base, grid, points, timing, seed, eager,
-            batch_rows,
+            batch_rows, models,
         )
         try:
             for _ in profile.points():
@@ -329,18 +359,50 @@ class _Reader:
             self.fail((None, None), key, f"expected a non-empty one-line string, got {value!r}")
         return value.strip()
 
-    def _variants(self, value: object) -> tuple[str, ...]:
+    def _variants(self, value: object, allow_empty: bool = False) -> tuple[VariantRef, ...]:
+        from mnv2prof.models.variants import parse_variant_list
+
         where = (None, None)
-        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        if (not isinstance(value, list) or not (value or allow_empty)
+                or not all(isinstance(v, str) for v in value)):
             self.fail(where, "variants", f"expected a non-empty list of names, got {value!r}")
-        unknown = [v for v in value if v not in VARIANTS]
-        if unknown:
-            self.fail(where, "variants",
-                      f"unknown variant {', '.join(map(repr, unknown))}; choose from: "
-                      f"{', '.join(VARIANTS)}")
+        if not value:
+            return ()
         if len(set(value)) != len(value):
             self.fail(where, "variants", "a variant is listed twice")
-        return tuple(value)
+        try:  # a user's block is found relative to the profile's folder
+            return parse_variant_list(value, base_dir=self.path.parent)
+        except UsageError as exc:
+            self.fail(where, "variants", str(exc))
+
+    def _models(self, value: object) -> tuple[ModelSpec, ...]:
+        """`models = ["x.py:NAME", {model = "m.onnx", shape = "1x3x160x160"}]`."""
+        from mnv2prof.models.user_models import model_spec
+
+        where = (None, None)
+        if not isinstance(value, list):
+            self.fail(where, "models", f"expected a list of models, got {value!r}")
+        specs = []
+        for item in value:
+            entry = {"model": item} if isinstance(item, str) else item
+            if (not isinstance(entry, dict) or set(entry) - {"model", "shape"}
+                    or not isinstance(entry.get("model"), str)
+                    or not isinstance(entry.get("shape", ""), str)):
+                self.fail(where, "models", "each model is a string or a table {model = "
+                          f"\"PATH.py:NAME\", shape = \"1x3x224x224\"}}, got {item!r}")
+            try:
+                spec = model_spec(entry["model"], entry.get("shape"), self.path.parent)
+                if spec.onnx_file:
+                    from mnv2prof.run.model_file import resolved
+
+                    spec = resolved(spec)[0]
+            except UsageError as exc:
+                self.fail(where, "models", str(exc))
+            specs.append(spec)
+        names = [s.variant for s in specs]
+        if len(set(names)) != len(names):
+            self.fail(where, "models", "two models have the same name")
+        return tuple(specs)
 
     def _grid(self, table: dict) -> tuple[tuple[str, tuple[int, ...]], ...]:
         where = ("grid", None)

@@ -9,7 +9,10 @@ interval of the median. Each of the `*_n` samples is the median of one round's b
 `*_burst_calls` back-to-back calls (latency.py); `cache_mode` is the cache state they were timed
 in (warm or cold); `precision` (fp32, int8) and `runtime` (onnxruntime, executorch) what ran
 it, `int8_speedup_x` the fp32 latency over the int8 one (same runtime), `int8_max_abs_err` and
-`int8_sqnr_db` (dB) the int8 model's error against fp32; `host` the machine. `cuda_eager_*`, `cuda_graph_*`, `cuda_ort_*` and `cuda_peak_bytes` are
+`int8_sqnr_db` (dB) the int8 model's error against fp32; `host` the machine. `source` is where a
+user's block or model comes from (`PATH.py:NAME`, `module:NAME`, an ONNX file; empty for a built-in)
+and `source_hash` the hash of that file's bytes; `input_shape` the dims it is fed (a block's
+N x C x H x W). A model's row leaves the block spec columns empty. `cuda_eager_*`, `cuda_graph_*`, `cuda_ort_*` and `cuda_peak_bytes` are
 measured on the GPU (empty unless --device cuda).
 """
 
@@ -20,14 +23,32 @@ from dataclasses import dataclass
 from mnv2prof.count.cost import CountedCost
 from mnv2prof.measure.env import Environment
 from mnv2prof.measure.latency import Measurement
+from mnv2prof.models.targets import Target, row_hash
+
+BLOCK_COLUMNS = ("in_chs", "out_chs", "resolution", "exp_ratio", "kernel_size", "stride", "batch",
+                 "chunks")
+
+
+def subject_columns(subject) -> dict[str, object]:
+    """The columns that say what a row measured, the same for a block and a model: the block
+    spec's fields (empty for a model), `source`, `source_hash` and `input_shape`."""
+    from mnv2prof.models.user_models import format_shape
+    from mnv2prof.models.variants import BlockSpec
+
+    if isinstance(subject, BlockSpec):
+        fields = subject.to_dict()
+        columns = {k: fields[k] for k in BLOCK_COLUMNS}
+        shape = format_shape(subject.input_shape)
+    else:
+        columns = dict.fromkeys(BLOCK_COLUMNS)
+        shape = subject.shape_text
+    return {**columns, "source": subject.source, "source_hash": subject.source_hash,
+            "input_shape": shape}
 
 
 @dataclass(frozen=True)
 class Record:
-    label: str  # the row's unique name: the variant, with /kK for chunks (mbv2-streamed/k2)
-    spec: str  # canonical spec string, e.g. mbv2_c32_r56_e6_k3_s1_b1
-    spec_hash: str
-    spec_fields: tuple[tuple[str, object], ...]  # (column, value) of the spec
+    subject: object  # what was measured: a BlockSpec or a ModelSpec (label, variant, spec, hash)
     cost: CountedCost
     latency: Measurement
     threads: int
@@ -40,12 +61,28 @@ class Record:
     cuda_graph: Measurement | None = None  # ... the same module replayed as a CUDA graph
     cuda_ort: Measurement | None = None  # ... onnxruntime's CUDAExecutionProvider
     cuda_peak_bytes: int | None = None  # cuda.measure_peak_memory: one forward, input included
-    variant: str = ""  # the variant's name (the CSV's `variant`); "" means the label
-    precision: str = "fp32"  # run.deploy.PRECISIONS
-    runtime: str = "onnxruntime"  # run.deploy.RUNTIMES
+    target: Target = Target()  # the precision and runtime it ran in
     int8_speedup_x: float | None = None  # int8 rows: fp32 latency / int8 latency, same runtime
     int8_max_abs_err: float | None = None  # int8 rows: against fp32, held-out inputs
     int8_sqnr_db: float | None = None
+
+    @property
+    def label(self) -> str:
+        """The row's unique name: the variant, with /kK for chunks (mbv2-streamed/k2)."""
+        return self.subject.label
+
+    @property
+    def variant(self) -> str:
+        return self.subject.variant
+
+    @property
+    def spec(self) -> str:
+        """The canonical spec string, e.g. mbv2_c32_r56_e6_k3_s1_b1."""
+        return self.subject.name
+
+    @property
+    def spec_hash(self) -> str:
+        return row_hash(self.subject, self.threads, self.target)
 
     @property
     def gmacs_per_s(self) -> float:
@@ -55,14 +92,14 @@ class Record:
     def row(self) -> dict[str, object]:
         c, m = self.cost, self.latency
         return {
-            "variant": self.variant or self.label,
+            "variant": self.variant,
             "spec": self.spec,
             "spec_hash": self.spec_hash,
-            **dict(self.spec_fields),
+            **subject_columns(self.subject),
             "threads": self.threads,
             "cache_mode": self.cache_mode,
-            "precision": self.precision,
-            "runtime": self.runtime,
+            "precision": self.target.precision,
+            "runtime": self.target.runtime,
             "params": c.params,
             "macs": c.macs,
             "flops": c.flops,
@@ -124,21 +161,19 @@ def _measurement_columns(prefix: str, m: Measurement | None) -> dict[str, object
     }
 
 
-def block_row_columns() -> list[str]:
-    """The columns of a block's row (`Record.row()`), in order, known before anything is
-    measured: what a sweep journal must have to be resumed."""
+def row_columns() -> list[str]:
+    """The columns of every row (`Record.row()`, a block's or a model's), in order, known before
+    anything is measured: what a sweep journal must have to be resumed."""
     import dataclasses
 
     from mnv2prof.models.variants import BlockSpec
 
-    spec = BlockSpec("conv")
     env = Environment(**{
         f.name: 0 if f.type in (int, "int") else "" for f in dataclasses.fields(Environment)
     })
     placeholder = Record(
-        label="", spec="", spec_hash="",
-        spec_fields=tuple((k, v) for k, v in spec.to_dict().items() if k != "variant"),
-        cost=CountedCost(0, 0, 0, 0, 0, 0, ""), latency=Measurement((1.0,)), threads=1, env=env,
+        subject=BlockSpec("conv"), cost=CountedCost(0, 0, 0, 0, 0, 0, ""),
+        latency=Measurement((1.0,)), threads=1, env=env,
     )
     return list(placeholder.row())
 

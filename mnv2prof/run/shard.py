@@ -26,7 +26,7 @@ import re
 from collections.abc import Sequence
 
 from mnv2prof.errors import UsageError
-from mnv2prof.models.variants import BlockSpec
+from mnv2prof.models.user_models import Subject
 from mnv2prof.run.profiles import GridPoint
 
 SHARD_BY = ("spec", "point")
@@ -60,7 +60,7 @@ def shard_of(spec_hash: str, n: int) -> int:
 
 def select_shard(
     points: Sequence[GridPoint], k: int, n: int, by: str = "spec"
-) -> list[tuple[GridPoint, list[BlockSpec]]]:
+) -> list[tuple[GridPoint, list[Subject]]]:
     """(point, its specs in shard k of n) for every point with at least one, in grid order.
 
     `by="spec"`: each row by its own spec_hash (`point.row_hash(spec)`); `by="point"`:
@@ -72,11 +72,11 @@ def select_shard(
         raise UsageError(f"--shard {k}/{n}: K must be between 1 and N ({n}), counted from 1")
     selected = []
     for point in points:
-        hashes = [point.row_hash(spec) for spec in point.specs]
+        hashes = [point.row_hash(spec) for spec in point.subjects]
         if by == "point":
-            keep = list(point.specs) if hashes and shard_of(min(hashes), n) == k else []
+            keep = list(point.subjects) if hashes and shard_of(min(hashes), n) == k else []
         else:
-            keep = [s for s, h in zip(point.specs, hashes, strict=True) if shard_of(h, n) == k]
+            keep = [s for s, h in zip(point.subjects, hashes, strict=True) if shard_of(h, n) == k]
         if keep:
             selected.append((point, keep))
     return selected

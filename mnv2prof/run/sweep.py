@@ -11,7 +11,7 @@ A sweep can take hours, so the CSV is the sweep's journal:
 
 Grid points are timed in **batches** (`measure_points`): consecutive points with the same thread
 count, up to the profile's `batch_rows` rows (default 48), timed as one rotation of bursts through
-`pipeline.profile_run`, with the profile's `budget_s` for each point of the batch. Drift of the
+`pipeline.measure_rows`, with the profile's `budget_s` for each point of the batch. Drift of the
 machine then hits every point of a batch alike, not only the variants of one point: on the 2-core
 development machine, whose speed jumps by up to 1.5x over seconds, the seven identical resnet
 rows of the expansion sweep (t = 4..10) spread by up to 30% when each point was timed on its own.
@@ -38,10 +38,10 @@ from pathlib import Path
 
 from mnv2prof import interrupts
 from mnv2prof.errors import Interrupted, Mnv2profError, UsageError
-from mnv2prof.models.variants import BlockSpec
+from mnv2prof.models.user_models import Subject
 from mnv2prof.onnx.atomic import check_target
 from mnv2prof.run.profiles import GridPoint, Profile
-from mnv2prof.run.records import Record, block_row_columns
+from mnv2prof.run.records import Record, row_columns
 
 
 class SweepInterrupted(Interrupted):
@@ -166,7 +166,7 @@ class Sweep:
         out: Path,
         resume: bool = False,
         force: bool = False,
-        device: str = "cpu",  # "cuda": each row also gets its GPU columns (pipeline.timed_records)
+        device: str = "cpu",  # "cuda": each row also gets its GPU columns (pipeline.time_artifacts)
         shard: tuple[int, int] | None = None,  # (K, N): only the rows of shard K of N
         on_cluster: bool = False,  # rows come from a cluster's hosts, not from this one
     ):
@@ -200,10 +200,10 @@ class Sweep:
                     f"this sweep uses {profile.timing.cache}: cache modes are never mixed in one "
                     "file; start a new file"
                 )
-        self.journal.check_columns(block_row_columns())
+        self.journal.check_columns(row_columns())
         points = profile.points()
-        self.selected: list[tuple[GridPoint, list[BlockSpec]]] = (
-            select_shard(points, *shard) if shard else [(p, list(p.specs)) for p in points]
+        self.selected: list[tuple[GridPoint, list[Subject]]] = (
+            select_shard(points, *shard) if shard else [(p, list(p.subjects)) for p in points]
         )
         self.total = sum(len(specs) for _, specs in self.selected)
         self.skipped = sum(
@@ -260,11 +260,11 @@ class Sweep:
 
 
 def batches(
-    points: Sequence[tuple[GridPoint, Sequence[BlockSpec]]], limit: int
-) -> list[list[tuple[GridPoint, Sequence[BlockSpec]]]]:
+    points: Sequence[tuple[GridPoint, Sequence[Subject]]], limit: int
+) -> list[list[tuple[GridPoint, Sequence[Subject]]]]:
     """Consecutive (point, specs) with the same thread count, at most `limit` specs a batch (a
     point larger than the limit is a batch of its own)."""
-    result: list[list[tuple[GridPoint, Sequence[BlockSpec]]]] = []
+    result: list[list[tuple[GridPoint, Sequence[Subject]]]] = []
     rows = 0
     for point, specs in points:
         current = result[-1] if result else None
@@ -279,7 +279,7 @@ def batches(
 
 def measure_points(
     profile: Profile,
-    batch: Sequence[tuple[GridPoint, Sequence[BlockSpec]]],
+    batch: Sequence[tuple[GridPoint, Sequence[Subject]]],
     device: str = "cpu",
     eager: bool | None = None,
 ) -> list[Record]:
@@ -292,13 +292,13 @@ def measure_points(
     """
     import dataclasses
 
-    from mnv2prof.run.pipeline import RowRequest, profile_run
+    from mnv2prof.run.pipeline import Row, measure_rows
 
     point = batch[0][0]
     timing = profile.timing_for(point)
     timing = dataclasses.replace(timing, budget_s=timing.budget_s * len(batch))
-    return profile_run(
-        [RowRequest(spec, p.precision, p.runtime) for p, specs in batch for spec in specs],
+    return measure_rows(
+        [Row(subject, p.target) for p, subjects in batch for subject in subjects],
         timing,
         seed=profile.seed,
         device=device,
@@ -315,7 +315,7 @@ def measure_profile(
     them (in batches of points timed together), onnxruntime only: what `baseline --profile` and
     `gate --profile` compare."""
     measured = []
-    for batch in batches([(p, p.specs) for p in profile.points()], profile.batch_rows):
+    for batch in batches([(p, p.subjects) for p in profile.points()], profile.batch_rows):
         if on_batch:
             on_batch([p for p, _ in batch], sum(len(specs) for _, specs in batch))
         records = iter(measure_points(profile, batch, eager=False))

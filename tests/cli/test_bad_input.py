@@ -64,9 +64,9 @@ WRITERS = [
 def test_an_output_path_that_cannot_be_written_is_refused_first(
     run_cli, tmp_path, nothing_runs, monkeypatch, args, flag, target
 ):
-    from mnv2prof.run import network_profile
+    from mnv2prof.run import network
 
-    monkeypatch.setattr(network_profile, "profile_network", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(network, "measure_network", lambda *a, **k: 1 / 0)
     path = {"folder": tmp_path, "empty": "", "missing-folder": tmp_path / "no" / "x.csv"}[target]
     expected = {"folder": "is a folder", "empty": "empty", "missing-folder": "does not exist"}
     refused(run_cli(*args, flag, path), expected[target])
@@ -215,7 +215,7 @@ def test_a_machine_file_with_a_bad_number_is_one_line(run_cli, tmp_path, monkeyp
     from mnv2prof.measure.machine import cpu_model
 
     monkeypatch.setenv("MNV2PROF_CACHE", str(tmp_path))
-    machine = roofline.MachineProfile(cpu_model(), 1, 100.0, 10.0, 50.0, "1", "t")
+    machine = roofline.MachineCeilings(cpu_model(), 1, 100.0, 10.0, 50.0, "1", "t")
     path = roofline.save_machine(machine)
     data = json.loads(path.read_text())
     data[field] = value

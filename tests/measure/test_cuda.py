@@ -10,7 +10,9 @@ import torch
 
 from mnv2prof.errors import UsageError
 from mnv2prof.measure import cuda
-from mnv2prof.measure.latency import Measurement, TimingSpec, measure, measure_phases
+from mnv2prof.measure.latency import Measurement, measure, measure_phases
+from mnv2prof.measure.timing import TimingSpec
+from mnv2prof.models.variants import BlockSpec
 from mnv2prof.report.cuda_report import gpu_notes, gpu_table, measured_prefixes
 
 needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -141,7 +143,7 @@ def _record(**gpu):
     env = Environment("cpu", 2, "3.11", "linux", "2.x", "1.x", "1.x", "0.x", "2.x", "t")
     cost = CountedCost(params=10, macs=1000, elementwise_ops=0, peak_act_bytes=4096,
                        weight_bytes=40, bytes_moved=8192, unhandled_ops="")
-    return Record("mbv2", "mbv2_c8", "h", (), cost, Measurement((1.0, 2.0, 3.0)), 1, env, **gpu)
+    return Record(BlockSpec("mbv2", 8), cost, Measurement((1.0, 2.0, 3.0)), 1, env, **gpu)
 
 
 CUDA_PREFIXES = ("cuda_eager", "cuda_graph", "cuda_ort")
@@ -185,7 +187,7 @@ def _gpu_frame():
                                            ("mbv2", 4000, 0.4, 0.2)):
         cost = CountedCost(params=1, macs=macs, elementwise_ops=0, peak_act_bytes=2048,
                            weight_bytes=4, bytes_moved=100, unhandled_ops="")
-        rows.append(Record(name, name, name, (), cost, Measurement((1.0,) * 11), 1, env,
+        rows.append(Record(BlockSpec(name), cost, Measurement((1.0,) * 11), 1, env,
                            cuda_eager=Measurement((eager_ms,) * 11),
                            cuda_graph=Measurement((graph_ms,) * 11),
                            cuda_peak_bytes=4096).row())
@@ -300,13 +302,13 @@ def test_network_device_cuda_adds_the_gpu_line(run_cli):
 
 @needs_gpu
 def test_layers_on_the_gpu_time_every_layers_kernels():
-    from mnv2prof.measure.eager_layers import profile_eager_layers
+    from mnv2prof.measure.eager_layers import time_eager_layers
     from mnv2prof.models.variants import BlockSpec
     from mnv2prof.run.pipeline import prepare
 
     spec = BlockSpec("mbv2", in_chs=32, resolution=56, exp_ratio=6)
     prepared = prepare(spec)
-    rows = profile_eager_layers(prepared.module, prepared.model_path, spec.input_shape, "cuda",
+    rows = time_eager_layers(prepared.module, prepared.onnx_path, spec.input_shape, "cuda",
                                 runs=10, warmup=3)
     assert [r.layer for r in rows] == ["conv_pw", "conv_dw", "conv_pwl", "add"]
     assert sum(r.macs for r in rows) == prepared.cost.macs

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from mnv2prof.measure import eager_layers
-from mnv2prof.measure.eager_layers import EagerLayerRow, named_layers, profile_eager_layers
+from mnv2prof.measure.eager_layers import EagerLayerRow, named_layers, time_eager_layers
 from mnv2prof.models.blocks import build_block
 from mnv2prof.models.variants import BlockSpec
 from mnv2prof.run.pipeline import prepare
@@ -20,7 +20,7 @@ CLIP = 2 * F32  # a ReLU6's min and max, exported as two scalar inputs of its Cl
 
 def _rows(spec: BlockSpec) -> list[EagerLayerRow]:
     prepared = prepare(spec)
-    return profile_eager_layers(prepared.module, prepared.model_path, spec.input_shape,
+    return time_eager_layers(prepared.module, prepared.onnx_path, spec.input_shape,
                                 runs=3, warmup=1)
 
 
@@ -112,9 +112,9 @@ def test_layers_device_cuda_prints_the_gpu_table_and_writes_csv(run_cli, tmp_pat
     monkeypatch.setattr(cuda, "check_device", lambda device: None)
     monkeypatch.setattr(cuda, "gpu_environment",
                         lambda index=0: cuda.GpuEnvironment("Test GPU", "12.8", "570.1"))
-    real = eager_layers.profile_eager_layers
+    real = eager_layers.time_eager_layers
     monkeypatch.setattr(
-        eager_layers, "profile_eager_layers",
+        eager_layers, "time_eager_layers",
         lambda module, path, shape, device, runs: real(module, path, shape, "cpu", runs, 1),
     )
     out = tmp_path / "layers.csv"

@@ -3,12 +3,12 @@ import itertools
 import pytest
 
 from mnv2prof.errors import UsageError
+from mnv2prof.measure.timing import TimingSpec
 from mnv2prof.measure.latency import (
     MAX_BURST_CALLS,
     CacheFlusher,
     Measurement,
     OrtRunner,
-    TimingSpec,
     burst_calls,
     identity_model,
     measure,
@@ -205,4 +205,7 @@ def test_cache_flusher_is_twice_the_last_level_cache():
     flusher()
     flusher()
     assert int(flusher.buffer[0]) == 2  # every element read and written each time
-    assert "2 MiB are read and written (2 x the 1 MiB last-level cache" in flusher.describe()
+    from mnv2prof.report.notes import cold_cache_note
+
+    note = cold_cache_note(flusher.llc_bytes)
+    assert "2 MiB are read and written (2 x the 1 MiB last-level cache" in note

@@ -2,7 +2,7 @@ import pandas as pd
 import pytest
 from onnx import helper
 
-from mnv2prof.measure.layers import layer_name, profile_layers
+from mnv2prof.measure.layers import layer_name, time_layers
 from mnv2prof.models.variants import BlockSpec
 from mnv2prof.run.pipeline import prepare
 
@@ -27,7 +27,7 @@ def test_layer_names_from_the_exporters_scopes():
 
 def test_mbv2_nodes_map_back_to_its_layers_and_keep_every_mac():
     spec = BlockSpec("mbv2", in_chs=8, resolution=8, exp_ratio=6)
-    rows = profile_layers(prepare(spec).model_path, runs=3, warmup=1)
+    rows = time_layers(prepare(spec).onnx_path, runs=3, warmup=1)
     macs = {r.layer: r.macs for r in rows if r.macs}
     mid, hw = 48, 8 * 8
     assert macs == {"conv_pw": hw * 8 * mid, "conv_dw": hw * mid * 9, "conv_pwl": hw * mid * 8}

@@ -8,13 +8,14 @@ import pytest
 from mnv2prof.errors import UsageError
 from mnv2prof.measure import machine, roofline
 from mnv2prof.measure.machine import cpu_model
-from mnv2prof.measure.roofline import MachineProfile
+from mnv2prof.measure.roofline import MachineCeilings
+from mnv2prof.report import notes
 
 SMALL = ("--channels", "8", "--resolution", "8", "--budget", "0.05", "--variants", "conv,dwsep")
 
 
 def _machine(threads=1, peak=100.0, dram=10.0, cache=50.0, cpu=None):
-    return MachineProfile(cpu or cpu_model(), threads, peak, dram, cache, ort.__version__,
+    return MachineCeilings(cpu or cpu_model(), threads, peak, dram, cache, ort.__version__,
                           "2026-01-01T00:00:00+00:00")
 
 
@@ -64,10 +65,10 @@ def test_add_roofline_columns_and_notes():
     assert list(out.columns[3:6]) == ["gmacs_per_s", "roofline_bound_ms", "roofline_efficiency_x"]
     assert out["roofline_bound_ms"].tolist() == [20.0, 20.0]
     assert out["roofline_efficiency_x"].tolist() == [0.5, 2.0]
-    notes = roofline.roofline_notes(out, _machine(), 1)
-    assert "bound = max(FLOPs / 100.0 GFLOP/s, bytes moved / 50.0 GB/s)" in notes[0]
-    assert notes[1].startswith("! efficiency above 1 for b (2.00): the bound is wrong")
-    (hint,) = roofline.roofline_notes(frame, None, 3)
+    lines = notes.roofline_notes(out, _machine(), 1)
+    assert "bound = max(FLOPs / 100.0 GFLOP/s, bytes moved / 50.0 GB/s)" in lines[0]
+    assert lines[1].startswith("! efficiency above 1 for b (2.00): the bound is wrong")
+    (hint,) = notes.roofline_notes(frame, None, 3)
     assert hint.endswith("run mnv2prof calibrate --threads 3.")
 
 
@@ -76,7 +77,7 @@ def test_calibrate_command_prints_and_stores(cache, run_cli, monkeypatch):
     code, out, err = run_cli("calibrate", "--budget", "0.05")
     assert code == 0, err
     assert "peak compute:" in out and "GFLOP/s" in out and "GB/s" in out
-    stored = json.loads(roofline.profile_path(cpu_model(), 1).read_text())
+    stored = json.loads(roofline.ceilings_path(cpu_model(), 1).read_text())
     assert stored["threads"] == 1 and stored["peak_gflops"] > 0 and stored["dram_gbs"] > 0
     assert f"{stored['peak_gflops']:,.1f} GFLOP/s" in out
 
@@ -117,5 +118,5 @@ def test_plot_roofline_without_calibration_is_one_line_exit_2(cache, run_cli, tm
     assert run_cli("compare", *SMALL, "--baseline", "dwsep", "--csv", csv)[0] == 0
     code, _, err = run_cli("plot", "--roofline", csv, "--out", tmp_path / "r.png")
     assert code == 2
-    assert "no machine profile" in err and "run mnv2prof calibrate --threads 1" in err
+    assert "no machine calibration" in err and "run mnv2prof calibrate --threads 1" in err
     assert not (tmp_path / "r.png").exists()

@@ -91,7 +91,8 @@ def test_digest_is_stable_and_sensitive():
 
 
 def test_variant_list_parsing():
-    assert parse_variant_list(" conv, mbv2 ") == ("conv", "mbv2")
+    assert [r.name for r in parse_variant_list(" conv, mbv2 ")] == ["conv", "mbv2"]
+    assert all(r.source == "" for r in parse_variant_list("conv,mbv2"))
     with pytest.raises(SpecError, match="unknown variant 'foo'"):
         parse_variant_list("conv,foo")
     with pytest.raises(SpecError, match="no variant given"):

@@ -5,15 +5,22 @@ from mnv2prof.count.cost import CountedCost
 from mnv2prof.errors import UsageError
 from mnv2prof.measure.env import current_environment
 from mnv2prof.measure.latency import Measurement
+from mnv2prof.models.variants import VARIANTS, BlockSpec
 from mnv2prof.onnx.atomic import write_atomic
 from mnv2prof.report.console import rank_agreement, records_frame, table_notes
 from mnv2prof.run.records import Record
 
 
+def _subject(label):
+    """A built-in block's spec, or a user's block's named `label`."""
+    if label in VARIANTS:
+        return BlockSpec(label)
+    return BlockSpec(label, source=f"/x/blocks.py:{label}", source_hash="0" * 16)
+
+
 def _record(label, macs, latency_ms):
     cost = CountedCost(1, macs, 0, 100, 10, 1000, "")
-    return Record(label, label, "h", (("variant", label),), cost,
-                  Measurement((latency_ms,) * 5), 1, current_environment())
+    return Record(_subject(label), cost, Measurement((latency_ms,) * 5), 1, current_environment())
 
 
 def test_ratios_against_the_baseline():
@@ -60,7 +67,7 @@ def test_table_shows_ci_eager_bytes_and_intensity_and_notes_the_floor():
     from mnv2prof.report.console import compare_table
 
     samples = tuple(1.0 + 0.001 * i for i in range(100))
-    record = Record("conv", "conv", "h", (("variant", "conv"),),
+    record = Record(BlockSpec("conv"),
                     CountedCost(1, 1000, 0, 100, 10, 3 * 2**20, ""), Measurement(samples), 1,
                     current_environment(), eager=Measurement(samples), measured_peak_bytes=2048)
     frame = records_frame([record], "conv")

@@ -9,6 +9,7 @@ from mnv2prof.count.cost import CountedCost
 from mnv2prof.errors import UsageError
 from mnv2prof.measure.env import current_environment
 from mnv2prof.measure.latency import Measurement
+from mnv2prof.models.variants import BlockSpec
 from mnv2prof.measure.layers import LayerRow
 from mnv2prof.report.chart import contrast_chart
 from mnv2prof.report.console import compare_table, layers_frame, layers_table, records_frame
@@ -34,10 +35,8 @@ def _records():
     for label, variant, chunks, macs, peak, ms in ROWS:
         samples = tuple(ms * (1 + 0.05 * np.sin(i)) for i in range(20))
         cost = CountedCost(1_234_567, macs, 2_000_000, peak, 250_000, 20_000_000, "", 9)
-        fields = (("in_chs", 32), ("chunks", chunks))
-        records.append(Record(label, f"{variant}_c32", "h", fields, cost, Measurement(samples), 1,
-                              env, eager=Measurement(samples), measured_peak_bytes=peak,
-                              variant=variant))
+        records.append(Record(BlockSpec(variant, chunks=chunks), cost, Measurement(samples), 1,
+                              env, eager=Measurement(samples), measured_peak_bytes=peak))
     return records
 
 

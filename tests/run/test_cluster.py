@@ -95,7 +95,7 @@ def profile(tmp_path_factory):
 
 def todo(profile, done=frozenset()):
     return [
-        (p, [s for s in p.specs if s.digest(p.threads) not in done]) for p in profile.points()
+        (p, [s for s in p.subjects if s.digest(p.threads) not in done]) for p in profile.points()
     ]
 
 
@@ -147,7 +147,7 @@ def test_an_interrupted_run_keeps_whole_rows_and_a_resume_gives_every_row_once(
         result = cluster.run_points(handle, profile, remaining, journal.append)
     assert (result.written, result.missing) == (2, [])
     frame = pd.read_csv(out, dtype=str, keep_default_na=False)
-    expected = sorted(s.digest(p.threads) for p in profile.points() for s in p.specs)
+    expected = sorted(s.digest(p.threads) for p in profile.points() for s in p.subjects)
     assert sorted(frame["spec_hash"]) == expected  # every row exactly once
     assert frame["spec_hash"].head(2).tolist() == first["spec_hash"].tolist()
 
@@ -161,7 +161,7 @@ def test_with_no_host_offering_the_timer_the_points_are_reported_missing(handle,
         result = cluster.run_points(absent, profile, todo(profile), rows.append,
                                     poll_s=0.1, no_timer_grace_s=0.3)
     assert time.monotonic() - started < 10
-    expected = [s.digest(p.threads) for p in profile.points() for s in p.specs]
+    expected = [s.digest(p.threads) for p in profile.points() for s in p.subjects]
     assert rows == [] and result.written == 0 and sorted(result.missing) == sorted(expected)
     assert result.reasons == [
         f"exp_ratio={t}: no host offers mnv2prof_timer_absent any more" for t in (1, 2)

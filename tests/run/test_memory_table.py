@@ -35,7 +35,7 @@ def test_streamed_block_peak_falls_macs_stay(chunks, peak_bytes):
 
 def test_exported_order_interleaves_the_chunks():
     """The static peak depends on node order: group i must be projected before group i+1 expands."""
-    path = prepare(BlockSpec("mbv2-streamed", 8, resolution=8, chunks=3)).model_path
+    path = prepare(BlockSpec("mbv2-streamed", 8, resolution=8, chunks=3)).onnx_path
     ops = [n.op_type for n in onnx.load(str(path)).graph.node if n.op_type != "Constant"]
     group = ["Conv", "Clip", "Conv", "Clip", "Conv"]  # expand, ReLU6, depthwise, ReLU6, project
     assert ops == [*group, *group, "Add", *group, "Add", "BatchNormalization", "Add"]

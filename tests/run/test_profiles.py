@@ -26,15 +26,15 @@ def test_expansion_sweep_is_t_1_to_10():
     points = profile.points()
     assert [dict(p.values)["exp_ratio"] for p in points] == list(range(1, 11))
     assert profile.rows == 10 * len(profile.variants)
-    assert {s.exp_ratio for s in profile.specs()} == set(range(1, 11))
+    assert {s.exp_ratio for s in profile.subjects()} == set(range(1, 11))
 
 
 def test_ablation_fig6_follows_mobilenetv2_table_2():
     profile = load_profile("ablation-fig6")
-    assert profile.variants == ("mbv2", "mbv2-nonlinear", "mbv2-noskip")
+    assert profile.variant_names == ("mbv2", "mbv2-nonlinear", "mbv2-noskip")
     shapes = [
         (s.in_chs, s.out_chs, s.resolution, s.exp_ratio, s.stride)
-        for s in (p.specs[0] for p in profile.points())
+        for s in (p.subjects[0] for p in profile.points())
     ]
     # Table 2 at 224x224: each stage's first block, then its repeated block when n > 1.
     assert shapes == [
@@ -74,8 +74,8 @@ def test_grid_is_a_product_applied_to_every_point(tmp_path):
     first = points[0]
     assert first.threads == 1 and dict(first.values) == {"resolution": 8, "exp_ratio": 1,
                                                          "threads": 1}
-    assert [s.name for s in first.specs] == ["conv_c8_r8_e1_k3_s1_b1", "mbv2_c8_r8_e1_k3_s1_b1"]
-    assert points[-1].specs[1].name == "mbv2_c16_r16_e2_k3_s1_b1" and points[-1].threads == 2
+    assert [s.name for s in first.subjects] == ["conv_c8_r8_e1_k3_s1_b1", "mbv2_c8_r8_e1_k3_s1_b1"]
+    assert points[-1].subjects[1].name == "mbv2_c16_r16_e2_k3_s1_b1" and points[-1].threads == 2
     assert profile.timing_for(points[-1]).threads == 2
     assert profile.timing.budget_s == 0.05 and profile.seed == 3
 

@@ -41,7 +41,7 @@ SHIPPED = [load_profile(path) for path in available_profiles()]
 
 
 def rows_of(points):
-    return [(p.label, s.digest(p.threads)) for p in points for s in p.specs]
+    return [(p.label, s.digest(p.threads)) for p in points for s in p.subjects]
 
 
 @pytest.mark.parametrize("by", ["spec", "point"])
@@ -62,11 +62,11 @@ def test_every_row_lands_in_exactly_one_shard(profile, by):
                 if by == "spec":
                     assert {shard_of(h, n) for h in hashes} == {k}
                 else:  # kept whole, by its smallest spec_hash
-                    assert list(specs) == list(point.specs) and shard_of(min(hashes), n) == k
+                    assert list(specs) == list(point.subjects) and shard_of(min(hashes), n) == k
             # grid order is kept within a shard
             order = [points.index(p) for p, _ in part]
             assert order == sorted(order)
-    assert select_shard(points, 1, 1, by=by) == [(p, list(p.specs)) for p in points]
+    assert select_shard(points, 1, 1, by=by) == [(p, list(p.subjects)) for p in points]
 
 
 def test_a_rows_shard_does_not_depend_on_the_other_points():
@@ -74,7 +74,7 @@ def test_a_rows_shard_does_not_depend_on_the_other_points():
     points = profile.points()
     whole = {s.digest(p.threads) for p, specs in select_shard(points, 2, 3) for s in specs}
     half = {s.digest(p.threads) for p, specs in select_shard(points[::2], 2, 3) for s in specs}
-    assert half == whole & {s.digest(p.threads) for p in points[::2] for s in p.specs}
+    assert half == whole & {s.digest(p.threads) for p in points[::2] for s in p.subjects}
 
 
 def test_select_shard_refuses_k_outside_n():

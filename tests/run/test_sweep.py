@@ -238,18 +238,19 @@ def test_batches_group_consecutive_points_of_one_thread_count_up_to_the_limit():
 
 
 def test_a_batch_is_timed_as_one_rotation_with_the_budget_of_its_points(monkeypatch, tmp_path):
+    from mnv2prof.models.targets import Target
     from mnv2prof.run import pipeline
     from mnv2prof.run.profiles import load_profile
     from mnv2prof.run.sweep import batches, measure_points
 
     seen = []
-    monkeypatch.setattr(pipeline, "profile_run", lambda specs, timing, **kw: seen.append(
-        (specs, timing, kw)) or pipeline.ProfileRun(specs, None))
+    monkeypatch.setattr(pipeline, "measure_rows", lambda rows, timing, **kw: seen.append(
+        (rows, timing, kw)) or pipeline.Measured(rows, None))
     profile = load_profile(tiny_profile(tmp_path, expansions=(1, 2, 3)))
-    (batch,) = batches([(p, p.specs) for p in profile.points()], profile.batch_rows)
+    (batch,) = batches([(p, p.subjects) for p in profile.points()], profile.batch_rows)
     measured = measure_points(profile, batch)
-    assert [r.spec for r in measured] == [s for p in profile.points() for s in p.specs]
-    assert {(r.precision, r.runtime) for r in measured} == {("fp32", "onnxruntime")}
+    assert [r.subject for r in measured] == [s for p in profile.points() for s in p.subjects]
+    assert {r.target for r in measured} == {Target("fp32", "onnxruntime")}
     ((specs, timing, kw),) = seen
     assert len(specs) == 6 and timing.budget_s == pytest.approx(3 * 0.05)
     assert kw["eager"] is True and kw["seed"] == 0

@@ -10,19 +10,19 @@ import pytest
 from torch import nn
 
 from mnv2prof.models.networks import NetworkSpec, build_network
-from mnv2prof.run.network_profile import profile_network
+from mnv2prof.run.network import measure_network
 
 pytestmark = pytest.mark.slow  # each network export takes 5-10 s (cached for the session)
 
 
 @pytest.fixture(scope="module")
 def mnv2():
-    return profile_network(NetworkSpec("mobilenetv2"))
+    return measure_network(NetworkSpec("mobilenetv2"))
 
 
 @pytest.fixture(scope="module")
 def mnv1():
-    return profile_network(NetworkSpec("mobilenetv1"))
+    return measure_network(NetworkSpec("mobilenetv1"))
 
 
 def _weights_without_bn(spec: NetworkSpec) -> int:
@@ -50,7 +50,7 @@ def test_mobilenetv1_matches_table_4(mnv1):
 
 
 def test_mobilenetv2_1_4_matches_the_released_model():
-    profile = profile_network(NetworkSpec("mobilenetv2", width=1.4))
+    profile = measure_network(NetworkSpec("mobilenetv2", width=1.4))
     assert profile.macs == 582_195_824
     assert abs(profile.macs - 585e6) / 585e6 < 0.005  # paper 585M; released checkpoint: 582M
     assert profile.params == 6_108_776

@@ -1,21 +1,13 @@
 """Checks that need no measurement, done before anything is exported or timed: what a run would
-need in memory against what the machine has. (Output paths: cli.output; input files:
-run.readers; option values: cli.options.)"""
+need in memory against what the machine has (a block's, a model's or a network's static peak,
+models.sizes, against measure.machine's available memory). Every command and the Python API call
+these before any work (output paths: cli.output; input files: run.readers)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Annotated
-
-import typer
 
 from mnv2prof.errors import UsageError
-
-Force = Annotated[
-    bool,
-    typer.Option("--force", help="Run even when the static peak (activations and weights, fp32) "
-                 "exceeds the memory available now."),
-]
 
 
 def _size(n: int) -> str:
@@ -46,11 +38,27 @@ def fits_in_memory(estimates: Iterable, force: bool, flag: str = "--force") -> N
             )
 
 
-def blocks_fit(specs, force: bool, flag: str = "--force") -> None:
-    from mnv2prof.models.sizes import block_size
+def subjects_fit(subjects, force: bool, flag: str = "--force") -> None:
+    """Every block's and model's static peak against the memory available now: a block's from
+    its spec, a torch model's on the meta device, an ONNX file's from its graph."""
+    if force:
+        return
+    fits_in_memory((_size_of(s) for s in dict.fromkeys(subjects)), force, flag)
 
-    if not force:
-        fits_in_memory((block_size(spec) for spec in specs), force, flag)
+
+def _size_of(subject):
+    from mnv2prof.models import sizes
+    from mnv2prof.models.variants import BlockSpec
+
+    if isinstance(subject, BlockSpec):
+        return sizes.block_size(subject)
+    if not subject.onnx_file:
+        return sizes.model_size(subject)
+    from mnv2prof.run.model_file import count_file
+
+    cost = count_file(subject).cost
+    return sizes.SizeEstimate(subject.name, cost.peak_act_bytes, cost.weight_bytes)
+
 
 
 def network_fits(spec, force: bool) -> None:
@@ -61,7 +69,7 @@ def network_fits(spec, force: bool) -> None:
 
 
 def model_fits(count, force: bool) -> None:
-    """A counted foreign model (run.model_profile.ModelCount): its static peak and its weights,
+    """A counted foreign model (run.model_file.ModelCount): its static peak and its weights,
     constants such as a ConstantOfShape's output included."""
     from mnv2prof.models.sizes import SizeEstimate
 

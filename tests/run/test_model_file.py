@@ -16,12 +16,14 @@ from onnx import TensorProto, helper, numpy_helper
 from mnv2prof.errors import UsageError
 from mnv2prof.measure.latency import Measurement, OrtRunner
 from mnv2prof.onnx.graph import load_graph
-from mnv2prof.run.model_profile import (
+from mnv2prof.run.model_file import (
     count_model_file,
+    counted_spec,
     layer_runs,
     parse_shapes,
-    profile_model_layers,
+    prepare_file,
 )
+from mnv2prof.run.pipeline import layer_rows
 
 DATA = Path(onnx.__file__).parent / "backend/test/data"
 LIGHT = DATA / "light"
@@ -252,6 +254,12 @@ def test_new_ir_initializers_as_inputs_are_weights(tmp_path):
 # --- --shape parsing ----------------------------------------------------------------------------
 
 
+def test_dims_alone_name_the_only_input():
+    assert parse_shapes(["1x3x224x224"]) == {"": (1, 3, 224, 224)}
+    with pytest.raises(UsageError, match="expected INPUT=D0xD1x"):
+        parse_shapes(["1x3x224x224", "x=1x2"])
+
+
 def test_parse_shapes():
     assert parse_shapes(["data=1x3x224x224", "gpu_0/data_0=2X3X8X8", "a=b=4"]) == {
         "data": (1, 3, 224, 224),
@@ -263,7 +271,6 @@ def test_parse_shapes():
 @pytest.mark.parametrize(
     "value, message",
     [
-        ("1x3x224x224", "--shape '1x3x224x224': expected INPUT=D0xD1x... (e.g. data=1x3x224x224)"),
         ("x=", "--shape 'x=': expected INPUT=D0xD1x... (e.g. data=1x3x224x224)"),
         ("=1x3", "--shape '=1x3': expected INPUT=D0xD1x... (e.g. data=1x3x224x224)"),
         ("x=1x0x8", "--shape 'x=1x0x8': '0' is not a positive integer dim"),
@@ -391,7 +398,8 @@ def test_profile_command_with_shape_layers_and_csv(tmp_path, run_cli):
     assert int(row["macs"]) == 2 * 16 * 10 * 12 * 8 * 9
     assert int(row["params"]) == 16 * 8 * 9
     assert int(row["peak_act_bytes"]) == 2 * (2 * 16 * 10 * 12 * 4)
-    assert row["input_shapes"] == "x=2x8x10x12" and row["variant"] == "m"
+    assert row["input_shape"] == "2x8x10x12" and row["variant"] == "m"
+    assert row["source"] == str(path.resolve()) and len(row["source_hash"]) == 16
     assert float(row["latency_median_ms"]) > 0
 
 
@@ -411,7 +419,7 @@ def test_profile_command_on_a_light_model(tmp_path, run_cli):
 
 def test_layers_of_a_light_model_account_for_every_mac():
     count = count_model_file(LIGHT / "light_squeezenet.onnx")
-    rows = profile_model_layers(count, threads=1, runs=2)
+    rows = layer_rows(prepare_file(counted_spec(count)), threads=1, runs=2, warmup=2)
     assert sum(r.macs for r in rows) == LIGHT_FIGURES["light_squeezenet"][0]
     assert all(r.kernel_ms >= 0 for r in rows)
     assert {r.op_type for r in rows if r.macs} == {"Conv"}

@@ -1,0 +1,53 @@
+"""Sentences for under the tables that depend on how a run was measured: the cache state, the
+roofline's ceilings. (The step that measured gives the facts; the report says them.)"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from mnv2prof.measure.roofline import calibrate_hint
+
+
+def cold_cache_note(llc_bytes: int | None = None) -> str:
+    """What cold mode does on this machine, in one line (for under a table)."""
+    from mnv2prof.measure.latency import FLUSH_LLC_MULTIPLE
+    from mnv2prof.measure.machine import last_level_cache_bytes
+
+    llc = llc_bytes or last_level_cache_bytes()
+    mib = 2**20
+    return (
+        f"cache cold: before every timed call {FLUSH_LLC_MULTIPLE * llc / mib:,.0f} MiB are read "
+        f"and written ({FLUSH_LLC_MULTIPLE} x the {llc / mib:,.0f} MiB last-level cache, from "
+        "sysfs), outside the timed region, so weights and input come from memory."
+    )
+
+
+def roofline_notes(frame: pd.DataFrame, machine, threads: int) -> list[str]:
+    """Under the table: which ceilings the bound used, or how to get them; and any row whose
+    efficiency exceeds 1 (a wrong bound)."""
+    if machine is None:
+        return [(f"no roofline bound: this CPU has no calibration at {threads} thread(s); "
+                f"{calibrate_hint(threads)}.")]
+    notes = [
+        (f"roofline bound = max(FLOPs / {machine.peak_gflops:,.1f} GFLOP/s, bytes moved / "
+        f"{machine.bandwidth_gbs:,.1f} GB/s) (calibrated {machine.timestamp}); "
+        "efficiency = bound / latency median.")
+    ]
+    above = frame.loc[frame["roofline_efficiency_x"] > 1, ["variant", "roofline_efficiency_x"]]
+    if not above.empty:
+        rows = ", ".join(f"{v} ({e:.2f})" for v, e in above.itertuples(index=False))
+        notes.append(
+            f"! efficiency above 1 for {rows}: the bound is wrong (the block beat the calibrated "
+            "ceilings; bytes moved may count traffic onnxruntime's fusions avoid, or the "
+            f"calibration is stale: {calibrate_hint(threads)})."
+        )
+    return notes
+
+
+def run_notes(measured) -> list[str]:
+    """What a measured run (run.pipeline.Measured) says under its tables: what cold mode did,
+    then what was left out and why."""
+    from mnv2prof.measure.timing import CACHE_COLD
+
+    cold = [cold_cache_note()] if measured.cache_mode == CACHE_COLD else []
+    return cold + list(measured.notes)
