@@ -1,7 +1,7 @@
 """How often does `mnv2prof gate` cry wolf, and how often does it sleep, on this machine?
 
 Each trial measures four runs of the same variants (each run times its variants in warm bursts
-that rotate round by round, onnxruntime only, through `pipeline.profile_run`: the path
+that rotate round by round, onnxruntime only, through `pipeline.measure_rows`: the path
 `mnv2prof baseline` and `gate` use):
 
     base      C=32 56x56 t=6   a fresh baseline
@@ -35,10 +35,10 @@ from pathlib import Path
 import pandas as pd
 
 from mnv2prof import gate
-from mnv2prof.measure.latency import TimingSpec
+from mnv2prof.measure.timing import TimingSpec
 from mnv2prof.models.variants import VARIANTS, BlockSpec
 from mnv2prof.report.console import records_frame, write_atomic
-from mnv2prof.run.pipeline import profile_run
+from mnv2prof.run.pipeline import measure_rows
 
 VARIANTS_GATED = ("conv", "dwsep", "mbv2", "fused")
 REFERENCE = "conv"
@@ -50,7 +50,7 @@ NAIVE_THRESHOLD = 1.10  # the anchors' gate: fail when the median ratio exceeds 
 def measure(budget: float, **spec: int) -> pd.DataFrame:
     specs = [BlockSpec(v, in_chs=32, **spec) for v in VARIANTS_GATED]
     # onnxruntime only, warm cache: what `mnv2prof baseline` and `gate` time
-    return records_frame(profile_run(specs, TimingSpec(budget_s=budget), eager=False).records)
+    return records_frame(measure_rows(specs, TimingSpec(budget_s=budget), eager=False).records)
 
 
 def trial(budget: float, index: int) -> list[dict[str, object]]:

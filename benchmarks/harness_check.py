@@ -12,7 +12,7 @@ reports the median over repetitions of the per-repetition ratio with the 95% CI 
        same session options (1 intra-op, 1 inter-op thread, sequential), the way onnxruntime's
        perf_test measures: 20 warm-up calls, then `--bare-seconds` of calls, median. Also the
        same through plain `session.run` with numpy inputs, for reference.
-       tool warm: `pipeline.timed_records` on all eight with eager on (what `compare` runs).
+       tool warm: `pipeline.time_artifacts` on all eight with eager on (what `compare` runs).
        Target: within +-5%.
     B  onnxruntime medians with eager on / off (the order alternates between repetitions).
        Target: within +-3%.
@@ -38,12 +38,15 @@ import numpy as np
 import pandas as pd
 
 from mnv2prof.measure.eager import EagerRunner, torch_threads
-from mnv2prof.measure.latency import OrtRunner, TimingSpec
+from mnv2prof.measure.latency import OrtRunner
+from mnv2prof.measure.timing import TimingSpec
 from mnv2prof.measure.machine import last_level_cache_bytes
 from mnv2prof.measure.stats import median_ci
 from mnv2prof.models.variants import DEFAULT_VARIANTS, BlockSpec
 from mnv2prof.onnx.atomic import write_atomic
-from mnv2prof.run.pipeline import PreparedBlock, prepare, timed_records
+from mnv2prof.models.targets import Target
+from mnv2prof.run.deploy import Prepared, build_artifact
+from mnv2prof.run.pipeline import prepare, time_artifacts
 
 SPECS = [BlockSpec(v, in_chs=32, resolution=56, exp_ratio=6) for v in DEFAULT_VARIANTS]
 Medians = dict[str, float]
@@ -72,26 +75,27 @@ def session_run(runner: OrtRunner):
     return lambda: runner.session.run(None, feed)
 
 
-def bare_loops(prepared: list[PreparedBlock], seconds: float, plain: bool = False) -> Medians:
+def bare_loops(prepared: list[Prepared], seconds: float, plain: bool = False) -> Medians:
     """Each variant's bare loop, on a fresh session of its own file."""
     with torch_threads(1):
         result = {}
         for p in prepared:
-            runner = OrtRunner(p.model_path)
-            result[p.spec.variant] = bare_loop(session_run(runner) if plain else runner, seconds)
+            runner = OrtRunner(p.onnx_path)
+            result[p.subject.variant] = bare_loop(session_run(runner) if plain else runner, seconds)
         return result
 
 
 def tool(prepared, budget_s: float, cache: str = "warm", eager: bool = True) -> Medians:
-    run = timed_records(prepared, TimingSpec(budget_s=budget_s, cache=cache), eager=eager)
+    rows = [(p, build_artifact(p, Target())) for p in prepared]
+    run = time_artifacts(rows, TimingSpec(budget_s=budget_s, cache=cache), eager=eager)
     return {r.label: r.latency.median_ms for r in run.records}
 
 
-def old_round_robin(prepared: list[PreparedBlock], budget_s: float) -> Medians:
+def old_round_robin(prepared: list[Prepared], budget_s: float) -> Medians:
     """The harness before bursts: one call per variant per round, each onnxruntime call right
     after an eager call of the same block."""
-    ort = {p.spec.variant: OrtRunner(p.model_path) for p in prepared}
-    eager = {p.spec.variant: EagerRunner(p.module, p.spec.input_shape) for p in prepared}
+    ort = {p.subject.variant: OrtRunner(p.onnx_path) for p in prepared}
+    eager = {p.subject.variant: EagerRunner(p.module, p.input_shape) for p in prepared}
     samples: dict[str, list[float]] = {k: [] for k in ort}
     keys, rounds = list(ort), 0
     end = time.perf_counter() + budget_s

@@ -120,6 +120,9 @@ def _one_line(exc: BaseException) -> str:
 
 
 def error(message: str) -> None:
+    """One line on stderr: a message of several lines (a library's, passed through) is cut to
+    its first."""
     from rich.markup import escape  # messages quote TOML tables such as [grid]: not markup
 
-    stderr.print(f"[red]mnv2prof: error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    line = next((ln.strip() for ln in str(message).splitlines() if ln.strip()), "")
+    stderr.print(f"[red]mnv2prof: error:[/] {escape(line)}", highlight=False, soft_wrap=True)

@@ -279,9 +279,8 @@ def block_factory(spec: BlockSpec) -> Callable[[], nn.Module]:
     if spec.builtin:
         return lambda: BUILDERS[spec.variant](spec)
     from mnv2prof.models import plugins
-    from mnv2prof.models.user_models import origin_of
 
-    origin = origin_of(spec)
+    origin = plugins.checked_origin(spec)
     values = {"in_chs": spec.in_chs, "out_chs": spec.out_chs, "mid_chs": spec.mid_chs,
               "exp_ratio": spec.exp_ratio, "kernel_size": spec.kernel_size,
               "stride": spec.stride}

@@ -220,6 +220,8 @@ def _import(origin: Origin, what: str):
 def accepted_keywords(factory: Callable[..., object], values: Mapping[str, object]) -> dict:
     """The entries of `values` that `factory`'s signature accepts (all of them when it takes
     **kwargs)."""
+    if inspect.isclass(factory) and _inherits_module_init(factory):
+        return {}  # nn.Module's own __init__ takes *args, **kwargs and refuses them all
     try:
         parameters = inspect.signature(factory).parameters.values()
     except (TypeError, ValueError):  # a builtin without a signature: call it with nothing
@@ -229,6 +231,12 @@ def accepted_keywords(factory: Callable[..., object], values: Mapping[str, objec
     names = {p.name for p in parameters
              if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
     return {k: v for k, v in values.items() if k in names}
+
+
+def _inherits_module_init(cls) -> bool:
+    from torch import nn
+
+    return issubclass(cls, nn.Module) and cls.__init__ is nn.Module.__init__
 
 
 def call_factory(origin: Origin, values: Mapping[str, object], what: str = "variant"):
@@ -251,9 +259,12 @@ def call_factory(origin: Origin, values: Mapping[str, object], what: str = "vari
 
 def check_forward(module, input_shape: tuple[int, ...], name: str, source: str) -> None:
     """One forward pass on a seeded input of `input_shape`: a `PluginError` naming the shape when
-    it fails or does not return one tensor (what export and every runtime need)."""
+    it fails or does not return one tensor (what export and every runtime need). `source`: the
+    file or module, or a whole reference (its NAME is dropped)."""
     import torch
 
+    if source.endswith(f":{name}"):
+        source = source[: -len(name) - 1]
     shape = "x".join(map(str, input_shape))
     x = torch.randn(*input_shape, generator=torch.Generator().manual_seed(0))
     try:
@@ -265,3 +276,15 @@ def check_forward(module, input_shape: tuple[int, ...], name: str, source: str) 
     if not isinstance(out, torch.Tensor):
         raise PluginError(f"{name} from {source} returns {type(out).__name__} on a {shape} input; "
                           "mnv2prof measures modules that return one tensor")
+
+
+def checked_origin(spec, what: str = "variant") -> Origin:
+    """The `Origin` of a user's block or model spec (its `source` reference), checked against the
+    hash the spec recorded (a `PluginError` when the file changed since)."""
+    origin = resolve(spec.source, what=what)
+    if origin.digest != spec.source_hash:
+        raise PluginError(
+            f"{origin.source} changed since it was read (hash {spec.source_hash}, now "
+            f"{origin.digest}): run again"
+        )
+    return origin

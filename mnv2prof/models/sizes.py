@@ -94,12 +94,11 @@ def model_size(spec) -> SizeEstimate:
     import math
 
     from mnv2prof.models import plugins
-    from mnv2prof.models.user_models import origin_of
 
     inputs = math.prod(spec.input_shape) * FLOAT_BYTES
     if inputs > 2**40:
         return SizeEstimate(spec.name, inputs, 0)
-    origin = origin_of(spec)
+    origin = plugins.checked_origin(spec, "model")
     return _on_meta(spec.name, lambda: plugins.call_factory(origin, {}, "model"),
                     spec.input_shape, strict=False)
 

@@ -163,21 +163,6 @@ def model_specs(models: list[str], shapes: list[str]) -> list[ModelSpec]:
     return specs
 
 
-def origin_of(spec):
-    """The `plugins.Origin` of a user's block or torch model, checked against the hash its spec
-    recorded (`PluginError` when the file changed since)."""
-    from mnv2prof.models import plugins
-
-    origin = plugins.resolve(spec.source, what="model" if isinstance(spec, ModelSpec) else
-                             "variant")
-    if origin.digest != spec.source_hash:
-        raise plugins.PluginError(
-            f"{origin.source} changed since it was read (hash {spec.source_hash}, now "
-            f"{origin.digest}): run again"
-        )
-    return origin
-
-
 def build_model(spec: ModelSpec, seed: int = 0):
     """The eval-mode torch model of `spec`: its factory called with no arguments (torch's RNG
     seeded with `seed`), checked to run on its input shape."""
@@ -186,7 +171,7 @@ def build_model(spec: ModelSpec, seed: int = 0):
 
     if spec.onnx_file:
         raise UsageError(f"{spec.variant} is an ONNX file: there is no torch module to build")
-    origin = origin_of(spec)
+    origin = plugins.checked_origin(spec, "model")
     module = seeded(lambda: plugins.call_factory(origin, {}, "model"), seed, randomize_bn=False)
     plugins.check_forward(module, spec.input_shape, spec.variant, origin.source)
     return module

@@ -18,6 +18,7 @@ import hashlib
 import inspect
 import json
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -31,12 +32,20 @@ import torch
 from torch import nn
 
 from mnv2prof import interrupts
-from mnv2prof.errors import ExportError
+from mnv2prof.errors import ExportError, first_line
 from mnv2prof.onnx.atomic import atomic_target
 from mnv2prof.quiet import silenced
 
 OPSET = 18  # the dynamo exporter's native opset; 17 would need a lossy version conversion
-PARITY_ATOL = 1e-4  # max abs difference allowed between onnxruntime and torch outputs
+PARITY_ATOL = 1e-4  # max abs difference allowed between onnxruntime and torch outputs, per unit
+# of the output's scale (its largest magnitude, at least 1): float32 round-off grows with the
+# values, and a user's model may give logits in the hundreds
+
+
+def parity_limit(expected: np.ndarray) -> float:
+    """The largest difference `PARITY_ATOL` allows for an output like `expected`."""
+    scale = float(np.max(np.abs(expected), initial=0.0)) if expected.size else 0.0
+    return PARITY_ATOL * max(1.0, scale)
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
 EXPORT_FORMAT = 2  # bump when the way files are written changes, to invalidate old caches
@@ -189,7 +198,7 @@ def export_module(
             with silenced(_EXPORTER_LOGGERS), torch.inference_mode(False):
                 _dynamo_export(module, example, tmp)
         except Exception as exc:  # the exporter raises many types; all mean the same to a user
-            raise ExportError(f"ONNX export failed for {path.name}: {exc}") from exc
+            raise ExportError(f"ONNX export failed for {path.name}: {export_failure(exc)}") from exc
         if metadata:
             model = onnx.load(str(tmp))
             for key, value in metadata.items():
@@ -203,12 +212,33 @@ def export_module(
         with torch.inference_mode():
             expected = module(example).numpy()
         diff = parity_diff(tmp, example.numpy(), expected)
-        if not diff <= PARITY_ATOL:
+        if not diff <= parity_limit(expected):
             raise ExportError(
-                f"onnxruntime output differs from torch by {diff:.3g} (> {PARITY_ATOL}) "
-                f"for {path.name}"
+                f"onnxruntime output differs from torch by {diff:.3g} (> "
+                f"{parity_limit(expected):.3g}, {PARITY_ATOL} of the output's scale) for "
+                f"{path.name}"
             )
     return diff
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def export_failure(exc: BaseException) -> str:
+    """The exporter's failure in one line, naming the op it could not convert: its report runs
+    to dozens of lines (steps, advice, a chain of exceptions), the op is in one of them."""
+    text = _ANSI.sub("", str(exc))
+    ops = list(dict.fromkeys(re.findall(r"target=torch\.ops\.([\w.]+)", text)))
+    ops += [f"{m.group(1)}.{m.group(2)}" for m in
+            re.finditer(r"OpOverload\(op='([\w.]+)', overload='(\w+)'\)", text)
+            if f"{m.group(1)}.{m.group(2)}" not in ops]
+    causes = re.findall(r"^<class '[\w.]*?(\w+)'>: (.+)$", text, flags=re.MULTILINE)
+    cause = f"{causes[0][0]}: {causes[0][1].strip()}" if causes else first_line(exc, True)
+    if len(cause) > 200:
+        cause = cause[:197] + "..."
+    if ops:
+        return f"the exporter cannot convert {', '.join(ops[:3])} ({cause})"
+    return cause
 
 
 def parity_diff(model_path: Path, x: np.ndarray, expected: np.ndarray) -> float:

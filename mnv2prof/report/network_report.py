@@ -219,6 +219,10 @@ def network_report(
         shown.append(note)
     if profile.unhandled_ops:
         shown.append(f"ops without a cost handler (not counted): {profile.unhandled_ops}")
+    if profile.fused:
+        shown.append(f"no node of their own in the graph (an identity, or nodes the exporter "
+                     f"fused into a neighbouring stage's, e.g. a BN into the conv before it, "
+                     f"whose MACs are counted there): {', '.join(profile.fused)}")
     if profile.gpu is not None:
         from mnv2prof.report.cuda_report import module_line
 

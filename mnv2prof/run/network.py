@@ -74,6 +74,7 @@ class NetworkResult:
     # each int8 target's error against fp32 on held-out inputs: {Target: {NETWORK or a stage
     # key: deploy.Artifact (max_abs_err, sqnr_db)}}
     accuracy: dict = dataclasses.field(default_factory=dict)
+    fused: tuple[str, ...] = ()  # stages with no node of their own (fused into another stage's)
 
     def share(self, target, key: str) -> float:
         """A stage's median over the sum of the stages' medians, in `target`."""
@@ -175,7 +176,9 @@ def measure_network(
     stages = list(net.stages)
     if OTHER in grouped:
         stages.append(Stage(OTHER, "ops in forward", None, None, None, None, 1, None, None))
-    stage_graphs = {key: subgraph(graph, nodes) for key, nodes in grouped.items()}
+    # a stage whose every node the exporter fused into another (a BN child folded into the conv
+    # before it) keeps its row and params; it has no graph of its own to count or time
+    stage_graphs = {key: subgraph(graph, nodes) for key, nodes in grouped.items() if nodes}
     timings: dict = {}
     accuracy: dict = {}
     if timing is not None:
@@ -209,7 +212,8 @@ def measure_network(
                 params=params.get(stage.key, 0),
                 macs=sum(by_name[n.name].macs for n in grouped[stage.key]),
                 elementwise_ops=sum(by_name[n.name].elementwise_ops for n in grouped[stage.key]),
-                peak_act_bytes=peak_activation_memory(stage_graphs[stage.key]).peak_bytes,
+                peak_act_bytes=peak_activation_memory(stage_graphs[stage.key]).peak_bytes
+                if stage.key in stage_graphs else 0,
                 latency=measurements.get(stage.key),
             )
             for stage in stages
@@ -224,4 +228,5 @@ def measure_network(
         gpu=gpu,
         timings=timings,
         accuracy={t: a for t, a in accuracy.items() if a},
+        fused=tuple(key for key in keys if key not in stage_graphs),
     )

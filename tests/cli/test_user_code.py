@@ -1,0 +1,259 @@
+"""The user's own blocks and models through every command, and every way a plugin can be wrong
+(one line, exit 2, no output file; an export that fails on the user's op: exit 3, naming it)."""
+
+import csv
+import textwrap
+
+import pandas as pd
+import pytest
+
+from mnv2prof.models.plugins import file_digest
+
+SMALL = ("--channels", "8", "--resolution", "8", "--budget", "0.1")
+
+BLOCKS = '''
+import torch
+from torch import nn
+
+
+class Wide(nn.Module):
+    """1x1 conv and BN: MACs H*W*C_in*C_out, params C_in*C_out + 2*C_out."""
+
+    def __init__(self, in_chs, out_chs):
+        super().__init__()
+        self.conv = nn.Conv2d(in_chs, out_chs, 1, bias=False)
+        self.bn = nn.BatchNorm2d(out_chs)
+
+    def forward(self, x):
+        return self.bn(self.conv(x))
+
+
+def raises(in_chs):
+    raise ValueError(f"no block for {in_chs} channels")
+
+
+def not_a_module():
+    return 42
+
+
+class WrongChannels(nn.Module):
+    def __init__(self, in_chs):
+        super().__init__()
+        self.conv = nn.Conv2d(in_chs + 1, 4, 1)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+class Histogram(nn.Module):
+    def forward(self, x):
+        return torch.histc(x, bins=4).reshape(1, 4, 1, 1).expand(1, 4, 2, 2) * 1.0
+
+
+class Net(nn.Module):
+    """features (opened one level as stages), a mean in forward, classifier."""
+
+    def __init__(self, extra=0):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()),
+            *[nn.Conv2d(16, 16, 3, 1, 1) for _ in range(extra)],
+            nn.Identity(),
+        )
+        self.classifier = nn.Linear(16, 10)
+
+    def forward(self, x):
+        return self.classifier(self.features(x).mean((2, 3)))
+
+
+def net():
+    return Net(EXTRA)
+
+
+EXTRA = 0
+'''
+
+
+@pytest.fixture
+def blocks(tmp_path, monkeypatch):
+    path = tmp_path / "blocks.py"
+    path.write_text(BLOCKS)
+    monkeypatch.chdir(tmp_path)
+    return path
+
+
+def _rows(path):
+    return list(csv.DictReader(open(path, encoding="utf-8")))
+
+
+def test_compare_a_users_block_beside_built_ins(run_cli, blocks, tmp_path):
+    out = tmp_path / "rows.csv"
+    code, stdout, err = run_cli("compare", *SMALL, "--variants", "conv,dwsep,blocks.py:Wide",
+                                "--baseline", "blocks.py:Wide", "--no-eager", "--csv", out)
+    assert code == 0, err
+    assert "Wide" in stdout and "(x Wide)" in " ".join(stdout.split())
+    rows = {r["variant"]: r for r in _rows(out)}
+    assert list(rows) == ["conv", "dwsep", "Wide"]
+    wide = rows["Wide"]
+    assert int(wide["macs"]) == 8 * 8 * 8 * 8 and int(wide["params"]) == 8 * 8 + 2 * 8
+    assert wide["source"] == f"{blocks.resolve()}:Wide"
+    assert wide["source_hash"] == file_digest(blocks)
+    assert wide["spec"] == "Wide_c8_r8_e6_k3_s1_b1" and wide["input_shape"] == "1x8x8x8"
+    assert float(wide["latency_ratio_x"]) == 1.0
+    assert rows["conv"]["source"] == "" and int(rows["conv"]["macs"]) == 8 * 8 * 8 * 8 * 9
+
+
+def test_compare_models_alone_counts_params_on_the_torch_module(run_cli, blocks, tmp_path):
+    out = tmp_path / "rows.csv"
+    code, stdout, err = run_cli("compare", "--model", "blocks.py:net", "--shape", "1x3x16x16",
+                                "--budget", "0.1", "--csv", out)
+    assert code == 0, err
+    (row,) = _rows(out)
+    # conv 3x3 3->16 (no bias) + BN 16 (scale, shift) + linear 16->10 with bias
+    assert int(row["params"]) == 16 * 3 * 9 + 2 * 16 + 16 * 10 + 10
+    assert int(row["macs"]) == 8 * 8 * 16 * 3 * 9 + 16 * 10
+    assert row["variant"] == "net" and row["in_chs"] == "" and row["input_shape"] == "1x3x16x16"
+    assert float(row["eager_median_ms"]) > 0  # a torch model is timed eagerly too
+
+
+def test_a_models_onnx_file_is_a_model_too(run_cli, blocks, tmp_path):
+    code, _, err = run_cli("export", "--out", tmp_path / "onnx", "--model", "blocks.py:net",
+                           "--shape", "1x3x16x16")
+    assert code == 0, err
+    path = tmp_path / "onnx" / "net_1x3x16x16.onnx"
+    out = tmp_path / "rows.csv"
+    code, _, err = run_cli("compare", "--model", path, "--budget", "0.1", "--csv", out)
+    assert code == 0, err
+    (row,) = _rows(out)
+    assert row["variant"] == "net_1x3x16x16" and row["input_shape"] == "1x3x16x16"
+    assert row["eager_median_ms"] == ""  # an ONNX file has no torch module
+    assert int(row["params"]) == 16 * 3 * 9 + 2 * 16 + 16 * 10 + 10  # metadata of our export
+
+
+@pytest.mark.parametrize(
+    "variant, message",
+    [
+        ("missing.py:Block", "variant 'missing.py:Block': missing.py not found"),
+        ("syntax.py:Block", "syntax.py, line 1: SyntaxError: invalid syntax"),
+        ("blocks.py:Nope", "blocks.py defines no 'Nope' (it defines: Histogram, Net, Wide, "
+                           "WrongChannels, net, not_a_module, raises)"),
+        ("blocks.py:raises", "raises(in_chs=8) from {dir}/blocks.py raised ValueError: no block "
+                             "for 8 channels"),
+        ("blocks.py:not_a_module", "not_a_module() from {dir}/blocks.py returned int, not a "
+                                   "torch.nn.Module"),
+        ("blocks.py:WrongChannels", "WrongChannels from {dir}/blocks.py fails on a 1x8x8x8 "
+                                    "input: RuntimeError"),
+        ("uib", "unknown variant 'uib'"),
+    ],
+)
+def test_a_broken_block_is_one_line_exit_2_and_no_output(run_cli, blocks, tmp_path, variant,
+                                                         message):
+    (tmp_path / "syntax.py").write_text("def f(:\n    pass\n")
+    out = tmp_path / "rows.csv"
+    code, stdout, err = run_cli("compare", *SMALL, "--variants", f"conv,{variant}", "--csv", out)
+    assert code == 2, stdout + err
+    assert message.format(dir=tmp_path.resolve()) in " ".join(err.split())
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_a_broken_model_is_one_line_exit_2(run_cli, blocks):
+    code, _, err = run_cli("compare", "--model", "blocks.py:not_a_module", "--budget", "0.1")
+    assert code == 2 and "returned int, not a torch.nn.Module" in err
+    code, _, err = run_cli("compare", "--model", "blocks.py:net", "--shape", "1x4x16x16",
+                           "--budget", "0.1")
+    assert code == 2 and "net from" in err and "fails on a 1x4x16x16 input" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_an_export_that_fails_on_the_users_op_is_3_naming_the_op(run_cli, blocks):
+    code, _, err = run_cli("compare", *SMALL, "--variants", "blocks.py:Histogram")
+    assert code == 3
+    assert "the exporter cannot convert aten.histc.default" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_gate_of_a_users_model_passes_then_fails_on_a_slower_one(run_cli, blocks, tmp_path):
+    base = tmp_path / "base.csv"
+    model = ("--model", "blocks.py:net", "--shape", "1x3x32x32", "--budget", "0.3")
+    code, _, err = run_cli("baseline", *model, "--out", base)
+    assert code == 0, err
+    code, out, err = run_cli("gate", *model, "--baseline", base)
+    assert code == 0, out + err
+    blocks.write_text(BLOCKS.replace("EXTRA = 0", "EXTRA = 24"))  # 24 more 3x3 convs
+    code, out, err = run_cli("gate", *model, "--baseline", base)
+    assert code == 1, out + err
+    assert "net: blocks.py has changed since the baseline" in " ".join(err.split()).replace(
+        str(tmp_path.resolve()) + "/", "")
+    code, out, err = run_cli("gate", *model, "--baseline", base, "--allow-cost-change")
+    assert code == 1, out + err  # slower by far more than the 10% tolerated
+
+
+def test_network_of_a_users_model_gives_its_stages(run_cli, blocks, tmp_path):
+    out = tmp_path / "stages.csv"
+    code, stdout, err = run_cli("network", "blocks.py:net", "--shape", "1x3x16x16",
+                                "--budget", "0.1", "--csv", out)
+    assert code == 0, err
+    assert "its top-level stages" in " ".join(stdout.split())
+    frame = pd.read_csv(out)
+    assert frame["stage"].tolist() == ["features.0", "features.1", "classifier",
+                                       "(between stages)", "total"]
+    assert frame["macs"].iloc[-1] == frame["macs"].iloc[:-1].sum() == 8 * 8 * 16 * 27 + 160
+    assert frame["params"].iloc[:-1].sum() == frame["params"].iloc[-1] == 432 + 32 + 170
+    assert frame["input_size"].tolist()[:3] == ["16x16x3", "8x8x16", "16"]
+    assert frame["operator"].tolist()[:3] == ["Sequential x3", "Identity", "Linear"]
+    code, _, err = run_cli("network", "blocks.py:net", "--width", "2")
+    assert code == 2 and "--width apply to the papers' networks" in err
+
+
+def test_a_profile_names_user_code_relative_to_its_folder(run_cli, blocks, tmp_path,
+                                                          monkeypatch):
+    folder = tmp_path / "plans"
+    folder.mkdir()
+    (folder / "mine.toml").write_text(textwrap.dedent('''
+        name = "mine"
+        description = "a built-in, my block and my model"
+        variants = ["conv", "../blocks.py:Wide"]
+        models = [{model = "../blocks.py:net", shape = "1x3x16x16"}]
+        [base]
+        in_chs = 8
+        resolution = 8
+        [measure]
+        budget_s = 0.05
+        eager = false
+    '''))
+    monkeypatch.chdir(folder.parent.parent)  # the profile's paths must not follow the cwd
+    out = tmp_path / "sweep.csv"
+    code, _, err = run_cli("sweep", folder / "mine.toml", "--out", out)
+    assert code == 0, err
+    rows = _rows(out)
+    assert [r["variant"] for r in rows] == ["conv", "Wide", "net"]
+    assert len({r["spec_hash"] for r in rows}) == 3
+    code, _, err = run_cli("sweep", folder / "mine.toml", "--out", out, "--resume")
+    assert code == 0 and "wrote 0 rows" in err and len(_rows(out)) == 3
+
+
+def test_layers_and_profile_take_a_users_model(run_cli, blocks, tmp_path):
+    code, out, err = run_cli("layers", "--model", "blocks.py:net", "--shape", "1x3x16x16",
+                             "--runs", "2")
+    assert code == 0, err
+    assert "Conv" in out and "Gemm" in out
+    out_csv = tmp_path / "p.csv"
+    code, out, err = run_cli("profile", "blocks.py:net", "--shape", "1x3x16x16", "--budget",
+                             "0.1", "--csv", out_csv)
+    assert code == 0, err
+    (row,) = _rows(out_csv)
+    assert row["variant"] == "net" and int(row["macs"]) == 8 * 8 * 16 * 27 + 160
+    assert "params = the torch module's parameters" in " ".join(out.split())
+
+
+def test_variants_lists_installed_entry_points(run_cli, monkeypatch):
+    from importlib.metadata import EntryPoint
+
+    from mnv2prof.models import plugins
+
+    point = EntryPoint("uib", "my_blocks:UIB", plugins.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(plugins, "entry_points", lambda: {"uib": point})
+    code, out, _ = run_cli("variants")
+    assert code == 0
+    assert "my_blocks:UIB (entry point mnv2prof.variants)" in out.splitlines()[-1]
