@@ -272,7 +272,10 @@ def check_threads(threads: int) -> None:
 
 
 def check_device(device: str) -> None:
-    """Refuse --device cuda without a GPU before anything is exported or written."""
+    """Refuse an unknown --device, or cuda without a GPU, before anything is exported or
+    written; the CPU needs no check (and no torch import: measure.cuda imports it)."""
+    if device == "cpu":
+        return
     from mnv2prof.measure.cuda import check_device as check
 
     check(device)

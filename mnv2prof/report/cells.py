@@ -50,13 +50,17 @@ def row_label(row, target: bool = True) -> str:
     return f"{variant} ({', '.join(parts)})" if parts else variant
 
 
-def rank_agreement(frame: pd.DataFrame, limit: int = 3) -> RankAgreement:
-    from scipy.stats import spearmanr
+def spearman(x: pd.Series, y: pd.Series) -> float:
+    """Spearman's rho: Pearson's r of the ranks, ties averaged (scipy.stats.spearmanr's
+    definition, without importing scipy for one number)."""
+    return float(x.rank().corr(y.rank()))
 
+
+def rank_agreement(frame: pd.DataFrame, limit: int = 3) -> RankAgreement:
     n = len(frame)
     if n < 3 or frame["macs"].nunique() < 2 or frame["latency_median_ms"].nunique() < 2:
         return RankAgreement(float("nan"), n, ())
-    rho = float(spearmanr(frame["macs"], frame["latency_median_ms"]).statistic)
+    rho = spearman(frame["macs"], frame["latency_median_ms"])
     pairs = []
     labels = [row_label(r) for r in frame.to_dict("records")]
     rows = list(zip(labels, frame["macs"], frame["latency_median_ms"], strict=True))

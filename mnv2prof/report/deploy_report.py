@@ -9,7 +9,7 @@ import math
 import pandas as pd
 from rich.table import Table
 
-from mnv2prof.report.cells import fmt, row_label
+from mnv2prof.report.cells import fmt, row_label, spearman
 from mnv2prof.report.views import Column, view_table
 
 SHORT = {"onnxruntime": "ORT", "executorch": "ET"}
@@ -74,8 +74,6 @@ def deployment_table(frame: pd.DataFrame, title: str, show: frozenset[str] = fro
 def deployment_notes(frame: pd.DataFrame) -> list[str]:
     """Where int8 gains least (per runtime), and the rank correlation between MACs and latency
     in each (runtime, precision)."""
-    from scipy.stats import spearmanr
-
     notes = []
     int8 = frame[(frame["precision"] == "int8") & frame["int8_speedup_x"].notna()]
     for runtime, rows in int8.groupby("runtime", sort=False):
@@ -87,7 +85,7 @@ def deployment_notes(frame: pd.DataFrame) -> list[str]:
     for runtime, precision in targets(frame):
         rows = frame[(frame["runtime"] == runtime) & (frame["precision"] == precision)]
         if len(rows) >= 3 and rows["macs"].nunique() > 1:
-            rho = spearmanr(rows["macs"], rows["latency_median_ms"]).statistic
+            rho = spearman(rows["macs"], rows["latency_median_ms"])
             notes.append(f"rank correlation between MACs and latency, {runtime} {precision}: "
                          f"rho = {rho:.2f} over {len(rows)} blocks.")
     notes.append("ORT = onnxruntime, ET = ExecuTorch with the XNNPACK delegate; int8: static "

@@ -46,3 +46,23 @@ def test_ci_narrows_as_n_grows_on_the_same_distribution():
 def test_median_ci_rel_equals_the_full_summary(n):
     samples = np.random.default_rng(n).lognormal(0.0, 0.3, n).tolist()
     assert median_ci_rel(samples) == pytest.approx(summarize(samples).ci_rel)
+
+
+@pytest.mark.parametrize("n", [*range(1, 80), 99, 100, 101, 255, 256, 257, 511, 1000, 1999, 2000])
+def test_ranks_are_scipys_quantile_test_ranks(n):
+    """The integer ranks are scipy.stats.quantile_test's (checked for every n <= 2000 when
+    written; a sample here, scipy imported only by the test)."""
+    from scipy.stats import quantile_test
+
+    ci = quantile_test(np.arange(n, dtype=float), q=n / 2, p=0.5).confidence_interval(0.95)
+    expected = None if math.isnan(ci.low) or math.isnan(ci.high) else (int(ci.low), int(ci.high))
+    assert median_ci_ranks(n) == expected
+
+
+def test_importing_stats_does_not_import_scipy():
+    import subprocess
+    import sys
+
+    code = "import sys, mnv2prof.measure.stats; print('scipy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
