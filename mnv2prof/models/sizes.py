@@ -70,9 +70,14 @@ def _on_meta(name: str, build, input_shape: tuple[int, ...], strict: bool = True
     with torch.device("meta"):
         module = build().eval()
         x = torch.empty(*input_shape)
-    for leaf in module.modules():  # elementwise leaves keep the shape: on meta, their
-        if isinstance(leaf, _SHAPE_PRESERVING):  # decompositions import torch._dynamo (1-1.4 s)
-            leaf.forward = torch.empty_like
+    # elementwise leaves keep the shape: on meta their decompositions import torch._dynamo
+    # (1-1.4 s), so they are replaced for this run, on a module built here on meta only (a
+    # factory may hand back a module it keeps, which must come back as it was)
+    on_meta = all(p.is_meta for p in module.parameters())
+    patched = [leaf for leaf in module.modules()
+               if on_meta and isinstance(leaf, _SHAPE_PRESERVING) and "forward" not in vars(leaf)]
+    for leaf in patched:
+        leaf.forward = torch.empty_like
     weights = sum(p.numel() for p in module.parameters()) * FLOAT_BYTES
     largest = 0
 
@@ -92,6 +97,8 @@ def _on_meta(name: str, build, input_shape: tuple[int, ...], strict: bool = True
     finally:
         for hook in hooks:
             hook.remove()
+        for leaf in patched:
+            del leaf.forward
     return SizeEstimate(name, (largest + math.prod(input_shape)) * FLOAT_BYTES, weights)
 
 
