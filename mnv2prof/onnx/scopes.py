@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import hashlib
+import json
 from collections.abc import Collection
 from pathlib import Path
 
@@ -102,8 +104,10 @@ def subgraph(graph: GraphInfo, nodes: list[onnx.NodeProto]) -> GraphInfo:
 
 def extract_part(model_path: Path, key: str, part: GraphInfo) -> Path:
     """`part` (a `subgraph`) cut out of the ONNX file as a model of its own, cached beside it
-    and written atomically."""
-    path = model_path.with_name(f"{model_path.stem}.{key}.onnx")
+    and written atomically; the file's name holds a hash of the cut's inputs and outputs, so a
+    change in how nodes are grouped never reuses a cut made at other tensors."""
+    cut = hashlib.sha256(json.dumps([part.inputs, part.outputs]).encode()).hexdigest()[:8]
+    path = model_path.with_name(f"{model_path.stem}.{key}-{cut}.onnx")
     if not path.exists():
         with atomic_target(path, suffix=".onnx.tmp") as tmp:
             onnx.utils.extract_model(str(model_path), str(tmp), part.inputs, part.outputs)
