@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import hashlib
+import json
 from collections.abc import Collection
 from pathlib import Path
 
@@ -22,13 +24,18 @@ from mnv2prof.onnx.graph import GraphInfo
 NAME_SCOPES_KEY = "pkg.torch.onnx.name_scopes"
 
 
-def node_scope(node: onnx.NodeProto, keys: Collection[str]) -> str | None:
-    """The first of `keys` among the module paths the exporter recorded for `node`."""
+def node_scopes(node: onnx.NodeProto) -> list[str] | None:
+    """The module paths the exporter recorded for `node`; None when it recorded none (a node
+    that a graph rewrite made and left without metadata, such as the Split of `chunk`)."""
     for prop in node.metadata_props:
         if prop.key == NAME_SCOPES_KEY:
-            scopes = ast.literal_eval(prop.value)
-            return next((s for s in scopes if s in keys), None)
+            return ast.literal_eval(prop.value)
     return None
+
+
+def node_scope(node: onnx.NodeProto, keys: Collection[str]) -> str | None:
+    """The first of `keys` among the module paths the exporter recorded for `node`."""
+    return next((s for s in node_scopes(node) or () if s in keys), None)
 
 
 def group_by_scope(
@@ -37,14 +44,40 @@ def group_by_scope(
     """Nodes of each of `keys`, in graph order. A computing node no key claims goes to `rest`
     (a part of its own, last, present when it has nodes: a model's forward may compute between
     its stages), or without `rest` raises `SpecError`; nodes that only fold weights (constants)
-    belong to none."""
+    belong to none. A node without any name scope (torch's exporter leaves the Split it makes
+    of `x.chunk(2, dim=1)` so, in every ShuffleNet V2 unit) belongs to the part of the nodes
+    that read its outputs, when they are all one part, else to the part of those that made its
+    inputs, when that is one part."""
+    part: dict[int, str | None] = {}
+    unscoped: list[onnx.NodeProto] = []
+    for node in graph.nodes:
+        outputs = [graph.tensor(n) for n in node.output]
+        if all(o is not None and o.static for o in outputs):
+            if node_scope(node, keys) is None:
+                continue  # weight folding material (constants): no part computes it
+        if node_scopes(node) is None:
+            unscoped.append(node)
+        part[id(node)] = node_scope(node, keys)
+    if unscoped:
+        made_by = {name: node for node in graph.nodes for name in node.output if name}
+        readers: dict[str, list[onnx.NodeProto]] = {}
+        for node in graph.nodes:
+            for name in node.input:
+                readers.setdefault(name, []).append(node)
+        for node in reversed(unscoped):  # a reader may itself be unscoped, and come later
+            after = {part.get(id(r)) for name in node.output for r in readers.get(name, ())}
+            before = {part[id(made_by[name])] for name in node.input
+                      if name in made_by and id(made_by[name]) in part}  # constants: no part
+            for near in (after, before):
+                if len(near) == 1 and None not in near:
+                    part[id(node)] = near.pop()
+                    break
     grouped: dict[str, list[onnx.NodeProto]] = {key: [] for key in keys}
     rest_nodes: list[onnx.NodeProto] = []
     for node in graph.nodes:
-        key = node_scope(node, grouped)
-        outputs = [graph.tensor(n) for n in node.output]
-        if key is None and all(o is not None and o.static for o in outputs):
-            continue  # weight folding material (constants): no part computes it
+        if id(node) not in part:
+            continue
+        key = part[id(node)]
         if key is None and rest is None:
             raise SpecError(f"node {node.name} ({node.op_type}) carries no part's name scope")
         (rest_nodes if key is None else grouped[key]).append(node)
@@ -71,8 +104,10 @@ def subgraph(graph: GraphInfo, nodes: list[onnx.NodeProto]) -> GraphInfo:
 
 def extract_part(model_path: Path, key: str, part: GraphInfo) -> Path:
     """`part` (a `subgraph`) cut out of the ONNX file as a model of its own, cached beside it
-    and written atomically."""
-    path = model_path.with_name(f"{model_path.stem}.{key}.onnx")
+    and written atomically; the file's name holds a hash of the cut's inputs and outputs, so a
+    change in how nodes are grouped never reuses a cut made at other tensors."""
+    cut = hashlib.sha256(json.dumps([part.inputs, part.outputs]).encode()).hexdigest()[:8]
+    path = model_path.with_name(f"{model_path.stem}.{key}-{cut}.onnx")
     if not path.exists():
         with atomic_target(path, suffix=".onnx.tmp") as tmp:
             onnx.utils.extract_model(str(model_path), str(tmp), part.inputs, part.outputs)
