@@ -54,20 +54,39 @@ import numpy as np
 
 from mnv2prof import interrupts
 from mnv2prof.errors import Mnv2profError
-from mnv2prof.measure.stats import TARGET_CI_REL, Summary, median_ci_rel, summarize
+from mnv2prof.measure.stats import (
+    TARGET_CI_REL,
+    Minimum,
+    Summary,
+    median_ci_rel,
+    min_spread_rel,
+    minimum,
+    summarize,
+)
 from mnv2prof.measure.timing import CACHE_COLD, TimingSpec
 
 
 @dataclass(frozen=True)
 class Measurement:
-    """One sample per round: the median of that round's burst of `burst_calls` timed calls."""
+    """One sample per round: the median of that round's burst of `burst_calls` timed calls, and
+    the burst's fastest call (`mins_ms`, empty for rows read from an older CSV)."""
 
     samples_ms: tuple[float, ...]
     burst_calls: int = 1  # timed calls per burst (the first call after a switch is not among them)
+    mins_ms: tuple[float, ...] = ()  # each round's fastest call
 
     @cached_property
     def summary(self) -> Summary:
         return summarize(self.samples_ms)
+
+    @cached_property
+    def minimum(self) -> Minimum:
+        """The headline: the fastest call, and whether the run reproduced it (stats.minimum)."""
+        return minimum(self.mins_ms)
+
+    @property
+    def min_ms(self) -> float:
+        return self.minimum.value
 
     @property
     def n(self) -> int:
@@ -112,6 +131,11 @@ class Measurement:
 
     @property
     def unstable(self) -> bool:
+        """The headline is not reliable: the minimum was not reproduced (its `MIN_RANK`-th best
+        round is more than `TARGET_CI_REL` above it); without minima, the median's CI is wider
+        than +-`TARGET_CI_REL`."""
+        if self.mins_ms:
+            return self.minimum.spread_rel > TARGET_CI_REL
         return self.ci_rel > TARGET_CI_REL
 
 
@@ -290,6 +314,7 @@ def measure(
         warm_ms = [_timed(runners[key], clock) for _ in range(spec.warmup)]
         calls[key] = burst_calls(float(np.median(warm_ms)) if warm_ms else None, flush_ms, burst_ms)
     samples: dict[Hashable, list[float]] = {key: [] for key in keys}
+    mins: dict[Hashable, list[float]] = {key: [] for key in keys}
     active = keys
     budget_ns = spec.budget_s * 1e9
     start = clock()
@@ -298,10 +323,13 @@ def measure(
         interrupts.check()  # a signal stops the timing between rounds, never inside a call
         offset = rounds % len(active) if active else 0
         for key in active[offset:] + active[:offset]:
-            samples[key].append(_burst(runners[key], calls[key], clock, flush if cold else None))
+            median, fastest = _burst(runners[key], calls[key], clock, flush if cold else None)
+            samples[key].append(median)
+            mins[key].append(fastest)
         rounds += 1
         if rounds >= spec.min_samples:
-            pending -= {k for k in pending if median_ci_rel(samples[k]) <= spec.target_ci_rel}
+            pending -= {k for k in pending if median_ci_rel(samples[k]) <= spec.target_ci_rel
+                        and min_spread_rel(mins[k]) <= spec.target_ci_rel}
             active = [k for k in active if k in pending or k not in watched]
         used = (clock() - start) / budget_ns if budget_ns else 1.0
         done = rounds >= spec.max_samples or (
@@ -309,7 +337,8 @@ def measure(
         )
         if progress is not None:
             progress(1.0 if done else min(used, 1.0))
-    return {key: Measurement(tuple(values), calls[key]) for key, values in samples.items()}
+    return {key: Measurement(tuple(values), calls[key], tuple(mins[key]))
+            for key, values in samples.items()}
 
 
 def measure_phases(
@@ -351,9 +380,9 @@ def _timed(run: Runner, clock: Callable[[], int]) -> float:
 
 def _burst(
     run: Runner, calls: int, clock: Callable[[], int], flush: Callable[[], None] | None
-) -> float:
-    """The median of `calls` timed calls: back to back after one untimed call (warm), or each
-    after a flush of the caches (cold)."""
+) -> tuple[float, float]:
+    """The median and the minimum of `calls` timed calls: back to back after one untimed call
+    (warm), or each after a flush of the caches (cold)."""
     if flush is None:
         run()  # the switch: this call starts from the caches the previous runner left
     times = []
@@ -361,4 +390,4 @@ def _burst(
         if flush is not None:
             flush()
         times.append(_timed(run, clock))
-    return statistics.median(times)
+    return statistics.median(times), min(times)

@@ -108,6 +108,67 @@ def summarize(samples: Sequence[float]) -> Summary:
     return Summary(len(samples), median, q1, q3, p95, low, high)
 
 
+# --- the minimum: the headline estimator -------------------------------------------------------
+# Noise on a shared machine only adds time: the fastest call is the block with nothing in its
+# way, and it moves least from run to run (docs/latency.md measures it against the median, low
+# quantiles and per-round pairing). Its spread says whether the run reached it more than once.
+
+MIN_RANK = 4  # the k-th best round minimum bounds another run's minimum: all n rounds of a run
+# like this one land above the k-th best of this run with probability about e^-k (1.8% for 4)
+
+
+@dataclass(frozen=True)
+class Minimum:
+    """The fastest timed call, and how well the run reproduced it."""
+
+    value: float  # ms: the smallest round minimum (= the fastest call); nan without rounds
+    spread_rel: float  # (MIN_RANK-th smallest round minimum - value) / value; inf if n < MIN_RANK
+    near: int  # rounds whose minimum is within `target` of value
+    n: int  # rounds
+
+
+def minimum(round_mins: Sequence[float], target: float = TARGET_CI_REL) -> Minimum:
+    """The `Minimum` of a runner's round minima (one per round: its burst's fastest call)."""
+    n = len(round_mins)
+    if n == 0:
+        return Minimum(math.nan, math.inf, 0, 0)
+    values = np.sort(np.asarray(round_mins, dtype=float))
+    best = float(values[0])
+    if not best > 0:
+        return Minimum(best, math.inf, 0, n)
+    spread = float(values[MIN_RANK - 1] / best - 1) if n >= MIN_RANK else math.inf
+    near = int(np.count_nonzero(values <= best * (1 + target)))
+    return Minimum(best, spread, near, n)
+
+
+def min_spread_rel(round_mins: Sequence[float]) -> float:
+    """`minimum(round_mins).spread_rel` from one partial sort (the sampler checks it each round)."""
+    n = len(round_mins)
+    if n < MIN_RANK:
+        return math.inf
+    values = np.partition(np.asarray(round_mins, dtype=float), [0, MIN_RANK - 1])
+    return float(values[MIN_RANK - 1] / values[0] - 1) if values[0] > 0 else math.inf
+
+
+def ratio_interval(
+    ratio: float, spread: float, reference_spread: float
+) -> tuple[float, float]:
+    """The interval of a ratio of minima, contrast / reference, each known to within its spread
+    (another run's minimum lies within value x (1 +- spread)): the ratio at the extremes."""
+    if not (math.isfinite(ratio) and math.isfinite(spread) and math.isfinite(reference_spread)):
+        return math.nan, math.nan
+    high = ratio * (1 + spread) / (1 - reference_spread) if reference_spread < 1 else math.inf
+    return ratio * (1 - min(spread, 1.0)) / (1 + reference_spread), high
+
+
+def suggested_budget(budget_s: float, near: int, rank: int = MIN_RANK) -> float:
+    """The budget in which a run like this one reaches its minimum `rank` times: rounds within
+    the target came `near` times in `budget_s`, so `rank` of them take budget x rank / near
+    (rounded up to half a second, at most 60 s)."""
+    needed = budget_s * rank / max(near, 1)
+    return min(60.0, math.ceil(max(needed, budget_s) * 2) / 2)
+
+
 # --- comparisons of two sample sets ------------------------------------------------------------
 
 

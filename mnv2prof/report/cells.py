@@ -56,14 +56,23 @@ def spearman(x: pd.Series, y: pd.Series) -> float:
     return float(x.rank().corr(y.rank()))
 
 
+def headline_column(frame: pd.DataFrame) -> str:
+    """The latency the contrast is told in: the fastest call (`latency_min_ms`), or the median
+    for rows that have no minima (a CSV from before them)."""
+    if "latency_min_ms" in frame and frame["latency_min_ms"].notna().all():
+        return "latency_min_ms"
+    return "latency_median_ms"
+
+
 def rank_agreement(frame: pd.DataFrame, limit: int = 3) -> RankAgreement:
     n = len(frame)
-    if n < 3 or frame["macs"].nunique() < 2 or frame["latency_median_ms"].nunique() < 2:
+    latency = headline_column(frame)
+    if n < 3 or frame["macs"].nunique() < 2 or frame[latency].nunique() < 2:
         return RankAgreement(float("nan"), n, ())
-    rho = spearman(frame["macs"], frame["latency_median_ms"])
+    rho = spearman(frame["macs"], frame[latency])
     pairs = []
     labels = [row_label(r) for r in frame.to_dict("records")]
-    rows = list(zip(labels, frame["macs"], frame["latency_median_ms"], strict=True))
+    rows = list(zip(labels, frame["macs"], frame[latency], strict=True))
     for a_label, a_macs, a_ms in rows:
         for b_label, b_macs, b_ms in rows:
             if a_macs > b_macs and a_ms < b_ms:
@@ -75,12 +84,13 @@ def rank_agreement(frame: pd.DataFrame, limit: int = 3) -> RankAgreement:
 
 def disagreement_lines(frame: pd.DataFrame, agreement: RankAgreement) -> list[str]:
     by_name = frame.set_axis([row_label(r) for r in frame.to_dict("records")])
+    latency = headline_column(frame)
     lines = []
     for more, fewer in agreement.disagreements:
         a, b = by_name.loc[more], by_name.loc[fewer]
         lines.append(
             f"{more} has {a['macs'] / b['macs']:.1f}x the MACs of {fewer} yet takes "
-            f"{a['latency_median_ms'] / b['latency_median_ms']:.2f}x its latency."
+            f"{a[latency] / b[latency]:.2f}x its latency."
         )
     return lines
 

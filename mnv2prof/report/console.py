@@ -28,19 +28,44 @@ from mnv2prof.run.records import Record
 
 def records_frame(records: Sequence[Record], baseline: str | None = None) -> pd.DataFrame:
     """One row per record; with `baseline` (a row's label, or a variant name) adds
-    `macs_ratio_x` and `latency_ratio_x`, multiples of the baseline row's."""
+    `macs_ratio_x` and `latency_ratio_x`, multiples of the baseline row's, the latter a ratio of
+    minima (`add_ratios`) with its interval (`latency_ratio_ci_low_x`, `_high_x`)."""
     frame = pd.DataFrame([r.row() for r in records])
     if baseline is not None and not frame.empty:
         index = baseline_index(records, baseline)
-        base_row = frame.iloc[index]
-        position = frame.columns.get_loc("gmacs_per_s") + 1
-        frame.insert(position, "macs_ratio_x", (frame["macs"] / base_row["macs"]).round(4))
-        frame.insert(
-            position + 1,
-            "latency_ratio_x",
-            (frame["latency_median_ms"] / base_row["latency_median_ms"]).round(4),
-        )
+        add_ratios(frame, frame.iloc[index], index)
     return frame
+
+
+RATIO_ESTIMATORS = {  # latency_ratio_estimator -> (the latency column, its relative spread)
+    "min": ("latency_min_ms", "latency_min_spread_rel"),  # the fastest calls (docs/latency.md)
+    "median": ("latency_median_ms", "latency_ci_rel"),  # rows without minima (older CSVs)
+}
+
+
+def add_ratios(frame: pd.DataFrame, base_row, index: int | None = None) -> None:
+    """Insert the ratio columns after `gmacs_per_s`, in place: MACs, and latency as the ratio of
+    minima (of medians for rows that have none) with the interval `stats.ratio_interval` gives;
+    the baseline's own row is exactly 1."""
+    from mnv2prof.measure.stats import ratio_interval
+
+    from mnv2prof.report.cells import headline_column
+
+    estimator = "min" if headline_column(frame) == "latency_min_ms" else "median"
+    column, spread = RATIO_ESTIMATORS[estimator]
+    position = frame.columns.get_loc("gmacs_per_s") + 1
+    ratio = frame[column] / base_row[column]
+    bounds = [ratio_interval(r, s, base_row[spread])
+              for r, s in zip(ratio, frame[spread], strict=True)]
+    low = pd.Series([b[0] for b in bounds], index=frame.index)
+    high = pd.Series([b[1] for b in bounds], index=frame.index)
+    if index is not None:  # a row against itself
+        low.iloc[index] = high.iloc[index] = 1.0
+    frame.insert(position, "macs_ratio_x", (frame["macs"] / base_row["macs"]).round(4))
+    frame.insert(position + 1, "latency_ratio_x", ratio.round(4))
+    frame.insert(position + 2, "latency_ratio_ci_low_x", low.round(4))
+    frame.insert(position + 3, "latency_ratio_ci_high_x", high.round(4))
+    frame.insert(position + 4, "latency_ratio_estimator", estimator)
 
 
 def baseline_index(records: Sequence[Record], baseline: str) -> int:
@@ -60,15 +85,16 @@ def compare_columns(baseline: str | None) -> list[Column]:
         Column("variant", row_label, justify="left"),
         Column("MACs\n(M)", lambda r: fmt(r["macs"] / 1e6, 2)),
         Column("peak act\n(KiB)", lambda r: fmt(r["peak_act_bytes"] / 1024, 1)),
-        Column("latency (ms)\nmedian ± 95% CI", _latency_cell),
+        Column("latency\nmin (ms)", _min_cell),
+        Column("median ±\n95% CI (ms)", _latency_cell),
     ]
     if baseline is not None:
         columns += [
             Column(f"MACs\n(x {baseline})", lambda r: fmt(r["macs_ratio_x"], 2)),
-            Column(f"latency\n(x {baseline})", lambda r: fmt(r["latency_ratio_x"], 2)),
+            Column(f"latency\n(x {baseline})", _ratio_cell),
         ]
     return columns + [
-        Column("GMAC/s", lambda r: fmt(r["gmacs_per_s"], 2)),
+        Column("GMAC/s", lambda r: fmt(r["gmacs_per_s"], 2), "traffic"),
         Column("params", lambda r: f"{r['params']:,}", "memory"),
         Column("measured\npeak (KiB)",
                lambda r: optional(r.get("measured_peak_bytes"), 1 / 1024, 1), "memory"),
@@ -97,8 +123,26 @@ def compare_columns(baseline: str | None) -> list[Column]:
 def _latency_cell(row: dict) -> str:
     median = row["latency_median_ms"]
     half = (row["latency_ci_high_ms"] - row["latency_ci_low_ms"]) / 2
-    cell = f"{median:,.3f} ± {half:.3f}" if math.isfinite(half) else f"{median:,.3f} ± -"
+    d = 3 if median < 10 else 2  # four significant digits or more
+    return f"{median:,.{d}f} ± {half:.{d}f}" if math.isfinite(half) else f"{median:,.{d}f} ± -"
+
+
+def _min_cell(row: dict) -> str:
+    """The headline, flagged when the run did not reproduce it."""
+    value = row.get("latency_min_ms")
+    cell = f"{value:,.3f}" if value is not None and math.isfinite(value) else "-"
     return cell + (" [yellow]![/]" if row["latency_unstable"] else "  ")
+
+
+def _ratio_cell(row: dict) -> str:
+    """The ratio of minima ± the larger side of its interval (3 decimals below 10x)."""
+    ratio, low, high = (row.get(f"latency_ratio{k}_x") for k in ("", "_ci_low", "_ci_high"))
+    if ratio is None or not math.isfinite(ratio):
+        return "-"
+    digits = 3 if ratio < 10 else 1
+    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
+        return f"{ratio:.{digits}f} ± -"
+    return f"{ratio:.{digits}f} ± {max(ratio - low, high - ratio):.{digits}f}"
 
 
 def _eager_ratio_cell(row: dict) -> str:
@@ -114,25 +158,43 @@ def compare_table(
     return view_table(title, compare_columns(baseline), frame.to_dict("records"), show)
 
 
-def table_notes(frame: pd.DataFrame, harness_floor: Measurement | None = None) -> list[str]:
+def table_notes(frame: pd.DataFrame, harness_floor: Measurement | None = None,
+                budget_s: float | None = None) -> list[str]:
     """Sentences for under the table: rank agreement, disagreements, then `measurement_notes`."""
     agreement = rank_agreement(frame)
     return [agreement.sentence(), *disagreement_lines(frame, agreement),
-            *measurement_notes(frame, harness_floor)]
+            *measurement_notes(frame, harness_floor, budget_s)]
 
 
-def measurement_notes(frame: pd.DataFrame, harness_floor: Measurement | None = None) -> list[str]:
+def unstable_note(frame: pd.DataFrame, budget_s: float | None = None) -> str | None:
+    """The rows whose minimum the run did not reproduce, and the budget that would (from how
+    often their rounds came near the minimum), or None."""
+    from mnv2prof.measure.stats import MIN_RANK, suggested_budget
+
+    flagged = frame.loc[frame["latency_unstable"].fillna(False).astype(bool)]
+    if flagged.empty:
+        return None
+    labels = ", ".join(str(row_label(r)) for r in flagged.to_dict("records"))
+    if "latency_min_near_n" not in flagged or flagged["latency_min_near_n"].isna().all():
+        return (f"! unstable timing (the {CONFIDENCE:.0%} CI of the median is wider than "
+                f"+-{TARGET_CI_REL:.0%} of it): {labels}; raise --budget.")
+    advice = "raise --budget"
+    if budget_s:
+        near = int(flagged["latency_min_near_n"].fillna(0).min())
+        advice = f"--budget {suggested_budget(budget_s, near):g} should (estimated from {near} " \
+                 f"of its rounds within {TARGET_CI_REL:.0%} in {budget_s:g} s)"
+    return (f"! minimum not reproduced (fewer than {MIN_RANK} rounds came within "
+            f"{TARGET_CI_REL:.0%} of the fastest call; the machine was busy): {labels}; {advice}.")
+
+
+def measurement_notes(frame: pd.DataFrame, harness_floor: Measurement | None = None,
+                      budget_s: float | None = None) -> list[str]:
     """What every view of measured rows says under its table: noise, harness floor, uncounted
     ops."""
     notes = []
-    labels = frame.apply(row_label, axis=1) if len(frame) else frame.get("variant", [])
-    unstable = [str(x) for x in labels[frame["latency_unstable"].astype(bool)]]
+    unstable = unstable_note(frame, budget_s)
     if unstable:
-        notes.append(
-            f"! unstable timing (the {CONFIDENCE:.0%} CI of the median is wider than "
-            f"+-{TARGET_CI_REL:.0%} of it when the budget ran out): "
-            f"{', '.join(unstable)}; raise --budget or quiet the machine."
-        )
+        notes.append(unstable)
     if harness_floor is not None and harness_floor.n:
         notes.append(
             f"harness floor: {harness_floor.median_ms:.4f} ms (median of {harness_floor.n} rounds "
@@ -156,6 +218,7 @@ def compare_report(
     device: str = "cpu",
     show: frozenset[str] = frozenset(),
     chart: bool = True,
+    budget_s: float | None = None,
 ) -> list:
     """What `compare` prints, in order: the table (the default view and the `show` groups), the
     MACs-against-latency chart, the notes under them (rank agreement, disagreements, noise,
@@ -172,18 +235,20 @@ def compare_report(
         shown = [deployment_table(frame, title, show)]
         if show - {"accuracy"}:  # the other groups: a row per (block, precision, runtime)
             shown.append(compare_table(frame, f"{title}: each row", baseline, show))
-        shown += deployment_notes(frame) + measurement_notes(frame, harness_floor)
+        shown += deployment_notes(frame) + measurement_notes(frame, harness_floor, budget_s)
         return _with_gpu(shown, frame, title, baseline, device, notes)
     shown: list = [compare_table(frame, title, baseline, show)]
-    shown.append("1 MAC = 1 multiply-accumulate (FLOPs = 2 x MACs); ! = CI wider than +-2%.")
+    shown.append("1 MAC = 1 multiply-accumulate (FLOPs = 2 x MACs); latency min = the fastest "
+                 "call (noise only adds to it); ! = not reproduced within 2%.")
     if baseline is not None:
-        shown.append(f"baseline: {baseline} (the x columns are multiples of its MACs and "
-                     "latency; --baseline picks another row).")
+        shown.append(f"baseline: {baseline} (the x columns are multiples of its MACs and of its "
+                     "fastest call, with the 95% interval of the ratio; --baseline picks another "
+                     "row).")
     if chart and baseline is not None and len(frame) > 1:
         rows = [(row_label(r), r["macs_ratio_x"], r["latency_ratio_x"])
                 for r in frame.to_dict("records")]
         shown.append(contrast_chart(rows, baseline))
-    shown += table_notes(frame, harness_floor) + roofline_notes(frame, machine, threads)
+    shown += table_notes(frame, harness_floor, budget_s) + roofline_notes(frame, machine, threads)
     return _with_gpu(shown, frame, title, baseline, device, notes)
 
 

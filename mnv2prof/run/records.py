@@ -6,7 +6,10 @@ Column units: `*_bytes` bytes, `*_ms` milliseconds, `macs` multiply-accumulates 
 `*_rel` a fraction (0.02 = 2%), `*_flop_per_byte` FLOPs per byte. `latency_*` is onnxruntime,
 `eager_*` the torch module run eagerly; `*_ci_low_ms` / `*_ci_high_ms` bound the 95% confidence
 interval of the median. Each of the `*_n` samples is the median of one round's burst of
-`*_burst_calls` back-to-back calls (latency.py); `cache_mode` is the cache state they were timed
+`*_burst_calls` back-to-back calls (latency.py); `*_min_ms` is the fastest call, the headline
+(docs/latency.md), `latency_min_spread_rel` how far above it the 4th-best round's fastest call was
+(the run reproduced its minimum when that is within 2%), `latency_min_near_n` the rounds that came
+within 2% of it, and `latency_mins_ms` every round's fastest call; `cache_mode` is the cache state they were timed
 in (warm or cold); `precision` (fp32, int8) and `runtime` (onnxruntime, executorch) what ran
 it, `int8_speedup_x` the fp32 latency over the int8 one (same runtime), `int8_max_abs_err` and
 `int8_sqnr_db` (dB) the int8 model's error against fp32; `host` the machine. `source` is where a
@@ -119,6 +122,9 @@ class Record:
             "latency_ci_rel": round(m.ci_rel, 6),
             "latency_n": m.n,
             "latency_burst_calls": m.burst_calls,
+            "latency_min_ms": _rounded(m.min_ms, 6),
+            "latency_min_spread_rel": _rounded(m.minimum.spread_rel, 6),
+            "latency_min_near_n": m.minimum.near,
             "latency_unstable": m.unstable,
             "int8_speedup_x": _rounded(self.int8_speedup_x, 4),
             "int8_max_abs_err": _rounded(self.int8_max_abs_err, 6),
@@ -133,6 +139,7 @@ class Record:
             "gmacs_per_s": round(self.gmacs_per_s, 4),
             "unhandled_ops": c.unhandled_ops,
             "latency_samples_ms": " ".join(f"{s:.5f}" for s in m.samples_ms),
+            "latency_mins_ms": " ".join(f"{s:.6f}" for s in m.mins_ms),
             "host": _hostname(),  # the machine that measured the row (row() runs there)
             **self.env.columns(),
         }
@@ -144,7 +151,7 @@ def _eager_columns(m: Measurement | None) -> dict[str, object]:
 
 def _measurement_columns(prefix: str, m: Measurement | None) -> dict[str, object]:
     """A measurement's summary columns (empty, n 0, when it was not taken)."""
-    names = ("median", "q1", "q3", "p95", "ci_low", "ci_high")
+    names = ("median", "q1", "q3", "p95", "ci_low", "ci_high", "min")
     if m is None:
         return {f"{prefix}_{k}_ms": None for k in names} | {
             f"{prefix}_ci_rel": None,

@@ -10,12 +10,14 @@ A sweep can take hours, so the CSV is the sweep's journal:
   environment (env.COMPARABLE_KEYS), since its rows could not be compared with the new ones.
 
 Grid points are timed in **batches** (`measure_points`): consecutive points with the same thread
-count, up to the profile's `batch_rows` rows (default 48), timed as one rotation of bursts through
-`pipeline.measure_rows`, with the profile's `budget_s` for each point of the batch. Drift of the
+count, up to the profile's `batch_rows` rows (default 48) and at most `BATCH_TIMING_S` seconds of
+timing (`batch_points`), timed as one rotation of bursts through `pipeline.measure_rows`, with
+the profile's `budget_s` for each point of the batch. Drift of the
 machine then hits every point of a batch alike, not only the variants of one point: on the 2-core
 development machine, whose speed jumps by up to 1.5x over seconds, the seven identical resnet
 rows of the expansion sweep (t = 4..10) spread by up to 30% when each point was timed on its own.
-Rows are written when their batch is done. The cache mode is the profile's, so a file never
+Rows are written when their batch is done, so a kill loses at most the batch being timed: its
+timing (`BATCH_TIMING_S`, or one point's if that is longer) and its exports. The cache mode is the profile's, so a file never
 mixes cache modes (`--resume` refuses a file timed in another).
 
 Past one machine (issue 18): `shard=(K, N)` keeps only the rows of shard K of N
@@ -245,7 +247,8 @@ class Sweep:
                 result = remote(self.profile, pending, append, self.device)
                 missing, reasons = tuple(result.missing), tuple(result.reasons)
             else:
-                for batch in batches(pending, self.profile.batch_rows):
+                for batch in batches(pending, self.profile.batch_rows,
+                                     batch_points(self.profile)):
                     interrupts.check()
                     if hooks.on_batch:
                         hooks.on_batch([p for p, _ in batch], sum(len(s) for _, s in batch))
@@ -259,16 +262,27 @@ class Sweep:
         return SweepResult(self.total, self.skipped, written, missing, reasons)
 
 
+BATCH_TIMING_S = 10.0  # seconds of timing in one batch at most: what a kill can lose
+
+
+def batch_points(profile: Profile, eager: bool | None = None) -> int:
+    """Grid points a batch may hold so that its timing (`budget_s` per point and phase: the
+    point's runtime, and eager torch when it is on) stays within `BATCH_TIMING_S`; at least 1."""
+    phases = 2 if (profile.eager if eager is None else eager) else 1
+    return max(1, int(BATCH_TIMING_S // (profile.timing.budget_s * phases)))
+
+
 def batches(
-    points: Sequence[tuple[GridPoint, Sequence[Subject]]], limit: int
+    points: Sequence[tuple[GridPoint, Sequence[Subject]]], limit: int, max_points: int | None = None
 ) -> list[list[tuple[GridPoint, Sequence[Subject]]]]:
-    """Consecutive (point, specs) with the same thread count, at most `limit` specs a batch (a
-    point larger than the limit is a batch of its own)."""
+    """Consecutive (point, specs) with the same thread count, at most `limit` specs and
+    `max_points` points a batch (a point larger than the limit is a batch of its own)."""
     result: list[list[tuple[GridPoint, Sequence[Subject]]]] = []
     rows = 0
     for point, specs in points:
         current = result[-1] if result else None
-        if current and current[0][0].threads == point.threads and rows + len(specs) <= limit:
+        if (current and current[0][0].threads == point.threads and rows + len(specs) <= limit
+                and (max_points is None or len(current) < max_points)):
             current.append((point, specs))
             rows += len(specs)
         else:
@@ -315,7 +329,8 @@ def measure_profile(
     them (in batches of points timed together), onnxruntime only: what `baseline --profile` and
     `gate --profile` compare."""
     measured = []
-    for batch in batches([(p, p.subjects) for p in profile.points()], profile.batch_rows):
+    points = [(p, p.subjects) for p in profile.points()]
+    for batch in batches(points, profile.batch_rows, batch_points(profile, eager=False)):
         if on_batch:
             on_batch([p for p, _ in batch], sum(len(specs) for _, specs in batch))
         records = iter(measure_points(profile, batch, eager=False))

@@ -20,11 +20,12 @@ def test_compare_all_variants_table_csv_json(run_cli, tmp_path):
     code, out, err = run_cli("compare", *SMALL, "--expansion", "6", "--csv", csv, "--json", js)
     assert code == 0, err
     # the default view: two-line headers, each naming its unit; the other groups only on --show
-    for header in ("variant", "(M)", "peak act", "(KiB)", "latency (ms)", "median ± 95% CI",
-                   "(x conv)", "GMAC/s"):
+    for header in ("variant", "(M)", "peak act", "(KiB)", "latency", "min (ms)", "median ±",
+                   "95% CI (ms)", "(x conv)"):
         assert header in out
-    assert "IQR" not in out and "intensity" not in out
-    assert "baseline: conv (the x columns are multiples of its MACs and latency" in out
+    assert "ratios of min" in out.splitlines()[0]  # the headline estimator, in the title line
+    assert "IQR" not in out and "intensity" not in out and "GMAC/s" not in out
+    assert "baseline: conv (the x columns are multiples of its MACs and of its fastest call" in out
     assert "MACs and latency as multiples of conv's, log scale" in out  # the chart
     assert "Spearman rank correlation between MACs and latency" in out
     frame = pd.read_csv(csv)
@@ -34,6 +35,11 @@ def test_compare_all_variants_table_csv_json(run_cli, tmp_path):
     assert (frame["exp_ratio"] == 6).all() and (frame["in_chs"] == 8).all()
     samples = frame.loc[0, "latency_samples_ms"].split()
     assert len(samples) == frame.loc[0, "latency_n"]
+    mins = [float(x) for x in frame.loc[0, "latency_mins_ms"].split()]
+    assert len(mins) == len(samples) and frame.loc[0, "latency_min_ms"] == pytest.approx(min(mins), abs=1e-6)
+    assert set(frame["latency_ratio_estimator"]) == {"min"}
+    assert (frame["latency_ratio_ci_low_x"] <= frame["latency_ratio_x"]).all()
+    assert (frame["latency_ratio_x"] <= frame["latency_ratio_ci_high_x"]).all()
     assert frame.loc[frame["variant"] == "conv", "macs"].item() == 8 * 8 * 8 * 8 * 9
     records = json.loads(js.read_text())
     assert [r["variant"] for r in records] == list(DEFAULT_VARIANTS)

@@ -175,12 +175,28 @@ def test_converged_runners_leave_the_rotation_and_noisy_ones_use_the_budget():
         clock.t += 1_000_000
         steady["calls"] += 1
 
-    runners = {"quiet": quiet, "noisy": NoisyRunner(clock)}
+    runners = {"quiet": quiet, "noisy": NoisyRunner(clock), "drifting": DriftingRunner(clock)}
     spec = TimingSpec(budget_s=0.2, warmup=0, min_samples=10, max_samples=1000)
     result = measure(runners, spec, clock=clock)
     assert result["quiet"].n == 10  # converged (CI width 0) at the first check
     assert not result["quiet"].unstable
-    assert result["noisy"].n > 10 and result["noisy"].unstable
+    noisy = result["noisy"]  # the median's CI never closes, so it samples to the budget...
+    assert noisy.n > 10 and noisy.ci_rel > spec.target_ci_rel
+    assert noisy.mins_ms == (1.0, 3.0) * (noisy.n // 2)  # ...but its 1 ms floor recurs:
+    assert noisy.min_ms == 1.0 and not noisy.unstable  # the headline is reproduced
+    drifting = result["drifting"]  # every round a new fastest call: never reproduced
+    assert drifting.n == noisy.n and drifting.unstable and drifting.minimum.near == 1
+
+
+class DriftingRunner:
+    """Each call 5% faster than the last, from 2 ms: no minimum is ever reached twice."""
+
+    def __init__(self, clock):
+        self.clock, self.ms = clock, 2.0
+
+    def __call__(self):
+        self.clock.t += int(self.ms * 1e6)
+        self.ms *= 0.95
 
 
 def test_runners_outside_converge_do_not_hold_sampling_open():

@@ -66,3 +66,32 @@ def test_importing_stats_does_not_import_scipy():
     code = "import sys, mnv2prof.measure.stats; print('scipy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_minimum_and_how_well_a_run_reproduced_it():
+    from mnv2prof.measure.stats import MIN_RANK, minimum, min_spread_rel
+
+    mins = [1.30, 1.00, 1.01, 1.50, 1.015, 1.02, 2.0]  # the 4th best is 1.02: 2% above
+    m = minimum(mins)
+    assert MIN_RANK == 4 and m.value == 1.0 and m.n == 7
+    assert m.spread_rel == pytest.approx(0.02) and m.near == 4  # 1.00, 1.01, 1.015, 1.02
+    assert min_spread_rel(mins) == pytest.approx(m.spread_rel)
+    assert minimum([1.0, 1.0, 1.0]).spread_rel == math.inf  # fewer than MIN_RANK rounds
+    assert math.isnan(minimum([]).value)
+
+
+def test_a_ratio_of_minima_spans_both_spreads():
+    from mnv2prof.measure.stats import ratio_interval
+
+    low, high = ratio_interval(0.5, 0.02, 0.01)  # contrast within 2%, reference within 1%
+    assert low == pytest.approx(0.5 * 0.98 / 1.01) and high == pytest.approx(0.5 * 1.02 / 0.99)
+    assert ratio_interval(0.5, 0.0, 0.0) == (0.5, 0.5)
+    assert all(math.isnan(v) for v in ratio_interval(0.5, math.inf, 0.0))
+
+
+def test_the_suggested_budget_reaches_the_minimum_min_rank_times():
+    from mnv2prof.measure.stats import suggested_budget
+
+    assert suggested_budget(2.0, 1) == 8.0  # 1 near round in 2 s: 4 take 8 s
+    assert suggested_budget(2.0, 3) == 3.0  # 2.67 s, rounded up to half a second
+    assert suggested_budget(2.0, 0) == 8.0 and suggested_budget(30.0, 1) == 60.0  # at most 60

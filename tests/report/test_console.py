@@ -7,7 +7,13 @@ from mnv2prof.measure.env import current_environment
 from mnv2prof.measure.latency import Measurement
 from mnv2prof.models.variants import VARIANTS, BlockSpec
 from mnv2prof.onnx.atomic import write_atomic
-from mnv2prof.report.console import rank_agreement, records_frame, table_notes
+from mnv2prof.report.console import (
+    compare_table,
+    measurement_notes,
+    rank_agreement,
+    records_frame,
+    table_notes,
+)
 from mnv2prof.run.records import Record
 
 
@@ -87,3 +93,39 @@ def test_table_shows_ci_eager_bytes_and_intensity_and_notes_the_floor():
     notes = table_notes(frame, floor)
     assert "harness floor: 0.0100 ms (median of 20 rounds" in notes[-1]
     assert not any("unstable" in n for n in notes)
+
+
+def _timed(label, macs, mins, samples=None):
+    cost = CountedCost(1, macs, 0, 100, 10, 1000, "")
+    mins = tuple(mins)
+    m = Measurement(tuple(samples or [x * 1.1 for x in mins]), 1, mins)
+    return Record(_subject(label), cost, m, 1, current_environment())
+
+
+def test_the_latency_ratio_is_of_minima_with_its_interval_and_named():
+    conv = _timed("conv", 100, [2.0, 2.01, 2.02, 2.0, 2.5])  # 4th best 2.02: spread 1%
+    dwsep = _timed("dwsep", 14, [0.5, 0.51, 0.5, 0.6, 0.505])  # 4th best 0.51: spread 2%
+    frame = records_frame([conv, dwsep], "conv")
+    assert frame["latency_min_ms"].tolist() == [2.0, 0.5]
+    assert frame["latency_ratio_x"].tolist() == [1.0, 0.25]
+    assert frame["latency_ratio_ci_low_x"].tolist() == [1.0, round(0.25 * 0.98 / 1.01, 4)]
+    assert frame["latency_ratio_ci_high_x"].tolist() == [1.0, round(0.25 * 1.02 / 0.99, 4)]
+    assert set(frame["latency_ratio_estimator"]) == {"min"}
+    cells = {str(c.header): list(c.cells) for c in compare_table(frame, "t", "conv").columns}
+    assert cells["latency\n(x conv)"] == ["1.000 ± 0.000", "0.250 ± 0.008"]
+
+
+def test_rows_without_minima_fall_back_to_a_ratio_of_medians_and_say_so():
+    frame = records_frame([_record("conv", 100, 2.0), _record("mbv2", 150, 3.0)], "conv")
+    assert set(frame["latency_ratio_estimator"]) == {"median"}
+
+
+def test_a_row_whose_minimum_was_not_reproduced_is_flagged_with_a_budget_to_try():
+    drifting = _timed("mbv2", 150, [2.0 * 0.95**i for i in range(20)])  # each round faster
+    steady = _timed("conv", 100, [1.0] * 20)
+    frame = records_frame([steady, drifting], "conv")
+    assert frame["latency_unstable"].tolist() == [False, True]
+    assert frame["latency_min_near_n"].tolist() == [20, 1]
+    (note,) = [n for n in measurement_notes(frame, None, budget_s=2.0) if n.startswith("!")]
+    assert "minimum not reproduced" in note and ": mbv2;" in note
+    assert "--budget 8 should" in note  # 1 round within 2% in 2 s: 4 need 8 s

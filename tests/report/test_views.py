@@ -35,7 +35,9 @@ def _records():
     for label, variant, chunks, macs, peak, ms in ROWS:
         samples = tuple(ms * (1 + 0.05 * np.sin(i)) for i in range(20))
         cost = CountedCost(1_234_567, macs, 2_000_000, peak, 250_000, 20_000_000, "", 9)
-        records.append(Record(BlockSpec(variant, chunks=chunks), cost, Measurement(samples), 1,
+        mins = tuple(0.95 * x for x in samples)
+        records.append(Record(BlockSpec(variant, chunks=chunks), cost,
+                              Measurement(samples, 1, mins), 1,
                               env, eager=Measurement(samples), measured_peak_bytes=peak))
     return records
 
@@ -61,10 +63,12 @@ def test_the_default_compare_view_fits_with_every_number_whole(width):
     rows = [line for line in text.splitlines() if line.split() and line.split()[0].startswith(names)]
     assert len(rows) == 9  # one line per row: none wrapped
     assert "mbv2-streamed (6 chunks)" in text
-    for median in frame["latency_median_ms"]:
-        assert f"{median:,.3f} ±" in text  # every latency whole
-    for header in ("(M)", "peak act", "(KiB)", "latency (ms)", "median ± 95% CI", "(x conv)",
-                   "GMAC/s"):
+    for median in frame["latency_median_ms"]:  # every latency whole, 4 significant digits
+        assert f"{median:,.{3 if median < 10 else 2}f} ±" in text
+    for fastest, ratio in zip(frame["latency_min_ms"], frame["latency_ratio_x"], strict=True):
+        assert f"{fastest:,.3f}" in text and f"{ratio:.{3 if ratio < 10 else 1}f} ±" in text
+    for header in ("(M)", "peak act", "(KiB)", "latency", "min (ms)", "median ±", "95% CI (ms)",
+                   "(x conv)"):
         assert header in text
 
 

@@ -254,3 +254,18 @@ def test_a_batch_is_timed_as_one_rotation_with_the_budget_of_its_points(monkeypa
     ((specs, timing, kw),) = seen
     assert len(specs) == 6 and timing.budget_s == pytest.approx(3 * 0.05)
     assert kw["eager"] is True and kw["seed"] == 0
+
+
+def test_a_batch_holds_at_most_ten_seconds_of_timing():
+    """A kill loses at most the batch being timed: the expansion sweep (10 points of 1 s, eager
+    on: 2 s a point) is two batches of 5 points, not one of 10."""
+    from mnv2prof.run.profiles import load_profile, profiles_dir
+    from mnv2prof.run.sweep import BATCH_TIMING_S, batch_points, batches
+
+    profile = load_profile(profiles_dir() / "expansion-sweep.toml")
+    assert BATCH_TIMING_S == 10.0 and profile.timing.budget_s == 1.0 and profile.eager
+    assert batch_points(profile) == 5 and batch_points(profile, eager=False) == 10
+    points = [(p, p.subjects) for p in profile.points()]
+    grouped = batches(points, profile.batch_rows, batch_points(profile))
+    assert [len(b) for b in grouped] == [5, 5]  # 15 rows each, within batch_rows = 48
+    assert [p.values for b in grouped for p, _ in b] == [p.values for p, _ in points]
