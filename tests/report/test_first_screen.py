@@ -104,3 +104,76 @@ def test_compare_streams_in_t_chunks_by_default(run_cli, tmp_path):
     code, out, err = run_cli("compare", *SMALL, "--variants", "mbv2-streamed",
                              "--baseline", f"mbv2-streamed/k{T}")
     assert code == 0, err
+
+
+# ---- the MACs-against-latency chart: bars proportional to log(ratio), axis at least 0.5x-2x -----
+
+
+def _chart_text(rows, baseline, width):
+    from rich.console import Console
+
+    from mnv2prof.report.chart import contrast_chart
+
+    console = Console(width=width, record=True, color_system=None)
+    console.print(contrast_chart(rows, baseline))
+    return console.export_text()
+
+
+def test_near_1x_the_axis_is_half_to_twice_and_bars_are_short():
+    from mnv2prof.report.chart import LogAxis
+
+    # mbv2, mbv2-nonlinear, mbv2-noskip against mbv2: the issue's 0.99x ... 1xx axis
+    axis = LogAxis.spanning([1.0, 1.0, 1.0, 0.99, 1.0, 1.02], 61)
+    assert (axis.low, axis.high, axis.one) == (0.5, 2.0, 30)
+    assert axis.labels() == "0.5x" + " " * 25 + "1x" + " " * 28 + "2x"
+    assert axis.bar(1.0) == (31, 0) and axis.bar(0.99) == (30, 0)  # under half a cell
+    assert axis.bar(1.02) == (31, 1)  # log10(1.02) x 60 / log10(4) = 0.86 cells
+    assert axis.bar(0.5) == (0, 30) and axis.bar(2.0) == (31, 30)  # a factor 2 is half the axis
+
+
+def test_the_axis_widens_to_1_2_5_values_and_bars_stay_proportional():
+    from mnv2prof.report.chart import LogAxis
+
+    axis = LogAxis.spanning([1.0, 0.14, 0.27, 6.67, 6.5], 81)
+    assert (axis.low, axis.high, axis.one, axis.cells_per_decade) == (0.1, 10.0, 40, 40.0)
+    # 0.5x centred on cell 28 (log10 5 x 40 = 27.96), 2x on 52, 1x on 40
+    assert axis.labels() == ("0.1x" + " " * 22 + "0.5x" + " " * 9 + "1x" + " " * 10 + "2x"
+                             + " " * 25 + "10x")
+    assert axis.bar(0.14) == (6, 34)  # |log10 0.14| x 40 = 34.2
+    assert axis.bar(6.67) == (41, 33)  # log10 6.67 x 40 = 33.0
+    assert axis.bar(0.1) == (0, 40) and axis.bar(10.0) == (41, 40)  # to the axis' ends
+    assert LogAxis.spanning([0.3, 3.0], 50).labels().split() == ["0.2x", "0.5x", "1x", "2x", "5x"]
+    wide = LogAxis.spanning([0.004, 300.0], 70)
+    assert (wide.low, wide.high) == (0.002, 500.0)
+    assert wide.labels().split() == ["0.002x", "0.01x", "0.1x", "1x", "2x", "10x", "100x",
+                                     "500x"]  # 0.5x would crowd 1x
+
+
+@pytest.mark.parametrize("ratios", [[1.0, 0.99, 1.02], [1.0, 0.999, 1.001], [1.0, 0.5, 2.0],
+                                    [1.0, 0.14, 6.67], [1.0, 1.0], [1.0, 0.01, 150.0]])
+@pytest.mark.parametrize("width", [40, 80, 100])
+def test_every_axis_reads_1x_once_with_well_formed_labels(ratios, width):
+    from mnv2prof.report.chart import LogAxis
+
+    axis = LogAxis.spanning(ratios, width)
+    line = axis.labels()
+    assert len(line) == width
+    tokens = line.split()
+    assert tokens.count("1x") == 1 and tokens[0] != "1x" != tokens[-1]
+    assert all(re.fullmatch(r"\d+(\.\d+)?x", t) for t in tokens), tokens
+    values = [float(t[:-1]) for t in tokens]
+    assert values == sorted(values) and values[0] <= 0.5 and values[-1] >= 2
+    one = re.search(r"(?<![\d.])1x", line).start()
+    assert one in (axis.one - 1, axis.one)  # centred on the 1x line
+
+
+def test_the_chart_of_near_equal_rows_is_near_empty():
+    rows = [("mbv2", 1.0, 1.0), ("mbv2-nonlinear", 1.0, 0.99), ("mbv2-noskip", 1.0, 1.02)]
+    text = _chart_text(rows, "mbv2", 100)
+    lines = text.splitlines()
+    assert lines[0].split() == ["0.5x", "1x", "2x"]
+    assert all(len(line) <= 100 for line in lines)
+    bars = [line for line in lines if line.rstrip().endswith("x") and "│" in line]
+    assert len(bars) == 6
+    assert sum(line.count("█") for line in bars) == 1  # the 1.02x latency, one cell
+    assert len({line.index("│") for line in bars}) == 1  # one 1x line
