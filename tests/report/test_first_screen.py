@@ -177,3 +177,57 @@ def test_the_chart_of_near_equal_rows_is_near_empty():
     assert len(bars) == 6
     assert sum(line.count("█") for line in bars) == 1  # the 1.02x latency, one cell
     assert len({line.index("│") for line in bars}) == 1  # one 1x line
+
+
+# ---- notes under the tables, wrapped to the terminal ---------------------------------------------
+
+
+@pytest.fixture
+def columns_80(monkeypatch):
+    """stdout as a pipe with COLUMNS=80 sees it (cli.app builds its console at import)."""
+    import importlib
+    import sys
+
+    from rich.console import Console
+
+    cli_app = importlib.import_module("mnv2prof.cli.app")  # the module: cli's `app` is the Typer
+
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setattr(cli_app, "stdout", Console(width=cli_app._width(sys.stdout)))
+    assert cli_app.stdout.width == 80
+
+
+def test_a_note_wraps_at_spaces_indents_and_keeps_brackets_and_paths(columns_80, capsys):
+    from mnv2prof.cli.app import note
+
+    path = "/very/long/" + "folder/" * 14 + "file.csv"  # 109 characters: one word
+    text = ("! unstable timing (the 95% CI of the median is wider than +-2% of it when the budget "
+            "ran out): mbv2-nonlinear, mbv2-streamed (6 chunks); the profile's [grid] and "
+            f"[measure] tables; {path} kept whole.")
+    note(text)
+    note("  an indented note " + "word " * 30)
+    note("short")
+    lines = capsys.readouterr().out.splitlines()
+    long_words = [line for line in lines if len(line) > 80]
+    assert long_words == [f"  {path}"]  # a word longer than the line, left whole
+    first = lines[: lines.index(f"  {path}") + 2]
+    assert first[0].startswith("! unstable") and all(line.startswith("  ") for line in first[1:])
+    assert " ".join(" ".join(first).split()) == text  # every word, in order, brackets kept
+    assert "mbv2-streamed (6" in " ".join(first) and "mbv2-\n" not in "\n".join(first)
+    indented = lines[len(first):-1]
+    assert indented[0].startswith("  an indented") and len(indented) > 1
+    assert all(line.startswith("    word") for line in indented[1:])
+    assert lines[-1] == "short"
+
+
+def test_compare_notes_fit_80_columns(run_cli, columns_80):
+    code, out, err = run_cli("compare", *SMALL, "--variants", "conv,dwsep,mbv2")
+    assert code == 0, err
+    lines = out.splitlines()
+    # the table is printed at its own width; from the first note on, nothing passes 80
+    notes = lines[next(i for i, line in enumerate(lines) if line.startswith("1 MAC = 1")):]
+    assert max(len(line) for line in notes) <= 80, max(notes, key=len)
+    words = " ".join(" ".join(notes).split())
+    assert "Spearman rank correlation between MACs and latency: rho = " in words
+    assert "harness floor: " in words and "the part of every latency that is the call itself" in words
+    assert any(line.startswith("  ") for line in notes)  # a wrapped note's continuation
