@@ -137,7 +137,7 @@ def compare(
     kernel_size: int = 3,
     stride: int = 1,
     batch: int = 1,
-    chunks: Sequence[int] = (1,),
+    chunks: Sequence[int] | None = None,
     budget: float = 2.0,
     threads: int = 1,
     cache: str = "warm",
@@ -153,7 +153,9 @@ def compare(
     counted and timed on every precision and runtime; one row per (subject, precision, runtime),
     with the CSV's columns, `macs_ratio_x` and `latency_ratio_x` against `baseline` (default:
     conv when it is among the rows, else the first) and the roofline columns when this CPU is
-    calibrated. `force`: measure even what looks too large for the memory available."""
+    calibrated. `chunks`: mbv2-streamed's chunk counts, a row each (default: t, the paper's t
+    pieces, `variants.default_chunks`). `force`: measure even what looks too large for the
+    memory available."""
     from mnv2prof.measure.roofline import add_roofline, load_machine
     from mnv2prof.models.variants import with_chunks
     from mnv2prof.report.console import records_frame
@@ -165,7 +167,8 @@ def compare(
                        kernel_size=kernel_size, stride=stride, batch=batch)
     items = [] if variants is None else (variants.split(",") if isinstance(variants, str)
                                          else list(variants))
-    subjects = with_chunks([_variant(v, spec_values) for v in items], tuple(chunks))
+    subjects = with_chunks([_variant(v, spec_values) for v in items],
+                           tuple(chunks) if chunks is not None else None)
     subjects += [_model(m, shape) for m in models]
     if not subjects:
         raise UsageError("nothing to measure: give variants or models")

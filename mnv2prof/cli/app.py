@@ -54,15 +54,32 @@ def say(line: str) -> None:
     stdout.print(line, highlight=False, soft_wrap=True)
 
 
+def note(text: str) -> None:
+    """A note under a table on stdout, wrapped at spaces to the console's width (the terminal's,
+    else $COLUMNS or `PIPED_WIDTH`), each continuation indented two spaces past the line's own
+    indent so a note reads as one block. Plain text, never markup: a note may quote [grid].
+    A word longer than the width (a path) is left whole, to be copied."""
+    import textwrap
+
+    from rich.text import Text
+
+    for line in text.splitlines() or [""]:
+        indent = " " * (len(line) - len(line.lstrip(" ")))
+        pieces = textwrap.wrap(line, stdout.width, subsequent_indent=indent + "  ",
+                               break_long_words=False, break_on_hyphens=False) or [""]
+        for piece in pieces:
+            stdout.print(Text(piece), highlight=False, soft_wrap=True)
+
+
 def show(items) -> None:
-    """Print tables, and lines as `say` prints them, in order. A table wider than the terminal
+    """Print tables, and lines as `note` prints them, in order. A table wider than the terminal
     (a `--show` view with many groups) is printed at its own width, its lines left to wrap: rich
     would otherwise shrink its columns and cut cells ("9,…"), and a cut number is no number."""
     from rich.table import Table
 
     for item in items:
         if isinstance(item, str):
-            say(item)
+            note(item)
         elif isinstance(item, Table):
             needed = stdout.measure(item, options=stdout.options.update_width(10_000)).maximum
             width = stdout.width

@@ -74,10 +74,12 @@ def compare(
     csv: Csv = None,
     json: Json = None,
     chunks: Annotated[
-        str,
+        str | None,
         typer.Option("--chunks", help="Chunk counts for mbv2-streamed, e.g. 1,2,6: one row each "
-                     "(mbv2-streamed/kK)."),
-    ] = "1",
+                     "(mbv2-streamed/kK; 1 is mbv2 itself). Default: t, the paper's t pieces "
+                     "(section 5.1).",
+                     show_default=False),
+    ] = None,
     device: Device = "cpu",
     no_eager: NoEager = False,
     show: show_option(COMPARE_GROUPS) = None,
@@ -98,7 +100,8 @@ def compare(
     """
     from mnv2prof.models.variants import parse_chunk_list, with_chunks
 
-    measured = with_chunks(subjects(ctx, spec, variants, models), parse_chunk_list(chunks))
+    measured = with_chunks(subjects(ctx, spec, variants, models),
+                           parse_chunk_list(chunks) if chunks is not None else None)
     labels = [s.label for s in measured]
     baseline = row_name(baseline) if baseline else ("conv" if "conv" in labels else labels[0])
     if baseline not in labels and baseline not in {s.variant for s in measured}:

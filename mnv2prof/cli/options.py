@@ -89,8 +89,8 @@ Precision = Annotated[
 ]
 Runtime = Annotated[
     str,
-    typer.Option("--runtime", help="onnxruntime, executorch (XNNPACK; needs pip install -e "
-                 "'.[mobile]') or both, comma-separated: one row per runtime."),
+    typer.Option("--runtime", help="onnxruntime, executorch (XNNPACK; needs pip install "
+                 "'mnv2prof\\[mobile]') or both, comma-separated: one row per runtime."),
 ]
 Calibration = Annotated[
     str,

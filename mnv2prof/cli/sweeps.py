@@ -50,7 +50,7 @@ def sweep(
     device: Device = "cpu",
     cache: Annotated[
         str | None,
-        typer.Option("--cache", help="warm or cold: replaces the profile's [measure] cache "
+        typer.Option("--cache", help="warm or cold: replaces the profile's \\[measure] cache "
                      "(default warm)."),
     ] = None,
     force_size: Annotated[
@@ -68,7 +68,8 @@ def sweep(
         typer.Option("--ray", metavar="ADDRESS", help="Run the grid points as tasks on a Ray "
                      "cluster: auto (the one `ray start` started here), local (start one on "
                      "this machine) or HOST:PORT of the head. Each node must offer the "
-                     "mnv2prof_timer resource once: one timing per host. Needs the ray extra. "
+                     "mnv2prof_timer resource once: one timing per host. Needs the ray extra: "
+                     "pip install 'mnv2prof\\[ray]'. "
                      "See docs/scale.md."),
     ] = None,
 ) -> None:

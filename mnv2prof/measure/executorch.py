@@ -1,7 +1,7 @@
 """ExecuTorch beside onnxruntime: a block lowered to an XNNPACK `.pte` (fp32 or int8), cached,
 and a runner that times it like `latency.OrtRunner`.
 
-ExecuTorch is an optional dependency (`pip install -e '.[mobile]'`): nothing here imports it
+ExecuTorch is an optional dependency (`pip install 'mnv2prof[mobile]'`): nothing here imports it
 until a function needs it, and then a missing install is one `UsageError` line
 (`INSTALL_HINT`). `available()` says whether it is installed, without importing it.
 
@@ -93,7 +93,9 @@ from mnv2prof.onnx.quantize import (
 )
 from mnv2prof.quiet import silenced
 
-INSTALL_HINT = "--runtime executorch needs ExecuTorch: pip install -e '.[mobile]'"
+# pip install 'mnv2prof[mobile]' fits an installed package and an editable checkout alike:
+# pip finds mnv2prof installed and adds only the extra's packages.
+INSTALL_HINT = "--runtime executorch needs ExecuTorch: pip install 'mnv2prof[mobile]'"
 PRECISIONS = ("fp32", "int8")
 PTE_FORMAT = 1  # bump when the way .pte files are made changes, to invalidate old caches
 METHOD_NAME = "forward"

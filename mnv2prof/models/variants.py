@@ -89,7 +89,7 @@ VARIANTS: dict[str, VariantInfo] = {
 }
 
 # What `compare` runs without --variants: the eight blocks that differ in their maths.
-# mbv2-streamed is left out: it is mbv2 under another schedule (compare it with --chunks).
+# mbv2-streamed is left out: it is mbv2 under another schedule (ask for it in --variants).
 DEFAULT_VARIANTS: tuple[str, ...] = (
     "conv", "dwsep", "mbv2", "mbv2-nonlinear", "mbv2-noskip", "resnet", "fused", "shufflev2",
 )  # fmt: skip
@@ -351,10 +351,30 @@ def takes_chunks(spec: BlockSpec) -> bool:
     return spec.builtin and VARIANTS[spec.variant].uses_chunks
 
 
-def with_chunks(specs: list[BlockSpec], chunks: tuple[int, ...]) -> list[BlockSpec]:
-    """Each spec whose variant takes chunks once per chunk count; the others once, unchanged."""
+def default_chunks(spec: BlockSpec) -> int:
+    """The chunk count `compare` gives mbv2-streamed when none is asked for: t, the paper's t
+    pieces (section 5.1). The paper bounds the schedule's memory by the bottleneck tensors plus
+    one piece of n / t channels (n = t x C, the expanded tensor), and t is the fewest chunks
+    whose piece is that narrow.
+
+    Measured (static peak at fp32): with C in and out and stride 1, fewer chunks leave one
+    piece's conv and ReLU6 outputs alive beside the input and the partial sum, 2 x t x C / k +
+    2 x C channels; from t chunks on the peak is 4 x C (the input, two partial sums, their sum)
+    and more chunks lower nothing. At C=32, 56x56, t=6: 5,096 KiB at 1 chunk (mbv2 itself),
+    3,136 at 2, 2,352 at 3, 1,960 at 4, 1,568 at 6, 8, 12 and 24. Elsewhere t is not always
+    the lowest: at stride 2 the peak keeps falling past t chunks, and with out_chs = 3 x C the
+    wider partial sums make 2 chunks lower than t (docs/networks.md)."""
+    return spec.exp_ratio if takes_chunks(spec) else 1
+
+
+def with_chunks(specs: list[BlockSpec], chunks: tuple[int, ...] | None = None) -> list[BlockSpec]:
+    """Each spec whose variant takes chunks once per chunk count (None: once, at its
+    `default_chunks`); the others once, unchanged."""
+    def counts(spec: BlockSpec) -> tuple[int, ...]:
+        return chunks if chunks is not None else (default_chunks(spec),)
+
     return [
         spec.with_(chunks=k) if takes_chunks(spec) else spec
         for spec in specs
-        for k in (chunks if takes_chunks(spec) else (1,))
+        for k in (counts(spec) if takes_chunks(spec) else (1,))
     ]

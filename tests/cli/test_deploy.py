@@ -95,7 +95,7 @@ def test_executorch_missing_names_the_extra(run_cli, monkeypatch):
     monkeypatch.setattr(executorch, "available", lambda: False)
     code, _, err = run_cli("compare", *SMALL, "--runtime", "executorch")
     assert code == 2
-    assert "--runtime executorch needs ExecuTorch: pip install -e '.[mobile]'" in err
+    assert "--runtime executorch needs ExecuTorch: pip install 'mnv2prof[mobile]'" in err
 
 
 def test_profile_of_a_foreign_model_in_int8_and_its_refusals(run_cli, tmp_path):

@@ -23,7 +23,7 @@ def test_a_missing_executorch_is_one_usage_line(monkeypatch, tmp_path):
             source.build(0), SPEC.input_shape, source.name, source.identity, directory=tmp_path
         )
     assert str(err.value) == INSTALL_HINT
-    assert str(err.value) == ("--runtime executorch needs ExecuTorch: pip install -e '.[mobile]'")
+    assert str(err.value) == "--runtime executorch needs ExecuTorch: pip install 'mnv2prof[mobile]'"
     with pytest.raises(UsageError, match="needs ExecuTorch"):
         EtRunner(tmp_path / "none.pte")
     assert list(tmp_path.iterdir()) == []

@@ -120,9 +120,11 @@ def test_the_chart_puts_both_bars_on_one_log_scale_around_1x():
     dwsep_macs = lines[("dwsep", "MACs")].count("█")
     dwsep_latency = next(v for k, v in lines.items() if k[0] == "latency" and "0.27x" in v)
     assert dwsep_macs > dwsep_latency.count("█") > 1  # fewer MACs than it saves in time
-    one = lines[("conv", "MACs")].index("█")  # conv sits on the 1x line
-    assert lines[("dwsep", "MACs")].rstrip().rindex("█") == one  # dwsep's bars end on it
-    assert lines[("fused", "MACs")].index("█") == one  # fused's start on it, to the right
+    conv = next(line for line in text.splitlines() if line.split()[:2] == ["conv", "MACs"])
+    one = conv.index("│")  # conv's bars are the 1x line alone
+    assert "█" not in conv
+    assert lines[("dwsep", "MACs")].rstrip().rindex("█") == one - 1  # dwsep's end beside it
+    assert lines[("fused", "MACs")].index("█") == one + 1  # fused's start beside it, rightwards
     assert "multiples of conv's, log scale" in text
 
 

@@ -19,8 +19,14 @@ C, R = 32, 56  # the README's example block, t = 6
         (1, 4 * R * R * (2 * 6 * C + C)),
         # one 96-channel group's conv and ReLU6 outputs, the input, the partial sum
         (2, 4 * R * R * (2 * 3 * C + C + C)),
-        # one 32-channel group's conv and ReLU6 outputs, the input, the partial sum
+        # one 48-channel group's conv and ReLU6 outputs, the input, the partial sum
+        (4, 4 * R * R * (2 * 6 * C // 4 + C + C)),
+        # one 32-channel group's conv and ReLU6 outputs, the input, the partial sum; and as much
+        # at the Add of two partial sums (the input, both operands, their sum): 4 x C
         (6, 4 * R * R * (2 * C + C + C)),
+        # past t chunks the Add's 4 x C is the peak, no longer the 16-channel group (the default
+        # chunk count t is the fewest that reach it: models.variants.default_chunks)
+        (12, 4 * R * R * 4 * C),
     ],
 )
 def test_streamed_block_peak_falls_macs_stay(chunks, peak_bytes):
