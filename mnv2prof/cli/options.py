@@ -235,9 +235,13 @@ def given(ctx: typer.Context, names) -> list[str]:
 
 def subjects(ctx: typer.Context, spec: SpecOptions, variants: str, models: ModelOptions) -> list:
     """What a command measures: the --variants' blocks at the spec flags, then the --model
-    models. With --model and no --variants, the models alone."""
+    models. With --model and no --variants, the models alone. mbv2-streamed is in its default
+    chunks (t: variants.default_chunks) in every command, so a baseline and a compare agree."""
+    from mnv2prof.models.variants import with_chunks
+
     model_specs = models.specs()
     blocks = [] if model_specs and not given(ctx, ["variants"]) else spec.specs(variants)
+    blocks = with_chunks(blocks)
     names = [s.variant for s in blocks] + [m.variant for m in model_specs]
     if len(set(names)) != len(names):
         twice = sorted({n for n in names if names.count(n) > 1})
