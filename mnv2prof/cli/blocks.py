@@ -124,8 +124,7 @@ def compare(
     frame = add_roofline(records_frame(run.records, baseline), machine)
     runtimes = " and ".join(dict.fromkeys(t.runtime for t in targets))
     what = spec.title if any(isinstance(s, BlockSpec) for s in measured) else "models"
-    title = (f"{what}, {runtimes} CPU, {timing.threads} thread(s), cache {timing.cache}, "
-             "ratios of min")
+    title = f"{what}, {runtimes} CPU, {timing.threads} thread(s), cache {timing.cache}"
     show_all(compare_report(frame, title, baseline, run.harness_floor, run_notes(run), machine,
                             timing.threads, device, groups, chart=not no_chart,
                             budget_s=timing_spec.budget_s))

@@ -232,11 +232,14 @@ def compare_report(
     )
 
     if is_deployment_frame(frame):  # precisions or runtimes side by side
+        title += ", int8 speedups of medians"
         shown = [deployment_table(frame, title, show)]
         if show - {"accuracy"}:  # the other groups: a row per (block, precision, runtime)
             shown.append(compare_table(frame, f"{title}: each row", baseline, show))
         shown += deployment_notes(frame) + measurement_notes(frame, harness_floor, budget_s)
         return _with_gpu(shown, frame, title, baseline, device, notes)
+    if "latency_ratio_estimator" in frame and len(frame):  # the headline, named in the title
+        title += f", ratios of {frame['latency_ratio_estimator'].iloc[0]}"
     shown: list = [compare_table(frame, title, baseline, show)]
     shown.append("1 MAC = 1 multiply-accumulate (FLOPs = 2 x MACs); latency min = the fastest "
                  "call (noise only adds to it); ! = not reproduced within 2%.")
