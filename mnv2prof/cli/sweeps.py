@@ -101,6 +101,10 @@ def sweep(
     part = parse_shard(shard) if shard is not None else None
     if ray is not None and not ray.strip():
         raise UsageError("--ray needs an address: auto, local or HOST:PORT of the head node")
+    if ray is not None and ray.strip() not in ("auto", "local") and "://" not in ray:
+        from mnv2prof.run.cluster import check_address
+
+        check_address(ray.strip())  # before the plan: its form needs no Ray
     check_target(out, "--out")
     plan = with_cache(load_profile(profile, max_points or MAX_POINTS), cache)
     if ray is None:  # on a cluster, the hosts' cores and devices count, not this machine's

@@ -2,6 +2,7 @@
 the exit, a grid too large to plan, and a Ray address that cannot be reached each end with their
 exit code and one line on stderr."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -248,3 +249,78 @@ def test_planning_a_large_grid_stops_at_sigterm(tmp_path):
     process.send_signal(signal.SIGTERM)
     _interrupted(process, " (SIGTERM)")
     assert time.monotonic() - sent < 10  # was ignored until planning ended (minutes)
+
+
+# -- part 7: Ray addresses that cannot be reached, in one line and a bounded time -------------
+
+@pytest.mark.parametrize("address, problem", [
+    (":6379", "no host"),
+    ("head", "no port"),
+    ("head:port", "the port 'port' is not a number from 1 to 65535"),
+    ("10.0.0.5:99999", "the port '99999' is not a number from 1 to 65535"),
+    ("::1:6379", "an IPv6 host goes in brackets, [::1]:6379"),
+])
+def test_a_ray_address_not_host_port_is_one_line_before_anything(run_cli, tmp_path, address,
+                                                                   problem):
+    started = time.monotonic()
+    code, out, err = run_cli("sweep", tiny_profile(tmp_path, 8), "--out", tmp_path / "o.csv",
+                             "--ray", address)
+    assert code == ExitCode.USAGE and out == ""
+    assert _errors(err) == [f"mnv2prof: error: --ray {address}: not HOST:PORT ({problem}): give "
+                            "the head node's GCS address (`ray start --head` prints it, e.g. "
+                            "10.0.0.5:6379), auto or local"]
+    assert time.monotonic() - started < 10  # Ray not even imported
+
+
+def _ray_errors(err: str) -> list[str]:
+    lines = _errors(err)
+    assert lines[0].startswith("mnv2prof: connecting to Ray"), err  # the progress line
+    assert "Traceback" not in err and "gcs_client" not in err
+    return lines[1:]
+
+
+def test_a_closed_port_is_refused_within_the_stated_bound(run_cli, tmp_path):
+    pytest.importorskip("ray")
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on once closed
+        probe.bind(("0.0.0.0", 0))
+        port = probe.getsockname()[1]
+    started = time.monotonic()
+    code, _, err = run_cli("sweep", tiny_profile(tmp_path, 8), "--out", tmp_path / "o.csv",
+                           "--ray", f"127.0.0.1:{port}")
+    assert code == ExitCode.USAGE
+    [line] = _ray_errors(err)
+    assert f":{port} within 3 s (Connection refused)" in line
+    assert time.monotonic() - started < 30  # 27.8 s and 20 lines of gcs_client.cc before
+
+
+def test_a_port_that_is_no_ray_head_is_refused_within_the_stated_bound(run_cli, tmp_path):
+    pytest.importorskip("ray")
+    import socket
+    import threading
+
+    held = []
+    server = socket.socket()
+    server.bind(("0.0.0.0", 0))  # Ray turns 127.0.0.1 into this machine's address
+    server.listen(8)
+
+    def accept_and_stay_silent():
+        with contextlib.suppress(OSError):
+            while True:
+                held.append(server.accept()[0])
+
+    threading.Thread(target=accept_and_stay_silent, daemon=True).start()
+    try:
+        started = time.monotonic()
+        code, _, err = run_cli("sweep", tiny_profile(tmp_path, 8), "--out", tmp_path / "o.csv",
+                               "--ray", f"127.0.0.1:{server.getsockname()[1]}")
+        elapsed = time.monotonic() - started
+    finally:
+        server.close()
+        for conn in held:
+            conn.close()
+    assert code == ExitCode.USAGE
+    [line] = _ray_errors(err)
+    assert "but gave no gRPC answer within 3 s: it is not a Ray head's GCS port" in line
+    assert elapsed < 30  # ray.init waited for minutes, then Ray's C++ ended the process
