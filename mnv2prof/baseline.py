@@ -1,7 +1,9 @@
 """A stored baseline read and checked before anything is measured (the gate's first half).
 
 `load_baseline` reads a CSV or JSON baseline as text and refuses, in one line, a file that is
-missing, cut off, of another kind, with duplicated rows or bad samples; `check_baseline` then
+missing, cut off, of another kind, with duplicated rows or bad samples, or with a row that does
+not agree with itself (`check_consistent`: a committed baseline goes through merge conflicts and
+hand edits); `check_baseline` then
 holds it against what a gate is about to measure: the same rows (`row_key`), the same cache mode,
 the same environment (or a relative comparison, or the mismatch allowed). `gate.decide` takes
 the checked frame; nothing here measures, decides or prints.
@@ -9,6 +11,7 @@ the checked frame; nothing here measures, decides or prints.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +35,11 @@ REQUIRED_COLUMNS = (
     *COUNTED_COLUMNS,
     *(f"env_{k}" for k in COMPARABLE_KEYS if k not in OPTIONAL_KEYS),
 )
+# Every environment field a baseline row carries; the GPU's are absent from files written before
+# --device cuda existed (a CPU run).
+ENV_COLUMNS = tuple(f"env_{f.name}" for f in dataclasses.fields(Environment)
+                    if f.name not in (*OPTIONAL_KEYS, "gpu_driver"))
+MEDIAN_TOLERANCE_MS = 1e-5  # samples are written with 5 decimals and the median with 6
 # What each column must hold in every row of a baseline (run.readers kinds); the cache mode is
 # checked apart: a baseline without it is the older harness's, and says so.
 BASELINE_COLUMNS = {
@@ -106,18 +114,118 @@ def load_baseline(
             f"baseline {path} has no {CACHE_MODE_COLUMN} column: it was timed by mnv2prof's older "
             "round-robin harness (up to 1.8x slow on small blocks); take a new baseline"
         )
+    _check_unique(frame, path, match_by, per_host=True)
+    check_consistent(frame, f"baseline {path}", match_by)
     if env is not None:
         frame = same_environment_rows(frame, env)
-    keys = pd.Series([row_key(r, match_by) for r in frame.to_dict("records")], dtype=object)
-    duplicated = sorted(set(keys[keys.duplicated()]))
+    _check_unique(frame, path, match_by)
+    for row in frame.to_dict("records"):
+        samples_of(row, f"baseline {path}")
+    return frame
+
+
+def _check_unique(frame: pd.DataFrame, path: Path, match_by: str, per_host: bool = False):
+    """One row per `row_key` (per host too, with `per_host`: before the rows of other hosts
+    are set aside)."""
+    records = frame.to_dict("records")
+    keys = pd.Series([row_key(r, match_by) for r in records], dtype=object)
+    hosts = pd.Series([str(r.get("host", "")) if per_host else "" for r in records], dtype=object)
+    duplicated = sorted(set(keys[pd.DataFrame({"k": keys, "h": hosts}).duplicated()]))
     if duplicated:
         hint = " (a profile's baseline: gate it with --profile)" if match_by == "variant" else ""
         raise BaselineError(
             f"baseline {path} has more than one row for {', '.join(duplicated)}{hint}"
         )
-    for row in frame.to_dict("records"):
-        samples_of(row, f"baseline {path}")
-    return frame
+
+
+def check_consistent(frame: pd.DataFrame, source: str, match_by: str = "variant") -> None:
+    """Each row agrees with itself, and the rows of one host with each other, or a
+    `BaselineError` names the row and the field:
+
+    - every environment field (ENV_COLUMNS) is there;
+    - `latency_n` is the number of `latency_samples_ms`, `latency_median_ms` their median
+      (within the rounding of the file, MEDIAN_TOLERANCE_MS);
+    - `spec_hash` is the hash of a block's spec columns (`spec`, the block fields, `source_hash`,
+      `threads`, `precision`, `runtime`: models.targets.row_hash), and `spec` their compact
+      form; a model's row is not checked (its input's name is not in the columns);
+    - the rows of one `host` (of the file, without the column) share one environment
+      (env.COMPARABLE_KEYS): a row measured with another torch is a row edited, not a second
+      machine's.
+
+    The optional columns are checked where the file has them (a gate's synthetic rows, files of
+    older versions); a row that lacks a value in one is refused."""
+    missing = [c for c in ENV_COLUMNS if c not in frame.columns]
+    if missing:
+        raise BaselineError(f"{source} lacks the environment column(s) {', '.join(missing)}: "
+                            "every row must say where it was measured; take a new baseline")
+    first_of_host: dict[str, tuple[int, dict]] = {}
+    for number, row in enumerate(frame.to_dict("records"), 1):
+        where = f"{source}, row {number} ({row_key(row, match_by)})"
+        samples = samples_of(row, source)
+        _check_summary(row, samples, where)
+        _check_spec_hash(row, where)
+        host = str(row.get("host", ""))
+        first = first_of_host.setdefault(host, (number, row))
+        for key in COMPARABLE_KEYS:
+            column = f"env_{key}"
+            theirs, mine = str(first[1].get(column, "")), str(row.get(column, ""))
+            if mine != theirs:
+                on = f" of host {host}" if host else ""
+                raise BaselineError(
+                    f"{where}: {column} is {mine!r} but {theirs!r} in row {first[0]}{on}: one "
+                    "host's rows share one environment; the row was edited, take a new baseline"
+                )
+
+
+def _check_summary(row: dict, samples: np.ndarray, where: str) -> None:
+    if "latency_n" in row:
+        text = str(row["latency_n"]).strip()
+        if text != str(samples.size):
+            raise BaselineError(
+                f"{where}: latency_n is {text or 'empty'} but latency_samples_ms holds "
+                f"{samples.size} samples: the row was edited; take a new baseline"
+            )
+    if "latency_median_ms" in row:
+        text = str(row["latency_median_ms"]).strip()
+        median = float(np.median(samples))
+        try:
+            stored = float(text)
+        except ValueError:
+            stored = float("nan")
+        if not abs(stored - median) <= MEDIAN_TOLERANCE_MS:
+            raise BaselineError(
+                f"{where}: latency_median_ms is {text or 'empty'} but the median of "
+                f"latency_samples_ms is {median:.6f}: the row was edited; take a new baseline"
+            )
+
+
+def _check_spec_hash(row: dict, where: str) -> None:
+    """A block's row: `spec_hash` and `spec` against its spec columns (records.Record.row)."""
+    from mnv2prof.errors import SpecError
+    from mnv2prof.models.targets import Target, row_hash
+    from mnv2prof.models.variants import BlockSpec
+    from mnv2prof.run.records import BLOCK_COLUMNS
+
+    if "spec_hash" not in row or not str(row.get("in_chs", "")).strip():
+        return  # a gate's synthetic row, or a model's
+    fields = {c: str(row[c]).strip() for c in BLOCK_COLUMNS if c in row}
+    try:
+        spec = BlockSpec(str(row["variant"]), source=str(row.get("source") or ""),
+                         source_hash=str(row.get("source_hash") or ""),
+                         **{c: int(v) for c, v in fields.items()})
+        target = Target(str(row.get("precision") or "fp32"),
+                        str(row.get("runtime") or "onnxruntime"))
+        expected = row_hash(spec, int(str(row["threads"])), target)
+    except (ValueError, SpecError) as exc:
+        raise BaselineError(f"{where}: its spec columns do not make a block: {exc}") from None
+    if str(row["spec"]) != spec.name:
+        raise BaselineError(f"{where}: spec is {row['spec']!r} but its spec columns make "
+                            f"{spec.name!r}: the row was edited; take a new baseline")
+    if str(row["spec_hash"]).strip() != expected:
+        raise BaselineError(
+            f"{where}: spec_hash is {str(row['spec_hash']).strip() or 'empty'!r} but its spec "
+            f"columns hash to {expected!r}: the row was edited; take a new baseline"
+        )
 
 
 def same_environment_rows(frame: pd.DataFrame, env: Environment) -> pd.DataFrame:

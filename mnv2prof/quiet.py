@@ -3,8 +3,8 @@
 The exporter (torch.onnx, onnxscript) prints progress lines and warnings; ExecuTorch's lowering
 stack (torchao, torch.export, executorch) logs through the root logger too. `silenced` raises
 the named loggers to ERROR, drops warnings and swallows stdout for the duration, then puts every
-level back. Output written straight to file descriptor 2 by C++ code is another matter
-(`measure.eager.quiet_stderr`).
+level back. Output written straight to file descriptor 2 by C++ code (Kineto's profiler lines,
+Ray's gcs_client.cc retries) is another matter: `quiet_stderr`.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
+import sys
 import warnings
 from collections.abc import Iterator, Sequence
 
@@ -43,3 +45,18 @@ def silenced(logger_names: Sequence[str], root: bool = False) -> Iterator[None]:
             lg.setLevel(level)
         if null is not None:
             root_logger.removeHandler(null)
+
+
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """File descriptor 2 to /dev/null for the duration: what C++ code writes there straight."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        sys.stderr.flush()  # what Python wrote in the window goes where it went
+        os.dup2(saved, 2)
+        os.close(saved)

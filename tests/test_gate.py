@@ -328,9 +328,11 @@ def test_gate_foreign_environment_refused_then_relative(run_cli, stored, tmp_pat
 def test_a_baseline_from_several_hosts_is_gated_on_this_hosts_rows(run_cli, stored, tmp_path):
     # a merged cluster baseline: the same rows measured here and, 10x slower, on another host
     rows = pd.read_csv(stored, dtype=str, keep_default_na=False)
+    slower = rows["latency_samples_ms"].map(
+        lambda text: " ".join(str(float(v) * 10) for v in text.split()))
     foreign = rows.assign(host="elsewhere", env_cpu_model="Some Other CPU",
-                          latency_samples_ms=rows["latency_samples_ms"].map(
-                              lambda text: " ".join(str(float(v) * 10) for v in text.split())))
+                          latency_samples_ms=slower, latency_median_ms=slower.map(
+                              lambda text: str(np.median([float(v) for v in text.split()]))))
     merged = tmp_path / "merged.csv"
     pd.concat([foreign, rows], ignore_index=True).to_csv(merged, index=False)
     code, out, err = run_cli("gate", *SMALL, "--baseline", merged, "--max-slowdown", "2.0")

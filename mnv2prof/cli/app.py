@@ -98,37 +98,50 @@ def tell(line: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Console entry point: run the app, turn every error into one line and an exit code."""
+    """Console entry point: run the app, turn every error into one line and an exit code.
+
+    A signal in the command (interrupts.deferred) makes the outcome 130, whatever the command
+    then raised or returned: one received after its last safe point (its output written, a
+    `gate` that printed PASS) is acted on once it has returned."""
+    window = interrupts.Window()
+    message: str | None = None
     try:
-        with interrupts.deferred():
+        with interrupts.deferred() as window:
             code = app(
                 args=list(argv) if argv is not None else None,
                 prog_name="mnv2prof",
                 standalone_mode=False,
             )
+            interrupts.check_ended()
+        code = code if isinstance(code, int) else ExitCode.OK
     except TyperException as exc:  # click's usage errors (bad flag, 'abc' for an integer...)
         ctx = getattr(exc, "ctx", None)
+        code = exc.exit_code
         if type(exc).__name__ == "NoArgsIsHelpError":
-            return ExitCode.USAGE  # typer has already printed the help
-        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-        error(exc.format_message() + hint)
-        return exc.exit_code
+            code = ExitCode.USAGE  # typer has already printed the help
+        else:
+            hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            message = exc.format_message() + hint
     except Mnv2profError as exc:
-        error(str(exc))
-        return exc.exit_code
+        code, message = exc.exit_code, str(exc)
     except (typer.Abort, KeyboardInterrupt):  # a second signal, or click's own abort
-        error("interrupted")
-        return ExitCode.INTERRUPTED
+        code = ExitCode.INTERRUPTED
+        message = f"interrupted ({window.name})" if window.received else "interrupted"
     except (MemoryError, OverflowError) as exc:  # a size the checks let through (--force)
-        error(f"{type(exc).__name__}: {_one_line(exc) or 'out of memory'}")
-        return ExitCode.TOOL_FAILURE
+        code = ExitCode.TOOL_FAILURE
+        message = f"{type(exc).__name__}: {_one_line(exc) or 'out of memory'}"
     except Exception as exc:  # a failure no check foresaw: one line, not a traceback
         if os.environ.get("MNV2PROF_DEBUG"):
             raise
-        error(f"unexpected {type(exc).__name__}: {_one_line(exc)} (set MNV2PROF_DEBUG=1 for the "
-              "traceback, and please report it)")
-        return ExitCode.TOOL_FAILURE
-    return code if isinstance(code, int) else ExitCode.OK
+        code = ExitCode.TOOL_FAILURE
+        message = (f"unexpected {type(exc).__name__}: {_one_line(exc)} (set MNV2PROF_DEBUG=1 "
+                   "for the traceback, and please report it)")
+    if window.received and code != ExitCode.INTERRUPTED:  # what a library made of the signal
+        code, message = ExitCode.INTERRUPTED, f"interrupted ({window.name})"
+    if message is not None:
+        interrupts.settle(code)  # a signal from now on cannot add a second line
+        error(message)
+    return code
 
 
 def _one_line(exc: BaseException) -> str:

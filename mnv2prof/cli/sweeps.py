@@ -20,8 +20,11 @@ from mnv2prof.onnx.atomic import check_target
 
 @command("profiles")
 def list_profiles() -> None:
-    """List the shipped profiles (profiles/*.toml): name, rows to measure, description."""
-    from mnv2prof.run.profiles import ProfileError, iter_profiles, profiles_dir
+    """List the shipped profiles (profiles/*.toml): name, rows to measure, description.
+
+    Rows are counted without making the grid's points; a profile past the point limit is
+    listed with its count and the limit."""
+    from mnv2prof.run.profiles import MAX_POINTS, ProfileError, iter_profiles, profiles_dir
 
     loaded = list(iter_profiles())
     if not loaded:
@@ -29,7 +32,9 @@ def list_profiles() -> None:
     good = [p for p in loaded if not isinstance(p, ProfileError)]
     width = max((len(p.name) for p in good), default=0)
     for p in good:
-        say(f"{p.name:<{width}}  {p.rows:>4} rows  {p.description}")
+        large = (f" ({p.point_count:,} grid points: past the limit of {MAX_POINTS:,}, see "
+                 "sweep --max-points)" if p.point_count > MAX_POINTS else "")
+        say(f"{p.name:<{width}}  {p.rows:>4} rows  {p.description}{large}")
     for bad in loaded:
         if isinstance(bad, ProfileError):
             raise bad
@@ -72,6 +77,11 @@ def sweep(
                      "pip install 'mnv2prof\\[ray]'. "
                      "See docs/scale.md."),
     ] = None,
+    max_points: Annotated[
+        int | None,
+        typer.Option("--max-points", min=1, help="Allow a grid of up to N points (default "
+                     "10,000: a larger profile is refused before planning)."),
+    ] = None,
 ) -> None:
     """Measure every row of a profile's grid, appending each row to --out as it is measured.
 
@@ -84,7 +94,7 @@ def sweep(
     --out, each with its host's environment and a host column; a point whose host died is
     retried elsewhere, or reported missing (exit 3) for --resume to measure.
     """
-    from mnv2prof.run.profiles import load_profile, with_cache
+    from mnv2prof.run.profiles import MAX_POINTS, load_profile, with_cache
     from mnv2prof.run.shard import parse_shard
 
     if resume and force:
@@ -92,8 +102,12 @@ def sweep(
     part = parse_shard(shard) if shard is not None else None
     if ray is not None and not ray.strip():
         raise UsageError("--ray needs an address: auto, local or HOST:PORT of the head node")
+    if ray is not None and ray.strip() not in ("auto", "local") and "://" not in ray:
+        from mnv2prof.run.cluster import check_address
+
+        check_address(ray.strip())  # before the plan: its form needs no Ray
     check_target(out, "--out")
-    plan = with_cache(load_profile(profile), cache)
+    plan = with_cache(load_profile(profile, max_points or MAX_POINTS), cache)
     if ray is None:  # on a cluster, the hosts' cores and devices count, not this machine's
         check_threads(max(point.threads for point in plan.points()))
         check_device(device)

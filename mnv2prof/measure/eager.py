@@ -21,12 +21,13 @@ more, a cost of eager execution, not of the block.) Two peaks are read from the 
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from mnv2prof.quiet import quiet_stderr
 
 
 @contextlib.contextmanager
@@ -71,19 +72,6 @@ def inference_graph(module: nn.Module) -> nn.Module:
 class MeasuredMemory:
     peak_bytes: int  # live bytes at op boundaries, input included
     alloc_peak_bytes: int  # live bytes at any allocation: kernel scratch included
-
-
-@contextlib.contextmanager
-def quiet_stderr() -> Iterator[None]:
-    """Kineto writes 'profiler_start/stop' lines straight to file descriptor 2."""
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def measure_memory(module: nn.Module, input_shape: tuple[int, ...], seed: int = 0) -> MeasuredMemory:

@@ -113,11 +113,16 @@ def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def connect(address: str, *, object_store_mb: int = 100, timeout_s: float = 3.0) -> ClusterHandle:
+def connect(address: str, *, object_store_mb: int = 100, timeout_s: float = 3.0,
+            gcs_timeout_s: int = 5) -> ClusterHandle:
     """Connect to the cluster at `address`: "local" starts one on this machine (every core, one
     timer slot), "auto" finds the one `ray start` started here (or $RAY_ADDRESS), "HOST:PORT"
     names a head's GCS. An absent or dead address, or a cluster that offers no timer, is one
-    UsageError line, found out in seconds (Ray itself would retry for minutes)."""
+    UsageError line, found out in seconds (Ray itself would retry for minutes): a HOST:PORT is
+    checked for its form first, its port is probed for `timeout_s`, and a port that answers but
+    is no Ray head's GCS is given up after about `gcs_timeout_s` (Ray's own connect tries for
+    20 s); each message states the bound. Ray's loggers and what its C++ code writes to file
+    descriptor 2 are silenced while it connects: the message says what went wrong."""
     address = str(address).strip()
     if not address:
         raise UsageError("--ray needs an address: auto, local or HOST:PORT of the head node")
@@ -126,6 +131,8 @@ def connect(address: str, *, object_store_mb: int = 100, timeout_s: float = 3.0)
             f"--ray {address}: Ray Client addresses (ray://) are not supported; give the head "
             "node's GCS address HOST:PORT (ray start --head prints it), auto or local"
         )
+    if address not in ("auto", "local"):
+        check_address(address)
     ray = import_ray()
     options: dict[str, object] = {"logging_level": logging.ERROR, "log_to_driver": False}
     started = address == "local"
@@ -144,7 +151,10 @@ def connect(address: str, *, object_store_mb: int = 100, timeout_s: float = 3.0)
         options.update(address="auto" if address == "auto" else resolved)
     if ray.is_initialized():
         raise UsageError("--ray: this process is already connected to a Ray cluster")
-    with kept_signal_handlers(), _environment(RAY_USAGE_STATS_ENABLED="0"):
+    # a connection's tries at the GCS, about one a second (ray._private.node._init_gcs_client)
+    bounded = {} if started else {"RAY_gcs_server_port_wait_time_s": str(gcs_timeout_s)}
+    with (kept_signal_handlers(), _environment(RAY_USAGE_STATS_ENABLED="0", **bounded),
+          _quiet_ray()):
         try:
             context = ray.init(**options)
         except Exception as exc:  # noqa: BLE001 - a missing or wrong token, another Ray version
@@ -153,7 +163,12 @@ def connect(address: str, *, object_store_mb: int = 100, timeout_s: float = 3.0)
                 "its token in ~/.ray/auth_token or $RAY_AUTH_TOKEN)"
                 if not started and "RAY_AUTH_MODE" not in os.environ else ""
             )
-            raise UsageError(f"--ray {address}: cannot connect: {first_line(exc)}{hint}") from None
+            reason = first_line(exc).partition(" Last connection error")[0].strip()
+            if not started and reason.startswith("Failed to connect"):
+                waited = os.environ.get("RAY_gcs_server_port_wait_time_s", str(gcs_timeout_s))
+                reason = (f"something answers at {options['address']}, but no Ray head's GCS "
+                          f"did within {waited} s; is it the head's GCS port (`ray status`)?")
+            raise UsageError(f"--ray {address}: cannot connect: {reason}{hint}") from None
     # Ray prints cluster errors ("(raylet) A worker died ...") to our stdout even with
     # log_to_driver=False; stdout is the command's output, and run_points reports failures.
     with contextlib.suppress(AttributeError):
@@ -180,12 +195,49 @@ def connect(address: str, *, object_store_mb: int = 100, timeout_s: float = 3.0)
     return handle
 
 
+def check_address(address: str) -> None:
+    """HOST:PORT (an IPv6 host in brackets, [::1]:6379) with a host and a port 1..65535, or one
+    UsageError line: Ray would log a traceback for it, or try to connect."""
+    host, colon, port = address.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    problem = None
+    if not colon:
+        problem = "no port"
+    elif not host.strip() or any(c.isspace() for c in host):
+        problem = "no host" if not host.strip() else f"the host {host!r} has a space"
+    elif not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
+        problem = f"the port {port!r} is not a number from 1 to 65535"
+    elif ":" in host and not address.startswith("["):
+        problem = "an IPv6 host goes in brackets, [::1]:6379"
+    if problem:
+        raise UsageError(
+            f"--ray {address}: not HOST:PORT ({problem}): give the head node's GCS address "
+            "(`ray start --head` prints it, e.g. 10.0.0.5:6379), auto or local"
+        )
+
+
+@contextlib.contextmanager
+def _quiet_ray() -> Iterator[None]:
+    """Ray's Python loggers and its C++ lines on file descriptor 2, silenced for the duration."""
+    from mnv2prof.quiet import quiet_stderr
+
+    ray_logger = logging.getLogger("ray")
+    level = ray_logger.level
+    ray_logger.setLevel(logging.CRITICAL)
+    try:
+        with quiet_stderr():
+            yield
+    finally:
+        ray_logger.setLevel(level)
+
+
 def _reachable(address: str, timeout_s: float) -> str:
     """The GCS address `address` stands for, if something listens there; else one line."""
     from ray._private.services import canonicalize_bootstrap_address
 
     try:
-        resolved = canonicalize_bootstrap_address(address)
+        with _quiet_ray():
+            resolved = canonicalize_bootstrap_address(address)
     except ConnectionError:
         raise UsageError(
             f"--ray {address}: no running Ray cluster found on this machine ($RAY_ADDRESS is "
@@ -197,16 +249,44 @@ def _reachable(address: str, timeout_s: float) -> str:
     if resolved is None:
         raise UsageError(f"--ray {address}: no Ray cluster address found")
     host, _, port = resolved.rpartition(":")
+    deadline = time.monotonic() + timeout_s
     try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
-            pass
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s) as conn:
+            grpc = _answers_http2(conn, deadline)
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
         raise UsageError(
-            f"--ray {address}: no Ray cluster answers at {resolved} ({reason}); is the head "
-            "node running (`ray status`)?"
+            f"--ray {address}: no Ray cluster answers at {resolved} within {timeout_s:g} s "
+            f"({reason}); is the head node running (`ray status`)?"
         ) from None
+    if not grpc:  # ray.init would wait for minutes, then Ray's C++ would end the process
+        raise UsageError(
+            f"--ray {address}: something listens at {resolved} but gave no gRPC answer within "
+            f"{timeout_s:g} s: it is not a Ray head's GCS port (`ray start --head` prints it)"
+        )
     return resolved
+
+
+# An HTTP/2 client's preface and an empty SETTINGS frame (RFC 9113, section 3.4): a gRPC server,
+# as a Ray GCS is, answers with a SETTINGS frame of its own.
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+_SETTINGS_FRAME = 4
+
+
+def _answers_http2(conn: socket.socket, deadline: float) -> bool:
+    """Whether the server on `conn` answers an HTTP/2 preface with SETTINGS by `deadline`."""
+    header = b""
+    try:
+        conn.sendall(_HTTP2_PREFACE)
+        while len(header) < 9:  # a frame header: length (3), type (1), flags (1), stream (4)
+            conn.settimeout(max(0.01, deadline - time.monotonic()))
+            chunk = conn.recv(9 - len(header))
+            if not chunk:
+                break
+            header += chunk
+    except OSError:  # a timeout, a reset
+        return False
+    return len(header) == 9 and header[3] == _SETTINGS_FRAME
 
 
 @contextlib.contextmanager

@@ -29,7 +29,10 @@ def fits_in_memory(estimates: Iterable, force: bool, flag: str = "--force") -> N
     available = available_memory_bytes()
     if available is None:
         return
+    from mnv2prof import interrupts
+
     for size in estimates:
+        interrupts.check()  # a large grid's sizes take seconds
         if size.total_bytes > available:
             raise UsageError(
                 f"{size.name} needs about {_size(size.total_bytes)} (activations "

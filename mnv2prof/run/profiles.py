@@ -49,6 +49,13 @@ an `.onnx` file, with a `shape`, default 1x3x224x224); a relative path is relati
 profile's folder. A model's rows do not depend on the block keys (`in_chs`, ...): its models are
 one more grid point per (threads, precision, runtime) of the grid, after the block points.
 
+Size: a grid's points are counted without making them (`Profile.point_count`, the product of the
+axes' lengths times the explicit points), and a profile of more than `MAX_POINTS` (10,000) grid
+points is refused (`GridTooLarge`, exit code 2) before any point is made, unless the caller
+allows more (`sweep --max-points N`): a 100 x 100 x 100 grid would take minutes to plan, and
+hours to measure at any budget. Making the points checks for a signal (interrupts.check) at each
+one, so a large plan stays interruptible.
+
 Every error (TOML syntax, unknown key, wrong type, bad value) is a `ProfileError` naming the file,
 the line and the key: `profiles/x.toml:7: [grid] exp_ratio: expansion must be a positive ...`.
 
@@ -70,6 +77,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mnv2prof import interrupts
 from mnv2prof.errors import SpecError, UsageError
 from mnv2prof.measure.timing import CACHE_MODES, TimingSpec
 from mnv2prof.models.targets import Target, row_hash
@@ -81,6 +89,8 @@ POINT_KEYS = (*SPEC_KEYS, "threads", "precision", "runtime")
 MEASURE_KEYS = (
     "budget_s", "warmup", "min_samples", "max_samples", "cache", "eager", "batch_rows", "seed"
 )
+TARGET_KEYS = ("threads", "precision", "runtime")  # the point keys a model point depends on
+MAX_POINTS = 10_000  # grid points a profile may have unless allowed more (sweep --max-points)
 TOP_KEYS = ("name", "description", "variants", "models", "base", "grid", "points", "measure")
 # CLI flag names a user may type by habit; the error says which profile key they mean.
 _FLAG_NAMES = {
@@ -94,6 +104,14 @@ _FLAG_NAMES = {
 
 class ProfileError(UsageError):
     """A profile that cannot be read: its message starts with `file:line:` and names the key."""
+
+
+class GridTooLarge(ProfileError):
+    """A profile with more grid points than allowed; `profile` is it, counted but not made."""
+
+    def __init__(self, message: str, profile: Profile) -> None:
+        super().__init__(message)
+        self.profile = profile
 
 
 @dataclass(frozen=True)
@@ -137,6 +155,7 @@ class Profile:
         result, settings = [], {}
         for point in self.points_table or ((),):
             for combo in itertools.product(*(values for _, values in self.grid)):
+                interrupts.check()  # a large plan takes seconds: a signal stops it here
                 values = {**dict(self.base), **dict(point), **dict(zip(keys, combo))}
                 threads = values.pop("threads", self.timing.threads)
                 target = Target(values.pop("precision", "fp32"),
@@ -167,8 +186,34 @@ class Profile:
         return tuple(ref.name for ref in self.variants) + tuple(m.variant for m in self.models)
 
     @property
+    def block_points(self) -> int:
+        """The grid points of the blocks, counted without making them."""
+        if not self.variants:
+            return 0
+        return len(self.points_table or ((),)) * math.prod(len(v) for _, v in self.grid)
+
+    def _targets(self) -> set[tuple[object, ...]]:
+        """The distinct (threads, precision, runtime) of the grid, from those axes alone."""
+        axes = [(k, v) for k, v in self.grid if k in TARGET_KEYS]
+        found = set()
+        for point in self.points_table or ((),):
+            for combo in itertools.product(*(values for _, values in axes)):
+                values = {**dict(self.base), **dict(point), **dict(zip([k for k, _ in axes],
+                                                                       combo))}
+                found.add(tuple(values.get(k) for k in TARGET_KEYS))
+        return found
+
+    @property
+    def point_count(self) -> int:
+        """Every grid point `points()` makes (the models' included), counted without making
+        them: the product of the axes' lengths, times the explicit points."""
+        return self.block_points + (len(self._targets()) if self.models else 0)
+
+    @property
     def rows(self) -> int:
-        return sum(len(p.subjects) for p in self.points())
+        """The rows `points()` makes, counted without making them."""
+        models = len(self._targets()) * len(self.models) if self.models else 0
+        return self.block_points * len(self.variants) + models
 
     def timing_for(self, point: GridPoint) -> TimingSpec:
         return dataclasses.replace(self.timing, threads=point.threads)
@@ -218,8 +263,12 @@ def with_cache(profile: Profile, cache: str | None) -> Profile:
     return dataclasses.replace(profile, timing=dataclasses.replace(profile.timing, cache=cache))
 
 
-def load_profile(name_or_path: str | Path) -> Profile:
-    """Read and validate a profile (a shipped name or a path); every point's specs are checked."""
+def load_profile(name_or_path: str | Path, max_points: int | None = MAX_POINTS) -> Profile:
+    """Read and validate a profile (a shipped name or a path); every point's specs are checked.
+
+    A profile of more than `max_points` grid points (None: no limit) is refused before any point
+    is made (`GridTooLarge`, which carries the profile, counted but not checked point by
+    point)."""
     from mnv2prof.run.readers import read_text
 
     path = resolve_profile(name_or_path)
@@ -232,7 +281,7 @@ def load_profile(name_or_path: str | Path) -> Profile:
     except tomllib.TOMLDecodeError as exc:
         line = getattr(exc, "lineno", None) or _line_from_message(str(exc), text)
         raise ProfileError(f"{path}:{line}: TOML syntax: {_first_clause(str(exc))}") from None
-    return _Reader(path, text).profile(data)
+    return _Reader(path, text).profile(data, max_points)
 
 
 def _line_from_message(message: str, text: str) -> int:
@@ -325,7 +374,7 @@ class _Reader:
             items.append((key, self._point_value(where, key, value)))
         return tuple(items)
 
-    def profile(self, data: dict) -> Profile:
+    def profile(self, data: dict, max_points: int | None = MAX_POINTS) -> Profile:
         top = (None, None)
         for key in data:
             if key not in TOP_KEYS:
@@ -344,6 +393,13 @@ class _Reader:
             name, description, self.path, variants, base, grid, points, timing, seed, eager,
             batch_rows, models,
         )
+        count = profile.point_count
+        if max_points is not None and count > max_points:
+            line = self._line_of("grid", None, None)
+            raise GridTooLarge(
+                f"{self.path}:{line}: [grid] makes {count:,} grid points ({profile.rows:,} rows), "
+                f"more than the limit of {max_points:,}: pass --max-points {count} to sweep "
+                "it anyway", profile)
         try:
             for _ in profile.points():
                 pass
@@ -462,9 +518,12 @@ class _Reader:
 
 
 def iter_profiles() -> Iterator[Profile | ProfileError]:
-    """Every shipped profile, loaded; a malformed one comes back as its error."""
+    """Every shipped profile, loaded; a malformed one comes back as its error, one past the
+    point limit as itself, counted but its points not made (GridTooLarge.profile)."""
     for path in available_profiles():
         try:
             yield load_profile(path)
+        except GridTooLarge as exc:
+            yield exc.profile
         except ProfileError as exc:
             yield exc

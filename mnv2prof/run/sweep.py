@@ -208,9 +208,10 @@ class Sweep:
             select_shard(points, *shard) if shard else [(p, list(p.subjects)) for p in points]
         )
         self.total = sum(len(specs) for _, specs in self.selected)
-        self.skipped = sum(
-            1 for p, specs in self.selected for s in specs if p.row_hash(s) in self.journal.done
-        )
+        self.skipped = 0
+        for point, specs in self.selected if self.journal.done else ():  # hashing takes time
+            interrupts.check()
+            self.skipped += sum(1 for s in specs if point.row_hash(s) in self.journal.done)
 
     def run(self, hooks: SweepHooks | None = None, remote: Callable | None = None) -> SweepResult:
         """Measure every row not yet in the file, appending each as it is measured.
@@ -225,7 +226,7 @@ class Sweep:
             hooks.on_start(self.total, self.skipped)
         done = self.journal.done
         todo = [
-            (point, [s for s in specs if point.row_hash(s) not in done])
+            (point, [s for s in specs if point.row_hash(s) not in done] if done else specs)
             for point, specs in self.selected
         ]
         pending = [(p, specs) for p, specs in todo if specs]
