@@ -144,7 +144,8 @@ def check_consistent(frame: pd.DataFrame, source: str, match_by: str = "variant"
 
     - every environment field (ENV_COLUMNS) is there;
     - `latency_n` is the number of `latency_samples_ms`, `latency_median_ms` their median
-      (within the rounding of the file, MEDIAN_TOLERANCE_MS);
+      (within the rounding of the file, MEDIAN_TOLERANCE_MS), and where the file has the rounds'
+      fastest calls, one per sample, `latency_min_ms` is the smallest;
     - `spec_hash` is the hash of a block's spec columns (`spec`, the block fields, `source_hash`,
       `threads`, `precision`, `runtime`: models.targets.row_hash), and `spec` their compact
       form; a model's row is not checked (its input's name is not in the columns);
@@ -196,6 +197,20 @@ def _check_summary(row: dict, samples: np.ndarray, where: str) -> None:
             raise BaselineError(
                 f"{where}: latency_median_ms is {text or 'empty'} but the median of "
                 f"latency_samples_ms is {median:.6f}: the row was edited; take a new baseline"
+            )
+    mins_text = str(row.get("latency_mins_ms", "") or "").strip()
+    if mins_text and mins_text != "nan" and "latency_min_ms" in row:
+        try:
+            mins = [float(x) for x in mins_text.split()]
+            stored = float(str(row["latency_min_ms"]).strip())
+        except ValueError:
+            mins, stored = [], float("nan")
+        if len(mins) != samples.size or not abs(stored - min(mins, default=stored)) <= \
+                MEDIAN_TOLERANCE_MS:
+            raise BaselineError(
+                f"{where}: latency_min_ms and latency_mins_ms disagree (the fastest call of "
+                f"{len(mins)} rounds against {samples.size} samples): the row was edited; take a "
+                "new baseline"
             )
 
 

@@ -126,3 +126,12 @@ def test_every_rows_torch_changed_is_another_environment_not_an_edit(run_cli, st
 
     code, _, err = run_cli("gate", *SMALL, "--baseline", edited(stored, tmp_path, edit))
     assert code == ExitCode.USAGE and "baseline comes from another environment (torch" in err
+
+
+def test_the_fastest_call_edited(run_cli, stored, tmp_path):
+    def edit(rows):
+        rows.loc[1, "latency_min_ms"] = "0.000001"  # dwsep's headline made faster by hand
+        return rows
+
+    err = gate_refuses(run_cli, edited(stored, tmp_path, edit))
+    assert "row 2 (dwsep): latency_min_ms and latency_mins_ms disagree" in err
