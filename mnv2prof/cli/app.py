@@ -8,6 +8,7 @@ stops the work at the next safe point with exit code 130 and one line.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from collections.abc import Sequence
@@ -102,16 +103,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (typer.Abort, KeyboardInterrupt):  # a second signal, or click's own abort
         error("interrupted")
         return ExitCode.INTERRUPTED
+    except OSError as exc:
+        if (code := _os_error_code(exc)) is None:
+            return _unexpected(exc)
+        where = f"{exc.filename}: " if exc.filename else ""
+        error(f"{where}{exc.strerror or _one_line(exc)}")
+        return code
     except (MemoryError, OverflowError) as exc:  # a size the checks let through (--force)
         error(f"{type(exc).__name__}: {_one_line(exc) or 'out of memory'}")
         return ExitCode.TOOL_FAILURE
     except Exception as exc:  # a failure no check foresaw: one line, not a traceback
-        if os.environ.get("MNV2PROF_DEBUG"):
-            raise
-        error(f"unexpected {type(exc).__name__}: {_one_line(exc)} (set MNV2PROF_DEBUG=1 for the "
-              "traceback, and please report it)")
-        return ExitCode.TOOL_FAILURE
+        return _unexpected(exc)
     return code if isinstance(code, int) else ExitCode.OK
+
+
+def _unexpected(exc: Exception) -> int:
+    if os.environ.get("MNV2PROF_DEBUG"):
+        raise exc
+    error(f"unexpected {type(exc).__name__}: {_one_line(exc)} (set MNV2PROF_DEBUG=1 for the "
+          "traceback, and please report it)")
+    return ExitCode.TOOL_FAILURE
+
+
+# OSErrors no check caught that still say what is wrong: a user's path (a name too long, a link
+# loop) is bad input; a full disk or quota is the machine's, and no bug to report
+_PATH_ERRNOS = (errno.ENAMETOOLONG, errno.ELOOP)
+_MACHINE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _os_error_code(exc: OSError) -> int | None:
+    if exc.errno in _PATH_ERRNOS:
+        return ExitCode.USAGE
+    if exc.errno in _MACHINE_ERRNOS:
+        return ExitCode.TOOL_FAILURE
+    return None
 
 
 def _one_line(exc: BaseException) -> str:
