@@ -45,6 +45,10 @@ class ModelFileError(UsageError):
     """An ONNX file that is missing, unreadable or fails the checker."""
 
 
+class WriteError(Mnv2profError):
+    """An output the machine would not take: a full disk or device (ENOSPC), an I/O error."""
+
+
 class ExportError(Mnv2profError):
     """Export to ONNX failed, or the exported model is not numerically equal to the torch
     module."""

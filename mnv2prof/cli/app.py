@@ -8,6 +8,7 @@ stops the work at the next safe point with exit code 130 and one line.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from collections.abc import Sequence
@@ -127,21 +128,47 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (typer.Abort, KeyboardInterrupt):  # a second signal, or click's own abort
         code = ExitCode.INTERRUPTED
         message = f"interrupted ({window.name})" if window.received else "interrupted"
+    except OSError as exc:
+        code = _os_error_code(exc)
+        if code is None:
+            if os.environ.get("MNV2PROF_DEBUG"):
+                raise
+            code, message = ExitCode.TOOL_FAILURE, _unexpected_message(exc)
+        else:
+            where = f"{exc.filename}: " if exc.filename else ""
+            message = f"{where}{exc.strerror or _one_line(exc)}"
     except (MemoryError, OverflowError) as exc:  # a size the checks let through (--force)
         code = ExitCode.TOOL_FAILURE
         message = f"{type(exc).__name__}: {_one_line(exc) or 'out of memory'}"
     except Exception as exc:  # a failure no check foresaw: one line, not a traceback
         if os.environ.get("MNV2PROF_DEBUG"):
             raise
-        code = ExitCode.TOOL_FAILURE
-        message = (f"unexpected {type(exc).__name__}: {_one_line(exc)} (set MNV2PROF_DEBUG=1 "
-                   "for the traceback, and please report it)")
+        code, message = ExitCode.TOOL_FAILURE, _unexpected_message(exc)
     if window.received and code != ExitCode.INTERRUPTED:  # what a library made of the signal
         code, message = ExitCode.INTERRUPTED, f"interrupted ({window.name})"
     if message is not None:
         interrupts.settle(code)  # a signal from now on cannot add a second line
         error(message)
     return code
+
+
+def _unexpected_message(exc: BaseException) -> str:
+    return (f"unexpected {type(exc).__name__}: {_one_line(exc)} (set MNV2PROF_DEBUG=1 for the "
+            "traceback, and please report it)")
+
+
+# OSErrors no check caught that still say what is wrong: a user's path (a name too long, a link
+# loop) is bad input; a full disk or quota is the machine's, and no bug to report
+_PATH_ERRNOS = (errno.ENAMETOOLONG, errno.ELOOP)
+_MACHINE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _os_error_code(exc: OSError) -> int | None:
+    if exc.errno in _PATH_ERRNOS:
+        return ExitCode.USAGE
+    if exc.errno in _MACHINE_ERRNOS:
+        return ExitCode.TOOL_FAILURE
+    return None
 
 
 def _one_line(exc: BaseException) -> str:

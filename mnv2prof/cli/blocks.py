@@ -28,9 +28,10 @@ from mnv2prof.cli.options import (
     positive,
     row_name,
     show_option,
+    source_files,
     subjects,
 )
-from mnv2prof.cli.output import Outputs, make_folder
+from mnv2prof.cli.output import Outputs, check_folder, make_folder
 from mnv2prof.errors import UsageError
 from mnv2prof.models.variants import BlockSpec
 from mnv2prof.report.views import COMPARE_GROUPS, LAYERS_GROUPS, parse_show
@@ -109,7 +110,7 @@ def compare(
     groups = parse_show(show, COMPARE_GROUPS)
     timing_spec = timing.spec()
     targets = deploy.target_list()
-    outputs = Outputs(csv=csv, json=json)
+    outputs = Outputs(csv=csv, json=json, inputs=source_files(measured))
     check_device(device)
     subjects_fit(measured, force)
     from mnv2prof.cli.progress import measure_with_progress
@@ -145,10 +146,13 @@ def export(
     exported = subjects(ctx, spec, variants, models)
     if files := [s.variant for s in exported if not isinstance(s, BlockSpec) and s.onnx_file]:
         raise UsageError(f"--model {', '.join(files)}: already an ONNX file, nothing to export")
-    out = make_folder(out, "--out")
-    subjects_fit(exported, force)
+    check_folder(out, "--out")
+    subjects_fit(exported, force)  # before the folder is made: a refusal leaves nothing behind
     from mnv2prof.onnx.atomic import copy_atomic
-    from mnv2prof.onnx.export import export_cached
+    from mnv2prof.onnx.export import cache_dir, export_cached
+
+    cache_dir()  # a cache that cannot be used is refused before the folder is made, too
+    out = make_folder(out, "--out")
     from mnv2prof.onnx.sources import block_source, model_source
 
     for block in exported:
@@ -204,7 +208,7 @@ def layers_command(
     check_threads(threads)
     positive(runs, "--runs")
     groups = parse_show(show, LAYERS_GROUPS)
-    outputs = Outputs(csv=csv)
+    outputs = Outputs(csv=csv, inputs=source_files(measured))
     check_device(device)
     subjects_fit(measured, force)
     from mnv2prof.report.console import layers_report

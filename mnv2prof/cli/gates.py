@@ -20,9 +20,11 @@ from mnv2prof.cli.options import (
     Variants,
     command,
     given,
-    positive,
+    budget_seconds,
     row_name,
+    profile_file,
     show_option,
+    source_files,
     subjects,
 )
 from mnv2prof.cli.output import Outputs
@@ -91,7 +93,7 @@ def gate_profile(ctx: typer.Context, profile: str, timing: TimingOptions):
     plan = with_cache(load_profile(profile), timing.cache if given(ctx, ["cache"]) else None)
     if not given(ctx, ["budget"]):
         return plan
-    positive(timing.budget, "--budget")
+    budget_seconds(timing.budget)
     return dataclasses.replace(plan, timing=dataclasses.replace(plan.timing, budget_s=timing.budget))
 
 
@@ -120,12 +122,13 @@ def baseline_command(
     """
     if profile is not None:
         plan = gate_profile(ctx, profile, timing)
-        outputs = Outputs(out=out)
+        inputs = {**profile_file(profile), **source_files(plan.subjects())}
+        outputs = Outputs(out=out, inputs=inputs)
         subjects_fit(plan.subjects(), force)
     else:
         measured, timing_spec = subjects(ctx, spec, variants, models), timing.spec()
         targets = deploy.target_list()
-        outputs = Outputs(out=out)
+        outputs = Outputs(out=out, inputs=source_files(measured))
         subjects_fit(measured, force)
     from mnv2prof.cli.progress import measure_profile_with_progress, measure_with_progress
     from mnv2prof.report.console import baseline_report
@@ -200,7 +203,8 @@ def gate_command(
                                       timing.threads), timing.cache
     policy = judging.policy()  # checked before any work, like everything below
     groups = parse_show(show, GATE_GROUPS)
-    outputs = Outputs(markdown_summary=markdown_summary, junit=junit)
+    inputs = {"--baseline": baseline, **profile_file(profile), **source_files(measured)}
+    outputs = Outputs(markdown_summary=markdown_summary, junit=junit, inputs=inputs)
     stored, differences = check_baseline(baseline, rows, mode, relative_to,
                                          judging.allow_env_mismatch)
     changed = source_changes(stored, rows)

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from mnv2prof.cli.app import say, show, stderr, tell
-from mnv2prof.cli.options import Threads, check_threads, command, positive
+from mnv2prof.cli.options import Threads, budget_seconds, check_threads, command
 
 
 @command()
@@ -29,7 +29,7 @@ def calibrate(
     from mnv2prof.report.machine_report import calibration_lines
 
     check_threads(threads)
-    positive(budget, "--budget")
+    budget_seconds(budget)
     with stderr.status(f"calibrating at {threads} thread(s) ({budget:g} s budget)"):
         machine = measure(threads, budget)
     path = save_machine(machine)
@@ -56,7 +56,7 @@ def guidelines_command(
     from mnv2prof.run.guidelines import run_guideline
 
     check_threads(threads)
-    positive(budget, "--budget")
+    budget_seconds(budget)
     for guideline in guidelines():
         with stderr.status(f"{guideline.key}: export + count + time ({budget:g} s budget)"):
             result = run_guideline(guideline, threads, budget)

@@ -23,6 +23,7 @@ from mnv2prof.cli.options import (
     check_threads,
     command,
     show_option,
+    source_files,
 )
 from mnv2prof.cli.output import Outputs
 from mnv2prof.errors import UsageError
@@ -76,10 +77,11 @@ def profile_command(
     groups = parse_show(show, COMPARE_GROUPS)
     timing_spec = timing.spec()
     targets = deploy.target_list()
-    outputs = Outputs(csv=csv)
+    torch_model = ":" in model and not Path(model).exists()
+    outputs = Outputs(csv=csv, inputs={"MODEL": model.rpartition(":")[0] if torch_model else model})
     notes: tuple[str, ...] = ()
     opset = None
-    if ":" in model and not Path(model).exists():  # a torch model
+    if torch_model:
         from mnv2prof.models.user_models import model_spec
 
         if len(shape or []) > 1:
@@ -180,7 +182,7 @@ def network_command(
         check_threads(threads)
     groups = parse_show(show, NETWORK_GROUPS)
     precisions, runtimes = deploy.targets()
-    outputs = Outputs(csv=csv)
+    outputs = Outputs(csv=csv, inputs=source_files([spec]))
     check_device(device)
     if isinstance(spec, NetworkSpec):
         network_fits(spec, force)

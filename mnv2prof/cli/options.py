@@ -50,7 +50,7 @@ Budget = Annotated[
         "--budget",
         help="Seconds of timing per runtime: onnxruntime's phase, then eager torch's, each get "
         "this much for all variants together (a phase ends early once every variant's median "
-        "CI is within +-2%).",
+        "CI is within +-2%); at most 3600.",
     ),
 ]
 Cache = Annotated[
@@ -218,7 +218,7 @@ class TimingOptions:
         from mnv2prof.measure.timing import CACHE_MODES, TimingSpec
 
         check_threads(self.threads)
-        positive(self.budget, "--budget")
+        budget_seconds(self.budget)
         if self.cache not in CACHE_MODES:
             modes = ", ".join(CACHE_MODES)
             raise UsageError(f"--cache must be one of {modes}, got {self.cache!r}")
@@ -248,6 +248,42 @@ def subjects(ctx: typer.Context, spec: SpecOptions, variants: str, models: Model
         raise UsageError(f"a variant and a model are both named {', '.join(twice)}: rows are "
                          "named by variant, rename one")
     return blocks + model_specs
+
+
+def source_files(measured) -> dict[str, Path]:
+    """The files the subjects are read from (a user's PATH.py, an ONNX file), by what they are
+    the source of: inputs no output may replace (cli.output.Outputs)."""
+    files = {}
+    for subject in measured:
+        source = getattr(subject, "source", "")
+        path = source if source.lower().endswith(".onnx") else source.rpartition(":")[0]
+        if path and Path(path).is_file():
+            files[f"source of {subject.variant}"] = Path(path)
+    return files
+
+
+def profile_file(profile: str | None, what: str = "--profile") -> dict[str, Path]:
+    """{what: the profile's file} for a profile name or path (none for None), as an input."""
+    if profile is None:
+        return {}
+    from mnv2prof.run.profiles import resolve_profile
+
+    return {what: resolve_profile(profile)}
+
+
+MAX_BUDGET_S = 3600.0  # an hour of timing per phase: past it a budget is a typo (1e308), and
+# seconds that large overflow the round arithmetic
+
+
+def budget_seconds(value: float, flag: str = "--budget") -> None:
+    """A budget in seconds: positive, finite, at most `MAX_BUDGET_S`."""
+    positive(value, flag)
+    at_most(value, MAX_BUDGET_S, flag)
+
+
+def at_most(value: float, limit: float, flag: str) -> None:
+    if value > limit:
+        raise UsageError(f"{flag} must be at most {limit:g} seconds (an hour), got {value:g}")
 
 
 def row_name(text: str) -> str:

@@ -1,8 +1,10 @@
 """A command's output files: checked before any work, written together, and said where.
 
-`Outputs(csv=path, json=path)` checks every path first (the folder exists and can be written, the
-target is not a folder); `write` writes them all or none (onnx.atomic.write_all) and says on
-stderr what went where. Tables are CSV, or JSON records when the path ends in .json.
+`Outputs(csv=path, json=path, inputs={"--baseline": path})` checks every path first (the folder
+exists and can be written, the target is not a folder, nor one of the command's `inputs`, nor
+another output); `write` writes them all or none (onnx.atomic.write_all: a device is written
+through, a link's target replaced) and says on stderr what went where. Tables are CSV, or JSON
+records when the path ends in .json.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import pandas as pd
 
 from mnv2prof.cli.app import display_on_stderr, tell
 from mnv2prof.errors import UsageError
-from mnv2prof.onnx.atomic import check_target, write_all
+from mnv2prof.onnx.atomic import Inputs, check_not_input, check_target, same_file, write_all
 
 
 def _flag(name: str) -> str:
@@ -36,9 +38,10 @@ STDOUT_FLAGS = ("csv", "json")
 class Outputs:
     """The files a command writes, by flag (`csv`, `json`, `markdown_summary`...); None = not
     asked for. `--csv -` or `--json -` writes to stdout instead (one of them at most), and then
-    the tables go to stderr."""
+    the tables go to stderr. `inputs` are the files the command reads (what -> path or paths):
+    no output may name one."""
 
-    def __init__(self, **paths: str | Path | None) -> None:
+    def __init__(self, inputs: Inputs | None = None, **paths: str | Path | None) -> None:
         piped = [flag for flag, path in paths.items() if path == STDOUT]
         if [flag for flag in piped if flag not in STDOUT_FLAGS]:
             raise UsageError(f"{_flag(piped[0])} -: only --csv and --json can go to stdout")
@@ -51,13 +54,15 @@ class Outputs:
         for flag, path in paths.items():
             if path is not None:
                 check_target(path, _flag(flag))  # the text as given: "" is not "."
+                check_not_input(path, _flag(flag), inputs or {})
         self.paths = {flag: Path(p) for flag, p in paths.items() if p is not None}
-        seen: dict[Path, str] = {}
+        seen: list[tuple[Path, str]] = []
         for flag, path in self.paths.items():
-            if path.resolve() in seen:
-                raise UsageError(f"{seen[path.resolve()]} and {_flag(flag)} name the same file "
-                                 f"{path}: give each output its own")
-            seen[path.resolve()] = _flag(flag)
+            for other, other_flag in seen:
+                if same_file(path, other):
+                    raise UsageError(f"{other_flag} and {_flag(flag)} name the same file "
+                                     f"{path}: give each output its own")
+            seen.append((path, _flag(flag)))
 
     def __bool__(self) -> bool:
         return bool(self.paths) or self.stdout_flag is not None
@@ -82,17 +87,31 @@ class Outputs:
         self.write({flag: frame_text(frame, paths[flag], flag) for flag in flags}, what)
 
 
-def make_folder(name: str | Path, flag: str) -> Path:
-    """Create the output folder `name` (and its parents), or refuse in one line."""
+def check_folder(name: str | Path, flag: str) -> Path:
+    """Refuse, before any work and creating nothing, an output folder that cannot be made or
+    written: an empty name, a file, a name too long, under a file or a folder not writable."""
     if not str(name).strip():
         raise UsageError(f"{flag} needs a folder name, got an empty string")
     path = Path(name)
-    if path.exists() and not path.is_dir():
-        raise UsageError(f"{flag} {path} exists and is not a folder")
+    try:
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"{flag} {path} exists and is not a folder")
+        existing = next(p for p in [path, *path.absolute().parents] if p.exists())
+    except OSError as exc:
+        raise UsageError(f"cannot create {flag} {path}: {exc.strerror or exc}") from None
+    if not existing.is_dir():
+        raise UsageError(f"cannot create {flag} {path}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        what = "the folder" if existing == path else f"folder {existing}"
+        raise UsageError(f"cannot write into {flag} {path}: {what} is not writable")
+    return path
+
+
+def make_folder(name: str | Path, flag: str) -> Path:
+    """Create the output folder `name` (and its parents), or refuse in one line."""
+    path = check_folder(name, flag)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot create {flag} {path}: {exc.strerror or exc}") from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise UsageError(f"cannot write into {flag} {path}: the folder is not writable")
     return path

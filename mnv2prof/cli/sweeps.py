@@ -12,10 +12,18 @@ import typer
 
 from mnv2prof.cli.app import say, show, tell
 from mnv2prof.run.fits import subjects_fit
-from mnv2prof.cli.options import Device, Results, check_device, check_threads, command
+from mnv2prof.cli.options import (
+    Device,
+    Results,
+    check_device,
+    check_threads,
+    command,
+    profile_file,
+    source_files,
+)
 from mnv2prof.cli.output import Outputs
 from mnv2prof.errors import UsageError
-from mnv2prof.onnx.atomic import check_target
+from mnv2prof.onnx.atomic import check_not_input, check_target
 
 
 @command("profiles")
@@ -107,7 +115,10 @@ def sweep(
 
         check_address(ray.strip())  # before the plan: its form needs no Ray
     check_target(out, "--out")
-    plan = with_cache(load_profile(profile, max_points or MAX_POINTS), cache)
+    inputs = profile_file(profile, "PROFILE")
+    check_not_input(out, "--out", inputs)
+    plan = with_cache(load_profile(inputs["PROFILE"], max_points or MAX_POINTS), cache)
+    check_not_input(out, "--out", source_files(plan.subjects()))
     if ray is None:  # on a cluster, the hosts' cores and devices count, not this machine's
         check_threads(max(point.threads for point in plan.points()))
         check_device(device)
@@ -158,6 +169,9 @@ def merge(
                                    "sweep.")
     ],
     out: Annotated[str, typer.Option("--out", help="The merged CSV (written whole, atomically).")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing --out.")
+    ] = False,
 ) -> None:
     """Join results CSVs (the parts of a sharded sweep) into one, rows in the order given.
 
@@ -168,7 +182,9 @@ def merge(
     """
     from mnv2prof.run.merge import merge_files, merge_text
 
-    outputs = Outputs(out=out)  # checked before anything is read
+    outputs = Outputs(out=out, inputs={"CSV": files})  # checked before anything is read
+    if not force and Path(out).is_file():
+        raise UsageError(f"{out} exists: pass --force to replace it")
     frame = merge_files(files)
     outputs.write({"out": merge_text(frame)}, f"{len(frame)} rows from {len(files)} file(s)")
 
@@ -190,7 +206,7 @@ def report(
     from mnv2prof.report.paper import load_results, paper_table, render
 
     columns = [c.strip() for value in group_by or [] for c in value.split(",") if c.strip()]
-    outputs = Outputs(out=out)
+    outputs = Outputs(out=out, inputs={"CSV": results})
     text = render(paper_table(load_results(results), columns), fmt)
     if outputs:
         outputs.write({"out": text}, f"the {fmt} table")
@@ -220,7 +236,7 @@ def plot_command(
     from mnv2prof.report.paper import load_results
     from mnv2prof.report.plot import plot
 
-    outputs = Outputs(out=out)
+    outputs = Outputs(out=out, inputs={"CSV": results})
     frame = load_results(results)
     kind = "roofline" if roofline else kind
     machine = None

@@ -8,7 +8,10 @@ second run loads the file and skips the export. Every source goes through `expor
 file's metadata carries the torch module's parameter count (`PARAMS_KEY`), which the exported graph
 cannot give back (BN is folded). A file lands in the cache only after `onnx.checker` and the parity
 check pass, and it is written to a temporary name first, then renamed, so a killed run never leaves
-half a model behind.
+half a model behind. The cache is the tool's own: a cached file that does not load as this tool
+wrote it (truncated, garbage, no parameter count: `cached_file_ok`) is removed and exported
+again, never handed on. The cache folder itself (`$MNV2PROF_CACHE`) is checked once, when first
+used: one line naming it when it is a file or cannot be created or written (exit 2).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import torch
 from torch import nn
 
 from mnv2prof import interrupts
-from mnv2prof.errors import ExportError, first_line
+from mnv2prof.errors import ExportError, UsageError, first_line
 from mnv2prof.onnx.atomic import atomic_target
 from mnv2prof.quiet import silenced
 
@@ -55,11 +58,29 @@ PARAMS_BY_PART_KEY = "mnv2prof.params_by_part"  # JSON {module path: learnable s
 
 
 def cache_dir() -> Path:
-    """`$MNV2PROF_CACHE`, else `$XDG_CACHE_HOME/mnv2prof`, else `~/.cache/mnv2prof`."""
+    """`$MNV2PROF_CACHE`, else `$XDG_CACHE_HOME/mnv2prof`, else `~/.cache/mnv2prof`: a folder
+    that exists (made here) and can be written, or a `UsageError` naming the variable."""
     if env := os.environ.get("MNV2PROF_CACHE"):
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "mnv2prof"
+        return _usable_cache(env, "MNV2PROF_CACHE")
+    if xdg := os.environ.get("XDG_CACHE_HOME"):
+        return _usable_cache(str(Path(xdg) / "mnv2prof"), "XDG_CACHE_HOME")
+    return _usable_cache(str(Path.home() / ".cache" / "mnv2prof"), "")
+
+
+@functools.cache
+def _usable_cache(folder: str, variable: str) -> Path:
+    path = Path(folder)
+    where = f"${variable} ({folder})" if variable else f"the cache folder {folder}"
+    fix = f"; set {variable or 'MNV2PROF_CACHE'} to a folder that can be written"
+    try:
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"{where} is not a folder{fix}")
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{where} cannot be created: {exc.strerror or exc}{fix}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UsageError(f"{where} cannot be written{fix}")
+    return path
 
 
 def library_versions() -> dict[str, str]:
@@ -116,12 +137,27 @@ def export_cached(
     folder = directory if directory is not None else cache_dir() / source.folder
     path = folder / f"{source.name}-{source.key(seed)}.onnx"
     if path.exists():
-        return ExportResult(path, cached=True, max_abs_diff=None)
+        if cached_file_ok(path, PARAMS_KEY):
+            return ExportResult(path, cached=True, max_abs_diff=None)
+        path.unlink(missing_ok=True)  # damaged: the cache is ours, make the entry again
     interrupts.check()
     module = module if module is not None else source.build(seed)
     metadata = parameter_metadata(module, source.parts)
     diff = export_module(module, source.input_shape, path, seed, metadata)
     return ExportResult(path, cached=False, max_abs_diff=diff)
+
+
+def cached_file_ok(path: Path, metadata_key: str | None = None) -> bool:
+    """Whether the cached ONNX file at `path` loads whole: it parses, has a graph with nodes and
+    outputs, and (`metadata_key`) the metadata entry its writer put last, which a file cut short
+    lost. A few milliseconds for a block, beside the export's 0.5 s."""
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # protobuf's DecodeError and friends, an unreadable file
+        return False
+    if not model.graph.node or not model.graph.output:
+        return False
+    return metadata_key is None or any(e.key == metadata_key for e in model.metadata_props)
 
 
 def parameter_metadata(module: nn.Module, parts: Sequence[str] = ()) -> dict[str, str]:

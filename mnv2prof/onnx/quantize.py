@@ -37,7 +37,8 @@ exports are already shape-inferred and BN-folded, which is what that pre-process
 Every artefact is cached in `export.cache_dir() / "int8"` under a key of the fp32 file's bytes,
 the method, the number of calibration inputs, the seed, the input shapes, the library versions
 and `QUANT_FORMAT`, and written atomically (the quantizer writes a temporary name, renamed when
-it is complete), so a second call loads it and a killed run never leaves half a file.
+it is complete), so a second call loads it and a killed run never leaves half a file; a cached
+file that does not load whole (`export.cached_file_ok`) is removed and made again.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ import torch
 from mnv2prof import interrupts
 from mnv2prof.errors import UsageError, first_line
 from mnv2prof.onnx.atomic import atomic_target
-from mnv2prof.onnx.export import cache_dir, library_versions
+from mnv2prof.onnx.export import cache_dir, cached_file_ok, library_versions
 from mnv2prof.onnx.graph import load_model
 from mnv2prof.quiet import silenced
 
@@ -277,7 +278,9 @@ def quantize_cached(
     folder = directory if directory is not None else cache_dir() / "int8"
     path = folder / f"{fp32_path.stem}-int8-{method}-{key}.onnx"
     if path.exists():
-        return QuantResult(path, cached=True)
+        if cached_file_ok(path):
+            return QuantResult(path, cached=True)
+        path.unlink(missing_ok=True)  # damaged: the cache is ours, quantize again
     interrupts.check()
     folder.mkdir(parents=True, exist_ok=True)
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static

@@ -47,7 +47,7 @@ def load_results(path: Path) -> pd.DataFrame:
     (run.readers): a missing file, a row cut off, text in a number is one line naming it."""
     from mnv2prof.run.readers import read_table
 
-    return read_table(path, "results file", REQUIRED_COLUMNS,
+    return read_table(path, "results file", REQUIRED_COLUMNS, results=True,
                       hint=": not a CSV written by mnv2prof compare or sweep")
 
 

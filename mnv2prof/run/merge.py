@@ -2,8 +2,9 @@
 results files written by one version) into one file.
 
 Every input is read defensively (`readers.read_table`, every cell kept as text, so a value is
-written back exactly as it was read: "1.20" stays "1.20"), then the union is checked; each
-refusal is one UsageError line naming the files:
+written back exactly as it was read: "1.20" stays "1.20") and held to what every reader of
+results holds it to (`readers.check_results`: numbers, CIs, no row twice in a file), then the
+union is checked; each refusal is one UsageError line naming the files:
 
 - the files must have the same columns in the same order (what one version writes; a journal
   is resumed only under its own header, so a merged file can still be resumed by `sweep`);
@@ -46,7 +47,7 @@ def merge_files(paths: Sequence[Path | str]) -> pd.DataFrame:
         if resolved in seen:
             raise UsageError(f"merge: {path} is given twice (as {seen[resolved]} and {path})")
         seen[resolved] = path
-    frames = [read_table(path, WHAT, REQUIRED, as_text=True) for path in paths]
+    frames = [read_table(path, WHAT, REQUIRED, as_text=True, results=True) for path in paths]
     first, header = paths[0], list(frames[0].columns)
     for path, frame in zip(paths[1:], frames[1:], strict=True):
         _check_columns(first, header, path, list(frame.columns))

@@ -2,11 +2,16 @@
 for anything that is not what it should be, never a traceback and never a guess.
 
 - `input_file`: the path exists, is a file (a folder is said to be one), can be read.
-- `read_text`: UTF-8 text, or one line saying where the first byte that is not.
+- `read_text`: UTF-8 text (a leading byte-order mark, as spreadsheet programs write, dropped),
+  or one line saying where the first byte that is not.
 - `read_table`: a CSV whose every row has the header's fields (a row cut off mid-write, the last
   one of a killed run, is named, not read as data with empty cells), whose required columns are
   there, and whose typed columns hold what they must in every row (a number, a positive number,
   a non-empty key), before pandas sees it.
+- `check_results`: what a results file (a sweep journal, `compare --csv`, a merged file) must
+  hold beyond that, the one verdict of every reader of results (`report`, `plot`, `explain`,
+  `merge`, `sweep --resume`): each number column it has of its kind (`RESULT_COLUMNS`), each
+  latency's 95% CI around its median, and no row twice (spec_hash, per host).
 
 Readers never change the file they read.
 """
@@ -18,6 +23,7 @@ import io
 import json
 import math
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -34,17 +40,36 @@ NON_NEGATIVE = "non-negative"  # a finite number >= 0
 INTEGER = "integer"  # a whole number
 COUNT = "count"  # a whole number >= 0
 
+# The columns of a results file checked in every row when the file has them (Record.row()):
+# a reader that needs fewer columns (merge) still refuses what another (report) would.
+RESULT_COLUMNS = {
+    "variant": KEY, "spec_hash": KEY, "threads": COUNT,
+    "params": COUNT, "macs": COUNT, "flops": COUNT, "elementwise_ops": COUNT,
+    "peak_act_bytes": COUNT, "weight_bytes": COUNT, "bytes_moved": COUNT, "nodes": COUNT,
+    "latency_median_ms": POSITIVE, "latency_q1_ms": NON_NEGATIVE, "latency_q3_ms": NON_NEGATIVE,
+    "latency_iqr_ms": NON_NEGATIVE, "latency_p95_ms": NON_NEGATIVE,
+    "latency_ci_low_ms": NON_NEGATIVE, "latency_ci_high_ms": NON_NEGATIVE,
+    "latency_n": COUNT, "gmacs_per_s": NON_NEGATIVE,
+}  # fmt: skip
+# Measurements whose CI must hold their median, where a row has the three numbers (eager and GPU
+# ones are empty when not taken).
+CI_PREFIXES = ("latency", "eager", "cuda_eager", "cuda_graph", "cuda_ort")
+
 
 def input_file(path: Path | str, what: str) -> Path:
     """`path` if it is a readable file; else one line saying what it is instead."""
     path = Path(path)
     if not str(path).strip():
         raise UsageError(f"{what}: an empty path")
-    if path.is_dir():
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):  # also a file's name used as a folder's
+        raise UsageError(f"{what} {path} does not exist") from None
+    except OSError as exc:  # a name too long, a folder that is a file, a link loop
+        raise UsageError(f"{what} {path}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(mode):
         raise UsageError(f"{what} {path} is a folder, not a file")
-    if not path.exists():
-        raise UsageError(f"{what} {path} does not exist")
-    if not path.is_file():
+    if not stat.S_ISREG(mode):
         raise UsageError(f"{what} {path} is not a regular file")
     if not os.access(path, os.R_OK):
         raise UsageError(f"{what} {path} cannot be read (permission denied)")
@@ -58,7 +83,7 @@ def read_text(path: Path, what: str) -> str:
     except OSError as exc:
         raise UsageError(f"{what} {path} cannot be read: {exc.strerror or exc}") from None
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8-sig")  # a byte-order mark is no part of the first column's name
     except UnicodeDecodeError as exc:
         raise UsageError(
             f"{what} {path} is not UTF-8 text (byte {exc.start} is 0x{data[exc.start]:02x})"
@@ -124,6 +149,61 @@ _KIND_WORDS = {
 }  # fmt: skip
 
 
+def check_kinds(
+    path: Path, what: str, header: list[str], body: list[list[str]], columns: Mapping[str, str]
+) -> None:
+    """Every column of `columns` in `header` of its kind in every row of `body`."""
+    index = {name: header.index(name) for name in columns if name in header}
+    for number, row in enumerate(body, 1):
+        for name, column in index.items():
+            value = row[column]
+            if not check_value(value, columns[name]):
+                raise UsageError(
+                    f"{what} {path}, row {number}, column {name}: {value!r} is not "
+                    f"{_KIND_WORDS[columns[name]]}"
+                )
+
+
+def check_results(path: Path, what: str, header: list[str], body: list[list[str]]) -> None:
+    """A results file's rows as every reader of results must find them (the module docstring):
+    one line naming the row and the column of the first that is not."""
+    check_kinds(path, what, header, body, RESULT_COLUMNS)
+    index = {name: i for i, name in enumerate(header)}
+    for number, row in enumerate(body, 1):
+        for prefix in CI_PREFIXES:
+            _check_ci(path, what, number, row, index, prefix)
+    if "spec_hash" not in index:
+        return
+    host = index.get("host")
+    seen: dict[tuple[str, str], int] = {}
+    for number, row in enumerate(body, 1):
+        key = (row[index["spec_hash"]], row[host] if host is not None else "")
+        if key in seen:
+            on_host = f" on host {key[1]}" if host is not None else ""
+            raise UsageError(
+                f"{what} {path}: spec_hash {key[0]}{on_host} is twice (rows {seen[key]} and "
+                f"{number}): a row is in a results file once"
+            )
+        seen[key] = number
+
+
+def _check_ci(path: Path, what: str, number: int, row: list[str], index: dict[str, int],
+              prefix: str) -> None:
+    names = [f"{prefix}_{k}_ms" for k in ("ci_low", "median", "ci_high")]
+    if not all(name in index for name in names):
+        return
+    try:
+        low, median, high = (float(row[index[name]]) for name in names)
+    except ValueError:  # empty: not measured (eager, GPU); text in `latency_*` is refused above
+        return
+    if low > median:
+        raise UsageError(f"{what} {path}, row {number}, column {names[0]}: {low:g} is above the "
+                         f"median {median:g} (the CI must hold the median)")
+    if high < median:
+        raise UsageError(f"{what} {path}, row {number}, column {names[2]}: {high:g} is below the "
+                         f"median {median:g} (the CI must hold the median)")
+
+
 def read_table(
     path: Path | str,
     what: str,
@@ -131,15 +211,17 @@ def read_table(
     as_text: bool = False,
     hint: str = "",
     error: type[UsageError] = UsageError,
+    results: bool = False,
 ) -> pd.DataFrame:
     """The CSV at `path`, every column of `columns` present and of its kind in every row.
 
     `as_text`: every cell stays a string (a CSV reader guessing types would turn "1.20" into 1.2);
     otherwise pandas infers the types of the validated text. `hint` follows a missing-column
-    message (what the file should have been written by). Every refusal is `error`, a UsageError.
+    message (what the file should have been written by). `results`: the file is a results file,
+    held to `check_results` too. Every refusal is `error`, a UsageError.
     """
     try:
-        return _read_table(path, what, columns, as_text, hint)
+        return _read_table(path, what, columns, as_text, hint, results)
     except UsageError as exc:
         if isinstance(exc, error):
             raise
@@ -147,7 +229,8 @@ def read_table(
 
 
 def _read_table(
-    path: Path | str, what: str, columns: Mapping[str, str], as_text: bool, hint: str
+    path: Path | str, what: str, columns: Mapping[str, str], as_text: bool, hint: str,
+    results: bool,
 ) -> pd.DataFrame:
     path = input_file(path, what)
     text = read_text(path, what)
@@ -159,15 +242,9 @@ def _read_table(
         raise UsageError(f"{what} {path} lacks the column(s) {', '.join(missing)}{hint}")
     if not body:
         raise UsageError(f"{what} {path} has no rows")
-    index = {name: header.index(name) for name in columns}
-    for number, row in enumerate(body, 1):
-        for name, kind in columns.items():
-            value = row[index[name]]
-            if not check_value(value, kind):
-                raise UsageError(
-                    f"{what} {path}, row {number}, column {name}: {value!r} is not "
-                    f"{_KIND_WORDS[kind]}"
-                )
+    check_kinds(path, what, header, body, columns)
+    if results:
+        check_results(path, what, header, body)
     if as_text:
         return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
     return pd.read_csv(io.StringIO(text))

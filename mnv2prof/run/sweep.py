@@ -7,7 +7,9 @@ A sweep can take hours, so the CSV is the sweep's journal:
 - the header is written once, from the first row's keys (`Record.row()`);
 - `resume=True` skips rows whose `spec_hash` (spec and threads) is already in the file; a file
   whose header differs from this version's rows is refused, as is one measured in another
-  environment (env.COMPARABLE_KEYS), since its rows could not be compared with the new ones.
+  environment (env.COMPARABLE_KEYS), since its rows could not be compared with the new ones,
+  and so is one `report` or `merge` would refuse (`readers.check_results`: one reader, one
+  verdict), since appending would only add rows to a file no reader takes.
 
 Grid points are timed in **batches** (`measure_points`): consecutive points with the same thread
 count, up to the profile's `batch_rows` rows (default 48) and at most `BATCH_TIMING_S` seconds of
@@ -41,7 +43,7 @@ from pathlib import Path
 from mnv2prof import interrupts
 from mnv2prof.errors import Interrupted, Mnv2profError, UsageError
 from mnv2prof.models.user_models import Subject
-from mnv2prof.onnx.atomic import check_target
+from mnv2prof.onnx.atomic import check_target, is_special, path_error
 from mnv2prof.run.profiles import GridPoint, Profile
 from mnv2prof.run.records import Record, row_columns
 
@@ -80,7 +82,8 @@ class CsvJournal:
     the whole existing file (UTF-8, every row whole, a spec_hash column, and the columns this
     version writes, `columns`). The file is never changed by the checks: it is only ever
     appended to, with complete rows. A last row that lost only its newline is whole and kept (the
-    next append starts with the newline); a row cut off mid-write is refused, naming it.
+    next append starts with the newline); a row cut off mid-write is refused, naming it. A device
+    or a FIFO (/dev/null) holds no rows to keep or resume: the rows are written through to it.
     """
 
     def __init__(self, path: Path, resume: bool, force: bool) -> None:
@@ -91,6 +94,10 @@ class CsvJournal:
         self._truncate = False
         self._newline_missing = False
         check_target(self.path, "--out")
+        if is_special(self.path):
+            if resume:
+                raise UsageError(f"--resume: {path} is not a regular file, it holds no rows")
+            return
         if self.path.exists() and not resume:
             if not force:
                 raise UsageError(
@@ -113,7 +120,7 @@ class CsvJournal:
             )
 
     def _read_existing(self) -> None:
-        from mnv2prof.run.readers import csv_rows, input_file, read_text
+        from mnv2prof.run.readers import check_results, csv_rows, input_file, read_text
 
         what = "sweep file"
         text = read_text(input_file(self.path, what), what)
@@ -126,6 +133,7 @@ class CsvJournal:
         for number, row in enumerate(rows, 1):
             if not row[column].strip():
                 raise UsageError(f"sweep file {self.path}, row {number}: spec_hash is empty")
+        check_results(self.path, what, header, rows)  # what report and merge would refuse
         self.header = header
         self.done = {row[column] for row in rows}
         self.first_row = dict(zip(header, rows[0], strict=True)) if rows else None
@@ -143,14 +151,18 @@ class CsvJournal:
         newline = "\n" if self._newline_missing and not self._truncate else ""
         data = (newline + text.getvalue()).encode("utf-8")
         flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if self._truncate else os.O_APPEND)
-        fd = os.open(self.path, flags, 0o666)  # the user's umask decides the mode
         try:
-            written = os.write(fd, data)
-            while written < len(data):  # regular files take it whole; this is for the odd FS
-                written += os.write(fd, data[written:])
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            fd = os.open(self.path, flags, 0o666)  # the user's umask decides the mode
+            try:
+                written = os.write(fd, data)
+                while written < len(data):  # regular files take it whole; this is for the odd FS
+                    written += os.write(fd, data[written:])
+                if not is_special(self.path):  # a device or FIFO cannot be synced (EINVAL)
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:  # a full disk, or /dev/full
+            raise path_error(self.path, exc) from None
         self.header, self._truncate, self._newline_missing = keys, False, False
         self.done.add(str(row["spec_hash"]))
 

@@ -109,19 +109,20 @@ def test_gate_with_one_bad_output_measures_nothing_and_writes_nothing(run_cli, t
 
 
 def test_write_all_stages_everything_before_renaming_anything(tmp_path, monkeypatch):
+    from mnv2prof.errors import WriteError
     from mnv2prof.onnx import atomic
 
     first, second = tmp_path / "a.csv", tmp_path / "b.csv"
     first.write_text("old")
-    real = Path.write_text
+    real = Path.write_bytes
 
-    def full_disk(self, text, *args, **kwargs):
+    def full_disk(self, data, *args, **kwargs):
         if ".b.csv." in self.name:
             raise OSError(28, "No space left on device")
-        return real(self, text, *args, **kwargs)
+        return real(self, data, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "write_text", full_disk)
-    with pytest.raises(OSError):
+    monkeypatch.setattr(Path, "write_bytes", full_disk)
+    with pytest.raises(WriteError, match=f"cannot write {second}: No space left on device"):
         atomic.write_all([(first, "new"), (second, "new")])
     assert first.read_text() == "old" and not second.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv"]  # no temporary file left

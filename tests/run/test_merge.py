@@ -84,7 +84,8 @@ def test_a_row_twice_is_refused_naming_it_and_both_files(tmp_path):
     )
     twice = journal(tmp_path / "twice.csv", row("05"), row("06"), row("05"))
     assert one_line([a, twice]) == (
-        f"merge: spec_hash 05 on host a is twice in {twice} (rows 1 and 3): a row is merged once"
+        f"merge input {twice}: spec_hash 05 on host a is twice (rows 1 and 3): a row is in a "
+        "results file once"
     )
 
 
