@@ -12,12 +12,14 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from mnv2prof.cli.app import display_on_stderr, tell
 from mnv2prof.errors import UsageError
 from mnv2prof.onnx.atomic import Inputs, check_not_input, check_target, same_file, write_all
+
+if TYPE_CHECKING:  # pandas takes 0.4 s to import: not before a flag is checked
+    import pandas as pd
 
 
 def _flag(name: str) -> str:

@@ -12,15 +12,24 @@ nodes read (`counting.count_params`); a BN its exporter folded is then counted a
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mnv2prof.count.counting import GraphCost, count_graph, count_params
-from mnv2prof.count.memory import MemoryPeak, peak_activation_memory
-from mnv2prof.onnx.export import PARAMS_BY_PART_KEY, PARAMS_KEY
-from mnv2prof.onnx.graph import GraphInfo, load_graph
+# `CountedCost` is all a record needs: the counting itself (and onnx, 0.6 s to import, with its
+# ml_dtypes) is imported where a graph is counted, so a warm run whose counts are cached
+# (`count_cached`) never imports onnx
+if TYPE_CHECKING:
+    from mnv2prof.count.counting import GraphCost
+    from mnv2prof.count.memory import MemoryPeak
+    from mnv2prof.onnx.graph import GraphInfo
+
+from mnv2prof.onnx.export import PARAMS_BY_PART_KEY, PARAMS_KEY  # noqa: E402 (imports no onnx)
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,8 @@ def _metadata(graph: GraphInfo) -> dict[str, str]:
 
 def graph_params(graph: GraphInfo) -> int:
     """The model's learnable scalars, by the rule in the module docstring."""
+    from mnv2prof.count.counting import count_params
+
     recorded = _metadata(graph).get(PARAMS_KEY)
     return int(recorded) if recorded is not None else count_params(graph)
 
@@ -79,6 +90,9 @@ def count_graph_cost(
 ) -> CountedCost:
     """Params, MACs, elementwise ops, bytes and the liveness peak of `graph` (`cost`, `peak`:
     its `count_graph` and `peak_activation_memory`, when the caller has them already)."""
+    from mnv2prof.count.counting import count_graph
+    from mnv2prof.count.memory import peak_activation_memory
+
     cost = cost if cost is not None else count_graph(graph)
     peak = peak if peak is not None else peak_activation_memory(graph)
     return CountedCost.from_graph(graph_params(graph), cost, peak)
@@ -88,4 +102,57 @@ def count_model(
     path: Path, input_shapes: Mapping[str, tuple[int, ...]] | None = None
 ) -> CountedCost:
     """`count_graph_cost` of the ONNX file at `path`."""
+    from mnv2prof.onnx.graph import load_graph
+
     return count_graph_cost(load_graph(path, input_shapes))
+
+
+COUNTED_SUFFIX = ".counted.json"  # beside a cached export: its counts, and what they belong to
+
+
+@cache
+def counting_fingerprint() -> str:
+    """A hash of the code that counts (count/ and onnx/graph.py): a cached count made by other
+    counting code is never reused, also in a checkout between releases."""
+    here = Path(__file__).resolve().parent
+    files = sorted(here.glob("*.py")) + [here.parent / "onnx" / "graph.py"]
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.name.encode() + b"\0" + file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def read_counted(path: Path) -> CountedCost | None:
+    """The cached count of the export at `path`: only when it was made from these very bytes
+    (sha256) by this counting code; None otherwise (no entry, damaged, stale)."""
+    sidecar = Path(str(path) + COUNTED_SUFFIX)
+    try:
+        entry = json.loads(sidecar.read_text(encoding="utf-8"))
+        if entry["counting"] != counting_fingerprint() or entry["sha256"] != file_sha256(path):
+            return None
+        return CountedCost(**entry["cost"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def count_cached(path: Path) -> CountedCost:
+    """`count_model(path)`, read from its sidecar when the sidecar belongs to these bytes and this
+    counting code, else counted and the sidecar written (atomically; a cache that cannot be
+    written costs only the count next time)."""
+    counted = read_counted(path)
+    if counted is not None:
+        return counted
+    counted = count_model(path)
+    entry = {"counting": counting_fingerprint(), "sha256": file_sha256(path),
+             "cost": dataclasses.asdict(counted)}
+    try:
+        from mnv2prof.onnx.atomic import write_atomic
+
+        write_atomic(Path(str(path) + COUNTED_SUFFIX), json.dumps(entry, indent=1) + "\n")
+    except OSError:
+        pass
+    return counted

@@ -85,20 +85,23 @@ def measure_memories(
     """`measure_memory` of each (module, input shape), all under one profiler session.
 
     Starting the profiler costs ~0.2 s, so the blocks share one session; each forward runs inside
-    its own `record_function` marker and owns the allocations and ops inside that window.
+    its own `record_function` marker and owns the allocations and ops inside that window. The
+    session is autograd.profiler's, the one under torch.profiler's: the same kineto events, but
+    torch.profiler's start asks `hasattr(torch, "_inductor")`, which imports torch._inductor and
+    torch._dynamo (1.8 s) for a CUDA-graph setting a CPU trace never reads.
     """
-    from torch.profiler import ProfilerActivity, profile, record_function
+    from torch.autograd.profiler import profile, record_function
 
     inputs = [example_input(shape, seed) for _, shape in blocks]
     markers = [f"mnv2prof.measure_memory.{i}" for i in range(len(blocks))]
     with torch.inference_mode():
         for (module, _), x in zip(blocks, inputs, strict=True):
             module.eval()(x)  # warm-up: one-time allocations are not the block's memory
-        with quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as p:
+        with quiet_stderr(), profile(use_cpu=True, profile_memory=True) as p:
             for (module, _), x, marker in zip(blocks, inputs, markers, strict=True):
                 with record_function(marker):
                     module(x)
-    events = p.profiler.kineto_results.events()
+    events = p.kineto_results.events()
     windows = {e.name(): (e.start_ns(), e.end_ns()) for e in events if e.name() in markers}
     allocations = sorted(
         ((e.start_ns(), e.nbytes()) for e in events if e.name() == "[memory]"), key=lambda a: a[0]

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from rich.table import Table
 
 from mnv2prof.errors import UsageError
 from mnv2prof.measure.latency import Measurement
-from mnv2prof.measure.layers import LayerRow
 from mnv2prof.measure.stats import CONFIDENCE, TARGET_CI_REL
 from mnv2prof.report.cells import (
     cost_cells,
@@ -24,6 +24,9 @@ from mnv2prof.report.cells import (
 )
 from mnv2prof.report.views import Column, view_table
 from mnv2prof.run.records import Record
+
+if TYPE_CHECKING:  # measure.layers imports onnx (0.6 s): not on a compare's path
+    from mnv2prof.measure.layers import LayerRow
 
 
 def records_frame(records: Sequence[Record], baseline: str | None = None) -> pd.DataFrame:

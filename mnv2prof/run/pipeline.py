@@ -43,7 +43,7 @@ GPU_KINDS = ("cuda_eager", "cuda_graph", "cuda_ort")
 def prepare(subject, seed: int = 0) -> Prepared:
     """Export (or load from the cache) and count one block or torch model; an ONNX file is
     vetted and counted where it is (run.model_file)."""
-    from mnv2prof.count.cost import count_model
+    from mnv2prof.count.cost import count_cached
     from mnv2prof.models.variants import BlockSpec
     from mnv2prof.onnx.export import export_cached
     from mnv2prof.onnx.sources import block_source, model_source
@@ -56,7 +56,7 @@ def prepare(subject, seed: int = 0) -> Prepared:
     module = source.build(seed)
     exported = export_cached(source, seed, module=module)
     return Prepared(subject, subject.name, source.identity, exported.path,
-                    count_model(exported.path), subject.input_shape, module_of=lambda: module,
+                    count_cached(exported.path), subject.input_shape, module_of=lambda: module,
                     cached=exported.cached, torch_module=[module])
 
 
