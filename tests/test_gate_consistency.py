@@ -56,9 +56,11 @@ def test_a_sample_removed_and_the_count_fixed_by_hand(run_cli, stored, tmp_path)
     def edit(rows):
         _drop_a_sample(rows)
         rows.loc[1, "latency_n"] = str(len(rows.loc[1, "latency_samples_ms"].split()))
-        # the lowest sample goes, so the median moves
-        samples = sorted(rows.loc[1, "latency_samples_ms"].split(), key=float)[1:]
-        rows.loc[1, "latency_samples_ms"] = " ".join(samples + samples[-1:])
+        # and the samples retouched (1.5x each), so their median is not the stored one (with
+        # ties, common at this size, dropping one sample alone may leave the median where it was)
+        samples = [f"{1.5 * float(x):.5f}" for x in rows.loc[1, "latency_samples_ms"].split()]
+        rows.loc[1, "latency_samples_ms"] = " ".join(samples)
+        rows.loc[1, "latency_mins_ms"] = ""  # as in a file from before the column: not checked
         return rows
 
     err = gate_refuses(run_cli, edited(stored, tmp_path, edit))
