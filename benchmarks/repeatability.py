@@ -108,6 +108,7 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=2.0)
     parser.add_argument("--old", type=Path, help="an earlier checkout, run alternately")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/repeatability.csv")
+    parser.add_argument("--raw", type=Path, help="also keep every run's rows (one CSV)")
     parser.add_argument("extra", nargs="*", help="more compare flags, after --")
     args = parser.parse_args()
     trees = {"this checkout": ROOT, **({"old": args.old.resolve()} if args.old else {})}
@@ -124,6 +125,12 @@ def main() -> None:
             print(f"run {i + 1}/{args.runs}: " + ", ".join(
                 f"{n} {walls[n][-1]:.1f} s" for n in trees), file=sys.stderr)
     tables = [report(name, frames[name], walls[name]) for name in trees]
+    if args.raw:
+        from mnv2prof.onnx.atomic import write_atomic as write
+
+        raw = pd.concat([f.assign(tree=name, run=i) for name in trees
+                         for i, f in enumerate(frames[name])], ignore_index=True)
+        write(args.raw, raw.to_csv(index=False))
     if args.old:
         ratio = np.array(walls["this checkout"]) / np.array(walls["old"])
         print(f"\nwall time, this checkout / old, run by run: median {np.median(ratio):.2f}x "

@@ -127,8 +127,14 @@ class Minimum:
     n: int  # rounds
 
 
-def minimum(round_mins: Sequence[float], target: float = TARGET_CI_REL) -> Minimum:
-    """The `Minimum` of a runner's round minima (one per round: its burst's fastest call)."""
+def minimum(round_mins: Sequence[float], target: float = TARGET_CI_REL, trials: int = 1) -> Minimum:
+    """The `Minimum` of a runner's round minima (one per round: its burst's fastest call).
+
+    With `trials` > 1 the rounds rotate over that many independent instances of the runner (round
+    i on trial i % trials: fresh onnxruntime sessions, each with its own buffers and so its own
+    placement in memory, which moves a block's fastest call by up to 0.6% from one session to the
+    next and so from one run to the next); the spread is then at least the range of the trials'
+    own minima, so that the interval covers what another run, with other sessions, would read."""
     n = len(round_mins)
     if n == 0:
         return Minimum(math.nan, math.inf, 0, 0)
@@ -136,18 +142,27 @@ def minimum(round_mins: Sequence[float], target: float = TARGET_CI_REL) -> Minim
     best = float(values[0])
     if not best > 0:
         return Minimum(best, math.inf, 0, n)
-    spread = float(values[MIN_RANK - 1] / best - 1) if n >= MIN_RANK else math.inf
     near = int(np.count_nonzero(values <= best * (1 + target)))
-    return Minimum(best, spread, near, n)
+    return Minimum(best, min_spread_rel(round_mins, trials), near, n)
 
 
-def min_spread_rel(round_mins: Sequence[float]) -> float:
-    """`minimum(round_mins).spread_rel` from one partial sort (the sampler checks it each round)."""
+def min_spread_rel(round_mins: Sequence[float], trials: int = 1) -> float:
+    """`minimum(round_mins, trials=trials).spread_rel`: how far above the fastest call the
+    MIN_RANK-th best round lies, or the slowest trial's fastest call if that is further (inf
+    before MIN_RANK rounds, or before every trial has had a round). Cheap: the sampler checks it
+    every round."""
     n = len(round_mins)
-    if n < MIN_RANK:
+    if n < max(MIN_RANK, trials):
         return math.inf
-    values = np.partition(np.asarray(round_mins, dtype=float), [0, MIN_RANK - 1])
-    return float(values[MIN_RANK - 1] / values[0] - 1) if values[0] > 0 else math.inf
+    array = np.asarray(round_mins, dtype=float)
+    values = np.partition(array, [0, MIN_RANK - 1])
+    if not values[0] > 0:
+        return math.inf
+    spread = float(values[MIN_RANK - 1] / values[0] - 1)
+    if trials > 1:
+        slowest = max(float(array[t::trials].min()) for t in range(trials))
+        spread = max(spread, slowest / float(values[0]) - 1)
+    return spread
 
 
 def ratio_interval(

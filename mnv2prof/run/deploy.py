@@ -173,12 +173,13 @@ def artifact_runner(artifact: Artifact, prepared: Prepared, threads: int, seed: 
         from mnv2prof.measure.executorch import EtRunner
 
         return EtRunner(artifact.path, threads, prepared.input_shape, seed)
-    from mnv2prof.measure.latency import OrtRunner
+    from mnv2prof.measure.latency import TRIALS, OrtRunner, Trials
 
     from mnv2prof.errors import Mnv2profError
 
-    try:
-        return OrtRunner(artifact.path, threads, seed, input_shapes=prepared.input_shapes)
+    try:  # independent sessions, rotated round by round: their spread is the run's (Trials)
+        return Trials([OrtRunner(artifact.path, threads, seed, input_shapes=prepared.input_shapes)
+                       for _ in range(TRIALS)])
     except Mnv2profError:
         raise
     except Exception as exc:  # onnxruntime's own exception types (Fail, InvalidGraph, ...)

@@ -9,7 +9,8 @@ interval of the median. Each of the `*_n` samples is the median of one round's b
 `*_burst_calls` back-to-back calls (latency.py); `*_min_ms` is the fastest call, the headline
 (docs/latency.md), `latency_min_spread_rel` how far above it the 4th-best round's fastest call was
 (the run reproduced its minimum when that is within 2%), `latency_min_near_n` the rounds that came
-within 2% of it, and `latency_mins_ms` every round's fastest call; `cache_mode` is the cache state they were timed
+within 2% of it (or the slowest of `latency_trials` onnxruntime sessions, if further), and
+`latency_mins_ms` every round's fastest call (round i on session i % latency_trials); `cache_mode` is the cache state they were timed
 in (warm or cold); `precision` (fp32, int8) and `runtime` (onnxruntime, executorch) what ran
 it, `int8_speedup_x` the fp32 latency over the int8 one (same runtime), `int8_max_abs_err` and
 `int8_sqnr_db` (dB) the int8 model's error against fp32; `host` the machine. `source` is where a
@@ -125,6 +126,7 @@ class Record:
             "latency_min_ms": _rounded(m.min_ms, 6),
             "latency_min_spread_rel": _rounded(m.minimum.spread_rel, 6),
             "latency_min_near_n": m.minimum.near,
+            "latency_trials": m.trials,
             "latency_unstable": m.unstable,
             "int8_speedup_x": _rounded(self.int8_speedup_x, 4),
             "int8_max_abs_err": _rounded(self.int8_max_abs_err, 6),

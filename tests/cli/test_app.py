@@ -38,6 +38,7 @@ def test_compare_all_variants_table_csv_json(run_cli, tmp_path):
     mins = [float(x) for x in frame.loc[0, "latency_mins_ms"].split()]
     assert len(mins) == len(samples) and frame.loc[0, "latency_min_ms"] == pytest.approx(min(mins), abs=1e-6)
     assert set(frame["latency_ratio_estimator"]) == {"min"}
+    assert (frame["latency_trials"] == 3).all()  # three onnxruntime sessions per block
     assert (frame["latency_ratio_ci_low_x"] <= frame["latency_ratio_x"]).all()
     assert (frame["latency_ratio_x"] <= frame["latency_ratio_ci_high_x"]).all()
     assert frame.loc[frame["variant"] == "conv", "macs"].item() == 8 * 8 * 8 * 8 * 9

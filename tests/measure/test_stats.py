@@ -95,3 +95,13 @@ def test_the_suggested_budget_reaches_the_minimum_min_rank_times():
     assert suggested_budget(2.0, 1) == 8.0  # 1 near round in 2 s: 4 take 8 s
     assert suggested_budget(2.0, 3) == 3.0  # 2.67 s, rounded up to half a second
     assert suggested_budget(2.0, 0) == 8.0 and suggested_budget(30.0, 1) == 60.0  # at most 60
+
+
+def test_the_spread_covers_the_slowest_trial():
+    from mnv2prof.measure.stats import minimum, min_spread_rel
+
+    # three sessions, rounds rotating over them: session 2's fastest call is 1.5% above
+    mins = [1.000, 1.001, 1.015, 1.000, 1.001, 1.016, 1.001, 1.000, 1.015]
+    assert minimum(mins).spread_rel == pytest.approx(0.001)  # the 4th best round alone
+    assert minimum(mins, trials=3).spread_rel == pytest.approx(0.015)  # the slowest session
+    assert min_spread_rel(mins[:2], trials=3) == math.inf  # not every session timed yet
