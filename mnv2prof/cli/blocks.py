@@ -126,7 +126,11 @@ def compare(
     runtimes = " and ".join(dict.fromkeys(t.runtime for t in targets))
     what = spec.title if any(isinstance(s, BlockSpec) for s in measured) else "models"
     title = f"{what}, {runtimes} CPU, {timing.threads} thread(s), cache {timing.cache}"
-    show_all(compare_report(frame, title, baseline, run.harness_floor, run_notes(run), machine,
+    from mnv2prof.run.history import slow_state_note
+
+    slow = slow_state_note(frame)  # a run spent wholly in the machine's slow state
+    notes = [*run_notes(run), *([slow] if slow else [])]
+    show_all(compare_report(frame, title, baseline, run.harness_floor, notes, machine,
                             timing.threads, device, groups, chart=not no_chart,
                             budget_s=timing_spec.budget_s))
     outputs.write_frame(frame)
