@@ -29,7 +29,12 @@ if TYPE_CHECKING:
     from mnv2prof.count.memory import MemoryPeak
     from mnv2prof.onnx.graph import GraphInfo
 
-from mnv2prof.onnx.export import PARAMS_BY_PART_KEY, PARAMS_KEY  # noqa: E402 (imports no onnx)
+from mnv2prof.onnx.export import (  # noqa: E402 (imports no onnx)
+    PARAMS_BY_PART_KEY,
+    PARAMS_KEY,
+    SIDECAR_SUFFIX,
+    file_sha256,
+)
 
 
 @dataclass(frozen=True)
@@ -107,7 +112,7 @@ def count_model(
     return count_graph_cost(load_graph(path, input_shapes))
 
 
-COUNTED_SUFFIX = ".counted.json"  # beside a cached export: its counts, and what they belong to
+COUNTED_SUFFIX = SIDECAR_SUFFIX  # beside a cached export: its counts, and what they belong to
 
 
 @cache
@@ -120,10 +125,6 @@ def counting_fingerprint() -> str:
     for file in files:
         digest.update(file.name.encode() + b"\0" + file.read_bytes())
     return digest.hexdigest()[:16]
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def read_counted(path: Path) -> CountedCost | None:

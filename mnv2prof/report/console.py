@@ -184,8 +184,8 @@ def unstable_note(frame: pd.DataFrame, budget_s: float | None = None) -> str | N
     advice = "raise --budget"
     if budget_s:
         near = int(flagged["latency_min_near_n"].fillna(0).min())
-        advice = f"--budget {suggested_budget(budget_s, near):g} should (estimated from {near} " \
-                 f"of its rounds within {TARGET_CI_REL:.0%} in {budget_s:g} s)"
+        advice = (f"--budget {suggested_budget(budget_s, near):g} should reproduce it (estimated "
+                  f"from {near} of its rounds within {TARGET_CI_REL:.0%} in {budget_s:g} s)")
     return (f"! minimum not reproduced (fewer than {MIN_RANK} rounds came within "
             f"{TARGET_CI_REL:.0%} of the fastest call; the machine was busy): {labels}; {advice}.")
 
