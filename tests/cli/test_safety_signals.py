@@ -62,22 +62,11 @@ def _interrupted(process: subprocess.Popen, signame: str = "") -> tuple[str, str
 
 def tiny_profile(tmp_path: Path, resolution: int, expansions=(1, 2), batch_rows: int = 48,
                  variants=("mbv2",)) -> Path:
-    path = tmp_path / "tiny.toml"
-    path.write_text(textwrap.dedent(f"""
-        name = "tiny"
-        description = "channels 8, {resolution}x{resolution}"
-        variants = {list(variants)}
-        [base]
-        in_chs = 8
-        resolution = {resolution}
-        [grid]
-        exp_ratio = {list(expansions)}
-        [measure]
-        budget_s = 0.05
-        warmup = 1
-        batch_rows = {batch_rows}
-    """))
-    return path
+    """tests.run.test_sweep's tiny profile, of mbv2 alone by default."""
+    from tests.run.test_sweep import tiny_profile as sweep_profile
+
+    return sweep_profile(tmp_path, resolution=resolution, expansions=expansions,
+                         variants=variants, batch_rows=batch_rows)
 
 
 # -- part 4: signals outside the safe window --------------------------------------------------

@@ -182,8 +182,16 @@ def test_an_interrupted_ray_sweep_resumes_with_every_row_once(run_cli, tmp_path)
     assert not _session_processes(process.pid), "the local cluster outlived its driver"
 
 
-def _session_processes(session: int) -> list[str]:
-    """Processes left in the driver's session (its local Ray cluster's daemons start there)."""
-    found = subprocess.run(["ps", "-o", "pid=,args=", "-s", str(session)], capture_output=True,
-                           text=True)
-    return found.stdout.strip().splitlines()
+def _session_processes(session: int, wait_s: float = 10.0) -> list[str]:
+    """Live processes left in the driver's session (its local Ray cluster's daemons start
+    there), after waiting up to `wait_s` for them to end. A zombie (stat Z, `<defunct>`) has
+    ended: it waits only to be reaped by init, which the exited driver handed it to."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        found = subprocess.run(["ps", "-o", "pid=,stat=,args=", "-s", str(session)],
+                               capture_output=True, text=True)
+        live = [line for line in found.stdout.strip().splitlines()
+                if line.split()[1:2] and not line.split()[1].startswith("Z")]
+        if not live or time.monotonic() > deadline:
+            return live
+        time.sleep(0.2)
