@@ -291,8 +291,11 @@ class Trials:
     def __len__(self) -> int:
         return len(self.runners)
 
-    def select(self, round_index: int) -> None:
+    def select(self, round_index: int) -> Runner:
+        """The trial of round `round_index`, made current: `measure` times it directly, so the
+        timed call has no wrapper around it."""
         self.current = self.runners[round_index % len(self.runners)]
+        return self.current
 
     def __call__(self) -> float | None:
         return self.current()
@@ -378,9 +381,10 @@ def measure(
         interrupts.check()  # a signal stops the timing between rounds, never inside a call
         offset = rounds % len(active) if active else 0
         for key in active[offset:] + active[:offset]:
-            if isinstance(runners[key], Trials):
-                runners[key].select(rounds)
-            median, fastest = _burst(runners[key], calls[key], clock, flush if cold else None)
+            run = runners[key]
+            if isinstance(run, Trials):
+                run = run.select(rounds)
+            median, fastest = _burst(run, calls[key], clock, flush if cold else None)
             samples[key].append(median)
             mins[key].append(fastest)
         rounds += 1
