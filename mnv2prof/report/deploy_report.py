@@ -90,5 +90,5 @@ def deployment_notes(frame: pd.DataFrame) -> list[str]:
                          f"rho = {rho:.2f} over {len(rows)} blocks.")
     notes.append("ORT = onnxruntime, ET = ExecuTorch with the XNNPACK delegate; int8: static "
                  "quantization (int8 weights per channel, 8-bit activations), "
-                 "1 MAC = 1 multiply-accumulate; ! = CI wider than +-2%.")
+                 "1 MAC = 1 multiply-accumulate; ! = fastest call not reproduced within 2%.")
     return notes

@@ -109,32 +109,30 @@ def test_merge_replaces_an_existing_out_only_with_force(run_cli, tmp_path):
 
 # --- 2. a device, a FIFO or a link is written through, never replaced ---------------------
 
-@pytest.fixture
-def full_device(tmp_path):
-    """A character device that refuses every write (ENOSPC), as /dev/full. Where /dev can be
-    written (root, as CI runs), a node of its own in tmp_path: a regression would otherwise
-    replace the machine's /dev/full; elsewhere /dev/full itself, which cannot be replaced."""
+def _device(tmp_path, name: str, minor: int):
+    """A character device like /dev/NAME (major 1, `minor`). Where /dev can be written (root, as
+    CI runs), a node of its own in tmp_path: a regression would otherwise replace the machine's
+    own; elsewhere /dev/NAME itself, which cannot be replaced."""
     if not os.access("/dev", os.W_OK):
-        return "/dev/full"
-    node = tmp_path / "full"
+        return f"/dev/{name}"
+    node = tmp_path / name
     try:
-        os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(1, 7))
+        os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(1, minor))
     except (PermissionError, OSError):
         pytest.skip("cannot make a device node here")
     return node
+
+
+@pytest.fixture
+def full_device(tmp_path):
+    """A character device that refuses every write (ENOSPC), as /dev/full."""
+    return _device(tmp_path, "full", 7)
 
 
 @pytest.fixture
 def null_device(tmp_path):
-    """A character device that takes every write, as /dev/null (see `full_device`)."""
-    if not os.access("/dev", os.W_OK):
-        return "/dev/null"
-    node = tmp_path / "null"
-    try:
-        os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(1, 3))
-    except (PermissionError, OSError):
-        pytest.skip("cannot make a device node here")
-    return node
+    """A character device that takes every write, as /dev/null."""
+    return _device(tmp_path, "null", 3)
 
 
 def still_a_device(path) -> None:
