@@ -37,8 +37,8 @@ import pandas as pd
 from mnv2prof import gate
 from mnv2prof.measure.timing import TimingSpec
 from mnv2prof.models.variants import VARIANTS, BlockSpec
-from mnv2prof.onnx.atomic import write_atomic
-from mnv2prof.report.console import records_frame
+from mnv2prof.files.atomic import write_atomic
+from mnv2prof.run.frame import records_frame
 from mnv2prof.run.pipeline import measure_rows
 
 VARIANTS_GATED = ("conv", "dwsep", "mbv2", "fused")

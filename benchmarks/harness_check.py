@@ -48,7 +48,7 @@ from mnv2prof.measure.timing import TimingSpec
 from mnv2prof.measure.machine import last_level_cache_bytes
 from mnv2prof.measure.stats import median_ci
 from mnv2prof.models.variants import DEFAULT_VARIANTS, BlockSpec
-from mnv2prof.onnx.atomic import write_atomic
+from mnv2prof.files.atomic import write_atomic
 from mnv2prof.models.targets import Target
 from mnv2prof.run.deploy import Prepared, build_artifact
 from mnv2prof.run.pipeline import prepare, time_artifacts

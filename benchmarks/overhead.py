@@ -88,7 +88,7 @@ def main() -> None:
         met = "-" if r["met"] is None else ("yes" if r["met"] else "NO")
         print(f"| {r['case']} | {r['wall_median_s']:.2f} ({r['wall_min_s']:.2f}-"
               f"{r['wall_max_s']:.2f}) | {r['bound']} | {measured} | {target} | {met} |")
-    from mnv2prof.onnx.atomic import write_atomic
+    from mnv2prof.files.atomic import write_atomic
 
     write_atomic(args.out, frame.to_csv(index=False))
     print(f"\nwrote {args.out}")

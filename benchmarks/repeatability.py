@@ -126,7 +126,7 @@ def main() -> None:
                 f"{n} {walls[n][-1]:.1f} s" for n in trees), file=sys.stderr)
     tables = [report(name, frames[name], walls[name]) for name in trees]
     if args.raw:
-        from mnv2prof.onnx.atomic import write_atomic as write
+        from mnv2prof.files.atomic import write_atomic as write
 
         raw = pd.concat([f.assign(tree=name, run=i) for name in trees
                          for i, f in enumerate(frames[name])], ignore_index=True)
@@ -135,7 +135,7 @@ def main() -> None:
         ratio = np.array(walls["this checkout"]) / np.array(walls["old"])
         print(f"\nwall time, this checkout / old, run by run: median {np.median(ratio):.2f}x "
               f"({ratio.min():.2f}-{ratio.max():.2f})")
-    from mnv2prof.onnx.atomic import write_atomic
+    from mnv2prof.files.atomic import write_atomic
 
     write_atomic(args.out, pd.concat(tables, ignore_index=True).to_csv(index=False))
     print(f"\nwrote {args.out}")

@@ -29,29 +29,18 @@ def _names(value: str | Sequence[str], flag: str) -> tuple[str, ...]:
 
 
 def _targets(precision, runtime, calibration: str):
-    from mnv2prof.models.targets import PRECISIONS, RUNTIMES, parse_list, targets
+    from mnv2prof.models.targets import parse_targets
     from mnv2prof.run.deploy import check_runtimes
 
-    precisions = parse_list(",".join(_names(precision, "precision")), PRECISIONS, "precision")
-    runtimes = parse_list(",".join(_names(runtime, "runtime")), RUNTIMES, "runtime")
-    if calibration not in ("minmax", "entropy", "percentile"):
-        raise UsageError(f"calibration {calibration!r}: choose from minmax, entropy, percentile")
-    check_runtimes(runtimes)
-    return targets(precisions, runtimes)
+    targets, _ = parse_targets(precision, runtime, calibration)
+    check_runtimes(tuple(t.runtime for t in targets))
+    return targets
 
 
 def _timing(budget: float, threads: int, cache: str):
-    import math
+    from mnv2prof.measure.timing import TimingSpec
 
-    from mnv2prof.measure.timing import CACHE_MODES, TimingSpec
-
-    if not (isinstance(budget, int | float) and budget > 0 and math.isfinite(budget)):
-        raise UsageError(f"budget must be a positive, finite number of seconds, got {budget!r}")
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise UsageError(f"threads must be a positive integer, got {threads!r}")
-    if cache not in CACHE_MODES:
-        raise UsageError(f"cache must be one of {', '.join(CACHE_MODES)}, got {cache!r}")
-    return TimingSpec(threads=threads, budget_s=float(budget), cache=cache)
+    return TimingSpec(threads=threads, budget_s=budget, cache=cache)
 
 
 def _variant(item, spec_values: dict):
@@ -158,7 +147,7 @@ def compare(
     memory available."""
     from mnv2prof.measure.roofline import add_roofline, load_machine
     from mnv2prof.models.variants import with_chunks
-    from mnv2prof.report.console import records_frame
+    from mnv2prof.run.frame import records_frame
     from mnv2prof.run.deploy import rows_of
     from mnv2prof.run.fits import subjects_fit
     from mnv2prof.run.pipeline import measure_rows
@@ -200,7 +189,7 @@ def profile(
     """`mnv2prof profile`: one model (an ONNX file's path, PATH.py:NAME, a factory, or an
     `nn.Module`) counted and timed at `shape` (default 1x3x224x224 for a torch model, an ONNX
     file's own dims), a row per precision and runtime, with the CSV's columns."""
-    from mnv2prof.report.console import records_frame
+    from mnv2prof.run.frame import records_frame
     from mnv2prof.run.deploy import rows_of
     from mnv2prof.run.fits import subjects_fit
     from mnv2prof.run.model_file import model_timing

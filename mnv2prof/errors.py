@@ -36,6 +36,21 @@ class UsageError(Mnv2profError, ValueError):
     exit_code = ExitCode.USAGE
 
 
+class ValueRefused(UsageError):
+    """A value one rule refuses, by the word the Python API and the command line share
+    (`budget`, `threads`, `precision`...): the command line shows it as its flag (`--budget`),
+    a profile as its key at its line; `problem` is the rest of the sentence."""
+
+    def __init__(self, word: str, problem: str) -> None:
+        super().__init__(f"{word} {problem}")
+        self.word = word
+        self.problem = problem
+
+    def as_flag(self) -> str:
+        """The message as the command line words it: `--budget must be finite, got inf`."""
+        return f"--{self.word.replace('_', '-')} {self.problem}"
+
+
 class SpecError(UsageError):
     """A block spec that cannot be built (unknown variant, bad value, channels groups cannot
     divide)."""

@@ -55,7 +55,7 @@ def test_profile_takes_a_module_as_it_is():
     "call, error, message",
     [
         (lambda: mnv2prof.compare(["nope"]), SpecError, "unknown variant 'nope'"),
-        (lambda: mnv2prof.compare(["conv"], budget=-1), UsageError, "budget must be a positive"),
+        (lambda: mnv2prof.compare(["conv"], budget=-1), UsageError, "budget must be positive"),
         (lambda: mnv2prof.compare(["conv"], precision="int4"), UsageError, "choose from fp32"),
         (lambda: mnv2prof.compare(None), UsageError, "nothing to measure"),
         (lambda: mnv2prof.profile(42), UsageError, "a model is a path"),

@@ -18,7 +18,7 @@ from rich.console import Console
 from typer.exceptions import TyperException
 
 from mnv2prof import interrupts
-from mnv2prof.errors import ExitCode, Mnv2profError
+from mnv2prof.errors import ExitCode, Mnv2profError, ValueRefused
 
 app = typer.Typer(
     name="mnv2prof",
@@ -123,6 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
             message = exc.format_message() + hint
+    except ValueRefused as exc:  # a value one rule refused, by its flag
+        code, message = exc.exit_code, exc.as_flag()
     except Mnv2profError as exc:
         code, message = exc.exit_code, str(exc)
     except (typer.Abort, KeyboardInterrupt):  # a second signal, or click's own abort

@@ -115,7 +115,8 @@ def compare(
     subjects_fit(measured, force)
     from mnv2prof.cli.progress import measure_with_progress
     from mnv2prof.measure.roofline import add_roofline, load_machine
-    from mnv2prof.report.console import compare_report, records_frame
+    from mnv2prof.report.console import compare_report
+    from mnv2prof.run.frame import records_frame
     from mnv2prof.report.notes import run_notes
     from mnv2prof.run.deploy import rows_of
 
@@ -152,12 +153,13 @@ def export(
         raise UsageError(f"--model {', '.join(files)}: already an ONNX file, nothing to export")
     check_folder(out, "--out")
     subjects_fit(exported, force)  # before the folder is made: a refusal leaves nothing behind
-    from mnv2prof.onnx.atomic import copy_atomic
-    from mnv2prof.onnx.export import cache_dir, export_cached
+    from mnv2prof.files.atomic import copy_atomic
+    from mnv2prof.artifacts.export import export_cached
+    from mnv2prof.files.cache import cache_dir
 
     cache_dir()  # a cache that cannot be used is refused before the folder is made, too
     out = make_folder(out, "--out")
-    from mnv2prof.onnx.sources import block_source, model_source
+    from mnv2prof.artifacts.sources import block_source, model_source
 
     for block in exported:
         source = block_source(block) if isinstance(block, BlockSpec) else model_source(block)

@@ -211,7 +211,7 @@ def gate_command(
     subjects_fit(measured, force)
     from mnv2prof.cli.app import tell
     from mnv2prof.cli.progress import measure_profile_with_progress, measure_with_progress
-    from mnv2prof.report.console import records_frame
+    from mnv2prof.run.frame import records_frame
     from mnv2prof.report.gate_report import gate_outputs, gate_report
 
     for line in changed:

@@ -181,20 +181,19 @@ def network_command(
     if timing is None:
         check_threads(threads)
     groups = parse_show(show, NETWORK_GROUPS)
-    precisions, runtimes = deploy.targets()
+    targets = deploy.target_list()
     outputs = Outputs(csv=csv, inputs=source_files([spec]))
     check_device(device)
     if isinstance(spec, NetworkSpec):
         network_fits(spec, force)
     else:
         subjects_fit([spec], force)
-    from mnv2prof.models.targets import targets
     from mnv2prof.report.network_report import network_report
     from mnv2prof.run.network import measure_network
 
     with stderr.status(f"export + count + time {spec.name}"):
         result = measure_network(spec, timing, device=device,
-                                 targets=targets(precisions, runtimes),
+                                 targets=targets,
                                  calibration=deploy.calibration)
     frame, shown = network_report(result, groups)
     show_all(shown)

@@ -107,24 +107,15 @@ class DeployOptions:
     runtime: Runtime = "onnxruntime"
     calibration: Calibration = "minmax"
 
-    def targets(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """(precisions, runtimes), checked: names, and ExecuTorch installed when asked for."""
-        from mnv2prof.models.targets import PRECISIONS, RUNTIMES, parse_list
+    def target_list(self):
+        """Every precision on every runtime (models.targets.Target), checked: names, and
+        ExecuTorch installed when asked for."""
+        from mnv2prof.models.targets import parse_targets
         from mnv2prof.run.deploy import check_runtimes
 
-        precisions = parse_list(self.precision, PRECISIONS, "--precision")
-        runtimes = parse_list(self.runtime, RUNTIMES, "--runtime")
-        methods = ("minmax", "entropy", "percentile")
-        if self.calibration not in methods:
-            raise UsageError(f"--calibration {self.calibration!r}: choose from {', '.join(methods)}")
-        check_runtimes(runtimes)
-        return precisions, runtimes
-
-    def target_list(self):
-        """Every precision on every runtime (models.targets.Target), checked."""
-        from mnv2prof.models.targets import targets
-
-        return targets(*self.targets())
+        targets, _ = parse_targets(self.precision, self.runtime, self.calibration)
+        check_runtimes(tuple(t.runtime for t in targets))
+        return targets
 
 
 def show_option(groups: tuple[str, ...]):
@@ -215,14 +206,11 @@ class TimingOptions:
 
     def spec(self):
         """The `latency.TimingSpec`, checked; more threads than cores gets one warning line."""
-        from mnv2prof.measure.timing import CACHE_MODES, TimingSpec
+        from mnv2prof.measure.timing import TimingSpec
 
+        spec = TimingSpec(threads=self.threads, budget_s=self.budget, cache=self.cache)
         check_threads(self.threads)
-        budget_seconds(self.budget)
-        if self.cache not in CACHE_MODES:
-            modes = ", ".join(CACHE_MODES)
-            raise UsageError(f"--cache must be one of {modes}, got {self.cache!r}")
-        return TimingSpec(threads=self.threads, budget_s=self.budget, cache=self.cache)
+        return spec
 
 
 def given(ctx: typer.Context, names) -> list[str]:
@@ -271,19 +259,11 @@ def profile_file(profile: str | None, what: str = "--profile") -> dict[str, Path
     return {what: resolve_profile(profile)}
 
 
-MAX_BUDGET_S = 3600.0  # an hour of timing per phase: past it a budget is a typo (1e308), and
-# seconds that large overflow the round arithmetic
+def budget_seconds(value: float) -> None:
+    """A --budget in seconds: positive, finite, at most an hour (measure.timing's rule)."""
+    from mnv2prof.measure.timing import check_seconds
 
-
-def budget_seconds(value: float, flag: str = "--budget") -> None:
-    """A budget in seconds: positive, finite, at most `MAX_BUDGET_S`."""
-    positive(value, flag)
-    at_most(value, MAX_BUDGET_S, flag)
-
-
-def at_most(value: float, limit: float, flag: str) -> None:
-    if value > limit:
-        raise UsageError(f"{flag} must be at most {limit:g} seconds (an hour), got {value:g}")
+    check_seconds(value, "budget")
 
 
 def row_name(text: str) -> str:
@@ -306,7 +286,9 @@ def check_threads(threads: int) -> None:
     """--threads must be positive; more than the usable cores is allowed, with one warning."""
     from mnv2prof.measure.machine import oversubscription_warning
 
-    positive(threads, "--threads")
+    from mnv2prof.measure.timing import check_count, max_threads
+
+    check_count(threads, "threads", 1, max_threads())
     if warning := oversubscription_warning(threads):
         tell(f"mnv2prof: {warning}")
 

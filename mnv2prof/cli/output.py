@@ -2,7 +2,7 @@
 
 `Outputs(csv=path, json=path, inputs={"--baseline": path})` checks every path first (the folder
 exists and can be written, the target is not a folder, nor one of the command's `inputs`, nor
-another output); `write` writes them all or none (onnx.atomic.write_all: a device is written
+another output); `write` writes them all or none (files.atomic.write_all: a device is written
 through, a link's target replaced) and says on stderr what went where. Tables are CSV, or JSON
 records when the path ends in .json.
 """
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from mnv2prof.cli.app import display_on_stderr, tell
 from mnv2prof.errors import UsageError
-from mnv2prof.onnx.atomic import Inputs, check_not_input, check_target, same_file, write_all
+from mnv2prof.files.atomic import Inputs, check_not_input, check_target, same_file, write_all
 
 if TYPE_CHECKING:  # pandas takes 0.4 s to import: not before a flag is checked
     import pandas as pd

@@ -23,7 +23,7 @@ from mnv2prof.cli.options import (
 )
 from mnv2prof.cli.output import Outputs
 from mnv2prof.errors import UsageError
-from mnv2prof.onnx.atomic import check_not_input, check_target
+from mnv2prof.files.atomic import check_not_input, check_target
 
 
 @command("profiles")

@@ -4,7 +4,7 @@ a probe, or a file mnv2prof did not write.
 **Parameters, one rule** (PAPER.md: every learnable tensor, BN scale and shift included): the
 learnable scalars of the model as it was defined. For a file mnv2prof exported, that is the
 torch module's parameter count, which the export writes into the file's metadata
-(`onnx.export.PARAMS_KEY`): the exporter folds BN into the conv, so the graph itself no longer
+(`artifacts.export.PARAMS_KEY`): the exporter folds BN into the conv, so the graph itself no longer
 holds BN's scale (a mobilenetv2 block has 14,848 parameters, its graph 14,432 weights and
 biases). For any other file the graph is all there is: the floating-point weights its computing
 nodes read (`counting.count_params`); a BN its exporter folded is then counted as folded.
@@ -29,12 +29,8 @@ if TYPE_CHECKING:
     from mnv2prof.count.memory import MemoryPeak
     from mnv2prof.onnx.graph import GraphInfo
 
-from mnv2prof.onnx.export import (  # noqa: E402 (imports no onnx)
-    PARAMS_BY_PART_KEY,
-    PARAMS_KEY,
-    SIDECAR_SUFFIX,
-    file_sha256,
-)
+from mnv2prof.artifacts.export import PARAMS_BY_PART_KEY, PARAMS_KEY  # noqa: E402 (no onnx)
+from mnv2prof.files.cache import SIDECAR_SUFFIX, file_sha256  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -151,7 +147,7 @@ def count_cached(path: Path) -> CountedCost:
     entry = {"counting": counting_fingerprint(), "sha256": file_sha256(path),
              "cost": dataclasses.asdict(counted)}
     try:
-        from mnv2prof.onnx.atomic import write_atomic
+        from mnv2prof.files.atomic import write_atomic
 
         write_atomic(Path(str(path) + COUNTED_SUFFIX), json.dumps(entry, indent=1) + "\n")
     except OSError:

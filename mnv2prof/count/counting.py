@@ -14,7 +14,7 @@ Conventions (../shared/PAPER.md), stated once here and in every table header:
   Data-movement ops (Reshape, Transpose, Concat, ...) have a handler that says "0 MACs, 0 ops":
   they still move bytes.
 
-Quantized graphs (onnx/quantize.py's QDQ files, or QOperator files from elsewhere):
+Quantized graphs (artifacts/quantize.py's QDQ files, or QOperator files from elsewhere):
 - integer convs and matmuls (`QLinearConv`, `ConvInteger`, `QLinearMatMul`, `MatMulInteger`,
   onnxruntime's `QGemm`) count MACs exactly as `Conv`, `MatMul` and `Gemm` do, so an int8 graph
   has its fp32 twin's MACs; `QuantizeLinear`/`DequantizeLinear` of an activation are one op per
@@ -419,7 +419,7 @@ def _fused_activations(graph: GraphInfo) -> tuple[dict[str, int], dict[str, int]
 def count_graph(graph: GraphInfo) -> GraphCost:
     """Cost of every node that computes on activations; nodes that only fold weights are skipped.
 
-    In a QDQ graph (onnx/quantize.py) bytes are counted as onnxruntime runs it: a node between
+    In a QDQ graph (artifacts/quantize.py) bytes are counted as onnxruntime runs it: a node between
     an activation's DequantizeLinear and QuantizeLinear reads the 1-byte tensor before the DQ and
     writes the 1-byte tensor after the Q (the pair is fused into the integer kernel), and the Q
     and DQ nodes move no bytes of their own (their per-element ops are still counted).

@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 from mnv2prof.errors import UsageError
-from mnv2prof.measure.eager import example_input
+from mnv2prof.models.inputs import example_input
 from mnv2prof.measure.latency import Measurement
 from mnv2prof.measure.timing import TimingSpec
 

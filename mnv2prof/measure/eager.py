@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from mnv2prof.models.inputs import example_input
 from mnv2prof.quiet import quiet_stderr
 
 
@@ -39,10 +40,6 @@ def torch_threads(threads: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
-
-
-def example_input(input_shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
-    return torch.randn(*input_shape, generator=torch.Generator().manual_seed(seed))
 
 
 class EagerRunner:

@@ -45,7 +45,8 @@ from torch import nn
 from torch.profiler import ProfilerActivity, profile, record_function
 
 from mnv2prof.count.counting import count_graph
-from mnv2prof.measure.eager import example_input, quiet_stderr
+from mnv2prof.models.inputs import example_input
+from mnv2prof.quiet import quiet_stderr
 from mnv2prof.measure.layers import boundary_bytes, layer_name
 from mnv2prof.onnx.graph import load_graph, load_model
 

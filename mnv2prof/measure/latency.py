@@ -215,8 +215,9 @@ def identity_model() -> bytes:
     import hashlib
     from importlib.metadata import version
 
-    from mnv2prof.onnx.atomic import write_all
-    from mnv2prof.onnx.export import OPSET, cache_dir
+    from mnv2prof.files.atomic import write_all
+    from mnv2prof.artifacts.export import OPSET
+    from mnv2prof.files.cache import cache_dir
 
     path = cache_dir() / "harness" / f"identity-opset{OPSET}-onnx{version('onnx')}.onnx"
     digest = Path(str(path) + ".sha256")
@@ -239,7 +240,7 @@ def _build_identity_model() -> bytes:
     import onnx
     from onnx import TensorProto, helper
 
-    from mnv2prof.onnx.export import OPSET
+    from mnv2prof.artifacts.export import OPSET
 
     value = [1]
     graph = helper.make_graph(

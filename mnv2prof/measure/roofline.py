@@ -103,7 +103,7 @@ def _model(nodes, inputs: dict[str, list[int]], output: tuple[str, list[int]], n
     import onnx
     from onnx import TensorProto, helper
 
-    from mnv2prof.onnx.export import OPSET
+    from mnv2prof.artifacts.export import OPSET
 
     graph = helper.make_graph(
         [helper.make_node(op, ins, [out], name=f"{op.lower()}_{i}", **(attrs[0] if attrs else {}))
@@ -160,14 +160,14 @@ def calibrate(threads: int, budget_s: float = 3.0) -> MachineCeilings:
 
 
 def ceilings_path(cpu: str, threads: int) -> Path:
-    from mnv2prof.onnx.export import cache_dir
+    from mnv2prof.files.cache import cache_dir
 
     slug = re.sub(r"[^A-Za-z0-9]+", "-", cpu).strip("-").lower() or "unknown-cpu"
     return cache_dir() / "machine" / f"{slug}-t{threads}.json"
 
 
 def save_machine(ceilings: MachineCeilings) -> Path:
-    from mnv2prof.onnx.atomic import write_atomic
+    from mnv2prof.files.atomic import write_atomic
 
     path = ceilings_path(ceilings.cpu_model, ceilings.threads)
     path.parent.mkdir(parents=True, exist_ok=True)

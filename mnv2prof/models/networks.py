@@ -32,6 +32,7 @@ from mnv2prof.models.blocks import (
     StreamedInvertedResidual,
     seeded,
 )
+from mnv2prof.models.inputs import example_input
 from mnv2prof.models.variants import BlockSpec, make_divisible
 
 NETWORKS = ("mobilenetv2", "mobilenetv1")
@@ -192,7 +193,7 @@ def model_stages(module: nn.Module, input_shape: tuple[int, ...], seed: int = 0)
     for key, child in candidates:
         handles += [child.register_forward_pre_hook(before(key)),
                     child.register_forward_hook(after(key))]
-    x = torch.randn(*input_shape, generator=torch.Generator().manual_seed(seed))
+    x = example_input(input_shape, seed)
     try:
         with torch.inference_mode():
             module.eval()(x)

@@ -263,10 +263,12 @@ def check_forward(module, input_shape: tuple[int, ...], name: str, source: str) 
     file or module, or a whole reference (its NAME is dropped)."""
     import torch
 
+    from mnv2prof.models.inputs import example_input
+
     if source.endswith(f":{name}"):
         source = source[: -len(name) - 1]
     shape = "x".join(map(str, input_shape))
-    x = torch.randn(*input_shape, generator=torch.Generator().manual_seed(0))
+    x = example_input(input_shape, 0)
     try:
         with torch.inference_mode():
             out = module.eval()(x)

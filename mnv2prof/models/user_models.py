@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from mnv2prof.models.variants import BlockSpec
 
 DEFAULT_SHAPE = (1, 3, 224, 224)
-TORCH_INPUT = "input"  # the name of a torch model's one input (onnx.export.INPUT_NAME)
+TORCH_INPUT = "input"  # the name of a torch model's one input (artifacts.export.INPUT_NAME)
 
 Shapes = tuple[tuple[str, tuple[int, ...]], ...]
 Subject = Union["BlockSpec", "ModelSpec"]  # what a row measures: a block or a whole model

@@ -18,7 +18,7 @@ from pathlib import Path
 import onnx
 
 from mnv2prof.errors import SpecError
-from mnv2prof.onnx.atomic import atomic_target
+from mnv2prof.files.atomic import atomic_target
 from mnv2prof.onnx.graph import GraphInfo
 
 NAME_SCOPES_KEY = "pkg.torch.onnx.name_scopes"

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from mnv2prof.run.frame import headline_column
+
 
 @dataclass(frozen=True)
 class RankAgreement:
@@ -54,14 +56,6 @@ def spearman(x: pd.Series, y: pd.Series) -> float:
     """Spearman's rho: Pearson's r of the ranks, ties averaged (scipy.stats.spearmanr's
     definition, without importing scipy for one number)."""
     return float(x.rank().corr(y.rank()))
-
-
-def headline_column(frame: pd.DataFrame) -> str:
-    """The latency the contrast is told in: the fastest call (`latency_min_ms`), or the median
-    for rows that have no minima (a CSV from before them)."""
-    if "latency_min_ms" in frame and frame["latency_min_ms"].notna().all():
-        return "latency_min_ms"
-    return "latency_median_ms"
 
 
 def rank_agreement(frame: pd.DataFrame, limit: int = 3) -> RankAgreement:

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 import pandas as pd
 from rich.table import Table
 
-from mnv2prof.errors import UsageError
 from mnv2prof.measure.latency import Measurement
 from mnv2prof.measure.stats import CONFIDENCE, TARGET_CI_REL
 from mnv2prof.report.cells import (
@@ -23,62 +22,11 @@ from mnv2prof.report.cells import (
     share_cells,
 )
 from mnv2prof.report.views import Column, view_table
+from mnv2prof.run.frame import records_frame
 from mnv2prof.run.records import Record
 
 if TYPE_CHECKING:  # measure.layers imports onnx (0.6 s): not on a compare's path
     from mnv2prof.measure.layers import LayerRow
-
-
-def records_frame(records: Sequence[Record], baseline: str | None = None) -> pd.DataFrame:
-    """One row per record; with `baseline` (a row's label, or a variant name) adds
-    `macs_ratio_x` and `latency_ratio_x`, multiples of the baseline row's, the latter a ratio of
-    minima (`add_ratios`) with its interval (`latency_ratio_ci_low_x`, `_high_x`)."""
-    frame = pd.DataFrame([r.row() for r in records])
-    if baseline is not None and not frame.empty:
-        index = baseline_index(records, baseline)
-        add_ratios(frame, frame.iloc[index], index)
-    return frame
-
-
-RATIO_ESTIMATORS = {  # latency_ratio_estimator -> (the latency column, its relative spread)
-    "min": ("latency_min_ms", "latency_min_spread_rel"),  # the fastest calls (docs/latency.md)
-    "median": ("latency_median_ms", "latency_ci_rel"),  # rows without minima (older CSVs)
-}
-
-
-def add_ratios(frame: pd.DataFrame, base_row, index: int | None = None) -> None:
-    """Insert the ratio columns after `gmacs_per_s`, in place: MACs, and latency as the ratio of
-    minima (of medians for rows that have none) with the interval `stats.ratio_interval` gives;
-    the baseline's own row is exactly 1."""
-    from mnv2prof.measure.stats import ratio_interval
-
-    from mnv2prof.report.cells import headline_column
-
-    estimator = "min" if headline_column(frame) == "latency_min_ms" else "median"
-    column, spread = RATIO_ESTIMATORS[estimator]
-    position = frame.columns.get_loc("gmacs_per_s") + 1
-    ratio = frame[column] / base_row[column]
-    bounds = [ratio_interval(r, s, base_row[spread])
-              for r, s in zip(ratio, frame[spread], strict=True)]
-    low = pd.Series([b[0] for b in bounds], index=frame.index)
-    high = pd.Series([b[1] for b in bounds], index=frame.index)
-    if index is not None:  # a row against itself
-        low.iloc[index] = high.iloc[index] = 1.0
-    frame.insert(position, "macs_ratio_x", (frame["macs"] / base_row["macs"]).round(4))
-    frame.insert(position + 1, "latency_ratio_x", ratio.round(4))
-    frame.insert(position + 2, "latency_ratio_ci_low_x", low.round(4))
-    frame.insert(position + 3, "latency_ratio_ci_high_x", high.round(4))
-    frame.insert(position + 4, "latency_ratio_estimator", estimator)
-
-
-def baseline_index(records: Sequence[Record], baseline: str) -> int:
-    """The row `baseline` names: a label (mbv2-streamed/k2) or a variant's first row."""
-    for key in ("label", "variant"):
-        for i, record in enumerate(records):
-            if getattr(record, key) == baseline:
-                return i
-    labels = ", ".join(r.label for r in records)
-    raise UsageError(f"--baseline {baseline!r} is not among the rows ({labels})")
 
 
 def compare_columns(baseline: str | None) -> list[Column]:

@@ -4,11 +4,11 @@ times it. A measured thing (`Prepared`) is a block, a user's block or model, an 
 stage of a network: each is prepared once (its checked fp32 ONNX file, counted; its torch module
 when it has one) and every command gets its artefacts and runners here.
 
-- onnxruntime fp32: the one export (onnx.export); int8: onnxruntime's static quantization of it
-  (onnx.quantize: QDQ, per-channel symmetric int8 weights, uint8 activations, calibrated on
-  `onnx.quantize.CALIBRATION_INPUTS` seeded inputs, MinMax unless `calibration` says otherwise).
+- onnxruntime fp32: the one export (artifacts.export); int8: onnxruntime's static quantization of it
+  (artifacts.quantize: QDQ, per-channel symmetric int8 weights, uint8 activations, calibrated on
+  `artifacts.quantize.CALIBRATION_INPUTS` seeded inputs, MinMax unless `calibration` says otherwise).
 - ExecuTorch fp32: the torch module lowered to XNNPACK; int8: PT2E quantization with the XNNPACK
-  quantizer, calibrated on the same seeded inputs, then lowered (measure.executorch). A thing
+  quantizer, calibrated on the same seeded inputs, then lowered (artifacts.lowering). A thing
   without a torch module (an ONNX file) has no ExecuTorch artefact.
 
 **Counted columns at the real element sizes** (count.cost on the ONNX graph of the precision):
@@ -41,10 +41,10 @@ if TYPE_CHECKING:
 def check_runtimes(runtimes: tuple[str, ...]) -> None:
     """ExecuTorch must be installed for `--runtime executorch` (one line naming the extra)."""
     if "executorch" in runtimes:
-        from mnv2prof.measure import executorch
+        from mnv2prof.artifacts import lowering
 
-        if not executorch.available():
-            raise UsageError(executorch.INSTALL_HINT)
+        if not lowering.available():
+            raise UsageError(lowering.INSTALL_HINT)
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ def int8_onnx(prepared: Prepared, seed: int = 0, calibration: str = "minmax",
     row counts on every runtime (the export's parameter metadata survives quantization);
     `counted=False`: the file alone (a network's stages are counted on the whole graph)."""
     from mnv2prof.count.cost import count_model
-    from mnv2prof.onnx import quantize
+    from mnv2prof.artifacts import quantize
 
     path = quantize.quantize_cached(prepared.onnx_path, prepared.input_shapes, seed=seed,
                                     method=calibration).path
@@ -126,7 +126,7 @@ def build_artifact(prepared: Prepared, target: Target, seed: int = 0,
     int8_cost = accuracy = None
     onnx_path = prepared.onnx_path
     if target.precision == "int8" and (int8 is not None or target.runtime == "onnxruntime"):
-        from mnv2prof.onnx import quantize
+        from mnv2prof.artifacts import quantize
 
         onnx_path, int8_cost = int8 or int8_onnx(prepared, seed, calibration)
         if target.runtime == "onnxruntime":
@@ -135,9 +135,9 @@ def build_artifact(prepared: Prepared, target: Target, seed: int = 0,
     cost = int8_cost or prepared.cost
     if target.runtime == "onnxruntime":
         return Artifact(target, onnx_path, cost, *_accuracy(accuracy))
-    from mnv2prof.measure import executorch
+    from mnv2prof.artifacts import lowering
 
-    lowered = executorch.lower_cached(prepared.module, prepared.input_shape, prepared.name,
+    lowered = lowering.lower_cached(prepared.module, prepared.input_shape, prepared.name,
                                       prepared.identity, target.precision, seed)
     return Artifact(target, lowered.path, cost, *_accuracy(lowered.accuracy))
 

@@ -17,8 +17,8 @@ from mnv2prof.measure.latency import OrtRunner, measure
 from mnv2prof.measure.timing import TimingSpec
 from mnv2prof.measure.stats import Ratio, paired_ratio
 from mnv2prof.models.probes import MIN_EFFECT, Config, Guideline
-from mnv2prof.onnx.export import export_cached
-from mnv2prof.onnx.sources import probe_source
+from mnv2prof.artifacts.export import export_cached
+from mnv2prof.artifacts.sources import probe_source
 
 
 def verdict(ratio: Ratio, min_effect: float = MIN_EFFECT) -> str:

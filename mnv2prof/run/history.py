@@ -28,7 +28,7 @@ def _key(row: dict) -> str:
 
 
 def _store() -> Path:
-    from mnv2prof.onnx.export import cache_dir
+    from mnv2prof.files.cache import cache_dir
 
     return cache_dir() / "history" / HISTORY_FILE
 
@@ -59,7 +59,7 @@ def slow_state_note(frame: pd.DataFrame, path: Path | None = None) -> str | None
         if not isinstance(previous, (int, float)) or value < previous:
             best[key] = value
     try:
-        from mnv2prof.onnx.atomic import write_atomic
+        from mnv2prof.files.atomic import write_atomic
 
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, json.dumps(best, indent=0) + "\n")

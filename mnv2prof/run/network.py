@@ -32,10 +32,10 @@ from mnv2prof.measure.timing import TimingSpec
 from mnv2prof.models.networks import NetworkSpec, Stage, build_network, model_stages, stage_table
 from mnv2prof.models.targets import Target
 from mnv2prof.models.user_models import ModelSpec, build_model
-from mnv2prof.onnx.export import ExportResult, ExportSource, export_cached
+from mnv2prof.artifacts.export import ExportResult, ExportSource, export_cached
 from mnv2prof.onnx.graph import load_graph
 from mnv2prof.onnx.scopes import extract_part, group_by_scope, subgraph
-from mnv2prof.onnx.sources import model_source, network_source
+from mnv2prof.artifacts.sources import model_source, network_source
 from mnv2prof.run.deploy import Prepared, artifacts
 
 NETWORK = "network"  # the key of the whole network among the stages' keys

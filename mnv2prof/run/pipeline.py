@@ -45,8 +45,8 @@ def prepare(subject, seed: int = 0) -> Prepared:
     vetted and counted where it is (run.model_file)."""
     from mnv2prof.count.cost import count_cached
     from mnv2prof.models.variants import BlockSpec
-    from mnv2prof.onnx.export import export_cached
-    from mnv2prof.onnx.sources import block_source, model_source
+    from mnv2prof.artifacts.export import export_cached
+    from mnv2prof.artifacts.sources import block_source, model_source
 
     if not isinstance(subject, BlockSpec) and subject.onnx_file:
         from mnv2prof.run.model_file import prepare_file

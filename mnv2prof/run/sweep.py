@@ -43,7 +43,7 @@ from pathlib import Path
 from mnv2prof import interrupts
 from mnv2prof.errors import Interrupted, Mnv2profError, UsageError
 from mnv2prof.models.user_models import Subject
-from mnv2prof.onnx.atomic import check_target, is_special, path_error
+from mnv2prof.files.atomic import check_target, is_special, path_error
 from mnv2prof.run.profiles import GridPoint, Profile
 from mnv2prof.run.records import Record, row_columns
 

@@ -24,7 +24,7 @@ SMALL = ("--channels", "8", "--resolution", "8", "--budget", "0.05")
 @pytest.fixture
 def nothing_runs(monkeypatch):
     """Any export or timing fails the test: a refusal must come before the work."""
-    from mnv2prof.onnx import export
+    from mnv2prof.artifacts import export
     from mnv2prof.run import pipeline
 
     def must_not_run(*args, **kwargs):
@@ -110,7 +110,7 @@ def test_gate_with_one_bad_output_measures_nothing_and_writes_nothing(run_cli, t
 
 def test_write_all_stages_everything_before_renaming_anything(tmp_path, monkeypatch):
     from mnv2prof.errors import WriteError
-    from mnv2prof.onnx import atomic
+    from mnv2prof.files import atomic
 
     first, second = tmp_path / "a.csv", tmp_path / "b.csv"
     first.write_text("old")
@@ -129,7 +129,7 @@ def test_write_all_stages_everything_before_renaming_anything(tmp_path, monkeypa
 
 
 def test_outputs_get_the_users_umask(tmp_path):
-    from mnv2prof.onnx.atomic import write_all
+    from mnv2prof.files.atomic import write_all
 
     previous = os.umask(0o022)
     try:

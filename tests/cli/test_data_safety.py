@@ -291,9 +291,9 @@ def test_a_damaged_cached_export_is_made_again(run_cli, tmp_path, monkeypatch, d
 
 def test_a_damaged_cached_int8_file_is_quantized_again(tmp_path):
     from mnv2prof.models.variants import BlockSpec
-    from mnv2prof.onnx.export import export_cached
-    from mnv2prof.onnx.quantize import quantize_cached
-    from mnv2prof.onnx.sources import block_source
+    from mnv2prof.artifacts.export import export_cached
+    from mnv2prof.artifacts.quantize import quantize_cached
+    from mnv2prof.artifacts.sources import block_source
 
     fp32 = export_cached(block_source(BlockSpec("conv", in_chs=8, resolution=8)),
                          directory=tmp_path / "onnx").path
@@ -305,9 +305,9 @@ def test_a_damaged_cached_int8_file_is_quantized_again(tmp_path):
 
 
 def test_a_damaged_cached_pte_is_lowered_again(tmp_path):
-    from mnv2prof.measure import executorch
+    from mnv2prof.artifacts import lowering
 
-    if not executorch.available():
+    if not lowering.available():
         pytest.skip("ExecuTorch is not installed (the mobile extra)")
     from mnv2prof.models.blocks import build_block
     from mnv2prof.models.variants import BlockSpec
@@ -315,7 +315,7 @@ def test_a_damaged_cached_pte_is_lowered_again(tmp_path):
     spec = BlockSpec("conv", in_chs=8, resolution=8)
     module = build_block(spec)
     def lower():
-        return executorch.lower_cached(module, spec.input_shape, spec.name, "id",
+        return lowering.lower_cached(module, spec.input_shape, spec.name, "id",
                                        directory=tmp_path)
 
     first = lower()

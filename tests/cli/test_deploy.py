@@ -91,9 +91,9 @@ def test_unknown_precision_runtime_or_method_is_one_line(run_cli, args, message)
 
 
 def test_executorch_missing_names_the_extra(run_cli, monkeypatch):
-    from mnv2prof.measure import executorch
+    from mnv2prof.artifacts import lowering
 
-    monkeypatch.setattr(executorch, "available", lambda: False)
+    monkeypatch.setattr(lowering, "available", lambda: False)
     code, _, err = run_cli("compare", *SMALL, "--runtime", "executorch")
     assert code == 2
     assert "--runtime executorch needs ExecuTorch: pip install 'mnv2prof[mobile]'" in err
@@ -110,7 +110,7 @@ def test_profile_of_a_foreign_model_in_int8_and_its_refusals(run_cli, tmp_path):
     frame = pd.read_csv(csv)
     assert frame["precision"].tolist() == ["fp32", "int8"] and "(int8)" in out
     assert frame["macs"].nunique() == 1 and frame.loc[1, "int8_speedup_x"] > 0
-    from mnv2prof.onnx.quantize import quantize_cached
+    from mnv2prof.artifacts.quantize import quantize_cached
 
     quantized = quantize_cached(model).path
     code, _, err = run_cli("profile", quantized, "--precision", "int8")

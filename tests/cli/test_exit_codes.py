@@ -29,7 +29,7 @@ def test_usage_errors_are_2_with_one_line(run_cli, args):
 
 
 def test_a_failed_export_is_3_not_a_regression(run_cli, monkeypatch, tmp_path):
-    from mnv2prof.onnx import export
+    from mnv2prof.artifacts import export
 
     monkeypatch.setattr(export, "cache_dir", lambda: tmp_path)  # nothing cached: it must export
 

@@ -5,18 +5,20 @@ import pytest
 import torch
 
 from mnv2prof.errors import UsageError
+from mnv2prof.artifacts import lowering
+from mnv2prof.artifacts.lowering import INSTALL_HINT, available, lower_cached
 from mnv2prof.measure import executorch
-from mnv2prof.measure.executorch import INSTALL_HINT, EtRunner, available, lower_cached
+from mnv2prof.measure.executorch import EtRunner
 from mnv2prof.models.variants import BlockSpec
-from mnv2prof.onnx.export import PARITY_ATOL
-from mnv2prof.onnx.sources import block_source
+from mnv2prof.artifacts.export import PARITY_ATOL
+from mnv2prof.artifacts.sources import block_source
 
 SPEC = BlockSpec("mbv2", 8, resolution=8, exp_ratio=6)
 
 
 def test_a_missing_executorch_is_one_usage_line(monkeypatch, tmp_path):
-    monkeypatch.setattr(executorch, "available", lambda: False)
-    monkeypatch.setattr(executorch, "_RUNTIME", None)
+    monkeypatch.setattr(lowering, "available", lambda: False)
+    monkeypatch.setattr(lowering, "_RUNTIME", None)
     source = block_source(SPEC)
     with pytest.raises(UsageError) as err:
         lower_cached(

@@ -6,14 +6,14 @@ from mnv2prof.errors import UsageError
 from mnv2prof.measure.env import current_environment
 from mnv2prof.measure.latency import Measurement
 from mnv2prof.models.variants import VARIANTS, BlockSpec
-from mnv2prof.onnx.atomic import write_atomic
+from mnv2prof.files.atomic import write_atomic
 from mnv2prof.report.console import (
     compare_table,
     measurement_notes,
     rank_agreement,
-    records_frame,
     table_notes,
 )
+from mnv2prof.run.frame import records_frame
 from mnv2prof.run.records import Record
 
 

@@ -12,7 +12,8 @@ from mnv2prof.measure.latency import Measurement
 from mnv2prof.models.variants import BlockSpec
 from mnv2prof.measure.layers import LayerRow
 from mnv2prof.report.chart import contrast_chart
-from mnv2prof.report.console import compare_table, layers_frame, layers_table, records_frame
+from mnv2prof.report.console import compare_table, layers_frame, layers_table
+from mnv2prof.run.frame import records_frame
 from mnv2prof.report.views import COMPARE_GROUPS, parse_show
 from mnv2prof.run.records import Record
 

@@ -20,7 +20,6 @@ import functools
 import hashlib
 import inspect
 import json
-import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,8 +33,10 @@ import torch
 from torch import nn
 
 from mnv2prof import interrupts
-from mnv2prof.errors import ExportError, UsageError, first_line
-from mnv2prof.onnx.atomic import atomic_target
+from mnv2prof.errors import ExportError, first_line
+from mnv2prof.files.atomic import atomic_target
+from mnv2prof.files.cache import cache_dir, cached_file_ok, sidecar_vouches
+from mnv2prof.models.inputs import example_input
 from mnv2prof.quiet import silenced
 
 OPSET = 18  # the dynamo exporter's native opset; 17 would need a lossy version conversion
@@ -54,32 +55,6 @@ EXPORT_FORMAT = 2  # bump when the way files are written changes, to invalidate 
 # (2: parameter counts in the metadata, one cache key for every source)
 PARAMS_KEY = "mnv2prof.params"  # the torch module's learnable scalars (BN scale and shift too)
 PARAMS_BY_PART_KEY = "mnv2prof.params_by_part"  # JSON {module path: learnable scalars}
-
-
-def cache_dir() -> Path:
-    """`$MNV2PROF_CACHE`, else `$XDG_CACHE_HOME/mnv2prof`, else `~/.cache/mnv2prof`: a folder
-    that exists (made here) and can be written, or a `UsageError` naming the variable."""
-    if env := os.environ.get("MNV2PROF_CACHE"):
-        return _usable_cache(env, "MNV2PROF_CACHE")
-    if xdg := os.environ.get("XDG_CACHE_HOME"):
-        return _usable_cache(str(Path(xdg) / "mnv2prof"), "XDG_CACHE_HOME")
-    return _usable_cache(str(Path.home() / ".cache" / "mnv2prof"), "")
-
-
-@functools.cache
-def _usable_cache(folder: str, variable: str) -> Path:
-    path = Path(folder)
-    where = f"${variable} ({folder})" if variable else f"the cache folder {folder}"
-    fix = f"; set {variable or 'MNV2PROF_CACHE'} to a folder that can be written"
-    try:
-        if path.exists() and not path.is_dir():
-            raise UsageError(f"{where} is not a folder{fix}")
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"{where} cannot be created: {exc.strerror or exc}{fix}") from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise UsageError(f"{where} cannot be written{fix}")
-    return path
 
 
 def library_versions() -> dict[str, str]:
@@ -145,38 +120,6 @@ def export_cached(
     metadata = parameter_metadata(module, source.parts)
     diff = export_module(module, source.input_shape, path, seed, metadata)
     return ExportResult(path, cached=False, max_abs_diff=diff)
-
-
-SIDECAR_SUFFIX = ".counted.json"  # beside a cached export: its counts (count.cost.count_cached)
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def sidecar_vouches(path: Path) -> bool:
-    """Whether the sidecar written after `path` was counted names these very bytes (its
-    `sha256`): the file is then whole, without importing onnx to parse it (0.6 s)."""
-    try:
-        entry = json.loads(Path(str(path) + SIDECAR_SUFFIX).read_text(encoding="utf-8"))
-        return isinstance(entry, dict) and entry.get("sha256") == file_sha256(path)
-    except (OSError, ValueError):
-        return False
-
-
-def cached_file_ok(path: Path, metadata_key: str | None = None) -> bool:
-    """Whether the cached ONNX file at `path` loads whole: it parses, has a graph with nodes and
-    outputs, and (`metadata_key`) the metadata entry its writer put last, which a file cut short
-    lost. A few milliseconds for a block, beside the export's 0.5 s."""
-    import onnx
-
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception:  # protobuf's DecodeError and friends, an unreadable file
-        return False
-    if not model.graph.node or not model.graph.output:
-        return False
-    return metadata_key is None or any(e.key == metadata_key for e in model.metadata_props)
 
 
 def parameter_metadata(module: nn.Module, parts: Sequence[str] = ()) -> dict[str, str]:
@@ -249,7 +192,7 @@ def export_module(
 
     module = module.eval()
     path.parent.mkdir(parents=True, exist_ok=True)
-    example = torch.randn(*input_shape, generator=torch.Generator().manual_seed(seed + 1))
+    example = example_input(input_shape, seed + 1)
     with atomic_target(path, suffix=".onnx.tmp") as tmp:
         try:
             with silenced(_EXPORTER_LOGGERS), torch.inference_mode(False):

@@ -10,10 +10,10 @@ from mnv2prof.count.cost import count_model
 from mnv2prof.count.counting import count_graph
 from mnv2prof.errors import UsageError
 from mnv2prof.models.variants import BlockSpec
-from mnv2prof.onnx.export import export_cached
+from mnv2prof.artifacts.export import export_cached
 from mnv2prof.onnx.graph import load_graph
-from mnv2prof.onnx.quantize import (
-    METHODS,
+from mnv2prof.models.targets import CALIBRATIONS
+from mnv2prof.artifacts.quantize import (
     accuracy,
     calibration_seeds,
     heldout_seeds,
@@ -21,7 +21,7 @@ from mnv2prof.onnx.quantize import (
     quantize_cached,
     seeded_inputs,
 )
-from mnv2prof.onnx.sources import block_source
+from mnv2prof.artifacts.sources import block_source
 
 MBV2 = BlockSpec("mbv2", 8, resolution=8, exp_ratio=6)
 SHAPES = {"input": MBV2.input_shape}
@@ -154,10 +154,8 @@ def test_requantizing_is_refused_in_one_line(int8, int8_dir):
 def test_unknown_method_is_refused(fp32, tmp_path):
     with pytest.raises(UsageError) as err:
         quantize_cached(fp32, SHAPES, method="kl", directory=tmp_path)
-    assert str(err.value) == (
-        "unknown calibration method 'kl'; choose one of minmax, entropy, percentile"
-    )
-    assert list(METHODS) == ["minmax", "entropy", "percentile"]
+    assert str(err.value) == "calibration 'kl': choose from minmax, entropy, percentile"
+    assert list(CALIBRATIONS) == ["minmax", "entropy", "percentile"]
 
 
 def test_a_model_the_quantizer_refuses_is_one_usage_line(tmp_path):

@@ -15,7 +15,7 @@ from mnv2prof.models.networks import NetworkSpec, build_network, stage_table
 from mnv2prof.models.probes import GUIDELINES_FORMAT, Config
 from mnv2prof.models.user_models import ModelSpec, build_model
 from mnv2prof.models.variants import BlockSpec
-from mnv2prof.onnx.export import ExportSource
+from mnv2prof.artifacts.export import ExportSource
 
 
 def block_source(spec: BlockSpec) -> ExportSource:

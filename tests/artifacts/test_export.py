@@ -7,7 +7,7 @@ from mnv2prof.errors import ExportError
 from mnv2prof.models.blocks import build_block, count_params
 from mnv2prof.models.probes import guidelines
 from mnv2prof.models.variants import VARIANTS, BlockSpec
-from mnv2prof.onnx.export import (
+from mnv2prof.artifacts.export import (
     PARAMS_KEY,
     PARITY_ATOL,
     export_cached,
@@ -15,7 +15,7 @@ from mnv2prof.onnx.export import (
     parity_diff,
 )
 from mnv2prof.onnx.graph import load_graph
-from mnv2prof.onnx.sources import block_source, probe_source
+from mnv2prof.artifacts.sources import block_source, probe_source
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
@@ -66,7 +66,7 @@ def test_a_foreign_file_counts_its_graph_weights(tmp_path):
 
 
 def test_parity_failure_is_an_export_error(tmp_path, monkeypatch):
-    import mnv2prof.onnx.export as export
+    import mnv2prof.artifacts.export as export
 
     monkeypatch.setattr(export, "parity_diff", lambda *a: 1.0)
     with pytest.raises(ExportError, match="differs from torch"):
@@ -85,7 +85,7 @@ def test_parity_diff_detects_a_shape_mismatch(tmp_path):
 def test_the_shared_registry_writes_the_public_exporters_bytes(variant, tmp_path, monkeypatch):
     # export_module builds the torchlib registry once per process and calls the exporter's core
     # with it; with the registry unavailable it takes torch.onnx.export: both files are one file
-    from mnv2prof.onnx import export as export_mod
+    from mnv2prof.artifacts import export as export_mod
 
     assert export_mod._torchlib_registry() is not None  # torch 2.13 has the core we call
     spec = BlockSpec(variant, 16, resolution=14, exp_ratio=3)

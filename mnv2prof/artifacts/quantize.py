@@ -10,7 +10,7 @@ own input distribution: `measure.eager.example_input`'s), seeds `seed + 100 ...`
 `accuracy` compares the int8 model with the fp32 one on held-out inputs, seeds
 `seed + 1000 ...`, which calibration never saw.
 
-**Calibration methods** (`METHODS`, onnxruntime's `CalibrationMethod`), measured on the
+**Calibration methods** (`models.targets.CALIBRATIONS`, onnxruntime's `CalibrationMethod`), measured on the
 2-core development machine (AMD EPYC, AVX2; onnxruntime 1.32; mbv2 block C=32 56x56 t=6, 16
 calibration inputs; time: the whole `quantize_static` call, median of 3, import excluded;
 error against the fp32 model on 4 held-out inputs):
@@ -34,7 +34,7 @@ Entropy and Percentile print progress lines on stdout, and the quantizer warns "
 pre-processing" through the root logger; both are silenced here (`_quiet_quantizer`). The
 exports are already shape-inferred and BN-folded, which is what that pre-processing would do.
 
-Every artefact is cached in `export.cache_dir() / "int8"` under a key of the fp32 file's bytes,
+Every artefact is cached in `files.cache.cache_dir() / "int8"` under a key of the fp32 file's bytes,
 the method, the number of calibration inputs, the seed, the input shapes, the library versions
 and `QUANT_FORMAT`, and written atomically (the quantizer writes a temporary name, renamed when
 it is complete), so a second call loads it and a killed run never leaves half a file; a cached
@@ -56,8 +56,10 @@ import torch
 
 from mnv2prof import interrupts
 from mnv2prof.errors import UsageError, first_line
-from mnv2prof.onnx.atomic import atomic_target
-from mnv2prof.onnx.export import cache_dir, cached_file_ok, library_versions
+from mnv2prof.files.atomic import atomic_target
+from mnv2prof.artifacts.export import library_versions
+from mnv2prof.files.cache import cache_dir, cached_file_ok
+from mnv2prof.models.targets import CALIBRATIONS, DEFAULT_CALIBRATION, check_name
 from mnv2prof.onnx.graph import load_model
 from mnv2prof.quiet import silenced
 
@@ -66,10 +68,9 @@ CALIBRATION_INPUTS = 16  # seeded inputs the activation ranges are calibrated on
 HELDOUT_INPUTS = 4  # seeded inputs `accuracy` compares on (never used for calibration)
 CALIBRATION_SEED_OFFSET = 100  # calibration input i has seed `seed + 100 + i`
 HELDOUT_SEED_OFFSET = 1000  # held-out input i has seed `seed + 1000 + i`
-DEFAULT_METHOD = "minmax"
+DEFAULT_METHOD = DEFAULT_CALIBRATION
 
 # our name -> onnxruntime's CalibrationMethod member (resolved lazily: the import takes 0.2 s)
-METHODS: dict[str, str] = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
 
 # Op types that only a quantized graph holds: the ONNX standard's and onnxruntime's contrib ops.
 QUANT_OP_TYPES = frozenset({
@@ -197,13 +198,6 @@ def resolve_input_shapes(
 # --- quantization ------------------------------------------------------------------------------
 
 
-def _check_method(method: str) -> None:
-    if method not in METHODS:
-        raise UsageError(
-            f"unknown calibration method {method!r}; choose one of {', '.join(METHODS)}"
-        )
-
-
 
 def _file_digest(path: Path, model: onnx.ModelProto) -> str:
     """sha256 of the file and of any external data files it names."""
@@ -266,7 +260,7 @@ def quantize_cached(
     `UsageError` (one line) for an unknown method, a model that is quantized already, or one
     onnxruntime's quantizer refuses. A pending interrupt stops before the quantizer starts.
     """
-    _check_method(method)
+    check_name(method, tuple(CALIBRATIONS), "calibration")
     if calibration_inputs < 1:
         raise UsageError(f"calibration needs at least one input, got {calibration_inputs}")
     fp32_path = Path(fp32_path)
@@ -297,7 +291,7 @@ def quantize_cached(
                     per_channel=True,
                     weight_type=QuantType.QInt8,
                     activation_type=QuantType.QUInt8,
-                    calibrate_method=getattr(CalibrationMethod, METHODS[method]),
+                    calibrate_method=getattr(CalibrationMethod, CALIBRATIONS[method]),
                 )
         except Exception as exc:  # the quantizer raises many types; all mean "cannot quantize"
             raise UsageError(

@@ -1,7 +1,7 @@
 import pytest
 
 from mnv2prof.errors import UsageError
-from mnv2prof.onnx.atomic import atomic_target, write_atomic
+from mnv2prof.files.atomic import atomic_target, write_atomic
 
 
 def test_write_atomic_replaces_whole_file(tmp_path):
