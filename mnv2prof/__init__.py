@@ -1,12 +1,13 @@
 """mnv2prof: indirect (MACs) against direct (latency, memory) cost of MobileNetV2-style blocks.
 
-The Python API (mnv2prof/api.py, docs/python.md): `mnv2prof.compare(...)` and
-`mnv2prof.profile(...)` return pandas DataFrames with the CSV's columns; they are imported on
-first use, so `import mnv2prof` stays light.
+The Python API (mnv2prof/api.py, docs/python.md): `mnv2prof.compare(...)`, `profile`,
+`network`, `baseline`, `gate` and `sweep` take the command line's words and return pandas
+DataFrames with the CSV's columns; they are imported on first use, so `import mnv2prof` stays
+light.
 """
 
 __version__ = "0.1.0"
-__all__ = ["compare", "profile"]
+__all__ = ["compare", "network", "profile", "sweep"]
 
 
 def __getattr__(name: str):

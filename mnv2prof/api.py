@@ -1,132 +1,62 @@
-"""The Python API, for notebooks and scripts: what `mnv2prof compare` and `mnv2prof profile`
-measure, returned as a `pandas.DataFrame` with the CSV's columns (run/records.py names their
-units). Nothing here prints or exits: errors are the domain exceptions of `mnv2prof.errors`
-(`UsageError` and its kind for bad input, `ExportError` when an export fails, `Interrupted`).
+"""The Python API, for notebooks and scripts: the commands of the command line, taking its words
+(`channels`, `expansion`, `budget`... as `--channels`, `--expansion`, `--budget`) and returning
+`pandas.DataFrame`s with the CSV's columns (run/records.py names their units). Each builds the
+same plan (run.plan) and calls the same command (mnv2prof.commands) as the command line, so a
+rule refuses the same values in both. Nothing here prints or exits: errors are the domain
+exceptions of `mnv2prof.errors` (`UsageError` and its kinds for bad input, `ExportError` when an
+export fails, `Interrupted` on Ctrl-C).
 
     import mnv2prof
-    frame = mnv2prof.compare(variants=["conv", "dwsep", "examples/uib.py:uib_extradw"],
-                             in_chs=32, resolution=56, budget=1.0)
+    frame = mnv2prof.compare(["conv", "dwsep", "examples/uib.py:uib_extradw"],
+                             channels=32, expansion=6, budget=1.0)
     frame = mnv2prof.profile("examples/mobilenet_v3.py:mobilenet_v3_large")
 
 A variant is a built-in name, `PATH.py:NAME`, `package.module:NAME`, or a callable (a class or
 function called with the spec's values, as a file's NAME would be); a model is a reference, an
 ONNX file's path, a factory called with no arguments, or an `nn.Module` (measured as it is).
-See docs/python.md.
+Notes the command line prints under its table are in `frame.attrs["notes"]`. See docs/python.md.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+from mnv2prof import interrupts
 
-from mnv2prof.errors import UsageError
-
-
-def _names(value: str | Sequence[str], flag: str) -> tuple[str, ...]:
-    return tuple(value.split(",")) if isinstance(value, str) else tuple(value)
-
-
-def _targets(precision, runtime, calibration: str):
-    from mnv2prof.models.targets import parse_targets
-    from mnv2prof.run.deploy import check_runtimes
-
-    targets, _ = parse_targets(precision, runtime, calibration)
-    check_runtimes(tuple(t.runtime for t in targets))
-    return targets
+if TYPE_CHECKING:
+    import pandas as pd
 
 
-def _timing(budget: float, threads: int, cache: str):
-    from mnv2prof.measure.timing import TimingSpec
+@contextlib.contextmanager
+def _command() -> Iterator[None]:
+    """Ctrl-C (SIGINT, SIGTERM) stops the command at its next safe point with `Interrupted`,
+    never with a half-measured frame; its handlers are restored after."""
+    from mnv2prof.errors import Interrupted
 
-    return TimingSpec(threads=threads, budget_s=budget, cache=cache)
-
-
-def _variant(item, spec_values: dict):
-    from mnv2prof.models import plugins
-    from mnv2prof.models.variants import VariantRef, resolve_variant
-
-    if isinstance(item, str):
-        return resolve_variant(item).spec(**spec_values)
-    if callable(item):
-        origin = plugins.register_callable(item, _code_digest(item))
-        return VariantRef(origin.name, origin.reference, origin.digest).spec(**spec_values)
-    raise UsageError(f"a variant is a name, PATH.py:NAME or a callable, got {type(item).__name__}")
-
-
-def _model(item, shape):
-    from torch import nn
-
-    from mnv2prof.models import plugins
-    from mnv2prof.models.user_models import TORCH_INPUT, ModelSpec, format_shape, model_spec
-
-    shape = tuple(shape) if shape is not None else None
-    if isinstance(item, str):
-        spec = model_spec(item, format_shape(shape) if shape else None)
-        if spec.onnx_file:
-            from mnv2prof.run.model_file import resolved
-
-            spec = resolved(spec)[0]
-        return spec
-    if isinstance(item, nn.Module):
-        module = item
-        digest = _module_digest(module)
-        factory = _returns(module)
-        factory.__name__ = type(module).__name__
-    elif callable(item):
-        factory, digest = item, _code_digest(item)
-    else:
-        raise UsageError(f"a model is a path, PATH.py:NAME, a factory or an nn.Module, got "
-                         f"{type(item).__name__}")
-    origin = plugins.register_callable(factory, digest)
-    dims = shape or (1, 3, 224, 224)
-    return ModelSpec(origin.name, origin.reference, origin.digest, ((TORCH_INPUT, dims),))
-
-
-def _returns(module) -> Callable[[], object]:
-    def factory():
-        return module
-
-    return factory
-
-
-def _code_digest(obj) -> str:
-    """A callable's identity for the caches: the hash of its source (its name and module when
-    the source cannot be read, e.g. a class made at run time)."""
-    import inspect
-
-    try:
-        text = inspect.getsource(obj)
-    except (OSError, TypeError):
-        text = f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', repr(obj))}"
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _module_digest(module) -> str:
-    """An `nn.Module` instance's identity: its class's source and every tensor of its state."""
-    digest = hashlib.sha256(_code_digest(type(module)).encode())
-    for name, tensor in module.state_dict().items():
-        digest.update(name.encode())
-        digest.update(str(tuple(tensor.shape)).encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
+    with interrupts.deferred() as window:
+        try:
+            yield
+        except KeyboardInterrupt:
+            raise Interrupted("interrupted (a second signal)") from None
+    if window.received:
+        raise Interrupted(f"interrupted ({window.name})")
 
 
 def compare(
-    variants: Sequence[str | Callable] | str | None = ("conv", "dwsep", "mbv2", "mbv2-nonlinear",
-                                                       "mbv2-noskip", "resnet", "fused",
-                                                       "shufflev2"),
+    variants: str | Sequence[str | Callable] | None = None,
     *,
     models: Sequence[object] = (),
-    shape: Sequence[int] | None = None,
-    in_chs: int = 32,
+    shape: str | Sequence[int] | None = None,
+    channels: int = 32,
     resolution: int = 56,
-    exp_ratio: int = 6,
-    kernel_size: int = 3,
+    expansion: int = 6,
+    kernel: int = 3,
     stride: int = 1,
     batch: int = 1,
-    chunks: Sequence[int] | None = None,
+    chunks: str | Sequence[int] | None = None,
     budget: float = 2.0,
     threads: int = 1,
     cache: str = "warm",
@@ -138,44 +68,29 @@ def compare(
     seed: int = 0,
     force: bool = False,
 ) -> pd.DataFrame:
-    """`mnv2prof compare`: each variant at the spec (and each of `models` at `shape`), exported,
-    counted and timed on every precision and runtime; one row per (subject, precision, runtime),
-    with the CSV's columns, `macs_ratio_x` and `latency_ratio_x` against `baseline` (default:
-    conv when it is among the rows, else the first) and the roofline columns when this CPU is
-    calibrated. `chunks`: mbv2-streamed's chunk counts, a row each (default: t, the paper's t
-    pieces, `variants.default_chunks`). `force`: measure even what looks too large for the
-    memory available."""
-    from mnv2prof.measure.roofline import add_roofline, load_machine
-    from mnv2prof.models.variants import with_chunks
-    from mnv2prof.run.frame import records_frame
-    from mnv2prof.run.deploy import rows_of
-    from mnv2prof.run.fits import subjects_fit
-    from mnv2prof.run.pipeline import measure_rows
+    """`mnv2prof compare`: each variant at the spec (None: the default blocks, or none when
+    `models` are given), then each of `models` at `shape`, exported, counted and timed on every
+    precision and runtime: a row per (subject, precision, runtime) with the CSV's columns,
+    `macs_ratio_x` and `latency_ratio_x` against `baseline` (default: conv when it is a row,
+    else the first), and the roofline's columns when this CPU is calibrated."""
+    from mnv2prof.commands.compare import compare as measure
+    from mnv2prof.report.results import compare_notes
+    from mnv2prof.run.plan import block_plan
 
-    spec_values = dict(in_chs=in_chs, resolution=resolution, exp_ratio=exp_ratio,
-                       kernel_size=kernel_size, stride=stride, batch=batch)
-    items = [] if variants is None else (variants.split(",") if isinstance(variants, str)
-                                         else list(variants))
-    subjects = with_chunks([_variant(v, spec_values) for v in items],
-                           tuple(chunks) if chunks is not None else None)
-    subjects += [_model(m, shape) for m in models]
-    if not subjects:
-        raise UsageError("nothing to measure: give variants or models")
-    names = [s.label for s in subjects]
-    if len(set(names)) != len(names):
-        raise UsageError(f"two rows are named alike in {', '.join(names)}: rename one")
-    timing = _timing(budget, threads, cache)
-    targets = _targets(precision, runtime, calibration)
-    subjects_fit(subjects, force)
-    base = baseline or ("conv" if "conv" in names else names[0])
-    run = measure_rows(rows_of(subjects, targets), timing, seed=seed, calibration=calibration,
-                       eager=eager)
-    return add_roofline(records_frame(run.records, base), load_machine(threads))
+    with _command():
+        plan = block_plan(variants, models=models, shape=shape, channels=channels,
+                          resolution=resolution, expansion=expansion, kernel=kernel,
+                          stride=stride, batch=batch, chunks=chunks, budget=budget,
+                          threads=threads, cache=cache, precision=precision, runtime=runtime,
+                          calibration=calibration, eager=eager, baseline=baseline, seed=seed,
+                          force=force)
+        result = measure(plan)
+    return _with_notes(result.frame, compare_notes(result))
 
 
 def profile(
-    model,
-    shape: Sequence[int] | None = None,
+    model: object,
+    shape: str | Sequence[int] | Sequence[str] | None = None,
     *,
     budget: float = 2.0,
     threads: int = 1,
@@ -188,17 +103,149 @@ def profile(
 ) -> pd.DataFrame:
     """`mnv2prof profile`: one model (an ONNX file's path, PATH.py:NAME, a factory, or an
     `nn.Module`) counted and timed at `shape` (default 1x3x224x224 for a torch model, an ONNX
-    file's own dims), a row per precision and runtime, with the CSV's columns."""
-    from mnv2prof.run.frame import records_frame
-    from mnv2prof.run.deploy import rows_of
-    from mnv2prof.run.fits import subjects_fit
-    from mnv2prof.run.model_file import model_timing
-    from mnv2prof.run.pipeline import measure_rows
+    file's own dims; INPUT=dims names an ONNX input), a row per precision and runtime."""
+    from mnv2prof.commands.profile import profile as measure
+    from mnv2prof.report.results import profile_notes
+    from mnv2prof.run.plan import model_plan
 
-    subject = _model(model, shape)
-    timing = model_timing(_timing(budget, threads, cache))
-    targets = _targets(precision, runtime, calibration)
-    subjects_fit([subject], force)
-    run = measure_rows(rows_of([subject], targets), timing, seed=seed, calibration=calibration,
-                       eager=False)
-    return records_frame(run.records)
+    with _command():
+        plan = model_plan(model, shape, budget=budget, threads=threads, cache=cache,
+                          precision=precision, runtime=runtime, calibration=calibration,
+                          seed=seed, force=force)
+        result = measure(plan)
+    return _with_notes(result.frame, profile_notes(result))
+
+
+def network(
+    arch: str,
+    *,
+    width: float | None = None,
+    resolution: int | None = None,
+    classes: int | None = None,
+    streamed: bool | None = None,
+    shape: str | Sequence[int] | None = None,
+    budget: float = 5.0,
+    threads: int = 1,
+    cache: str = "warm",
+    precision: str | Sequence[str] = "fp32",
+    runtime: str | Sequence[str] = "onnxruntime",
+    calibration: str = "minmax",
+    force: bool = False,
+) -> pd.DataFrame:
+    """`mnv2prof network`: a paper's network (mobilenetv2, mobilenetv1) or any torch model
+    (PATH.py:NAME) per stage, a row per stage and a total row; `budget=0` counts only."""
+    from mnv2prof.commands.network import network as measure
+    from mnv2prof.report.network_report import network_report
+    from mnv2prof.run.plan import network_plan
+
+    with _command():
+        plan = network_plan(arch, width=width, resolution=resolution, classes=classes,
+                            streamed=streamed, shape=shape, budget=budget, threads=threads,
+                            cache=cache, precision=precision, runtime=runtime,
+                            calibration=calibration, force=force)
+        frame, _ = network_report(measure(plan))
+    return frame
+
+
+def baseline(
+    variants: str | Sequence[str | Callable] | None = None,
+    *,
+    profile: str | Path | None = None,
+    out: str | Path | None = None,
+    **words: object,
+) -> pd.DataFrame:
+    """`mnv2prof baseline`: the rows a later `gate` measures again (the words of `compare`, or a
+    profile's grid), returned, and written to `out` when given (atomically)."""
+    from mnv2prof.commands.gates import baseline as measure
+
+    with _command():
+        result = measure(_gates_plan(variants, profile, words))
+    if out is not None:
+        from mnv2prof.files.atomic import write_atomic
+
+        write_atomic(out, result.frame.to_csv(index=False))
+    return result.frame
+
+
+def gate(
+    baseline: str | Path,
+    variants: str | Sequence[str | Callable] | None = None,
+    *,
+    profile: str | Path | None = None,
+    max_slowdown: float = 0.10,
+    alpha: float = 0.01,
+    relative_to: str | None = None,
+    allow_cost_change: bool = False,
+    allow_env_mismatch: bool = False,
+    **words: object,
+) -> pd.DataFrame:
+    """`mnv2prof gate`: measure again and judge each row against the `baseline` file; a row per
+    verdict (`frame.attrs["exit_code"]` is the command line's: 0 pass, 1 regression). Never
+    exits."""
+    from mnv2prof.commands.gates import check_gate, verdicts_frame
+    from mnv2prof.commands.gates import gate as measure
+    from mnv2prof.gate import GatePolicy
+    from mnv2prof.run.plan import row_name
+
+    with _command():
+        plan = _gates_plan(variants, profile, words)
+        reference = row_name(relative_to) if relative_to else None
+        policy = GatePolicy(max_slowdown, alpha, allow_cost_change)
+        checked = check_gate(plan, baseline, reference, allow_env_mismatch)
+        result = measure(checked, policy, reference)
+    frame = verdicts_frame(result)
+    frame.attrs["exit_code"] = int(result.exit_code)
+    return frame
+
+
+def _gates_plan(variants, profile, words: dict):
+    from mnv2prof.run.plan import block_plan, profile_plan
+
+    if profile is None:
+        return block_plan(variants, eager=False, **words)
+    extra = sorted(set(words) - {"budget", "cache", "force"})
+    if variants is not None or extra:
+        from mnv2prof.errors import UsageError
+
+        shown = ", ".join(["variants"] * (variants is not None) + extra)
+        raise UsageError(f"profile replaces the spec words: drop {shown}")
+    return profile_plan(str(profile), words.get("budget"), words.get("cache"),
+                        force=bool(words.get("force", False)))
+
+
+def sweep(
+    profile: str | Path,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    force: bool = False,
+    cache: str | None = None,
+    shard: str | None = None,
+    ray: str | None = None,
+    max_points: int | None = None,
+    force_size: bool = False,
+) -> pd.DataFrame:
+    """`mnv2prof sweep`: every row of a profile's grid journaled into `out` (resumable); returns
+    the file's rows. Rows a cluster could not measure raise `SweepIncomplete`."""
+    from mnv2prof.commands.sweep import check_complete
+    from mnv2prof.commands.sweep import sweep as measure
+    from mnv2prof.run.plan import profile_plan
+
+    with _command():
+        part = None
+        if shard is not None:
+            from mnv2prof.run.shard import parse_shard
+
+            part = parse_shard(shard)
+        plan = profile_plan(str(profile), cache=cache, max_points=max_points, force=force_size,
+                            force_flag="force_size")
+        result = measure(plan, out, resume=resume, force=force, shard=part, ray=ray)
+        check_complete(result, out)
+    import pandas as pd
+
+    return pd.read_csv(out)
+
+
+def _with_notes(frame: pd.DataFrame, notes: Sequence[str]) -> pd.DataFrame:
+    frame.attrs["notes"] = list(notes)
+    return frame

@@ -9,7 +9,7 @@ import mnv2prof
 from mnv2prof.errors import SpecError, UsageError
 from mnv2prof.run.records import row_columns
 
-SMALL = dict(in_chs=8, resolution=8, budget=0.1, eager=False)
+SMALL = dict(channels=8, resolution=8, budget=0.1, eager=False)
 
 
 class Pointwise(nn.Module):
@@ -57,7 +57,7 @@ def test_profile_takes_a_module_as_it_is():
         (lambda: mnv2prof.compare(["nope"]), SpecError, "unknown variant 'nope'"),
         (lambda: mnv2prof.compare(["conv"], budget=-1), UsageError, "budget must be positive"),
         (lambda: mnv2prof.compare(["conv"], precision="int4"), UsageError, "choose from fp32"),
-        (lambda: mnv2prof.compare(None), UsageError, "nothing to measure"),
+        (lambda: mnv2prof.compare([]), UsageError, "nothing to measure"),
         (lambda: mnv2prof.profile(42), UsageError, "a model is a path"),
     ],
 )

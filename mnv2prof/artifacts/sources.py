@@ -69,3 +69,9 @@ def probe_source(key: str, config: Config) -> ExportSource:
         input_shape=config.input_shape,
         folder="guidelines",
     )
+
+
+def source_of(subject: BlockSpec | ModelSpec) -> ExportSource:
+    """The source of a row's subject: a block's spec (built in or the user's) or a torch
+    model's."""
+    return block_source(subject) if isinstance(subject, BlockSpec) else model_source(subject)

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated
 
 import typer
 
 from mnv2prof.cli.app import say
 from mnv2prof.cli.app import show as show_all
-from mnv2prof.run.fits import subjects_fit
 from mnv2prof.cli.options import (
-    Force,
     DEFAULT_VARIANT_LIST,
     Csv,
     DeployOptions,
     Device,
+    Force,
     Json,
     ModelOptions,
     NoEager,
@@ -22,18 +22,14 @@ from mnv2prof.cli.options import (
     Threads,
     TimingOptions,
     Variants,
-    check_device,
-    check_threads,
+    block_plan,
     command,
-    positive,
-    row_name,
     show_option,
     source_files,
-    subjects,
+    warn_threads,
 )
 from mnv2prof.cli.output import Outputs, check_folder, make_folder
 from mnv2prof.errors import UsageError
-from mnv2prof.models.variants import BlockSpec
 from mnv2prof.report.views import COMPARE_GROUPS, LAYERS_GROUPS, parse_show
 
 
@@ -99,42 +95,18 @@ def compare(
     divide by the --baseline row. With --model and no --variants, only the models are measured.
     With --device cuda a second table gives the GPU columns.
     """
-    from mnv2prof.models.variants import parse_chunk_list, with_chunks
-
-    measured = with_chunks(subjects(ctx, spec, variants, models),
-                           parse_chunk_list(chunks) if chunks is not None else None)
-    labels = [s.label for s in measured]
-    baseline = row_name(baseline) if baseline else ("conv" if "conv" in labels else labels[0])
-    if baseline not in labels and baseline not in {s.variant for s in measured}:
-        raise UsageError(f"--baseline {baseline!r} is not among the rows ({', '.join(labels)})")
+    plan = block_plan(ctx, spec, timing, deploy, models, variants, chunks=chunks,
+                      baseline=baseline, device=device, eager=not no_eager, force=force)
     groups = parse_show(show, COMPARE_GROUPS)
-    timing_spec = timing.spec()
-    targets = deploy.target_list()
-    outputs = Outputs(csv=csv, json=json, inputs=source_files(measured))
-    check_device(device)
-    subjects_fit(measured, force)
-    from mnv2prof.cli.progress import measure_with_progress
-    from mnv2prof.measure.roofline import add_roofline, load_machine
-    from mnv2prof.report.console import compare_report
-    from mnv2prof.run.frame import records_frame
-    from mnv2prof.report.notes import run_notes
-    from mnv2prof.run.deploy import rows_of
+    outputs = Outputs(csv=csv, json=json, inputs=source_files(plan.subjects))
+    from mnv2prof.cli.progress import plan_progress
+    from mnv2prof.commands.compare import compare as measure
+    from mnv2prof.report.results import compare_view
 
-    run = measure_with_progress(rows_of(measured, targets), timing_spec, device,
-                                eager=not no_eager, calibration=deploy.calibration)
-    machine = load_machine(timing.threads)  # measured by `calibrate`, never inside compare
-    frame = add_roofline(records_frame(run.records, baseline), machine)
-    runtimes = " and ".join(dict.fromkeys(t.runtime for t in targets))
-    what = spec.title if any(isinstance(s, BlockSpec) for s in measured) else "models"
-    title = f"{what}, {runtimes} CPU, {timing.threads} thread(s), cache {timing.cache}"
-    from mnv2prof.run.history import slow_state_note
-
-    slow = slow_state_note(frame)  # a run spent wholly in the machine's slow state
-    notes = [*run_notes(run), *([slow] if slow else [])]
-    show_all(compare_report(frame, title, baseline, run.harness_floor, notes, machine,
-                            timing.threads, device, groups, chart=not no_chart,
-                            budget_s=timing_spec.budget_s))
-    outputs.write_frame(frame)
+    with plan_progress(plan) as hooks:
+        result = measure(plan, hooks)
+    outputs.write_frame(result.frame)  # files first: a closed terminal cannot lose them
+    show_all(compare_view(result, groups, chart=not no_chart))
 
 
 @command()
@@ -148,22 +120,21 @@ def export(
 ) -> None:
     """Write each variant's (and --model's) checked ONNX file (parity with torch proven) to
     --out."""
-    exported = subjects(ctx, spec, variants, models)
-    if files := [s.variant for s in exported if not isinstance(s, BlockSpec) and s.onnx_file]:
+    plan = block_plan(ctx, spec, TimingOptions(), DeployOptions(), models, variants,
+                      force=force)
+    if files := [s.variant for s in plan.subjects if getattr(s, "onnx_file", False)]:
         raise UsageError(f"--model {', '.join(files)}: already an ONNX file, nothing to export")
     check_folder(out, "--out")
-    subjects_fit(exported, force)  # before the folder is made: a refusal leaves nothing behind
-    from mnv2prof.files.atomic import copy_atomic
+    plan.check()  # before the folder is made: a refusal leaves nothing behind
     from mnv2prof.artifacts.export import export_cached
+    from mnv2prof.artifacts.sources import source_of
+    from mnv2prof.files.atomic import copy_atomic
     from mnv2prof.files.cache import cache_dir
 
     cache_dir()  # a cache that cannot be used is refused before the folder is made, too
     out = make_folder(out, "--out")
-    from mnv2prof.artifacts.sources import block_source, model_source
-
-    for block in exported:
-        source = block_source(block) if isinstance(block, BlockSpec) else model_source(block)
-        result = export_cached(source)
+    for block in plan.subjects:
+        result = export_cached(source_of(block))
         target = out / f"{block.name}.onnx"
         copy_atomic(result.path, target)
         parity = "cached" if result.cached else f"max abs diff {result.max_abs_diff:.2e}"
@@ -207,20 +178,25 @@ def layers_command(
     """
     if (variant is None) == (not models.model):
         raise UsageError("layers takes one variant or one --model")
-    measured = spec.specs(variant) if variant is not None else models.specs()
-    if len(measured) != 1:
+    from mnv2prof.measure.layers import MAX_RUNS
+    from mnv2prof.measure.timing import check_count
+    from mnv2prof.run.plan import block_plan as plan_of
+
+    plan = plan_of(variant, models=models.model or (), shape=models.shape, threads=threads,
+                   device=device, force=force, **dataclasses.asdict(spec))
+    if len(plan.subjects) != 1:
         given = variant if variant is not None else ", ".join(models.model or [])
-        raise UsageError(f"layers takes one variant or one --model, got {len(measured)}: {given}")
-    check_threads(threads)
-    positive(runs, "--runs")
+        raise UsageError(f"layers takes one variant or one --model, got "
+                         f"{len(plan.subjects)}: {given}")
+    check_count(runs, "runs", 1, MAX_RUNS)
+    warn_threads(threads)
     groups = parse_show(show, LAYERS_GROUPS)
-    outputs = Outputs(csv=csv, inputs=source_files(measured))
-    check_device(device)
-    subjects_fit(measured, force)
+    outputs = Outputs(csv=csv, inputs=source_files(plan.subjects))
+    plan.check()
     from mnv2prof.report.console import layers_report
     from mnv2prof.run.pipeline import layer_rows, prepare
 
-    rows = layer_rows(prepare(measured[0]), threads, runs, device)
-    frame, shown = layers_report(rows, measured[0], threads, runs, device, groups)
-    show_all(shown)
+    rows = layer_rows(prepare(plan.subjects[0]), threads, runs, device)
+    frame, shown = layers_report(rows, plan.subjects[0], threads, runs, device, groups)
     outputs.write_frame(frame)
+    show_all(shown)

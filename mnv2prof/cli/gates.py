@@ -9,23 +9,20 @@ from typing import Annotated
 import typer
 
 from mnv2prof.cli.app import show as show_all
-from mnv2prof.run.fits import subjects_fit
 from mnv2prof.cli.options import (
-    Force,
     DEFAULT_VARIANT_LIST,
     DeployOptions,
+    Force,
     ModelOptions,
     SpecOptions,
     TimingOptions,
     Variants,
+    block_plan,
     command,
     given,
-    budget_seconds,
-    row_name,
     profile_file,
     show_option,
     source_files,
-    subjects,
 )
 from mnv2prof.cli.output import Outputs
 from mnv2prof.errors import UsageError
@@ -80,9 +77,14 @@ class GateOptions:
         return GatePolicy(self.max_slowdown, self.alpha, self.allow_cost_change)
 
 
-def gate_profile(ctx: typer.Context, profile: str, timing: TimingOptions):
-    """The profile to measure, its budget_s and cache replaced by an explicit --budget, --cache."""
-    from mnv2prof.run.profiles import load_profile, with_cache
+def gates_plan(ctx: typer.Context, profile: str | None, spec: SpecOptions,
+               timing: TimingOptions, deploy: DeployOptions, models: ModelOptions, variants: str,
+               force: bool):
+    """The rows of `baseline` and `gate`: a profile's grid (its budget_s and cache replaced by an
+    explicit --budget, --cache) or the spec flags, never both; not timed eagerly."""
+    if profile is None:
+        return block_plan(ctx, spec, timing, deploy, models, variants, eager=False, force=force)
+    from mnv2prof.run.plan import profile_plan
 
     if flags := given(ctx, SPEC_FLAGS):
         shown = ", ".join(SPEC_FLAGS[n] for n in flags)
@@ -90,11 +92,9 @@ def gate_profile(ctx: typer.Context, profile: str, timing: TimingOptions):
             f"--profile replaces the spec flags: drop {shown} (the profile's grid, variants, "
             "threads, precisions and runtimes are measured)"
         )
-    plan = with_cache(load_profile(profile), timing.cache if given(ctx, ["cache"]) else None)
-    if not given(ctx, ["budget"]):
-        return plan
-    budget_seconds(timing.budget)
-    return dataclasses.replace(plan, timing=dataclasses.replace(plan.timing, budget_s=timing.budget))
+    budget = timing.budget if given(ctx, ["budget"]) else None
+    cache = timing.cache if given(ctx, ["cache"]) else None
+    return profile_plan(profile, budget, cache, force=force)
 
 
 @command("baseline")
@@ -120,33 +120,18 @@ def baseline_command(
     With --profile, every grid point of the profile is measured (as `sweep` does) instead of
     the spec flags, and all its rows go to the one CSV, written once at the end.
     """
-    if profile is not None:
-        plan = gate_profile(ctx, profile, timing)
-        inputs = {**profile_file(profile), **source_files(plan.subjects())}
-        outputs = Outputs(out=out, inputs=inputs)
-        subjects_fit(plan.subjects(), force)
-    else:
-        measured, timing_spec = subjects(ctx, spec, variants, models), timing.spec()
-        targets = deploy.target_list()
-        outputs = Outputs(out=out, inputs=source_files(measured))
-        subjects_fit(measured, force)
-    from mnv2prof.cli.progress import measure_profile_with_progress, measure_with_progress
-    from mnv2prof.report.console import baseline_report
-    from mnv2prof.run.deploy import rows_of
+    plan = gates_plan(ctx, profile, spec, timing, deploy, models, variants, force)
+    outputs = Outputs(out=out, inputs={**profile_file(profile), **source_files(plan.subjects)})
+    from mnv2prof.cli.progress import plan_progress
+    from mnv2prof.commands.gates import baseline
+    from mnv2prof.report.results import baseline_view
 
-    if profile is not None:
-        groups = [
-            (f"baseline {plan.name}: {point.label}, {point.threads} thread(s)", records)
-            for point, records in measure_profile_with_progress(plan)
-        ]
-    else:
-        records = measure_with_progress(rows_of(measured, targets), timing_spec, eager=False,
-                                        calibration=deploy.calibration).records
-        title = f"baseline {spec.title}, {timing.threads} thread(s), cache {timing.cache}"
-        groups = [(title, records)]
-    frame, shown = baseline_report(groups)
-    show_all(shown)
-    outputs.write_frame(frame, f"{len(frame)} baseline rows ({len(groups)} grid point(s))")
+    with plan_progress(plan) as hooks:
+        result = baseline(plan, hooks)
+    rows = len(result.frame)
+    outputs.write_frame(result.frame, f"{rows} baseline row{'s' if rows != 1 else ''} "
+                        f"({len(result.groups)} grid point(s))")
+    show_all(baseline_view(result))
 
 
 @command("gate")
@@ -185,44 +170,24 @@ def gate_command(
     With --profile (the one the baseline was taken with) rows are matched by spec and threads,
     and --relative-to divides each row by the reference variant of its own grid point.
     """
-    from mnv2prof import gate
-    from mnv2prof.baseline import GateRows, check_baseline, source_changes
+    from mnv2prof.run.plan import row_name
 
     relative_to = row_name(judging.relative_to) if judging.relative_to else None
-    if profile is not None:
-        plan = gate_profile(ctx, profile, timing)
-        rows, mode = GateRows.of_profile(plan), plan.timing.cache
-        measured = plan.subjects()
-    else:
-        from mnv2prof.run.deploy import rows_of
-
-        measured, timing_spec = subjects(ctx, spec, variants, models), timing.spec()
-        wanted = rows_of(measured, deploy.target_list())
-        names = ", ".join(dict.fromkeys(s.variant for s in measured))
-        rows, mode = GateRows.of_rows(wanted, f"the rows measured ({names})",
-                                      timing.threads), timing.cache
+    plan = gates_plan(ctx, profile, spec, timing, deploy, models, variants, force)
     policy = judging.policy()  # checked before any work, like everything below
     groups = parse_show(show, GATE_GROUPS)
-    inputs = {"--baseline": baseline, **profile_file(profile), **source_files(measured)}
+    inputs = {"--baseline": baseline, **profile_file(profile), **source_files(plan.subjects)}
     outputs = Outputs(markdown_summary=markdown_summary, junit=junit, inputs=inputs)
-    stored, differences = check_baseline(baseline, rows, mode, relative_to,
-                                         judging.allow_env_mismatch)
-    changed = source_changes(stored, rows)
-    subjects_fit(measured, force)
     from mnv2prof.cli.app import tell
-    from mnv2prof.cli.progress import measure_profile_with_progress, measure_with_progress
-    from mnv2prof.run.frame import records_frame
+    from mnv2prof.cli.progress import plan_progress
+    from mnv2prof.commands.gates import check_gate, gate
     from mnv2prof.report.gate_report import gate_outputs, gate_report
 
-    for line in changed:
+    checked = check_gate(plan, baseline, relative_to, judging.allow_env_mismatch)
+    for line in checked.changed:
         tell(f"mnv2prof: {line}")
-    if profile is not None:
-        records = [r for _, point in measure_profile_with_progress(plan) for r in point]
-    else:
-        records = measure_with_progress(wanted, timing_spec, eager=False,
-                                        calibration=deploy.calibration).records
-    result = gate.decide(stored, records_frame(records), policy, relative_to,
-                         differences, rows.match_by)
-    show_all(gate_report(result, groups))
+    with plan_progress(plan) as hooks:
+        result = gate(checked, policy, relative_to, hooks)
     outputs.write(gate_outputs(result), "the verdicts")
+    show_all(gate_report(result, groups))
     raise typer.Exit(code=result.exit_code)

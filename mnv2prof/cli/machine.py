@@ -7,7 +7,8 @@ from typing import Annotated
 import typer
 
 from mnv2prof.cli.app import say, show, stderr, tell
-from mnv2prof.cli.options import Threads, budget_seconds, check_threads, command
+from mnv2prof.cli.options import Threads, command, warn_threads
+from mnv2prof.run.plan import timing_spec
 
 
 @command()
@@ -28,8 +29,8 @@ def calibrate(
     from mnv2prof.measure.roofline import save_machine
     from mnv2prof.report.machine_report import calibration_lines
 
-    check_threads(threads)
-    budget_seconds(budget)
+    timing_spec(budget, threads)  # the one rule for both
+    warn_threads(threads)
     with stderr.status(f"calibrating at {threads} thread(s) ({budget:g} s budget)"):
         machine = measure(threads, budget)
     path = save_machine(machine)
@@ -55,8 +56,8 @@ def guidelines_command(
     from mnv2prof.report.machine_report import guideline_report
     from mnv2prof.run.guidelines import run_guideline
 
-    check_threads(threads)
-    budget_seconds(budget)
+    timing_spec(budget, threads)  # the one rule for both
+    warn_threads(threads)
     for guideline in guidelines():
         with stderr.status(f"{guideline.key}: export + count + time ({budget:g} s budget)"):
             result = run_guideline(guideline, threads, budget)

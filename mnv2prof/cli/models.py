@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import math
+import dataclasses
 from pathlib import Path
 from typing import Annotated
 
@@ -10,23 +10,22 @@ import typer
 
 from mnv2prof.cli.app import show as show_all
 from mnv2prof.cli.app import stderr
-from mnv2prof.run.fits import model_fits, network_fits, subjects_fit
 from mnv2prof.cli.options import (
-    Force,
     Cache,
     Csv,
     DeployOptions,
     Device,
+    Force,
     Threads,
     TimingOptions,
-    check_device,
-    check_threads,
     command,
+    given,
     show_option,
     source_files,
+    warn_threads,
 )
 from mnv2prof.cli.output import Outputs
-from mnv2prof.errors import UsageError
+from mnv2prof.run.fits import subjects_fit
 from mnv2prof.report.views import COMPARE_GROUPS, NETWORK_GROUPS, parse_show
 
 NetworkArch = Annotated[str, typer.Argument(help="mobilenetv2 or mobilenetv1 (the papers' "
@@ -72,44 +71,22 @@ def profile_command(
     exported like a block and its params are its module's. Ops without a cost handler are
     listed, never counted as zero in silence.
     """
-    from mnv2prof.run import model_file as mf
+    from mnv2prof.run.plan import model_plan
 
     groups = parse_show(show, COMPARE_GROUPS)
-    timing_spec = timing.spec()
-    targets = deploy.target_list()
     torch_model = ":" in model and not Path(model).exists()
     outputs = Outputs(csv=csv, inputs={"MODEL": model.rpartition(":")[0] if torch_model else model})
-    notes: tuple[str, ...] = ()
-    opset = None
-    if torch_model:
-        from mnv2prof.models.user_models import model_spec
+    plan = model_plan(model, shape, **dataclasses.asdict(timing), **dataclasses.asdict(deploy),
+                      force=force)
+    warn_threads(plan.timing.threads)
+    from mnv2prof.cli.progress import plan_progress
+    from mnv2prof.commands.profile import profile
+    from mnv2prof.report.results import profile_view
 
-        if len(shape or []) > 1:
-            raise UsageError("--shape: a torch model has one input; give its dims once")
-        spec = model_spec(model, (shape or [None])[0])
-        subjects_fit([spec], force)
-    else:
-        if any(t.runtime == "executorch" for t in targets):
-            raise UsageError("--runtime executorch lowers a torch module (a block or a model "
-                             "from PATH.py:NAME); an ONNX file runs on onnxruntime only")
-        count = mf.count_model_file(model, mf.parse_shapes(shape or []))
-        model_fits(count, force)
-        spec, notes, opset = mf.counted_spec(count), count.notes, count.opset
-    from mnv2prof.cli.progress import measure_with_progress
-    from mnv2prof.report.console import model_report
-    from mnv2prof.run.deploy import rows_of
-    from mnv2prof.run.pipeline import layer_rows, prepare
-
-    run = measure_with_progress(rows_of([spec], targets), mf.model_timing(timing_spec),
-                                eager=False, calibration=deploy.calibration)
-    rows, runs = None, 0
-    if layers:
-        runs = mf.layer_runs(run.records[0].latency, timing.budget)
-        rows = layer_rows(prepare(spec), timing.threads, runs, warmup=mf.MODEL_WARMUP)
-    frame, shown = model_report(spec, run.records, timing.threads, notes, rows, runs, opset,
-                                groups)
-    show_all(shown)
-    outputs.write_frame(frame)
+    with plan_progress(plan) as hooks:
+        result = profile(plan, layers, hooks)
+    outputs.write_frame(result.frame)
+    show_all(profile_view(result, groups))
 
 
 @command("network")
@@ -155,49 +132,24 @@ def network_command(
     medians. The total row is the whole network: its params, MACs, peak and latency as one
     session. With --device cuda one more line gives the whole network's GPU latency and peak.
     """
-    from mnv2prof.models.networks import NetworkSpec
-    from mnv2prof.models.plugins import is_reference
+    from mnv2prof.run.plan import network_plan
 
-    if is_reference(arch):
-        from mnv2prof.cli.options import given
-        from mnv2prof.models.user_models import model_spec
-
-        if flags := given(ctx, PAPER_FLAGS):
-            shown = ", ".join(PAPER_FLAGS[f] for f in flags)
-            raise UsageError(f"{shown} apply to the papers' networks; a model is measured as "
-                             "its factory builds it (give --shape for its input)")
-        spec = model_spec(arch, shape)
-    else:
-        if shape is not None:
-            raise UsageError("--shape applies to a PATH.py:NAME model; the papers' networks "
-                             "take --resolution")
-        spec = NetworkSpec(arch, width, resolution, classes, streamed)
-    if not (budget >= 0 and math.isfinite(budget)):
-        raise UsageError(f"--budget must be 0 or a positive, finite number of seconds, got {budget}")
-    if device == "cuda" and budget == 0:
-        raise UsageError("--device cuda times the network: give --budget > 0")
-    # spec() checks the threads (one warning line past the cores), the budget and the cache
-    timing = TimingOptions(threads, budget, cache).spec() if budget > 0 else None
-    if timing is None:
-        check_threads(threads)
+    paper = dict(width=width, resolution=resolution, classes=classes, streamed=streamed)
+    paper = {word: value if word in given(ctx, PAPER_FLAGS) else None
+             for word, value in paper.items()}
+    plan = network_plan(arch, **paper, shape=shape, budget=budget, threads=threads, cache=cache,
+                        device=device, force=force, **dataclasses.asdict(deploy))
+    warn_threads(threads)
     groups = parse_show(show, NETWORK_GROUPS)
-    targets = deploy.target_list()
-    outputs = Outputs(csv=csv, inputs=source_files([spec]))
-    check_device(device)
-    if isinstance(spec, NetworkSpec):
-        network_fits(spec, force)
-    else:
-        subjects_fit([spec], force)
+    outputs = Outputs(csv=csv, inputs=source_files(plan.subjects))
+    from mnv2prof.commands.network import network
     from mnv2prof.report.network_report import network_report
-    from mnv2prof.run.network import measure_network
 
-    with stderr.status(f"export + count + time {spec.name}"):
-        result = measure_network(spec, timing, device=device,
-                                 targets=targets,
-                                 calibration=deploy.calibration)
+    with stderr.status(f"export + count + time {plan.subjects[0].name}"):
+        result = network(plan)
     frame, shown = network_report(result, groups)
-    show_all(shown)
     outputs.write_frame(frame)
+    show_all(shown)
 
 
 @command("memory-table")
@@ -225,7 +177,7 @@ def memory_table_command(
     act_itemsize(act_dtype)
     spec = NetworkSpec(arch, width, resolution)  # validate before minutes of export
     outputs = Outputs(csv=csv)
-    network_fits(spec, force)
+    subjects_fit([spec], force)
     from mnv2prof.report.network_report import memory_table
     from mnv2prof.run.memory_table import memory_frame
 
@@ -235,5 +187,5 @@ def memory_table_command(
         f"{arch} w{width:g} {resolution}x{resolution}, {act_dtype} activations: max channels and "
         "kB (1000 B) per spatial size; peak set = every tensor alive at the worst op of that size"
     )
-    show_all([memory_table(frame, title)])
     outputs.write_frame(frame)
+    show_all([memory_table(frame, title)])

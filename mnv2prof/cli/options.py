@@ -19,7 +19,7 @@ import typer
 
 from mnv2prof.cli.app import app, tell
 from mnv2prof.errors import UsageError
-from mnv2prof.models.variants import DEFAULT_VARIANTS, BlockSpec, parse_variant_list
+from mnv2prof.models.variants import DEFAULT_VARIANTS
 
 Channels = Annotated[
     int,
@@ -107,16 +107,6 @@ class DeployOptions:
     runtime: Runtime = "onnxruntime"
     calibration: Calibration = "minmax"
 
-    def target_list(self):
-        """Every precision on every runtime (models.targets.Target), checked: names, and
-        ExecuTorch installed when asked for."""
-        from mnv2prof.models.targets import parse_targets
-        from mnv2prof.run.deploy import check_runtimes
-
-        targets, _ = parse_targets(self.precision, self.runtime, self.calibration)
-        check_runtimes(tuple(t.runtime for t in targets))
-        return targets
-
 
 def show_option(groups: tuple[str, ...]):
     """A `--show` option adding column groups (each named in the help) to the default view."""
@@ -149,17 +139,6 @@ class ModelOptions:
                      show_default=False),
     ] = None
 
-    def specs(self) -> list:
-        """One `user_models.ModelSpec` per --model, an ONNX file's shapes read from it."""
-        from mnv2prof.models.user_models import model_specs
-
-        specs = model_specs(list(self.model or []), list(self.shape or []))
-        if any(s.onnx_file for s in specs):
-            from mnv2prof.run.model_file import resolved
-
-            specs = [resolved(s)[0] if s.onnx_file else s for s in specs]
-        return specs
-
 
 @dataclasses.dataclass(frozen=True)
 class SpecOptions:
@@ -172,29 +151,6 @@ class SpecOptions:
     stride: Stride = 1
     batch: Batch = 1
 
-    def specs(self, variants: str) -> list[BlockSpec]:
-        """One spec per variant of the comma-separated `variants` (built-in names, or the
-        user's blocks), checked (SpecError, PluginError)."""
-        return [
-            ref.spec(
-                in_chs=self.channels,
-                resolution=self.resolution,
-                exp_ratio=self.expansion,
-                kernel_size=self.kernel,
-                stride=self.stride,
-                batch=self.batch,
-            )
-            for ref in parse_variant_list(variants)
-        ]
-
-    @property
-    def title(self) -> str:
-        r = self.resolution
-        return (
-            f"C={self.channels} {r}x{r} t={self.expansion} k={self.kernel} s={self.stride} "
-            f"N={self.batch}"
-        )
-
 
 @dataclasses.dataclass(frozen=True)
 class TimingOptions:
@@ -203,14 +159,6 @@ class TimingOptions:
     threads: Threads = 1
     budget: Budget = 2.0
     cache: Cache = "warm"
-
-    def spec(self):
-        """The `latency.TimingSpec`, checked; more threads than cores gets one warning line."""
-        from mnv2prof.measure.timing import TimingSpec
-
-        spec = TimingSpec(threads=self.threads, budget_s=self.budget, cache=self.cache)
-        check_threads(self.threads)
-        return spec
 
 
 def given(ctx: typer.Context, names) -> list[str]:
@@ -221,21 +169,19 @@ def given(ctx: typer.Context, names) -> list[str]:
     ]
 
 
-def subjects(ctx: typer.Context, spec: SpecOptions, variants: str, models: ModelOptions) -> list:
-    """What a command measures: the --variants' blocks at the spec flags, then the --model
-    models. With --model and no --variants, the models alone. mbv2-streamed is in its default
-    chunks (t: variants.default_chunks) in every command, so a baseline and a compare agree."""
-    from mnv2prof.models.variants import with_chunks
+def block_plan(ctx: typer.Context, spec: SpecOptions, timing: TimingOptions,
+               deploy: DeployOptions, models: ModelOptions, variants: str, **words: Any):
+    """The plan (run.plan.block_plan) of the spec flags, --variants (None when not given: with
+    --model, the models alone), --model and --shape, the timing and deploy flags, and `words`
+    (the command's own: chunks, baseline, eager, device, force); one warning line when more
+    threads are asked for than there are cores."""
+    from mnv2prof.run.plan import block_plan as plan_of
 
-    model_specs = models.specs()
-    blocks = [] if model_specs and not given(ctx, ["variants"]) else spec.specs(variants)
-    blocks = with_chunks(blocks)
-    names = [s.variant for s in blocks] + [m.variant for m in model_specs]
-    if len(set(names)) != len(names):
-        twice = sorted({n for n in names if names.count(n) > 1})
-        raise UsageError(f"a variant and a model are both named {', '.join(twice)}: rows are "
-                         "named by variant, rename one")
-    return blocks + model_specs
+    plan = plan_of(variants if given(ctx, ["variants"]) else None, models=models.model or (),
+                   shape=models.shape, **dataclasses.asdict(spec), **dataclasses.asdict(timing),
+                   **dataclasses.asdict(deploy), **words)
+    warn_threads(plan.timing.threads)
+    return plan
 
 
 def source_files(measured) -> dict[str, Path]:
@@ -259,22 +205,6 @@ def profile_file(profile: str | None, what: str = "--profile") -> dict[str, Path
     return {what: resolve_profile(profile)}
 
 
-def budget_seconds(value: float) -> None:
-    """A --budget in seconds: positive, finite, at most an hour (measure.timing's rule)."""
-    from mnv2prof.measure.timing import check_seconds
-
-    check_seconds(value, "budget")
-
-
-def row_name(text: str) -> str:
-    """The row a --baseline or --relative-to names: a variant or row label as it is, NAME of
-    PATH.py:NAME or package.module:NAME, the stem of FILE.onnx."""
-    text = text.strip()
-    if text.lower().endswith(".onnx"):
-        return Path(text).stem
-    return text.rpartition(":")[2] if ":" in text else text
-
-
 def positive(value: float, flag: str) -> None:
     if not value > 0:
         raise UsageError(f"{flag} must be positive, got {value}")
@@ -282,25 +212,12 @@ def positive(value: float, flag: str) -> None:
         raise UsageError(f"{flag} must be finite, got {value}")
 
 
-def check_threads(threads: int) -> None:
-    """--threads must be positive; more than the usable cores is allowed, with one warning."""
+def warn_threads(threads: int) -> None:
+    """One warning line when more threads are asked for than the usable cores."""
     from mnv2prof.measure.machine import oversubscription_warning
 
-    from mnv2prof.measure.timing import check_count, max_threads
-
-    check_count(threads, "threads", 1, max_threads())
     if warning := oversubscription_warning(threads):
         tell(f"mnv2prof: {warning}")
-
-
-def check_device(device: str) -> None:
-    """Refuse an unknown --device, or cuda without a GPU, before anything is exported or
-    written; the CPU needs no check (and no torch import: measure.cuda imports it)."""
-    if device == "cpu":
-        return
-    from mnv2prof.measure.cuda import check_device as check
-
-    check(device)
 
 
 def command(name: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -1,8 +1,10 @@
-"""Progress bars on stderr for the long commands: done / total, elapsed, time remaining."""
+"""Progress bars on stderr for the long commands: done / total, elapsed, time remaining. Each
+yields the hooks a command (mnv2prof.commands) calls; the command never knows it is watched."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator
 
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -22,16 +24,18 @@ def progress_bar(unit: str = "") -> Progress:
     )
 
 
-def measure_with_progress(rows: Sequence, timing, device: str = "cpu", eager: bool = True,
-                          calibration: str = "minmax"):
-    """`pipeline.measure_rows` with a bar for the exports and one for the timing; `rows` are
-    subjects (block or model specs) or `deploy.Row`s."""
+@contextlib.contextmanager
+def plan_progress(plan) -> Iterator[object]:
+    """Hooks (run.pipeline.Progress) for measuring `plan`: a bar for the exports and one for
+    the timing, or for a profile's grid a rows bar naming the points being timed."""
+    if plan.profile is not None:
+        with rows_progress(plan.profile) as hooks:
+            yield hooks
+        return
     from mnv2prof.run.pipeline import Progress as Hooks
-    from mnv2prof.run.pipeline import measure_rows
 
     with progress_bar() as bar:
-        subjects = {getattr(r, "subject", r) for r in rows}
-        export_task = bar.add_task("export + count", total=len(subjects))
+        export_task = bar.add_task("export + count", total=len(set(plan.subjects)))
         timing_task = bar.add_task("timing", total=100, start=False)
 
         def on_export(subject, done: int, total: int) -> None:
@@ -42,35 +46,34 @@ def measure_with_progress(rows: Sequence, timing, device: str = "cpu", eager: bo
         def on_timing(fraction: float) -> None:
             bar.update(timing_task, completed=100 * fraction)
 
-        hooks = Hooks(on_export, on_timing)
-        return measure_rows(rows, timing, progress=hooks, device=device, eager=eager,
-                            calibration=calibration)
+        yield Hooks(on_export, on_timing)
 
 
-def measure_profile_with_progress(plan) -> list:
-    """`sweep.measure_profile` (every grid point, onnxruntime only) with a rows bar."""
-    from mnv2prof.run.sweep import measure_profile
+@contextlib.contextmanager
+def rows_progress(profile) -> Iterator[object]:
+    """Hooks for a profile's grid measured as `sweep.measure_profile` measures it: a rows bar."""
+    from mnv2prof.run.pipeline import Progress as Hooks
 
     with progress_bar(" rows") as bar:
-        task = bar.add_task(plan.name, total=plan.rows)
+        task = bar.add_task(profile.name, total=profile.rows)
 
         def on_batch(points, rows: int) -> None:
-            bar.update(task, description=f"{plan.name}: {points[0].label} ..")
+            bar.update(task, description=f"{profile.name}: {points[0].label} ..")
 
         def on_rows(rows: int) -> None:
             bar.advance(task, rows)
 
-        return measure_profile(plan, on_batch, on_rows)
+        yield Hooks(on_batch=on_batch, on_rows=on_rows)
 
 
-def sweep_with_progress(run, remote=None):
-    """`Sweep.run` with a rows bar naming the grid points being timed (with `remote`, the points
-    sent away)."""
+@contextlib.contextmanager
+def sweep_progress(profile) -> Iterator[object]:
+    """Hooks (run.sweep.SweepHooks) for `sweep`: a rows bar naming the grid points being timed
+    (on a cluster, the points sent away)."""
     from mnv2prof.run.sweep import SweepHooks
 
-    plan = run.profile
     with progress_bar(" rows") as bar:
-        task = bar.add_task(plan.name, total=plan.rows)
+        task = bar.add_task(profile.name, total=profile.rows)
 
         def on_start(total: int, skipped: int) -> None:
             bar.update(task, total=total, completed=skipped)
@@ -79,9 +82,9 @@ def sweep_with_progress(run, remote=None):
             first, last = points[0], points[-1]
             label = first.label if first is last else f"{first.label} .. {last.label}"
             threads = "" if "threads" in dict(first.values) else f", {first.threads} thread(s)"
-            bar.update(task, description=f"{plan.name}: {label}{threads}")
+            bar.update(task, description=f"{profile.name}: {label}{threads}")
 
         def on_row(row) -> None:
             bar.advance(task)
 
-        return run.run(SweepHooks(on_start, on_batch, on_row), remote=remote)
+        yield SweepHooks(on_start, on_batch, on_row)

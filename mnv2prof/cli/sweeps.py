@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -11,16 +11,7 @@ from typing import Annotated
 import typer
 
 from mnv2prof.cli.app import say, show, tell
-from mnv2prof.run.fits import subjects_fit
-from mnv2prof.cli.options import (
-    Device,
-    Results,
-    check_device,
-    check_threads,
-    command,
-    profile_file,
-    source_files,
-)
+from mnv2prof.cli.options import Device, Results, command, profile_file, source_files, warn_threads
 from mnv2prof.cli.output import Outputs
 from mnv2prof.errors import UsageError
 from mnv2prof.files.atomic import check_not_input, check_target
@@ -102,63 +93,42 @@ def sweep(
     --out, each with its host's environment and a host column; a point whose host died is
     retried elsewhere, or reported missing (exit 3) for --resume to measure.
     """
-    from mnv2prof.run.profiles import MAX_POINTS, load_profile, with_cache
+    from mnv2prof.run.plan import profile_plan
     from mnv2prof.run.shard import parse_shard
 
     if resume and force:
         raise UsageError("--resume and --force exclude each other")
     part = parse_shard(shard) if shard is not None else None
-    if ray is not None and not ray.strip():
-        raise UsageError("--ray needs an address: auto, local or HOST:PORT of the head node")
-    if ray is not None and ray.strip() not in ("auto", "local") and "://" not in ray:
-        from mnv2prof.run.cluster import check_address
-
-        check_address(ray.strip())  # before the plan: its form needs no Ray
+    address = check_ray_address(ray) if ray is not None else None
     check_target(out, "--out")
     inputs = profile_file(profile, "PROFILE")
     check_not_input(out, "--out", inputs)
-    plan = with_cache(load_profile(inputs["PROFILE"], max_points or MAX_POINTS), cache)
-    check_not_input(out, "--out", source_files(plan.subjects()))
-    if ray is None:  # on a cluster, the hosts' cores and devices count, not this machine's
-        check_threads(max(point.threads for point in plan.points()))
-        check_device(device)
-    subjects_fit(plan.subjects(), force_size, "--force-size")
-    from mnv2prof.cli.progress import sweep_with_progress
-    from mnv2prof.run.sweep import Sweep
+    plan = profile_plan(inputs["PROFILE"], cache=cache, max_points=max_points, force=force_size,
+                        force_flag="--force-size")
+    check_not_input(out, "--out", source_files(plan.subjects))
+    if address is None:  # on a cluster, the hosts' cores and devices count, not this machine's
+        warn_threads(max(point.threads for point in plan.profile.points()))
+    plan = dataclasses.replace(plan, device=device if address is None else "cpu")
+    from mnv2prof.cli.progress import sweep_progress
+    from mnv2prof.commands.sweep import check_complete, sweep as measure
 
-    # checks --out (and resumes) first
-    run = Sweep(plan, out, resume, force, device=device, shard=part, on_cluster=ray is not None)
-    scope = f"shard {part[0]}/{part[1]} of the profile" if part else "the profile"
     started = time.perf_counter()
-    if ray is None:
-        result = sweep_with_progress(run)
-    else:
-        result = _sweep_on_cluster(run, ray, device)
-    tell(f"{plan.name}: wrote {result.written} rows to {out} ({result.skipped} already there, "
-         f"{result.total} in {scope}) in {time.perf_counter() - started:.1f} s")
-    if result.missing:
-        from mnv2prof.run.sweep import SweepIncomplete
-
-        for reason in result.reasons:
-            tell(f"mnv2prof: missing: {reason}")
-        raise SweepIncomplete(
-            f"{len(result.missing)} of {result.total} rows could not be measured on the cluster "
-            f"and are not in {out}: run again with --resume to measure them"
-        )
+    if address is not None:
+        tell(f"mnv2prof: connecting to Ray ({address}) ...")
+    with sweep_progress(plan.profile) as hooks:
+        result = measure(plan, out, resume=resume, force=force, device=device, shard=part,
+                         ray=address, hooks=hooks, on_cluster=_say_hosts)
+    scope = f"shard {part[0]}/{part[1]} of the profile" if part else "the profile"
+    tell(f"{plan.profile.name}: wrote {result.written} rows to {out} ({result.skipped} already "
+         f"there, {result.total} in {scope}) in {time.perf_counter() - started:.1f} s")
+    for reason in result.reasons:
+        tell(f"mnv2prof: missing: {reason}")
+    check_complete(result, out)
 
 
-def _sweep_on_cluster(run, address: str, device: str):
-    """`run` on the Ray cluster at `address`, a local one stopped after."""
-    from mnv2prof.cli.progress import sweep_with_progress
-    from mnv2prof.run import cluster
-
-    tell(f"mnv2prof: connecting to Ray ({address}) ...")
-    with cluster.connect(address) as handle:
-        hosts = ", ".join(f"{host}" for host in handle.hosts)
-        tell(f"mnv2prof: {len(handle.hosts)} host(s) time, one point at a time each: {hosts}")
-        if device == "cuda":
-            cluster.check_gpus(handle)
-        return sweep_with_progress(run, remote=functools.partial(cluster.run_points, handle))
+def _say_hosts(handle) -> None:
+    hosts = ", ".join(f"{host}" for host in handle.hosts)
+    tell(f"mnv2prof: {len(handle.hosts)} host(s) time, one point at a time each: {hosts}")
 
 
 @command()
@@ -259,3 +229,14 @@ def explain(results: Results) -> None:
     from mnv2prof.report.paper import load_results
 
     show(explain_report(fit_all(load_results(results), results), results))
+
+
+def check_ray_address(ray: str) -> str:
+    """The --ray address, its form checked before the plan (it needs no Ray)."""
+    if not ray.strip():
+        raise UsageError("--ray needs an address: auto, local or HOST:PORT of the head node")
+    if ray.strip() not in ("auto", "local") and "://" not in ray:
+        from mnv2prof.run.cluster import check_address
+
+        check_address(ray.strip())
+    return ray.strip()

@@ -78,6 +78,9 @@ def layer_name(node: onnx.NodeProto) -> str:
     return scopes[1] if len(scopes) > 2 else scopes[-1]
 
 
+MAX_RUNS = 10_000  # profiled runs at most: past it a --runs is a typo (2**31 ran until killed)
+
+
 def time_layers(
     model_path: Path,
     threads: int = 1,

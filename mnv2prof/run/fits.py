@@ -6,6 +6,7 @@ these before any work (output paths: cli.output; input files: run.readers)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
 from mnv2prof.errors import UsageError
 
@@ -42,8 +43,9 @@ def fits_in_memory(estimates: Iterable, force: bool, flag: str = "--force") -> N
 
 
 def subjects_fit(subjects, force: bool, flag: str = "--force") -> None:
-    """Every block's and model's static peak against the memory available now: a block's from
-    its spec, a torch model's on the meta device, an ONNX file's from its graph."""
+    """Every block's, model's and network's static peak against the memory available now: a
+    block's from its spec, a paper network's from its table, a torch model's on the meta device,
+    an ONNX file's from its graph."""
     if force:
         return
     fits_in_memory((_size_of(s) for s in dict.fromkeys(subjects)), force, flag)
@@ -51,30 +53,17 @@ def subjects_fit(subjects, force: bool, flag: str = "--force") -> None:
 
 def _size_of(subject):
     from mnv2prof.models import sizes
+    from mnv2prof.models.networks import NetworkSpec
     from mnv2prof.models.variants import BlockSpec
 
     if isinstance(subject, BlockSpec):
         return sizes.block_size(subject)
+    if isinstance(subject, NetworkSpec):
+        return sizes.network_size(subject)
     if not subject.onnx_file:
         return sizes.model_size(subject)
     from mnv2prof.run.model_file import count_file
 
     cost = count_file(subject).cost
-    return sizes.SizeEstimate(subject.name, cost.peak_act_bytes, cost.weight_bytes)
+    return sizes.SizeEstimate(Path(subject.source).name, cost.peak_act_bytes, cost.weight_bytes)
 
-
-
-def network_fits(spec, force: bool) -> None:
-    from mnv2prof.models.sizes import network_size
-
-    if not force:
-        fits_in_memory([network_size(spec)], force)
-
-
-def model_fits(count, force: bool) -> None:
-    """A counted foreign model (run.model_file.ModelCount): its static peak and its weights,
-    constants such as a ConstantOfShape's output included."""
-    from mnv2prof.models.sizes import SizeEstimate
-
-    cost = count.cost
-    fits_in_memory([SizeEstimate(count.path.name, cost.peak_act_bytes, cost.weight_bytes)], force)

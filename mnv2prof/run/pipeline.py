@@ -34,6 +34,8 @@ class Progress:
 
     on_export: Callable[[object, int, int], None] | None = None  # subject, done, total
     on_timing: Callable[[float], None] | None = None  # fraction of the budget used
+    on_batch: Callable[[list, int], None] | None = None  # a profile's grid points, their rows
+    on_rows: Callable[[int], None] | None = None  # rows of a profile's grid measured
 
 
 HARNESS_FLOOR = "harness floor"  # the identity model's key among the runners
@@ -43,16 +45,15 @@ GPU_KINDS = ("cuda_eager", "cuda_graph", "cuda_ort")
 def prepare(subject, seed: int = 0) -> Prepared:
     """Export (or load from the cache) and count one block or torch model; an ONNX file is
     vetted and counted where it is (run.model_file)."""
-    from mnv2prof.count.cost import count_cached
-    from mnv2prof.models.variants import BlockSpec
     from mnv2prof.artifacts.export import export_cached
-    from mnv2prof.artifacts.sources import block_source, model_source
+    from mnv2prof.artifacts.sources import source_of
+    from mnv2prof.count.cost import count_cached
 
-    if not isinstance(subject, BlockSpec) and subject.onnx_file:
+    if getattr(subject, "onnx_file", False):
         from mnv2prof.run.model_file import prepare_file
 
         return prepare_file(subject)
-    source = block_source(subject) if isinstance(subject, BlockSpec) else model_source(subject)
+    source = source_of(subject)
     module = source.build(seed)
     exported = export_cached(source, seed, module=module)
     return Prepared(subject, subject.name, source.identity, exported.path,

@@ -1,0 +1,82 @@
+"""What each command shows, made from its result (mnv2prof.commands): titles from the plan that
+was measured, and the tables and notes of report/ in the command's order."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def block_title(spec) -> str:
+    """A block's spec as a title: C=32 56x56 t=6 k=3 s=1 N=1."""
+    r = spec.resolution
+    return (f"C={spec.in_chs} {r}x{r} t={spec.exp_ratio} k={spec.kernel_size} s={spec.stride} "
+            f"N={spec.batch}")
+
+
+def subjects_title(subjects: Sequence[object]) -> str:
+    """The blocks' spec, or the models with their input dims when there are no blocks."""
+    from mnv2prof.models.variants import BlockSpec
+
+    blocks = [s for s in subjects if isinstance(s, BlockSpec)]
+    if blocks:
+        return block_title(blocks[0])
+    return "models " + ", ".join(f"{s.variant} {s.shape_text}" for s in subjects)
+
+
+def timing_title(plan) -> str:
+    """The runtimes, the threads and the cache state every latency of `plan` was taken in."""
+    runtimes = " and ".join(dict.fromkeys(t.runtime for t in plan.targets))
+    return f"{runtimes} CPU, {plan.timing.threads} thread(s), cache {plan.timing.cache}"
+
+
+def compare_view(result, show: frozenset[str] = frozenset(), chart: bool = True) -> list:
+    """What `compare` prints (report.console.compare_report), from a commands.compare.Compared."""
+    from mnv2prof.models.variants import BlockSpec
+    from mnv2prof.report.console import compare_report
+    from mnv2prof.report.notes import run_notes
+
+    plan = result.plan
+    what = (block_title(next(s for s in plan.subjects if isinstance(s, BlockSpec)))
+            if any(isinstance(s, BlockSpec) for s in plan.subjects) else "models")
+    title = f"{what}, {timing_title(plan)}"
+    notes = [*run_notes(result.measured), *([result.slow_state] if result.slow_state else [])]
+    return compare_report(result.frame, title, plan.baseline, result.measured.harness_floor,
+                          notes, result.machine, plan.timing.threads, plan.device, show,
+                          chart=chart, budget_s=plan.timing.budget_s)
+
+
+def profile_view(result, show: frozenset[str] = frozenset()) -> list:
+    """What `profile` prints (report.console.model_report), from a commands.profile.Profiled."""
+    from mnv2prof.report.console import model_report
+
+    plan = result.plan
+    _, shown = model_report(result.spec, result.records, plan.timing.threads, result.notes,
+                            result.layers if result.layer_runs else None, result.layer_runs,
+                            result.opset, show)
+    return shown
+
+
+def baseline_view(result) -> list:
+    """A table per group of a commands.gates.Baseline: the spec words' rows, or each grid
+    point of a profile."""
+    from mnv2prof.report.console import baseline_report
+
+    plan = result.plan
+    if plan.profile is not None:
+        groups = [(f"baseline {plan.profile.name}: {g.point.label}, {g.point.threads} "
+                   "thread(s)", g.records) for g in result.groups]
+    else:
+        title = (f"baseline {subjects_title(plan.subjects)}, {plan.timing.threads} thread(s), "
+                 f"cache {plan.timing.cache}")
+        groups = [(title, g.records) for g in result.groups]
+    return baseline_report(groups)[1]
+
+
+def compare_notes(result) -> list[str]:
+    """The sentences `compare` prints under its tables (the API's `frame.attrs["notes"]`)."""
+    return [item for item in compare_view(result, chart=False) if isinstance(item, str)]
+
+
+def profile_notes(result) -> list[str]:
+    """The sentences `profile` prints under its table (the API's `frame.attrs["notes"]`)."""
+    return [item for item in profile_view(result) if isinstance(item, str)]
