@@ -228,7 +228,9 @@ def _validate(spec: BlockSpec) -> None:
     if spec.reduction is not None:
         _positive(spec, "reduction", "reduction")
         if not spec.builtin or not VARIANTS[spec.variant].uses_reduction:
-            raise SpecError(f"reduction applies only to resnet, not {spec.variant}")
+            raise SpecError(
+                f"reduction applies only to the built-in resnet, not {spec.variant}"
+            )
     if spec.source:
         if spec.chunks != 1:
             raise SpecError(f"chunks applies only to mbv2-streamed, not {spec.variant}")
