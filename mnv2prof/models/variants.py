@@ -70,8 +70,8 @@ VARIANTS: dict[str, VariantInfo] = {
         VariantInfo("mbv2-noskip", "mbv2 without the residual add (paper Fig. 6b)", True),
         VariantInfo(
             "resnet",
-            "classic bottleneck: 1x1 reduce to C/t (multiple of 8, >= 8; `reduction` sets "
-            "another divisor), k x k conv, linear 1x1 expand, residual add, ReLU6",
+            "classic bottleneck: 1x1 reduce to C/t or C/reduction (multiple of 8, >= 8), "
+            "k x k conv, linear 1x1 expand, residual add, ReLU6",
             True,
             uses_reduction=True,
         ),
