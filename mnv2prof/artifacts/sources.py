@@ -23,6 +23,8 @@ def block_source(spec: BlockSpec) -> ExportSource:
     fields = spec.to_dict()
     if spec.builtin:  # the fields as they were before user blocks: cached files stay valid
         del fields["source"], fields["source_hash"]
+        if spec.reduction is None:  # ... and before resnet's reduction
+            del fields["reduction"]
     else:
         fields = spec.identity()
     return ExportSource(

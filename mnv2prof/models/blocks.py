@@ -3,16 +3,23 @@
 Each stage is a named attribute with a one-line comment, optional parts are `nn.Identity()`,
 `has_skip` is decided once in `__init__`, and `forward` is flat. The names become the ONNX
 exporter's name scopes, so per-layer rows can say `conv_dw` rather than `node_Conv_21`.
+
+Every block, built in or the user's, is called the same way (`block_factory`): with the keywords
+of `BlockSpec.keywords()` (`in_chs`, `out_chs`, `mid_chs`, `exp_ratio`, `kernel_size`, `stride`,
+and `chunks` for mbv2-streamed), each class taking those its signature names. The inner width
+`mid_chs` is computed once, by the spec (`BlockSpec.mid_chs`); no class derives it.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
 from torch import nn
 
-from mnv2prof.models.variants import BlockSpec, make_divisible
+from mnv2prof.models import plugins
+from mnv2prof.models.variants import BlockSpec
 
 
 def _act(kind: str | None) -> nn.Module:
@@ -47,9 +54,9 @@ class ConvBnAct(nn.Module):
 class PlainConv(nn.Module):
     """One standard k x k conv C -> C."""
 
-    def __init__(self, spec: BlockSpec) -> None:
+    def __init__(self, in_chs: int, out_chs: int, kernel_size: int, stride: int) -> None:
         super().__init__()
-        self.conv = ConvBnAct(spec.in_chs, spec.out_chs, spec.kernel_size, spec.stride)
+        self.conv = ConvBnAct(in_chs, out_chs, kernel_size, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(x)
@@ -58,11 +65,11 @@ class PlainConv(nn.Module):
 class DepthwiseSeparable(nn.Module):
     """MobileNetV1 block: depthwise k x k, then pointwise 1x1."""
 
-    def __init__(self, spec: BlockSpec) -> None:
+    def __init__(self, in_chs: int, out_chs: int, kernel_size: int, stride: int) -> None:
         super().__init__()
-        c = spec.in_chs
-        self.conv_dw = ConvBnAct(c, c, spec.kernel_size, spec.stride, groups=c)  # depthwise
-        self.conv_pw = ConvBnAct(c, spec.out_chs, 1)  # point-wise channel mixing
+        c = in_chs
+        self.conv_dw = ConvBnAct(c, c, kernel_size, stride, groups=c)  # depthwise
+        self.conv_pw = ConvBnAct(c, out_chs, 1)  # point-wise channel mixing
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv_pw(self.conv_dw(x))
@@ -72,21 +79,22 @@ class InvertedResidual(nn.Module):
     """MobileNetV2 bottleneck (paper section 3.3, Table 1), with the Fig. 6 ablations as flags.
 
     `linear=False` puts ReLU6 after the projection (Fig. 6a); `noskip=True` drops the residual
-    (Fig. 6b). With exp_ratio 1 there is no expansion conv, as in the paper's first bottleneck.
+    (Fig. 6b). With exp_ratio 1 (mid_chs = in_chs) there is no expansion conv, as in the paper's
+    first bottleneck.
     """
 
-    def __init__(self, spec: BlockSpec, linear: bool = True, noskip: bool = False) -> None:
+    def __init__(self, in_chs: int, out_chs: int, mid_chs: int, kernel_size: int, stride: int,
+                 linear: bool = True, noskip: bool = False) -> None:
         super().__init__()
-        mid_chs = spec.in_chs * spec.exp_ratio
-        self.has_skip = not noskip and spec.stride == 1 and spec.in_chs == spec.out_chs
+        self.has_skip = not noskip and stride == 1 and in_chs == out_chs
         self.conv_pw = (  # point-wise expansion
-            ConvBnAct(spec.in_chs, mid_chs, 1) if spec.exp_ratio != 1 else nn.Identity()
+            ConvBnAct(in_chs, mid_chs, 1) if mid_chs != in_chs else nn.Identity()
         )
         self.conv_dw = ConvBnAct(  # depthwise spatial filter
-            mid_chs, mid_chs, spec.kernel_size, spec.stride, groups=mid_chs
+            mid_chs, mid_chs, kernel_size, stride, groups=mid_chs
         )
         self.conv_pwl = ConvBnAct(  # point-wise linear projection
-            mid_chs, spec.out_chs, 1, act=None if linear else "relu6"
+            mid_chs, out_chs, 1, act=None if linear else "relu6"
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -102,7 +110,7 @@ class InvertedResidual(nn.Module):
 class StreamedInvertedResidual(nn.Module):
     """mbv2 under the paper's memory-efficient schedule (section 5.1), for real.
 
-    The expanded tensor is computed in `spec.chunks` channel groups: group i is expanded
+    The expanded tensor is computed in `chunks` channel groups: group i is expanded
     (`conv_pw[i]`), filtered (`conv_dw[i]`) and projected (`conv_pwl[i]`, the i-th column block
     of the projection), and the projections are summed, so only one group's inner tensors are
     alive at a time. The projection's BN is affine, so it is applied once, after the sum
@@ -110,24 +118,26 @@ class StreamedInvertedResidual(nn.Module):
     with the same parameters and MACs, plus chunks - 1 elementwise adds.
     """
 
-    def __init__(self, spec: BlockSpec) -> None:
+    def __init__(
+        self, in_chs: int, out_chs: int, mid_chs: int, kernel_size: int, stride: int, chunks: int
+    ) -> None:
         super().__init__()
-        group_chs = spec.mid_chs // spec.chunks
+        group_chs = mid_chs // chunks
         self.group_chs = group_chs  # t = 1: group i is a slice of the input itself
-        self.has_skip = spec.stride == 1 and spec.in_chs == spec.out_chs
-        self.expands = spec.exp_ratio != 1
+        self.has_skip = stride == 1 and in_chs == out_chs
+        self.expands = mid_chs != in_chs
         self.conv_pw = nn.ModuleList(  # point-wise expansion, one channel group each
-            ConvBnAct(spec.in_chs, group_chs, 1) if self.expands else nn.Identity()
-            for _ in range(spec.chunks)
+            ConvBnAct(in_chs, group_chs, 1) if self.expands else nn.Identity()
+            for _ in range(chunks)
         )
         self.conv_dw = nn.ModuleList(  # depthwise spatial filter, one channel group each
-            ConvBnAct(group_chs, group_chs, spec.kernel_size, spec.stride, groups=group_chs)
-            for _ in range(spec.chunks)
+            ConvBnAct(group_chs, group_chs, kernel_size, stride, groups=group_chs)
+            for _ in range(chunks)
         )
         self.conv_pwl = nn.ModuleList(  # linear projection of one group, summed
-            nn.Conv2d(group_chs, spec.out_chs, 1, bias=False) for _ in range(spec.chunks)
+            nn.Conv2d(group_chs, out_chs, 1, bias=False) for _ in range(chunks)
         )
-        self.bn_pwl = nn.BatchNorm2d(spec.out_chs)  # the projection's BN, once after the sum
+        self.bn_pwl = nn.BatchNorm2d(out_chs)  # the projection's BN, once after the sum
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = None
@@ -145,19 +155,21 @@ class StreamedInvertedResidual(nn.Module):
 class ResNetBottleneck(nn.Module):
     """Classic residual bottleneck (ResNet): wide -> narrow -> wide, full k x k in the middle.
 
-    The narrow width is C / t rounded by `make_divisible` (at least 8). With stride 2 the shortcut
-    is a 1x1 stride-2 projection (ResNet's option B), so the residual always exists.
+    The narrow width `mid_chs` is the spec's (`BlockSpec.mid_chs`: C / reduction, rounded to a
+    multiple of 8, at least 8). With stride 2 the shortcut is a 1x1 stride-2 projection (ResNet's
+    option B), so the residual always exists.
     """
 
-    def __init__(self, spec: BlockSpec) -> None:
+    def __init__(
+        self, in_chs: int, out_chs: int, mid_chs: int, kernel_size: int, stride: int
+    ) -> None:
         super().__init__()
-        mid_chs = make_divisible(spec.in_chs / spec.exp_ratio)
-        self.conv_reduce = ConvBnAct(spec.in_chs, mid_chs, 1)  # point-wise reduction
-        self.conv_kxk = ConvBnAct(mid_chs, mid_chs, spec.kernel_size, spec.stride)  # full conv
-        self.conv_expand = ConvBnAct(mid_chs, spec.out_chs, 1, act=None)  # linear expansion
-        needs_projection = spec.stride != 1 or spec.in_chs != spec.out_chs
+        self.conv_reduce = ConvBnAct(in_chs, mid_chs, 1)  # point-wise reduction
+        self.conv_kxk = ConvBnAct(mid_chs, mid_chs, kernel_size, stride)  # full conv
+        self.conv_expand = ConvBnAct(mid_chs, out_chs, 1, act=None)  # linear expansion
+        needs_projection = stride != 1 or in_chs != out_chs
         self.shortcut = (  # projection shortcut when the shape changes
-            ConvBnAct(spec.in_chs, spec.out_chs, 1, spec.stride, act=None)
+            ConvBnAct(in_chs, out_chs, 1, stride, act=None)
             if needs_projection
             else nn.Identity()
         )
@@ -174,12 +186,13 @@ class ResNetBottleneck(nn.Module):
 class FusedMBConv(nn.Module):
     """EfficientNetV2's Fused-MBConv: one full k x k conv C -> t*C, then a linear 1x1 projection."""
 
-    def __init__(self, spec: BlockSpec) -> None:
+    def __init__(
+        self, in_chs: int, out_chs: int, mid_chs: int, kernel_size: int, stride: int
+    ) -> None:
         super().__init__()
-        mid_chs = spec.in_chs * spec.exp_ratio
-        self.has_skip = spec.stride == 1 and spec.in_chs == spec.out_chs
-        self.conv_exp = ConvBnAct(spec.in_chs, mid_chs, spec.kernel_size, spec.stride)  # fused
-        self.conv_pwl = ConvBnAct(mid_chs, spec.out_chs, 1, act=None)  # point-wise linear
+        self.has_skip = stride == 1 and in_chs == out_chs
+        self.conv_exp = ConvBnAct(in_chs, mid_chs, kernel_size, stride)  # fused
+        self.conv_pwl = ConvBnAct(mid_chs, out_chs, 1, act=None)  # point-wise linear
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x
@@ -203,22 +216,22 @@ class ShuffleV2Unit(nn.Module):
     Stride 2 (the downsampling unit): both branches see the whole input, each gives out_chs / 2.
     """
 
-    def __init__(self, spec: BlockSpec) -> None:
+    def __init__(self, in_chs: int, out_chs: int, kernel_size: int, stride: int) -> None:
         super().__init__()
-        self.stride = spec.stride
-        branch_chs = spec.out_chs // 2
-        in_right = spec.in_chs // 2 if spec.stride == 1 else spec.in_chs
-        k = spec.kernel_size
-        if spec.stride == 2:
+        self.stride = stride
+        branch_chs = out_chs // 2
+        in_right = in_chs // 2 if stride == 1 else in_chs
+        k = kernel_size
+        if stride == 2:
             self.branch_left = nn.Sequential(
-                ConvBnAct(spec.in_chs, spec.in_chs, k, 2, groups=spec.in_chs, act=None),
-                ConvBnAct(spec.in_chs, branch_chs, 1, act="relu"),
+                ConvBnAct(in_chs, in_chs, k, 2, groups=in_chs, act=None),
+                ConvBnAct(in_chs, branch_chs, 1, act="relu"),
             )
         else:
             self.branch_left = nn.Identity()
         self.conv_pw = ConvBnAct(in_right, branch_chs, 1, act="relu")  # point-wise
         self.conv_dw = ConvBnAct(  # depthwise, linear
-            branch_chs, branch_chs, k, spec.stride, groups=branch_chs, act=None
+            branch_chs, branch_chs, k, stride, groups=branch_chs, act=None
         )
         self.conv_pwl = ConvBnAct(branch_chs, branch_chs, 1, act="relu")  # point-wise
 
@@ -231,12 +244,13 @@ class ShuffleV2Unit(nn.Module):
         return channel_shuffle(torch.cat((left, right), dim=1), 2)
 
 
-BUILDERS: dict[str, Callable[[BlockSpec], nn.Module]] = {
+# Each takes the keywords of `BlockSpec.keywords()` its signature names, as a user's NAME does.
+BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "conv": PlainConv,
     "dwsep": DepthwiseSeparable,
     "mbv2": InvertedResidual,
-    "mbv2-nonlinear": lambda spec: InvertedResidual(spec, linear=False),
-    "mbv2-noskip": lambda spec: InvertedResidual(spec, noskip=True),
+    "mbv2-nonlinear": functools.partial(InvertedResidual, linear=False),
+    "mbv2-noskip": functools.partial(InvertedResidual, noskip=True),
     "mbv2-streamed": StreamedInvertedResidual,
     "resnet": ResNetBottleneck,
     "fused": FusedMBConv,
@@ -274,16 +288,14 @@ def seeded(factory: Callable[[], nn.Module], seed: int = 0, randomize_bn: bool =
 
 
 def block_factory(spec: BlockSpec) -> Callable[[], nn.Module]:
-    """What builds the module of `spec`: a built-in's class, or the user's NAME called with the
-    spec's values (models/plugins.py: only the keywords its signature accepts)."""
+    """What builds the module of `spec`: a built-in's class or the user's NAME, called alike
+    with `spec.keywords()`, only those its signature accepts (plugins.accepted_keywords); the
+    user's is also checked to return an `nn.Module` (plugins.call_factory)."""
+    values = spec.keywords()
     if spec.builtin:
-        return lambda: BUILDERS[spec.variant](spec)
-    from mnv2prof.models import plugins
-
+        build = BUILDERS[spec.variant]
+        return lambda: build(**plugins.accepted_keywords(build, values))
     origin = plugins.checked_origin(spec)
-    values = {"in_chs": spec.in_chs, "out_chs": spec.out_chs, "mid_chs": spec.mid_chs,
-              "exp_ratio": spec.exp_ratio, "kernel_size": spec.kernel_size,
-              "stride": spec.stride}
     return lambda: plugins.call_factory(origin, values)
 
 
@@ -292,8 +304,6 @@ def build_block(spec: BlockSpec, seed: int = 0) -> nn.Module:
     block is also checked to run on the spec's input (a `PluginError` naming the shape)."""
     module = seeded(block_factory(spec), seed)
     if not spec.builtin:
-        from mnv2prof.models import plugins
-
         plugins.check_forward(module, spec.input_shape, spec.variant, spec.source)
     return module
 

@@ -25,13 +25,7 @@ import torch
 from torch import nn
 
 from mnv2prof.errors import SpecError
-from mnv2prof.models.blocks import (
-    ConvBnAct,
-    DepthwiseSeparable,
-    InvertedResidual,
-    StreamedInvertedResidual,
-    seeded,
-)
+from mnv2prof.models.blocks import ConvBnAct, block_factory, seeded
 from mnv2prof.models.inputs import example_input
 from mnv2prof.models.variants import BlockSpec, make_divisible
 
@@ -231,11 +225,9 @@ def _stage_module(stage: Stage, streamed: bool) -> nn.Module:
             chunks = stage.t if streamed else 1
             block = BlockSpec(variant, block_in, stage.c, block_res, stage.t, 3, stride,
                               chunks=chunks)
-            build = StreamedInvertedResidual if streamed else InvertedResidual
         else:
             block = BlockSpec("dwsep", block_in, stage.c, block_res, 1, 3, stride)
-            build = DepthwiseSeparable
-        blocks.append(build(block))
+        blocks.append(block_factory(block)())  # built as `compare` builds it
     return nn.Sequential(*blocks)
 
 
@@ -258,10 +250,6 @@ class Network(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.pool(self.features(x)))
-
-    def stage_modules(self) -> dict[str, nn.Module]:
-        named = dict(self.named_modules())
-        return {stage.key: named[stage.key] for stage in self.stages}
 
 
 def build_network(spec: NetworkSpec, seed: int = 0) -> Network:

@@ -123,11 +123,10 @@ def _cba(cin: int, cout: int, k: int, p_in: int, p_out: int, groups: int = 1):
 
 def closed_form(spec) -> SizeEstimate:
     """`_on_meta`'s figure for a built-in block, in integers from the spec (models/blocks.py's
-    modules, leaf by leaf: a ConvBnAct is three leaves, conv, BN and activation)."""
-    from mnv2prof.models.variants import make_divisible
-
-    c, o, k, s, t, v = (spec.in_chs, spec.out_chs, spec.kernel_size, spec.stride,
-                        spec.exp_ratio, spec.variant)
+    modules, leaf by leaf: a ConvBnAct is three leaves, conv, BN and activation; the inner
+    width is the spec's one `mid_chs`)."""
+    c, o, k, s, m, v = (spec.in_chs, spec.out_chs, spec.kernel_size, spec.stride,
+                        spec.mid_chs, spec.variant)
     a = spec.batch * spec.resolution**2  # input pixels (times the batch)
     ao = spec.batch * spec.out_resolution**2
     parts = []  # (params, leaf pairs) of every leaf module that runs
@@ -136,24 +135,21 @@ def closed_form(spec) -> SizeEstimate:
     elif v == "dwsep":
         parts += [_cba(c, c, k, a, ao, groups=c), _cba(c, o, 1, ao, ao)]
     elif v in ("mbv2", "mbv2-nonlinear", "mbv2-noskip"):
-        m = c * t
-        parts.append(_cba(c, m, 1, a, a) if t != 1 else (0, [2 * c * a]))  # Identity when t = 1
+        parts.append(_cba(c, m, 1, a, a) if m != c else (0, [2 * c * a]))  # Identity when t = 1
         parts += [_cba(m, m, k, a, ao, groups=m), _cba(m, o, 1, ao, ao)]
     elif v == "mbv2-streamed":
-        g = c * t // spec.chunks
+        g = m // spec.chunks
         for _ in range(spec.chunks):
-            if t != 1:  # with t = 1 a group is a slice of the input, conv_pw is not called
+            if m != c:  # with t = 1 a group is a slice of the input, conv_pw is not called
                 parts.append(_cba(c, g, 1, a, a))
             parts += [_cba(g, g, k, a, ao, groups=g), (g * o, [g * ao + o * ao])]
         parts.append((2 * o, [2 * o * ao]))  # bn_pwl, once after the sum
     elif v == "resnet":
-        m = make_divisible(c / t)
         parts += [_cba(c, m, 1, a, a), _cba(m, m, k, a, ao), _cba(m, o, 1, ao, ao)]
         projection = s != 1 or c != o
         parts.append(_cba(c, o, 1, a, ao) if projection else (0, [2 * c * a]))
         parts.append((0, [2 * o * ao]))  # the ReLU6 after the add
     elif v == "fused":
-        m = c * t
         parts += [_cba(c, m, k, a, ao), _cba(m, o, 1, ao, ao)]
     elif v == "shufflev2":
         b = o // 2

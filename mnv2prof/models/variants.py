@@ -2,7 +2,9 @@
 
 Vocabulary (after timm, used alike in specs, CLI flags, CSV columns and docs):
 `in_chs`, `out_chs`, `exp_ratio` (t), `kernel_size` (k), `stride` (s), `resolution` (square input
-side, pixels), `batch` (N).
+side, pixels), `batch` (N), `chunks`, `reduction` (resnet's), and `mid_chs`, the inner width,
+derived by one rule (`BlockSpec.mid_chs`): C x t, or for resnet C / reduction rounded to a
+multiple of 8 (reduction is t unless given, so `--expansion` still sets it).
 
 A spec has a compact string form (timm's `ir_r1_k3_s1_e6_c16` style), one token per field::
 
@@ -11,20 +13,24 @@ A spec has a compact string form (timm's `ir_r1_k3_s1_e6_c16` style), one token 
 
     mbv2-streamed_c32_r56_e6_k3_s1_b1_p6   `p` gives chunks when it is not 1
 
+    resnet_c32_r56_e6_k3_s1_b1_d4          `d` gives resnet's reduction when it is not t
+
 Tokens after the variant name are a letter and an integer: `c` in_chs, `o` out_chs, `r`
 resolution, `e` exp_ratio, `k` kernel_size, `s` stride, `b` batch, `p` chunks (the pieces the
-expanded tensor is computed in, paper section 5.1; written only when not 1, so specs without it
-keep their strings and hashes). `format_spec(parse_spec(s)) == s` holds for every string
-`format_spec` writes (its canonical form).
+expanded tensor is computed in, paper section 5.1; written only when not 1), `d` reduction
+(resnet: the 1x1 narrows C to C / d; written only when given). Both are left out at their
+defaults, so specs written before them keep their strings and hashes.
+`format_spec(parse_spec(s)) == s` holds for every string `format_spec` writes (its canonical
+form).
 
 **The user's own blocks** (models/plugins.py): wherever a variant name is accepted, so is
 `PATH.py:NAME`, `package.module:NAME` or the name of an installed `mnv2prof.variants` entry
 point. Its spec's `variant` is NAME (the row's name), `source` the reference it is loaded from
 (a file's path made absolute) and `source_hash` the hash of that file's bytes, which the spec's
 digest includes (its path does not: a checkout in another folder is the same block). NAME is
-called with the spec's values in this vocabulary (`in_chs`, `out_chs`, `mid_chs`, `exp_ratio`,
-`kernel_size`, `stride`), only those its signature accepts. Its compact string is written like a
-built-in's (`UIB_c32_r56_e6_k3_s1_b1`), but only a built-in's can be parsed back.
+called as a built-in's class is, with `BlockSpec.keywords()` (`in_chs`, `out_chs`, `mid_chs`,
+`exp_ratio`, `kernel_size`, `stride`), only those its signature accepts. Its compact string is
+written like a built-in's (`UIB_c32_r56_e6_k3_s1_b1`), but only a built-in's can be parsed back.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ class VariantInfo:
     summary: str
     uses_expansion: bool  # whether exp_ratio changes the block
     uses_chunks: bool = False  # whether chunks changes the block (its schedule, not its maths)
+    uses_reduction: bool = False  # whether the inner width is C / reduction rather than C x t
 
 
 VARIANTS: dict[str, VariantInfo] = {
@@ -63,9 +70,10 @@ VARIANTS: dict[str, VariantInfo] = {
         VariantInfo("mbv2-noskip", "mbv2 without the residual add (paper Fig. 6b)", True),
         VariantInfo(
             "resnet",
-            "classic bottleneck: 1x1 reduce to C/t (multiple of 8, >= 8), k x k conv, "
-            "linear 1x1 expand, residual add, ReLU6",
+            "classic bottleneck: 1x1 reduce to C/t or C/reduction (multiple of 8, >= 8), "
+            "k x k conv, linear 1x1 expand, residual add, ReLU6",
             True,
+            uses_reduction=True,
         ),
         VariantInfo(
             "fused",
@@ -108,6 +116,7 @@ class BlockSpec:
     stride: int = 1
     batch: int = 1
     chunks: int = 1  # mbv2-streamed: channel groups the expanded tensor is computed in
+    reduction: int | None = None  # resnet: the 1x1 narrows to C / reduction; None: exp_ratio
     source: str = ""  # a user's block: PATH.py:NAME (absolute) or module:NAME; "": built in
     source_hash: str = ""  # a user's block: sha256 of its file (plugins.file_digest)
 
@@ -127,8 +136,22 @@ class BlockSpec:
 
     @property
     def mid_chs(self) -> int:
-        """Channels of the expanded (inner) tensor of the inverted residual: in_chs * t."""
+        """The inner width, one rule for every reader (a built-in's class and a user's NAME are
+        called with it, the size check counts it): resnet narrows to C / reduction, rounded by
+        `make_divisible` (a multiple of 8, at least 8); every other block, a user's included,
+        expands to C x t (conv, dwsep and shufflev2 have no inner tensor and do not take it)."""
+        if self.builtin and VARIANTS[self.variant].uses_reduction:
+            return make_divisible(self.in_chs / (self.reduction or self.exp_ratio))
         return self.in_chs * self.exp_ratio
+
+    def keywords(self) -> dict[str, int]:
+        """What builds the block: every block, a built-in's class or a user's NAME, is called
+        with these, each taking those its signature accepts (models/blocks.block_factory);
+        `chunks` only for a variant that takes them."""
+        values = {"in_chs": self.in_chs, "out_chs": self.out_chs, "mid_chs": self.mid_chs,
+                  "exp_ratio": self.exp_ratio, "kernel_size": self.kernel_size,
+                  "stride": self.stride}
+        return {**values, "chunks": self.chunks} if takes_chunks(self) else values
 
     @property
     def name(self) -> str:
@@ -158,6 +181,8 @@ class BlockSpec:
         fields = self.to_dict()
         if fields["chunks"] == 1:
             del fields["chunks"]
+        if fields["reduction"] is None:
+            del fields["reduction"]
         source = fields.pop("source")
         if not source:
             del fields["source_hash"]
@@ -200,6 +225,12 @@ def _validate(spec: BlockSpec) -> None:
         raise SpecError(f"stride must be 1 or 2, got {spec.stride!r}")
     if spec.kernel_size % 2 == 0:
         raise SpecError(f"kernel must be odd (same padding), got {spec.kernel_size}")
+    if spec.reduction is not None:
+        _positive(spec, "reduction", "reduction")
+        if not spec.builtin or not VARIANTS[spec.variant].uses_reduction:
+            raise SpecError(
+                f"reduction applies only to the built-in resnet, not {spec.variant}"
+            )
     if spec.source:
         if spec.chunks != 1:
             raise SpecError(f"chunks applies only to mbv2-streamed, not {spec.variant}")
@@ -230,6 +261,7 @@ _TOKENS = {
     "s": "stride",
     "b": "batch",
     "p": "chunks",
+    "d": "reduction",
 }
 _TOKEN_RE = re.compile(r"^([a-z])(\d+)$")
 
@@ -265,6 +297,8 @@ def format_spec(spec: BlockSpec) -> str:
     ]
     if spec.chunks != 1:
         parts.append(f"p{spec.chunks}")
+    if spec.reduction is not None:
+        parts.append(f"d{spec.reduction}")
     return "_".join(parts)
 
 

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from mnv2prof.models.blocks import build_block, count_params
+from mnv2prof.models.blocks import BUILDERS, InvertedResidual, build_block, count_params, seeded
+from mnv2prof.models.plugins import accepted_keywords
 from mnv2prof.models.variants import VARIANTS, BlockSpec
 from tests.closed_forms import params as closed_params
 
@@ -93,3 +94,42 @@ def test_streamed_named_groups():
     assert names == ["conv_pw", "conv_dw", "conv_pwl", "bn_pwl"]
     assert len(block.conv_pw) == len(block.conv_dw) == len(block.conv_pwl) == 3
     assert block.conv_dw[0].conv.weight.shape == (16, 1, 3, 3)  # 48 / 3 channels per group
+
+
+@pytest.mark.parametrize(
+    "variant, taken",
+    [
+        ("conv", {"in_chs", "out_chs", "kernel_size", "stride"}),
+        ("dwsep", {"in_chs", "out_chs", "kernel_size", "stride"}),
+        ("shufflev2", {"in_chs", "out_chs", "kernel_size", "stride"}),
+        ("mbv2", {"in_chs", "out_chs", "mid_chs", "kernel_size", "stride"}),
+        ("mbv2-nonlinear", {"in_chs", "out_chs", "mid_chs", "kernel_size", "stride"}),
+        ("mbv2-noskip", {"in_chs", "out_chs", "mid_chs", "kernel_size", "stride"}),
+        ("resnet", {"in_chs", "out_chs", "mid_chs", "kernel_size", "stride"}),
+        ("fused", {"in_chs", "out_chs", "mid_chs", "kernel_size", "stride"}),
+        ("mbv2-streamed", {"in_chs", "out_chs", "mid_chs", "kernel_size", "stride", "chunks"}),
+    ],
+)
+def test_a_built_in_takes_the_keywords_a_users_block_is_given(variant, taken):
+    spec = BlockSpec(variant)
+    assert set(accepted_keywords(BUILDERS[variant], spec.keywords())) == taken
+
+
+def test_a_built_in_called_by_hand_with_the_keywords_is_the_built_block():
+    spec = BlockSpec("mbv2", 16, 24, resolution=8, exp_ratio=4, kernel_size=5, stride=2)
+    by_hand = seeded(lambda: InvertedResidual(in_chs=16, out_chs=24, mid_chs=64, kernel_size=5,
+                                              stride=2), seed=2)
+    built = build_block(spec, seed=2)
+    assert built.state_dict().keys() == by_hand.state_dict().keys()
+    assert all(torch.equal(a, b) for a, b in zip(built.state_dict().values(),
+                                                  by_hand.state_dict().values()))
+
+
+@pytest.mark.parametrize("c, t, reduction", [(64, 6, 2), (64, 1, 4), (48, 6, 3), (32, 2, 8)])
+def test_resnets_width_follows_its_reduction_not_t(c, t, reduction):
+    spec = BlockSpec("resnet", c, resolution=8, exp_ratio=t, reduction=reduction)
+    block = build_block(spec)
+    # tests/closed_forms writes resnet's inner width from the paper with t as the divisor
+    assert count_params(block) == closed_params("resnet", c, reduction, 3, 1)
+    assert block.conv_reduce.conv.out_channels == spec.mid_chs
+    assert count_params(build_block(spec.with_(exp_ratio=t + 1))) == count_params(block)

@@ -1,7 +1,6 @@
 """The user's own code: references resolved, loaded, called with the spec's keywords, and every
 way it can be wrong as one PluginError line."""
 
-import textwrap
 from importlib.metadata import EntryPoint
 
 import pytest
@@ -9,6 +8,7 @@ import torch
 from torch import nn
 
 from mnv2prof.errors import SpecError, UsageError
+from mnv2prof.models import blocks as blocks_module
 from mnv2prof.models import plugins
 from mnv2prof.models.blocks import build_block
 from mnv2prof.models.targets import Target, row_hash
@@ -103,6 +103,22 @@ def test_only_the_keywords_a_factory_accepts_are_passed(blocks):
     assert isinstance(build_block(_spec(blocks, "NoInit")), nn.Module)  # nn.Module's own init
 
 
+@pytest.mark.parametrize("variant, mid_chs", [("mbv2", 32), ("fused", 32), ("resnet", 8)])
+def test_a_users_block_and_a_built_in_are_called_alike(blocks, monkeypatch, variant, mid_chs):
+    """The user's `everything(**values)` stands in for the built-in's class: both receive the
+    same keywords, mid_chs the variant's own (resnet: 8 / 4 rounded up to 8)."""
+    recorder = plugins.load(plugins.resolve(f"{blocks}:everything"))
+    values = {"in_chs": 8, "resolution": 8, "exp_ratio": 4, "kernel_size": 5, "stride": 2}
+    build_block(_spec(blocks, "everything", **values))
+    users = dict(recorder.seen)
+    monkeypatch.setitem(blocks_module.BUILDERS, variant, recorder)
+    builtin = BlockSpec(variant, **values)
+    build_block(builtin)
+    assert recorder.seen == builtin.keywords()
+    assert {**users, "mid_chs": mid_chs} == recorder.seen
+    assert users["mid_chs"] == 32  # a user's block is expanded: C x t
+
+
 def test_a_users_block_is_seeded_like_a_built_in(blocks):
     a, b = build_block(_spec(blocks, "Wide")), build_block(_spec(blocks, "Wide"))
     assert torch.equal(a.conv.weight, b.conv.weight)
@@ -132,7 +148,7 @@ def test_an_edit_after_the_spec_was_made_is_refused(blocks):
 def test_built_in_hashes_are_unchanged_by_the_new_fields():
     spec = BlockSpec("mbv2")
     assert spec.identity() == {k: v for k, v in spec.to_dict().items()
-                               if k not in ("chunks", "source", "source_hash")}
+                               if k not in ("chunks", "reduction", "source", "source_hash")}
 
 
 @pytest.mark.parametrize(

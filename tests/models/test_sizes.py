@@ -48,3 +48,12 @@ def test_block_size_of_a_builtin_is_the_closed_form_and_imports_no_torch():
     total, imported = out.stdout.split()
     assert int(total) == block_size(BlockSpec("mbv2", in_chs=32, resolution=56)).total_bytes
     assert imported == "False"
+
+
+@pytest.mark.parametrize("spec", [
+    BlockSpec("resnet", 64, resolution=7, exp_ratio=6, reduction=2),
+    BlockSpec("resnet", 24, 32, resolution=14, exp_ratio=1, reduction=3, stride=2),
+], ids=lambda s: s.name)
+def test_closed_form_reads_resnets_own_width(spec):
+    assert closed_form(spec) == meta_block_size(spec)
+    assert closed_form(spec) != closed_form(spec.with_(reduction=None))

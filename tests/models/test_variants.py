@@ -118,3 +118,89 @@ def test_chunk_lists_expand_only_streamed_specs():
     assert [s.label for s in specs] == [
         "mbv2", "mbv2-streamed/k1", "mbv2-streamed/k2", "mbv2-streamed/k6",
     ]  # fmt: skip
+
+
+# Computed on branch core (252c75a) before resnet's reduction and BlockSpec.keywords() existed:
+# stored baselines and results files hash their rows with these.
+CORE_DIGESTS_1 = {
+    "conv": "c5e30b99110274d1", "dwsep": "c6729607642f66a9", "mbv2": "6e948aa9c6ad461d",
+    "mbv2-nonlinear": "c406eb5651e826cf", "mbv2-noskip": "e67b268689508bda",
+    "resnet": "f998b04447257584", "fused": "af2da9668d222157", "shufflev2": "d386fe515cfda901",
+    "mbv2-streamed": "f1e8f5a3ca91e9d9",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_builtin_digests_and_strings_are_those_of_core(variant):
+    spec = BlockSpec(variant)
+    assert spec.digest(1) == CORE_DIGESTS_1[variant]
+    assert spec.name == f"{variant}_c32_r56_e6_k3_s1_b1"
+
+
+def test_other_digests_are_those_of_core():
+    resnet = BlockSpec("resnet", 64, resolution=7, exp_ratio=4, kernel_size=7)
+    assert (resnet.name, resnet.digest()) == ("resnet_c64_r7_e4_k7_s1_b1", "317bbdececdc4cd8")
+    assert BlockSpec("resnet").digest() == "1cd71b677772afc0"
+    assert BlockSpec("mbv2-streamed", chunks=6).digest() == "aa9002303d972d37"
+    users = BlockSpec("UIB", source="/x/y.py:UIB", source_hash="0123456789abcdef")
+    assert (users.name, users.digest(1)) == ("UIB_c32_r56_e6_k3_s1_b1", "256ba69d03987fc1")
+
+
+@pytest.mark.parametrize(
+    "spec, mid_chs",
+    [
+        (BlockSpec("mbv2", 64, exp_ratio=6), 384),  # expands: C x t
+        (BlockSpec("fused", 24, exp_ratio=4), 96),
+        (BlockSpec("mbv2-streamed", 32, exp_ratio=6, chunks=6), 192),
+        (BlockSpec("resnet", 64, exp_ratio=6), 16),  # narrows: 64 / 6 = 10.7, rounded to 8 is
+        (BlockSpec("resnet", 32, exp_ratio=6), 8),  # more than 10% down, so 16; 5.3 -> 8 (>= 8)
+        (BlockSpec("resnet", 32, exp_ratio=1), 32),
+        (BlockSpec("resnet", 64, exp_ratio=6, reduction=2), 32),  # its own divisor, not t
+        (BlockSpec("resnet", 64, exp_ratio=1, reduction=4), 16),
+        (BlockSpec("resnet", 64, source="/x/y.py:resnet", source_hash="0" * 16), 384),  # a user's
+    ],
+    ids=lambda v: v.name if isinstance(v, BlockSpec) else str(v),
+)
+def test_mid_chs_is_one_rule_per_variant(spec, mid_chs):
+    assert spec.mid_chs == mid_chs
+    assert spec.keywords()["mid_chs"] == mid_chs
+
+
+def test_resnets_reduction_follows_t_unless_given():
+    follows = BlockSpec("resnet", 64, exp_ratio=2)
+    assert follows.reduction is None and follows.mid_chs == 32
+    assert follows.with_(exp_ratio=4).mid_chs == 16  # a sweep over exp_ratio still moves it
+    pinned = BlockSpec("resnet", 64, exp_ratio=2, reduction=2)
+    assert pinned.with_(exp_ratio=4).mid_chs == 32
+    assert pinned.digest(1) != follows.digest(1)  # the field enters the identity once given
+    assert "reduction" not in follows.identity() and pinned.identity()["reduction"] == 2
+
+
+def test_reduction_token_written_only_when_given():
+    assert BlockSpec("resnet", reduction=4).name == "resnet_c32_r56_e6_k3_s1_b1_d4"
+    text = "resnet_c32_r56_e6_k3_s1_b1_d4"
+    assert format_spec(parse_spec(text)) == text
+    assert parse_spec("resnet_c64_d2") == BlockSpec("resnet", 64, reduction=2)
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"variant": "mbv2", "reduction": 4}, "reduction applies only to the built-in resnet, not mbv2"),
+        ({"variant": "resnet", "reduction": 0}, "reduction must be a positive integer, got 0"),
+        ({"variant": "resnet", "reduction": True}, "reduction must be a positive integer"),
+        ({"variant": "resnet", "source": "/x/y.py:resnet", "source_hash": "0" * 16,
+          "reduction": 2}, "reduction applies only to the built-in resnet, not resnet"),
+    ],
+)
+def test_reduction_is_resnets_alone(values, message):
+    with pytest.raises(SpecError, match=message):
+        BlockSpec(**values)
+
+
+def test_keywords_are_the_vocabulary_and_chunks_only_where_taken():
+    assert BlockSpec("mbv2", 8, 16, exp_ratio=4, kernel_size=5, stride=2).keywords() == {
+        "in_chs": 8, "out_chs": 16, "mid_chs": 32, "exp_ratio": 4, "kernel_size": 5, "stride": 2,
+    }  # fmt: skip
+    assert BlockSpec("mbv2-streamed", 8, chunks=2).keywords()["chunks"] == 2
+    assert "chunks" not in BlockSpec("conv").keywords()
