@@ -117,7 +117,7 @@ def compare(
     from mnv2prof.measure.roofline import add_roofline, load_machine
     from mnv2prof.report.console import compare_report
     from mnv2prof.run.frame import records_frame
-    from mnv2prof.report.notes import run_notes
+    from mnv2prof.report.notes import run_notes, slow_state_note
     from mnv2prof.run.deploy import rows_of
 
     run = measure_with_progress(rows_of(measured, targets), timing_spec, device,
@@ -127,10 +127,10 @@ def compare(
     runtimes = " and ".join(dict.fromkeys(t.runtime for t in targets))
     what = spec.title if any(isinstance(s, BlockSpec) for s in measured) else "models"
     title = f"{what}, {runtimes} CPU, {timing.threads} thread(s), cache {timing.cache}"
-    from mnv2prof.run.history import slow_state_note
+    from mnv2prof.run.history import record_fastest
 
-    slow = slow_state_note(frame)  # a run spent wholly in the machine's slow state
-    notes = [*run_notes(run), *([slow] if slow else [])]
+    slow = record_fastest(frame)  # a run spent wholly in the machine's slow state
+    notes = [*run_notes(run), *([slow_state_note(slow)] if slow else [])]
     show_all(compare_report(frame, title, baseline, run.harness_floor, notes, machine,
                             timing.threads, device, groups, chart=not no_chart,
                             budget_s=timing_spec.budget_s))

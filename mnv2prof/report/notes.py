@@ -1,11 +1,17 @@
 """Sentences for under the tables that depend on how a run was measured: the cache state, the
-roofline's ceilings. (The step that measured gives the facts; the report says them.)"""
+roofline's ceilings, a run spent in the machine's slow state. (The step that measured gives the
+facts; the report says them.)"""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from mnv2prof.measure.roofline import calibrate_hint
+
+if TYPE_CHECKING:
+    from mnv2prof.run.history import SlowState
 
 
 def cold_cache_note(llc_bytes: int | None = None) -> str:
@@ -51,3 +57,12 @@ def run_notes(measured) -> list[str]:
 
     cold = [cold_cache_note()] if measured.cache_mode == CACHE_COLD else []
     return cold + list(measured.notes)
+
+
+def slow_state_note(state: SlowState) -> str:
+    """A run spent wholly in the machine's slow state (run.history.record_fastest), in one
+    line."""
+    return (f"! {state.slow} of {state.known} rows read {100 * state.low_rel:.0f}-"
+            f"{100 * state.high_rel:.0f}% above the fastest calls this machine has given for "
+            "them: the machine was in a slow state for the whole run (ratios of memory-bound "
+            "blocks move most); run again.")
