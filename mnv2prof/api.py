@@ -145,9 +145,9 @@ def compare(
     calibrated. `chunks`: mbv2-streamed's chunk counts, a row each (default: t, the paper's t
     pieces, `variants.default_chunks`). `force`: measure even what looks too large for the
     memory available."""
-    from mnv2prof.measure.roofline import add_roofline, load_machine
+    from mnv2prof.run.machine_file import load_machine
     from mnv2prof.models.variants import with_chunks
-    from mnv2prof.run.frame import records_frame
+    from mnv2prof.run.frame import add_roofline, records_frame
     from mnv2prof.run.deploy import rows_of
     from mnv2prof.run.fits import subjects_fit
     from mnv2prof.run.pipeline import measure_rows

@@ -114,9 +114,9 @@ def compare(
     check_device(device)
     subjects_fit(measured, force)
     from mnv2prof.cli.progress import measure_with_progress
-    from mnv2prof.measure.roofline import add_roofline, load_machine
+    from mnv2prof.run.machine_file import load_machine
     from mnv2prof.report.console import compare_report
-    from mnv2prof.run.frame import records_frame
+    from mnv2prof.run.frame import add_roofline, records_frame
     from mnv2prof.report.notes import run_notes, slow_state_note
     from mnv2prof.run.deploy import rows_of
 

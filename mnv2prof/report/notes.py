@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from mnv2prof.measure.roofline import calibrate_hint
+from mnv2prof.run.machine_file import calibrate_command
 
 if TYPE_CHECKING:
     from mnv2prof.run.history import SlowState
@@ -26,6 +26,11 @@ def cold_cache_note(llc_bytes: int | None = None) -> str:
         f"and written ({FLUSH_LLC_MULTIPLE} x the {llc / mib:,.0f} MiB last-level cache, from "
         "sysfs), outside the timed region, so weights and input come from memory."
     )
+
+
+def calibrate_hint(threads: int) -> str:
+    """How to get the roofline's ceilings at `threads`."""
+    return f"run {calibrate_command(threads)}"
 
 
 def roofline_notes(frame: pd.DataFrame, machine, threads: int) -> list[str]:

@@ -1,7 +1,7 @@
 """The sentences report.notes makes of the facts run/ and measure/ give: word for word what the
 tool printed before the facts moved below."""
 
-from mnv2prof.report.notes import slow_state_note
+from mnv2prof.report.notes import calibrate_hint, slow_state_note
 from mnv2prof.run.history import SlowState
 
 
@@ -11,3 +11,7 @@ def test_a_slow_state_is_one_line_with_the_counts_and_the_range():
         "! 2 of 3 rows read 6-21% above the fastest calls this machine has given for them: the "
         "machine was in a slow state for the whole run (ratios of memory-bound blocks move "
         "most); run again.")
+
+
+def test_the_calibrate_hint_names_the_thread_count():
+    assert calibrate_hint(4) == "run mnv2prof calibrate --threads 4"
