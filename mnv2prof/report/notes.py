@@ -1,6 +1,6 @@
 """Sentences for under the tables that depend on how a run was measured: the cache state, the
-roofline's ceilings, a run spent in the machine's slow state. (The step that measured gives the
-facts; the report says them.)"""
+roofline's ceilings, what was left out, a run spent in the machine's slow state. (The step that
+measured gives the facts; the report says them.)"""
 
 from __future__ import annotations
 
@@ -57,11 +57,15 @@ def roofline_notes(frame: pd.DataFrame, machine, threads: int) -> list[str]:
 
 def run_notes(measured) -> list[str]:
     """What a measured run (run.pipeline.Measured) says under its tables: what cold mode did,
-    then what was left out and why."""
+    then what was left out and why (its `notes`: measure.cuda.OrtCudaGap facts)."""
     from mnv2prof.measure.timing import CACHE_COLD
 
     cold = [cold_cache_note()] if measured.cache_mode == CACHE_COLD else []
-    return cold + list(measured.notes)
+    if not measured.notes:
+        return cold
+    from mnv2prof.report.cuda_report import ort_gap_note
+
+    return cold + [ort_gap_note(gap) for gap in measured.notes]
 
 
 def slow_state_note(state: SlowState) -> str:
