@@ -26,7 +26,7 @@ def calibrate(
     then adds each block's roofline bound and efficiency.
     """
     from mnv2prof.measure.roofline import calibrate as measure
-    from mnv2prof.measure.roofline import save_machine
+    from mnv2prof.run.machine_file import save_machine
     from mnv2prof.report.machine_report import calibration_lines
 
     timing_spec(budget, threads)  # the one rule for both

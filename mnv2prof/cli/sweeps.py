@@ -211,7 +211,7 @@ def plot_command(
     kind = "roofline" if roofline else kind
     machine = None
     if kind == "roofline":
-        from mnv2prof.measure.roofline import machine_for_frame
+        from mnv2prof.run.machine_file import machine_for_frame
 
         machine = machine_for_frame(frame)
     outputs.write({"out": plot(frame, Path(out).suffix, kind, x, machine=machine)}, "the figure")

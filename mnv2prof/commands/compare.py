@@ -20,19 +20,20 @@ class Compared:
     frame: pd.DataFrame  # the CSV's columns, the ratio columns, the roofline's when calibrated
     measured: Measured  # the records, the harness floor, what was left out
     machine: object | None  # measure.roofline's calibration at the plan's threads, or None
-    slow_state: object | None  # run.history: the run read well above this machine's best
+    slow_state: object | None  # run.history.SlowState: the run read well above this machine's
+    # best fastest calls (None: it did not, or too few rows are known)
 
 
 def compare(plan: Plan, progress: Progress | None = None) -> Compared:
     """Check `plan`, measure its rows, add the ratios to its baseline row and the roofline
     columns, and keep each row's fastest call in this machine's history."""
-    from mnv2prof.measure.roofline import add_roofline, load_machine
-    from mnv2prof.run.frame import records_frame
-    from mnv2prof.run.history import slow_state_note
+    from mnv2prof.run.frame import add_roofline, records_frame
+    from mnv2prof.run.history import record_fastest
+    from mnv2prof.run.machine_file import load_machine
 
     plan.check()
     measured = measure_rows(plan.rows(), plan.timing, plan.seed, progress, plan.calibration,
                             plan.device, plan.eager)
     machine = load_machine(plan.timing.threads)  # measured by `calibrate`, never here
     frame = add_roofline(records_frame(measured.records, plan.baseline), machine)
-    return Compared(plan, frame, measured, machine, slow_state_note(frame))
+    return Compared(plan, frame, measured, machine, record_fastest(frame))

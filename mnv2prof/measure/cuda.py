@@ -36,6 +36,7 @@ import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 import torch
@@ -143,24 +144,34 @@ class CudaGraphRunner(CudaEventRunner):
         self.graph.replay()
 
 
-def ort_cuda_unavailable() -> str | None:
-    """Why onnxruntime cannot time on the GPU here (a note for under the table); None if it can."""
+class OrtCudaReason(Enum):
+    """Why onnxruntime cannot time on the GPU here."""
+
+    NOT_LISTED = "not listed"  # this onnxruntime has no CUDAExecutionProvider (not -gpu)
+    NOT_LOADED = "not loaded"  # listed, but it would not load (its CUDA or cuDNN libraries)
+
+
+@dataclass(frozen=True)
+class OrtCudaGap:
+    """The onnxruntime GPU column is left out: why, and which onnxruntime said so
+    (report.cuda_report.ort_gap_note words it)."""
+
+    reason: OrtCudaReason
+    onnxruntime: str  # its version
+
+
+def ort_cuda_gap() -> OrtCudaGap | None:
+    """Why onnxruntime cannot time on the GPU here; None if it can."""
     import onnxruntime
 
     from mnv2prof.measure.latency import OrtRunner, ProviderError, identity_model
 
     if ORT_CUDA_PROVIDER not in onnxruntime.get_available_providers():
-        return (
-            f"onnxruntime {onnxruntime.__version__} has no {ORT_CUDA_PROVIDER} (install "
-            "onnxruntime-gpu): the onnxruntime GPU column is left out."
-        )
+        return OrtCudaGap(OrtCudaReason.NOT_LISTED, onnxruntime.__version__)
     try:  # listed is not loadable: the provider needs CUDA and cuDNN libraries of its own
         OrtRunner(identity_model(), device="cuda")
     except ProviderError:
-        return (
-            f"onnxruntime {onnxruntime.__version__} lists {ORT_CUDA_PROVIDER} but could not load "
-            "it (CUDA or cuDNN libraries missing?): the onnxruntime GPU column is left out."
-        )
+        return OrtCudaGap(OrtCudaReason.NOT_LOADED, onnxruntime.__version__)
     return None
 
 
@@ -171,7 +182,7 @@ def block_runners(
     seed: int = 0,
 ) -> dict[str, Callable[[], float | None]]:
     """One block's GPU runners by column prefix: eager, CUDA graph and (given `model_path`, after
-    `ort_cuda_unavailable()` said None) onnxruntime's CUDA provider. `build` makes a fresh module
+    `ort_cuda_gap()` said None) onnxruntime's CUDA provider. `build` makes a fresh module
     per runner, so a graph's captured weights are never another runner's."""
     from mnv2prof.measure.latency import OrtRunner
 

@@ -18,20 +18,14 @@ bandwidths: a block's few MiB of activations live in cache, and dividing them by
 bandwidth would give a "bound" the block beats. Efficiency = bound / measured median latency,
 at most 1 when the bound is right; a row above 1 is reported as a wrong bound, never hidden.
 
-Profiles are keyed by CPU model and threads and stored as JSON in the export cache folder.
+The ceilings are stored by run.machine_file (keyed by CPU model and threads, under the cache
+root); run.frame.add_roofline adds each row's bound and efficiency; report.notes says them.
 """
 
 from __future__ import annotations
 
-import json
-import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-
-import pandas as pd
-
-from mnv2prof.errors import UsageError
 
 CEILINGS_FORMAT = 2  # bump when the measurement changes, to ignore older calibrations
 GEMM_N = 1024  # 2.1 GFLOP per run: far above the harness floor, a few ms per run
@@ -65,13 +59,6 @@ class MachineCeilings:
     def bound_ms(self, flops: float, bytes_moved: float) -> float:
         """The roofline bound: max(FLOPs / peak, bytes / bandwidth), in milliseconds."""
         return max(flops / self.peak_gflops, bytes_moved / self.bandwidth_gbs) / 1e6
-
-    def summary(self) -> str:
-        return (
-            f"{self.cpu_model}, {self.threads} thread(s): peak {self.peak_gflops:,.1f} GFLOP/s, "
-            f"bandwidth {self.dram_gbs:,.1f} GB/s from memory, {self.cache_gbs:,.1f} GB/s from "
-            f"cache (calibrated {self.timestamp})"
-        )
 
 
 def matmul_model(n: int) -> bytes:
@@ -157,85 +144,3 @@ def calibrate(threads: int, budget_s: float = 3.0) -> MachineCeilings:
         onnxruntime=onnxruntime.__version__,
         timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
     )
-
-
-def ceilings_path(cpu: str, threads: int) -> Path:
-    from mnv2prof.files.cache import cache_dir
-
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", cpu).strip("-").lower() or "unknown-cpu"
-    return cache_dir() / "machine" / f"{slug}-t{threads}.json"
-
-
-def save_machine(ceilings: MachineCeilings) -> Path:
-    from mnv2prof.files.atomic import write_atomic
-
-    path = ceilings_path(ceilings.cpu_model, ceilings.threads)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, json.dumps(asdict(ceilings), indent=2) + "\n")
-    return path
-
-
-def load_machine(threads: int, cpu: str | None = None) -> MachineCeilings | None:
-    """The stored ceilings of `cpu` (default: this one) at `threads`; None when not calibrated
-    (or calibrated by an older measurement)."""
-    from mnv2prof.measure.machine import cpu_model
-
-    path = ceilings_path(cpu or cpu_model(), threads)
-    if not path.is_file():
-        return None
-    hint = f"run mnv2prof calibrate --threads {threads} again"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        ceilings = MachineCeilings(**data)
-    except (OSError, ValueError, TypeError) as exc:
-        reason = " ".join(str(exc).split()) or type(exc).__name__
-        raise UsageError(f"machine calibration {path} is unreadable ({reason}); {hint}") from None
-    for name in ("peak_gflops", "dram_gbs", "cache_gbs", "threads"):
-        value = getattr(ceilings, name)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-            raise UsageError(f"machine calibration {path}: {name} is {value!r}, not a positive "
-                             f"number; {hint}")
-    return ceilings if ceilings.format == CEILINGS_FORMAT else None
-
-
-def calibrate_hint(threads: int) -> str:
-    return f"run mnv2prof calibrate --threads {threads}"
-
-
-def add_roofline(frame: pd.DataFrame, machine: MachineCeilings | None) -> pd.DataFrame:
-    """`roofline_bound_ms` and `roofline_efficiency_x` after `gmacs_per_s` (unchanged without a
-    machine calibration)."""
-    if machine is None or frame.empty:
-        return frame
-    frame = frame.copy()
-    bound = [machine.bound_ms(f, b) for f, b in zip(frame["flops"], frame["bytes_moved"])]
-    position = frame.columns.get_loc("gmacs_per_s") + 1
-    # bounds of a few us and efficiencies of 0.001 keep 4+ significant digits in the CSV
-    frame.insert(position, "roofline_bound_ms", pd.Series(bound, index=frame.index).round(9))
-    frame.insert(
-        position + 1,
-        "roofline_efficiency_x",
-        (pd.Series(bound, index=frame.index) / frame["latency_median_ms"]).round(6),
-    )
-    return frame
-
-
-def machine_for_frame(frame: pd.DataFrame) -> MachineCeilings:
-    """The stored ceilings for the CPU and the one thread count of a results CSV."""
-    needed = ("env_cpu_model", "threads", "flops", "bytes_moved")
-    missing = [c for c in needed if c not in frame.columns]
-    if missing:
-        raise UsageError(f"the results lack {', '.join(missing)}: cannot pick a machine calibration")
-    cpus, threads = frame["env_cpu_model"].unique(), frame["threads"].unique()
-    if len(cpus) != 1 or len(threads) != 1:
-        raise UsageError(
-            "a roofline needs rows from one CPU at one thread count; these have "
-            f"{len(cpus)} CPU(s) and threads {', '.join(str(t) for t in sorted(threads))}"
-        )
-    machine = load_machine(int(threads[0]), str(cpus[0]))
-    if machine is None:
-        raise UsageError(
-            f"no machine calibration for {cpus[0]} at {threads[0]} thread(s): "
-            f"{calibrate_hint(int(threads[0]))}"
-        )
-    return machine

@@ -4,7 +4,8 @@ the per-layer table of `layers --device cuda` (eager_layers.py).
 The CPU table (report.compare_table) is printed as always; this one puts MACs beside the GPU's
 latencies (eager, CUDA graph, onnxruntime's CUDA provider) and the measured GPU peak beside the
 static liveness peak. The MACs-vs-latency rank agreement is report.rank_agreement's, read on the
-CUDA-graph medians (launch overhead removed: the kernels' own cost).
+CUDA-graph medians (launch overhead removed: the kernels' own cost). What measure.cuda found
+missing (`OrtCudaGap`) is worded here too (`ort_gap_note`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from mnv2prof.measure.stats import CONFIDENCE, TARGET_CI_REL
 from mnv2prof.report import cells as shared
 
 if TYPE_CHECKING:
+    from mnv2prof.measure.cuda import OrtCudaGap
     from mnv2prof.measure.eager_layers import EagerLayerRow
 
 GPU_TIMINGS = (  # column prefix, header
@@ -78,6 +80,18 @@ def _ratio(value: object, base: object) -> str:
     if value is None or base is None or pd.isna(value) or pd.isna(base) or not base:
         return "-"
     return shared.fmt(float(value) / float(base), 2)
+
+
+def ort_gap_note(gap: OrtCudaGap) -> str:
+    """Why the onnxruntime GPU column is left out (measure.cuda.ort_cuda_gap), in one line."""
+    from mnv2prof.measure.cuda import ORT_CUDA_PROVIDER, OrtCudaReason
+
+    why = {
+        OrtCudaReason.NOT_LISTED: f"has no {ORT_CUDA_PROVIDER} (install onnxruntime-gpu)",
+        OrtCudaReason.NOT_LOADED: (f"lists {ORT_CUDA_PROVIDER} but could not load it (CUDA or "
+                                   "cuDNN libraries missing?)"),
+    }[gap.reason]
+    return f"onnxruntime {gap.onnxruntime} {why}: the onnxruntime GPU column is left out."
 
 
 def gpu_notes(frame: pd.DataFrame, left_out: tuple[str, ...] = ()) -> list[str]:

@@ -34,4 +34,13 @@ def guideline_report(result: GuidelineResult, threads: int) -> list[Table | str]
                       f"{row.bytes_moved / 2**20:,.2f}", str(row.nodes),
                       f"{row.median_ms:.3f}", f"{row.ratio.median:.3f}",
                       f"{row.ratio.ci_low:.3f}-{row.ratio.ci_high:.3f}")
-    return [table, result.sentence()]
+    return [table, guideline_sentence(result)]
+
+
+def guideline_sentence(result: GuidelineResult) -> str:
+    """The paper's claim beside this machine's ratio, its interval and the verdict."""
+    g, r = result.guideline, result.ratio
+    return (
+        f"{g.key} paper: {g.claim}. Here: {g.contrast} / {g.reference} = {r.median:.3f}x "
+        f"(95% CI {r.ci_low:.3f}-{r.ci_high:.3f}, {r.n} paired rounds): {result.verdict}."
+    )

@@ -1,11 +1,17 @@
 """Sentences for under the tables that depend on how a run was measured: the cache state, the
-roofline's ceilings. (The step that measured gives the facts; the report says them.)"""
+roofline's ceilings, what was left out, a run spent in the machine's slow state. (The step that
+measured gives the facts; the report says them.)"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
 
-from mnv2prof.measure.roofline import calibrate_hint
+from mnv2prof.run.machine_file import calibrate_command
+
+if TYPE_CHECKING:
+    from mnv2prof.run.history import SlowState
 
 
 def cold_cache_note(llc_bytes: int | None = None) -> str:
@@ -20,6 +26,11 @@ def cold_cache_note(llc_bytes: int | None = None) -> str:
         f"and written ({FLUSH_LLC_MULTIPLE} x the {llc / mib:,.0f} MiB last-level cache, from "
         "sysfs), outside the timed region, so weights and input come from memory."
     )
+
+
+def calibrate_hint(threads: int) -> str:
+    """How to get the roofline's ceilings at `threads`."""
+    return f"run {calibrate_command(threads)}"
 
 
 def roofline_notes(frame: pd.DataFrame, machine, threads: int) -> list[str]:
@@ -46,8 +57,21 @@ def roofline_notes(frame: pd.DataFrame, machine, threads: int) -> list[str]:
 
 def run_notes(measured) -> list[str]:
     """What a measured run (run.pipeline.Measured) says under its tables: what cold mode did,
-    then what was left out and why."""
+    then what was left out and why (its `notes`: measure.cuda.OrtCudaGap facts)."""
     from mnv2prof.measure.timing import CACHE_COLD
 
     cold = [cold_cache_note()] if measured.cache_mode == CACHE_COLD else []
-    return cold + list(measured.notes)
+    if not measured.notes:
+        return cold
+    from mnv2prof.report.cuda_report import ort_gap_note
+
+    return cold + [ort_gap_note(gap) for gap in measured.notes]
+
+
+def slow_state_note(state: SlowState) -> str:
+    """A run spent wholly in the machine's slow state (run.history.record_fastest), in one
+    line."""
+    return (f"! {state.slow} of {state.known} rows read {100 * state.low_rel:.0f}-"
+            f"{100 * state.high_rel:.0f}% above the fastest calls this machine has given for "
+            "them: the machine was in a slow state for the whole run (ratios of memory-bound "
+            "blocks move most); run again.")

@@ -33,13 +33,14 @@ def compare_view(result, show: frozenset[str] = frozenset(), chart: bool = True)
     """What `compare` prints (report.console.compare_report), from a commands.compare.Compared."""
     from mnv2prof.models.variants import BlockSpec
     from mnv2prof.report.console import compare_report
-    from mnv2prof.report.notes import run_notes
+    from mnv2prof.report.notes import run_notes, slow_state_note
 
     plan = result.plan
     what = (block_title(next(s for s in plan.subjects if isinstance(s, BlockSpec)))
             if any(isinstance(s, BlockSpec) for s in plan.subjects) else "models")
     title = f"{what}, {timing_title(plan)}"
-    notes = [*run_notes(result.measured), *([result.slow_state] if result.slow_state else [])]
+    slow = slow_state_note(result.slow_state) if result.slow_state else None
+    notes = [*run_notes(result.measured), *([slow] if slow else [])]
     return compare_report(result.frame, title, plan.baseline, result.measured.harness_floor,
                           notes, result.machine, plan.timing.threads, plan.device, show,
                           chart=chart, budget_s=plan.timing.budget_s)

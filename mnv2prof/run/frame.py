@@ -72,3 +72,22 @@ def baseline_index(records: Sequence[Record], baseline: str) -> int:
                 return i
     labels = ", ".join(r.label for r in records)
     raise UsageError(f"--baseline {baseline!r} is not among the rows ({labels})")
+
+
+def add_roofline(frame: pd.DataFrame, machine) -> pd.DataFrame:
+    """`roofline_bound_ms` and `roofline_efficiency_x` after `gmacs_per_s`, from `machine` (a
+    measure.roofline.MachineCeilings, run.machine_file.load_machine's); `frame` itself,
+    unchanged, when `machine` is None."""
+    if machine is None or frame.empty:
+        return frame
+    frame = frame.copy()
+    bound = [machine.bound_ms(f, b) for f, b in zip(frame["flops"], frame["bytes_moved"])]
+    position = frame.columns.get_loc("gmacs_per_s") + 1
+    # bounds of a few us and efficiencies of 0.001 keep 4+ significant digits in the CSV
+    frame.insert(position, "roofline_bound_ms", pd.Series(bound, index=frame.index).round(9))
+    frame.insert(
+        position + 1,
+        "roofline_efficiency_x",
+        (pd.Series(bound, index=frame.index) / frame["latency_median_ms"]).round(6),
+    )
+    return frame

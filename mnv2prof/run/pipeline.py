@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from mnv2prof import interrupts
 from mnv2prof.measure.latency import Measurement
@@ -24,6 +25,9 @@ from mnv2prof.models.targets import Target
 from mnv2prof.errors import UsageError
 from mnv2prof.run.deploy import Artifact, Prepared, Row, artifact_runner, artifacts, ort_error
 from mnv2prof.run.records import Record
+
+if TYPE_CHECKING:
+    from mnv2prof.measure.cuda import OrtCudaGap
 
 Runners = dict[Hashable, Callable[[], float | None]]
 
@@ -65,7 +69,7 @@ def prepare(subject, seed: int = 0) -> Prepared:
 class Measured:
     records: list[Record]
     harness_floor: Measurement  # the identity model, timed like the rows
-    notes: tuple[str, ...] = ()  # what was left out and why (a GPU column onnxruntime cannot fill)
+    notes: tuple[OrtCudaGap, ...] = ()  # what was left out and why (report.notes words it)
     cache_mode: str = "warm"  # the cache state every latency was timed in (TimingSpec.cache)
 
 
@@ -116,7 +120,7 @@ def time_artifacts(
     phases = runtime_phases(rows, timing.threads, seed)
     if eager and modules:
         phases.append(eager_phase(modules, seed))
-    notes: list[str] = []
+    notes: list[OrtCudaGap] = []
     if device == "cuda":
         gpu, note = gpu_phases(modules, seed)
         phases += gpu
@@ -162,12 +166,13 @@ def eager_phase(things: Sequence[Prepared], seed: int = 0) -> Runners:
     return {("eager", p.subject): EagerRunner(p.module, p.input_shape, seed) for p in things}
 
 
-def gpu_phases(things: Sequence[Prepared], seed: int = 0) -> tuple[list[Runners], str | None]:
+def gpu_phases(things: Sequence[Prepared], seed: int = 0
+               ) -> tuple[list[Runners], OrtCudaGap | None]:
     """One phase per GPU runtime (cuda.block_runners), keyed (kind, subject), and why the
     onnxruntime GPU column is left out (None: it is not)."""
     from mnv2prof.measure import cuda
 
-    ort_note = cuda.ort_cuda_unavailable()
+    ort_note = cuda.ort_cuda_gap()
     phases: dict[str, Runners] = {}
     for p in things:
         fresh = p.module_of  # a fresh module per runner: a graph's weights are its own

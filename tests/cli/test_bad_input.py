@@ -214,10 +214,11 @@ def test_a_machine_file_with_a_bad_number_is_one_line(run_cli, tmp_path, monkeyp
                                                       field, value):
     from mnv2prof.measure import roofline
     from mnv2prof.measure.machine import cpu_model
+    from mnv2prof.run.machine_file import save_machine
 
     monkeypatch.setenv("MNV2PROF_CACHE", str(tmp_path))
     machine = roofline.MachineCeilings(cpu_model(), 1, 100.0, 10.0, 50.0, "1", "t")
-    path = roofline.save_machine(machine)
+    path = save_machine(machine)
     data = json.loads(path.read_text())
     data[field] = value
     path.write_text(json.dumps(data))

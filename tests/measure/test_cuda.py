@@ -28,8 +28,12 @@ def no_gpu(monkeypatch):
 
 # --- option validation and the no-GPU error path -------------------------------------------
 
-def test_cpu_is_always_accepted():
-    cuda.check_device("cpu")
+def test_cpu_is_accepted_without_looking_for_a_gpu(no_gpu):
+    def must_not_look():
+        raise AssertionError("--device cpu must not probe CUDA")
+
+    no_gpu.setattr(cuda, "unavailable_reason", must_not_look)
+    assert cuda.check_device("cpu") is None
 
 
 def test_unknown_device_is_a_usage_error():
@@ -246,9 +250,34 @@ def test_onnxruntime_without_cuda_provider_is_a_note_and_never_a_silent_cpu_fall
 
     if cuda.ORT_CUDA_PROVIDER in onnxruntime.get_available_providers():
         pytest.skip("this onnxruntime has the CUDA provider")
-    assert "install onnxruntime-gpu" in cuda.ort_cuda_unavailable()
+    assert cuda.ort_cuda_gap() == cuda.OrtCudaGap(cuda.OrtCudaReason.NOT_LISTED,
+                                                  onnxruntime.__version__)
     with pytest.raises(ProviderError, match="could not load CUDAExecutionProvider"):
         OrtRunner(identity_model(), device="cuda")
+
+
+def test_a_listed_cuda_provider_that_does_not_load_is_told_apart(monkeypatch):
+    import onnxruntime
+
+    import mnv2prof.measure.latency
+
+    def fails_to_load(*args, **kwargs):
+        raise mnv2prof.measure.latency.ProviderError("could not load CUDAExecutionProvider")
+
+    monkeypatch.setattr(onnxruntime, "get_available_providers",
+                        lambda: [cuda.ORT_CUDA_PROVIDER, "CPUExecutionProvider"])
+    monkeypatch.setattr(mnv2prof.measure.latency, "OrtRunner", fails_to_load)
+    assert cuda.ort_cuda_gap() == cuda.OrtCudaGap(cuda.OrtCudaReason.NOT_LOADED,
+                                                  onnxruntime.__version__)
+    monkeypatch.setattr(mnv2prof.measure.latency, "OrtRunner", lambda *a, **k: None)
+    assert cuda.ort_cuda_gap() is None  # listed and loaded: the column is measured
+
+
+def test_the_gpu_phases_carry_the_fact_not_a_sentence():
+    from mnv2prof.run.pipeline import gpu_phases
+
+    phases, gap = gpu_phases([])  # no module: no runner is built, so no GPU is needed
+    assert phases == [] and gap == cuda.ort_cuda_gap()
 
 
 # --- on a GPU ----------------------------------------------------------------------------------
@@ -290,6 +319,8 @@ def test_compare_device_cuda_fills_the_gpu_columns(run_cli, tmp_path):
     assert (frame["cuda_peak_bytes"] > 0).all()
     assert frame["env_gpu_name"].notna().all() and (frame["env_gpu_name"] != "").all()
     assert (frame["latency_median_ms"] > 0).all()  # the CPU columns are still measured
+    # onnxruntime's GPU column is filled exactly when it can be (else a note says why)
+    assert (frame["cuda_ort_n"] > 0).all() == (cuda.ort_cuda_gap() is None)
 
 
 @needs_gpu

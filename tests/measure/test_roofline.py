@@ -5,11 +5,12 @@ import onnxruntime as ort
 import pandas as pd
 import pytest
 
-from mnv2prof.errors import UsageError
 from mnv2prof.measure import machine, roofline
 from mnv2prof.measure.machine import cpu_model
 from mnv2prof.measure.roofline import MachineCeilings
 from mnv2prof.report import notes
+from mnv2prof.run.frame import add_roofline
+from mnv2prof.run.machine_file import ceilings_path, save_machine
 
 SMALL = ("--channels", "8", "--resolution", "8", "--budget", "0.05", "--variants", "conv,dwsep")
 
@@ -45,31 +46,23 @@ def test_probe_models_compute_what_their_work_counts_assume():
     np.testing.assert_array_equal(out, x @ x)
 
 
-def test_profile_round_trip_keyed_by_cpu_and_threads(cache):
-    assert roofline.load_machine(1) is None
-    path = roofline.save_machine(_machine(threads=2))
-    assert path.parent == cache / "machine" and path.name.endswith("-t2.json")
-    assert roofline.load_machine(2) == _machine(threads=2)
-    assert roofline.load_machine(1) is None
-    assert roofline.load_machine(2, cpu="another cpu") is None
-    path.write_text("{not json")
-    with pytest.raises(UsageError, match="unreadable"):
-        roofline.load_machine(2)
-
-
 def test_add_roofline_columns_and_notes():
     frame = pd.DataFrame({"variant": ["a", "b"], "flops": [2e9, 1e6], "bytes_moved": [1e6, 1e9],
                           "gmacs_per_s": [1.0, 1.0], "latency_median_ms": [40.0, 10.0]})
-    assert roofline.add_roofline(frame, None) is frame
-    out = roofline.add_roofline(frame, _machine())
+    assert add_roofline(frame, None) is frame
+    out = add_roofline(frame, _machine())
     assert list(out.columns[3:6]) == ["gmacs_per_s", "roofline_bound_ms", "roofline_efficiency_x"]
     assert out["roofline_bound_ms"].tolist() == [20.0, 20.0]
     assert out["roofline_efficiency_x"].tolist() == [0.5, 2.0]
     lines = notes.roofline_notes(out, _machine(), 1)
-    assert "bound = max(FLOPs / 100.0 GFLOP/s, bytes moved / 50.0 GB/s)" in lines[0]
+    assert lines[0] == ("roofline bound = max(FLOPs / 100.0 GFLOP/s, bytes moved / 50.0 GB/s) "
+                        "(calibrated 2026-01-01T00:00:00+00:00); efficiency = bound / latency "
+                        "median.")
     assert lines[1].startswith("! efficiency above 1 for b (2.00): the bound is wrong")
-    (hint,) = notes.roofline_notes(frame, None, 3)
-    assert hint.endswith("run mnv2prof calibrate --threads 3.")
+    assert lines[1].endswith("or the calibration is stale: run mnv2prof calibrate --threads 1).")
+    assert notes.roofline_notes(frame, None, 3) == [(
+        "no roofline bound: this CPU has no calibration at 3 thread(s); run mnv2prof calibrate "
+        "--threads 3.")]
 
 
 def test_calibrate_command_prints_and_stores(cache, run_cli, monkeypatch):
@@ -77,7 +70,7 @@ def test_calibrate_command_prints_and_stores(cache, run_cli, monkeypatch):
     code, out, err = run_cli("calibrate", "--budget", "0.05")
     assert code == 0, err
     assert "peak compute:" in out and "GFLOP/s" in out and "GB/s" in out
-    stored = json.loads(roofline.ceilings_path(cpu_model(), 1).read_text())
+    stored = json.loads(ceilings_path(cpu_model(), 1).read_text())
     assert stored["threads"] == 1 and stored["peak_gflops"] > 0 and stored["dram_gbs"] > 0
     assert f"{stored['peak_gflops']:,.1f} GFLOP/s" in out
 
@@ -90,7 +83,7 @@ def test_compare_without_calibration_says_so_once(cache, run_cli):
 
 
 def test_compare_with_calibration_shows_bound_and_efficiency(cache, run_cli, tmp_path):
-    roofline.save_machine(_machine(peak=1e4, dram=1e3, cache=1e3))
+    save_machine(_machine(peak=1e4, dram=1e3, cache=1e3))
     csv = tmp_path / "rows.csv"
     code, out, err = run_cli("compare", *SMALL, "--baseline", "dwsep", "--csv", csv,
                              "--show", "roofline")
