@@ -108,12 +108,10 @@ def sweep(
     if resume and force:
         raise UsageError("--resume and --force exclude each other")
     part = parse_shard(shard) if shard is not None else None
-    if ray is not None and not ray.strip():
-        raise UsageError("--ray needs an address: auto, local or HOST:PORT of the head node")
-    if ray is not None and ray.strip() not in ("auto", "local") and "://" not in ray:
-        from mnv2prof.run.cluster import check_address
+    if ray is not None:
+        from mnv2prof.run.ray_address import check_ray_address
 
-        check_address(ray.strip())  # before the plan: its form needs no Ray
+        check_ray_address(ray)  # before the plan: a wrong or dead address costs seconds at most
     check_target(out, "--out")
     inputs = profile_file(profile, "PROFILE")
     check_not_input(out, "--out", inputs)
