@@ -237,6 +237,10 @@ def sweep(
             from mnv2prof.run.shard import parse_shard
 
             part = parse_shard(shard)
+        if ray is not None:
+            from mnv2prof.run.ray_address import check_ray_address
+
+            ray = check_ray_address(ray)
         plan = profile_plan(str(profile), cache=cache, max_points=max_points, force=force_size,
                             force_flag="force_size")
         result = measure(plan, out, resume=resume, force=force, shard=part, ray=ray)

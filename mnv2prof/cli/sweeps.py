@@ -99,6 +99,9 @@ def sweep(
     if resume and force:
         raise UsageError("--resume and --force exclude each other")
     part = parse_shard(shard) if shard is not None else None
+    from mnv2prof.run.ray_address import check_ray_address
+
+    # before the plan: a wrong or dead address costs seconds at most
     address = check_ray_address(ray) if ray is not None else None
     check_target(out, "--out")
     inputs = profile_file(profile, "PROFILE")
@@ -230,13 +233,3 @@ def explain(results: Results) -> None:
 
     show(explain_report(fit_all(load_results(results), results), results))
 
-
-def check_ray_address(ray: str) -> str:
-    """The --ray address, its form checked before the plan (it needs no Ray)."""
-    if not ray.strip():
-        raise UsageError("--ray needs an address: auto, local or HOST:PORT of the head node")
-    if ray.strip() not in ("auto", "local") and "://" not in ray:
-        from mnv2prof.run.cluster import check_address
-
-        check_address(ray.strip())
-    return ray.strip()

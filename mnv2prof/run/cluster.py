@@ -1,7 +1,9 @@
 """`sweep --ray ADDRESS`: a profile's grid points as Ray tasks, the rows journaled by the driver.
 
-Ray is an optional extra (`pip install -e '.[ray]'`), imported only here and only when asked
-for; without it `--ray` is one line naming the extra (exit 2).
+Ray is an optional extra (`pip install -e '.[ray]'`), imported only here and in
+run/ray_address.py, and only when asked for; without it `--ray` is one line naming the extra
+(exit 2). The address is checked, and a running cluster's port probed, by
+`ray_address.check_ray_address`, the one check every caller reaches.
 
 - **One timing per host.** Every task asks for one unit of the custom resource `mnv2prof_timer`
   (`RESOURCE`), which each node offers once (`ray start --resources='{"mnv2prof_timer": 1}'`),
@@ -37,7 +39,6 @@ import contextlib
 import logging
 import os
 import signal
-import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -46,24 +47,21 @@ from typing import Self
 from mnv2prof import interrupts
 from mnv2prof.errors import Mnv2profError, UsageError, first_line
 from mnv2prof.models.user_models import Subject
-from mnv2prof.run.profiles import GridPoint, Profile
+from mnv2prof.run.grid import GridPoint, Profile
+from mnv2prof.run.ray_address import (
+    LOCAL,
+    PROBE_TIMEOUT_S,
+    check_ray_address,
+    import_ray,
+    quiet_ray,
+)
 
 RESOURCE = "mnv2prof_timer"
-MISSING_EXTRA = "--ray needs Ray: pip install -e '.[ray]'"
 RECIPE = (
     f"start every node with `ray start ... --resources='{{\"{RESOURCE}\": 1}}'` (the head too "
     "if it should time), or use --ray local"
 )
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-def import_ray():
-    """The `ray` module, or one UsageError line naming the extra that installs it."""
-    try:
-        import ray
-    except ImportError:
-        raise UsageError(MISSING_EXTRA) from None
-    return ray
 
 
 @dataclass
@@ -113,180 +111,82 @@ def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def connect(address: str, *, object_store_mb: int = 100, timeout_s: float = 3.0,
+def connect(address: str, *, object_store_mb: int = 100, timeout_s: float = PROBE_TIMEOUT_S,
             gcs_timeout_s: int = 5) -> ClusterHandle:
     """Connect to the cluster at `address`: "local" starts one on this machine (every core, one
     timer slot), "auto" finds the one `ray start` started here (or $RAY_ADDRESS), "HOST:PORT"
     names a head's GCS. An absent or dead address, or a cluster that offers no timer, is one
-    UsageError line, found out in seconds (Ray itself would retry for minutes): a HOST:PORT is
-    checked for its form first, its port is probed for `timeout_s`, and a port that answers but
-    is no Ray head's GCS is given up after about `gcs_timeout_s` (Ray's own connect tries for
-    20 s); each message states the bound. Ray's loggers and what its C++ code writes to file
+    UsageError line, found out in seconds (Ray itself would retry for minutes): the address is
+    checked and its port probed for `timeout_s` (`check_ray_address`), and a port that answers
+    but is no Ray head's GCS is given up after about `gcs_timeout_s` (Ray's own connect tries
+    for 20 s); each message states the bound. Ray's loggers and what its C++ code writes to file
     descriptor 2 are silenced while it connects: the message says what went wrong."""
-    address = str(address).strip()
-    if not address:
-        raise UsageError("--ray needs an address: auto, local or HOST:PORT of the head node")
-    if "://" in address:
-        raise UsageError(
-            f"--ray {address}: Ray Client addresses (ray://) are not supported; give the head "
-            "node's GCS address HOST:PORT (ray start --head prints it), auto or local"
-        )
-    if address not in ("auto", "local"):
-        check_address(address)
+    shown = str(address).strip()
+    checked = check_ray_address(shown, timeout_s=timeout_s)
     ray = import_ray()
-    options: dict[str, object] = {"logging_level": logging.ERROR, "log_to_driver": False}
-    started = address == "local"
-    if started:
-        options.update(
-            address="local",
-            num_cpus=os.cpu_count() or 1,
-            resources={RESOURCE: 1},
-            include_dashboard=False,
-            object_store_memory=object_store_mb << 20,
-        )
-    else:
-        resolved = _reachable(address, timeout_s)
-        # "auto" as itself: Ray then sends this machine's token to the cluster it found, as it
-        # never does for an explicit address (RAY_AUTH_MODE=token asks for that)
-        options.update(address="auto" if address == "auto" else resolved)
     if ray.is_initialized():
         raise UsageError("--ray: this process is already connected to a Ray cluster")
+    started = checked == LOCAL
+    options: dict[str, object] = {"address": checked, "logging_level": logging.ERROR,
+                                  "log_to_driver": False}
+    if started:
+        options.update(num_cpus=os.cpu_count() or 1, resources={RESOURCE: 1},
+                       include_dashboard=False, object_store_memory=object_store_mb << 20)
     # a connection's tries at the GCS, about one a second (ray._private.node._init_gcs_client)
     bounded = {} if started else {"RAY_gcs_server_port_wait_time_s": str(gcs_timeout_s)}
     with (kept_signal_handlers(), _environment(RAY_USAGE_STATS_ENABLED="0", **bounded),
-          _quiet_ray()):
+          quiet_ray()):
         try:
             context = ray.init(**options)
         except Exception as exc:  # noqa: BLE001 - a missing or wrong token, another Ray version
-            hint = (
-                " (if the cluster uses token authentication: export RAY_AUTH_MODE=token, with "
-                "its token in ~/.ray/auth_token or $RAY_AUTH_TOKEN)"
-                if not started and "RAY_AUTH_MODE" not in os.environ else ""
-            )
-            reason = first_line(exc).partition(" Last connection error")[0].strip()
-            if not started and reason.startswith("Failed to connect"):
-                waited = os.environ.get("RAY_gcs_server_port_wait_time_s", str(gcs_timeout_s))
-                reason = (f"something answers at {options['address']}, but no Ray head's GCS "
-                          f"did within {waited} s; is it the head's GCS port (`ray status`)?")
-            raise UsageError(f"--ray {address}: cannot connect: {reason}{hint}") from None
+            reason = _init_failure(exc, checked, started, gcs_timeout_s)
+            raise UsageError(f"--ray {shown}: cannot connect: {reason}") from None
     # Ray prints cluster errors ("(raylet) A worker died ...") to our stdout even with
     # log_to_driver=False; stdout is the command's output, and run_points reports failures.
     with contextlib.suppress(AttributeError):
         ray._private.worker._worker_logs_enabled = False
-    handle = ClusterHandle(context.address_info.get("gcs_address", address), started)
+    handle = ClusterHandle(context.address_info.get("gcs_address", checked), started)
     try:
-        handle.hosts = timer_hosts(handle)
-        if not handle.hosts:
-            raise UsageError(
-                f"--ray {address}: no node of the cluster offers the {RESOURCE} resource that "
-                f"limits timing to one point per host: {RECIPE}"
-            )
-        crowded = {host: n for host, n in handle.hosts.items() if n > 1}
-        if crowded:
-            shown = ", ".join(f"{host} ({n:g})" for host, n in crowded.items())
-            raise UsageError(
-                f"--ray {address}: {RESOURCE} is offered more than once on {shown}; a host must "
-                "offer it once (one Ray node per host, resources {\"" + RESOURCE + "\": 1}), so "
-                "that one timing runs there at a time"
-            )
+        handle.hosts = _one_timer_per_host(handle, shown)
     except BaseException:
         shutdown(handle)
         raise
     return handle
 
 
-def check_address(address: str) -> None:
-    """HOST:PORT (an IPv6 host in brackets, [::1]:6379) with a host and a port 1..65535, or one
-    UsageError line: Ray would log a traceback for it, or try to connect."""
-    host, colon, port = address.rpartition(":")
-    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    problem = None
-    if not colon:
-        problem = "no port"
-    elif not host.strip() or any(c.isspace() for c in host):
-        problem = "no host" if not host.strip() else f"the host {host!r} has a space"
-    elif not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
-        problem = f"the port {port!r} is not a number from 1 to 65535"
-    elif ":" in host and not address.startswith("["):
-        problem = "an IPv6 host goes in brackets, [::1]:6379"
-    if problem:
+def _init_failure(exc: Exception, address: str, started: bool, gcs_timeout_s: int) -> str:
+    """Why `ray.init` failed, in one line, with a hint where the cluster may want a token."""
+    hint = (
+        " (if the cluster uses token authentication: export RAY_AUTH_MODE=token, with "
+        "its token in ~/.ray/auth_token or $RAY_AUTH_TOKEN)"
+        if not started and "RAY_AUTH_MODE" not in os.environ else ""
+    )
+    reason = first_line(exc).partition(" Last connection error")[0].strip()
+    if not started and reason.startswith("Failed to connect"):
+        waited = os.environ.get("RAY_gcs_server_port_wait_time_s", str(gcs_timeout_s))
+        reason = (f"something answers at {address}, but no Ray head's GCS "
+                  f"did within {waited} s; is it the head's GCS port (`ray status`)?")
+    return reason + hint
+
+
+def _one_timer_per_host(handle: ClusterHandle, shown: str) -> dict[str, float]:
+    """`timer_hosts`, refused in one line where no host offers the timer, or one offers it more
+    than once (two timings there would measure each other)."""
+    hosts = timer_hosts(handle)
+    if not hosts:
         raise UsageError(
-            f"--ray {address}: not HOST:PORT ({problem}): give the head node's GCS address "
-            "(`ray start --head` prints it, e.g. 10.0.0.5:6379), auto or local"
+            f"--ray {shown}: no node of the cluster offers the {RESOURCE} resource that "
+            f"limits timing to one point per host: {RECIPE}"
         )
-
-
-@contextlib.contextmanager
-def _quiet_ray() -> Iterator[None]:
-    """Ray's Python loggers and its C++ lines on file descriptor 2, silenced for the duration."""
-    from mnv2prof.quiet import quiet_stderr
-
-    ray_logger = logging.getLogger("ray")
-    level = ray_logger.level
-    ray_logger.setLevel(logging.CRITICAL)
-    try:
-        with quiet_stderr():
-            yield
-    finally:
-        ray_logger.setLevel(level)
-
-
-def _reachable(address: str, timeout_s: float) -> str:
-    """The GCS address `address` stands for, if something listens there; else one line."""
-    from ray._private.services import canonicalize_bootstrap_address
-
-    try:
-        with _quiet_ray():
-            resolved = canonicalize_bootstrap_address(address)
-    except ConnectionError:
+    crowded = {host: n for host, n in hosts.items() if n > 1}
+    if crowded:
+        listed = ", ".join(f"{host} ({n:g})" for host, n in crowded.items())
         raise UsageError(
-            f"--ray {address}: no running Ray cluster found on this machine ($RAY_ADDRESS is "
-            "unset and none was started with `ray start`): start one, give its HOST:PORT, or "
-            "use --ray local"
-        ) from None
-    except (ValueError, OSError) as exc:  # a malformed address, a name that does not resolve
-        raise UsageError(f"--ray {address}: not a Ray address ({first_line(exc)})") from None
-    if resolved is None:
-        raise UsageError(f"--ray {address}: no Ray cluster address found")
-    host, _, port = resolved.rpartition(":")
-    deadline = time.monotonic() + timeout_s
-    try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s) as conn:
-            grpc = _answers_http2(conn, deadline)
-    except (OSError, ValueError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-        raise UsageError(
-            f"--ray {address}: no Ray cluster answers at {resolved} within {timeout_s:g} s "
-            f"({reason}); is the head node running (`ray status`)?"
-        ) from None
-    if not grpc:  # ray.init would wait for minutes, then Ray's C++ would end the process
-        raise UsageError(
-            f"--ray {address}: something listens at {resolved} but gave no gRPC answer within "
-            f"{timeout_s:g} s: it is not a Ray head's GCS port (`ray start --head` prints it)"
+            f"--ray {shown}: {RESOURCE} is offered more than once on {listed}; a host must "
+            "offer it once (one Ray node per host, resources {\"" + RESOURCE + "\": 1}), so "
+            "that one timing runs there at a time"
         )
-    return resolved
-
-
-# An HTTP/2 client's preface and an empty SETTINGS frame (RFC 9113, section 3.4): a gRPC server,
-# as a Ray GCS is, answers with a SETTINGS frame of its own.
-_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
-_SETTINGS_FRAME = 4
-
-
-def _answers_http2(conn: socket.socket, deadline: float) -> bool:
-    """Whether the server on `conn` answers an HTTP/2 preface with SETTINGS by `deadline`."""
-    header = b""
-    try:
-        conn.sendall(_HTTP2_PREFACE)
-        while len(header) < 9:  # a frame header: length (3), type (1), flags (1), stream (4)
-            conn.settimeout(max(0.01, deadline - time.monotonic()))
-            chunk = conn.recv(9 - len(header))
-            if not chunk:
-                break
-            header += chunk
-    except OSError:  # a timeout, a reset
-        return False
-    return len(header) == 9 and header[3] == _SETTINGS_FRAME
+    return hosts
 
 
 @contextlib.contextmanager
@@ -299,7 +199,6 @@ def _environment(**values: str) -> Iterator[None]:
     finally:
         for key in added:
             os.environ.pop(key, None)
-
 
 
 def timer_hosts(handle: ClusterHandle) -> dict[str, float]:
@@ -387,42 +286,22 @@ def run_points(
         resources={handle.resource: 1},
         max_retries=max_retries,
     )(measure_point_rows)
-    run = _Run(on_row)
+    run, watchdog = _Run(on_row), _Watchdog(handle, no_timer_grace_s)
     queue = [(point, list(specs)) for point, specs in todo if specs]
     queue.reverse()  # popped from the end: grid order
     profile_ref = ray.put(profile)  # once, not once a task
     pending: dict[object, tuple[GridPoint, list[Subject]]] = {}
     try:
-        window = _window(handle)
-        no_timer_since: float | None = None
         while queue or pending:
             interrupts.check()
-            while queue and len(pending) < window:
+            while queue and len(pending) < watchdog.window:
                 point, specs = queue.pop()
                 pending[task.remote(profile_ref, point, specs, device)] = (point, specs)
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=poll_s)
             interrupts.check()
             for ref in ready:
-                point, specs = pending.pop(ref)
-                try:
-                    rows = ray.get(ref)
-                except ray.exceptions.RayTaskError as exc:  # the measurement itself failed
-                    raise _task_error(exc, point) from None
-                except ray.exceptions.RayError as exc:  # worker or node died, retries spent
-                    run.give_up(point, specs, first_line(exc, with_type=True))
-                    continue
-                run.deliver(point, specs, rows)
-            if ready:
-                continue
-            # watchdog: nothing finished within poll_s; can anything still run?
-            slots = sum(timer_hosts(handle).values())
-            window = _window(handle, slots)
-            now = time.monotonic()
-            if slots:
-                no_timer_since = None
-            elif no_timer_since is None:
-                no_timer_since = now
-            elif now - no_timer_since >= no_timer_grace_s:
+                run.collect(ray, ref, *pending.pop(ref))
+            if not ready and watchdog.no_timer_left():
                 _cancel(ray, pending)
                 for point, specs in [*pending.values(), *reversed(queue)]:
                     run.give_up(point, specs, f"no host offers {handle.resource} any more")
@@ -434,6 +313,30 @@ def run_points(
     return RayResult(run.written, run.missing, run.reasons)
 
 
+class _Watchdog:
+    """Asked when nothing finished within a poll: how many timer slots the cluster offers now
+    (the submission window follows them), and whether none has been offered for `grace_s`, so
+    that the remaining points can run nowhere."""
+
+    def __init__(self, handle: ClusterHandle, grace_s: float) -> None:
+        self.handle = handle
+        self.grace_s = grace_s
+        self.window = _window(handle)
+        self.none_since: float | None = None
+
+    def no_timer_left(self) -> bool:
+        slots = sum(timer_hosts(self.handle).values())
+        self.window = _window(self.handle, slots)
+        now = time.monotonic()
+        if slots:
+            self.none_since = None
+            return False
+        if self.none_since is None:
+            self.none_since = now
+            return False
+        return now - self.none_since >= self.grace_s
+
+
 class _Run:
     """The rows handed on and the rows given up, each spec_hash at most once."""
 
@@ -443,6 +346,18 @@ class _Run:
         self.written = 0
         self.missing: list[str] = []
         self.reasons: list[str] = []
+
+    def collect(self, ray, ref, point: GridPoint, specs: Sequence[Subject]) -> None:
+        """The rows of the finished task `ref` delivered, or given up if its worker or node
+        died (Ray's retries spent); an error the measurement raised is raised here."""
+        try:
+            rows = ray.get(ref)
+        except ray.exceptions.RayTaskError as exc:  # the measurement itself failed
+            raise _task_error(exc, point) from None
+        except ray.exceptions.RayError as exc:  # worker or node died, retries spent
+            self.give_up(point, specs, first_line(exc, with_type=True))
+            return
+        self.deliver(point, specs, rows)
 
     def deliver(
         self, point: GridPoint, specs: Sequence[Subject], rows: Sequence[dict[str, object]]

@@ -144,7 +144,7 @@ def test_a_sweep_with_precision_as_a_grid_key(run_cli, tmp_path):
     assert code == 0 and "wrote 0 rows" in err
     profile.write_text(profile.read_text().replace('"int8"]', '"int4"]'))
     code, _, err = run_cli("sweep", profile, "--out", tmp_path / "o2.csv")
-    assert code == 2 and "[grid] precision: expected one of fp32, int8, got 'int4'" in err
+    assert code == 2 and "[grid] precision: 'int4': choose from fp32, int8" in err
 
 
 def test_gate_on_int8_rows(run_cli, tmp_path):

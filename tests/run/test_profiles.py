@@ -1,10 +1,15 @@
+"""Finding and loading profiles (run/profiles.py) and the commands that read them."""
+
 import textwrap
 
 import pytest
 
-from mnv2prof.run.profiles import ProfileError, available_profiles, load_profile
+from mnv2prof.errors import ValueRefused
+from mnv2prof.measure.timing import max_threads
+from mnv2prof.run.profiles import ProfileError, available_profiles, load_profile, with_cache
 
 SHIPPED = {p.stem for p in available_profiles()}
+GOOD_HEAD = 'name = "p"\ndescription = "d"\n'
 
 
 def write(tmp_path, text: str, name: str = "p"):
@@ -49,77 +54,13 @@ def test_ablation_fig6_follows_mobilenetv2_table_2():
     assert profile.rows == 36
 
 
-def test_grid_is_a_product_applied_to_every_point(tmp_path):
-    path = write(tmp_path, """
-        name = "p"
-        description = "d"
-        variants = ["conv", "mbv2"]
-        [base]
-        in_chs = 8
-        resolution = 16
-        [grid]
-        exp_ratio = [1, 2]
-        threads = [1, 2]
-        [[points]]
-        resolution = 8
-        [[points]]
-        in_chs = 16
-        [measure]
-        budget_s = 0.05
-        seed = 3
-    """)
-    profile = load_profile(path)
-    points = profile.points()
-    assert len(points) == 2 * 2 * 2 and profile.rows == 16
-    first = points[0]
-    assert first.threads == 1 and dict(first.values) == {"resolution": 8, "exp_ratio": 1,
-                                                         "threads": 1}
-    assert [s.name for s in first.subjects] == ["conv_c8_r8_e1_k3_s1_b1", "mbv2_c8_r8_e1_k3_s1_b1"]
-    assert points[-1].subjects[1].name == "mbv2_c16_r16_e2_k3_s1_b1" and points[-1].threads == 2
-    assert profile.timing_for(points[-1]).threads == 2
-    assert profile.timing.budget_s == 0.05 and profile.seed == 3
-
-
-GOOD_HEAD = 'name = "p"\ndescription = "d"\n'
-
-
-@pytest.mark.parametrize(
-    "body, line, message",
-    [
-        ("[grid]\nexp_ratio = [1, 2\n", 4, "TOML syntax"),
-        ("[grid]\nexp_ratio = [1, 2]\nexpansion = [3]\n", 5,
-         "[grid] expansion: unknown key (did you mean 'exp_ratio'?)"),
-        ("[grid]\nexp_ratio = [1, 0]\n", 4, "[grid] exp_ratio: expansion must be a positive"),
-        ("[base]\nkernel_size = 4\n", 4, "[base] kernel_size: kernel must be odd"),
-        ("[base]\nstride = \"2\"\n", 4, "[base] stride: expected an integer, got '2'"),
-        ("[grid]\nstride = []\n", 4, "[grid] stride: expected a non-empty list"),
-        ('variants = ["mbv2", "nope"]\n', 3, "variants: unknown variant 'nope'"),
-        ("[measure]\nwarmup = 1\nbudget_s = -1\n", 5, "[measure] budget_s: expected a positive"),
-        ("[measure]\nbudget_s = inf\n", 4, "[measure] budget_s: expected a positive"),
-        ("[measure]\nbudget_s = nan\n", 4, "[measure] budget_s: expected a positive"),
-        ("[measure]\nbudget = 1\n", 4, "[measure] budget: unknown key (did you mean 'budget_s'?)"),
-        ("[grid]\nin_chs = [8]\n[[points]]\nresolution = 8\n[[points]]\nin_chs = 16\n", 8,
-         "[[points]] #2 in_chs: also a [grid] axis"),
-        ('variants = ["shufflev2"]\n[base]\nin_chs = 7\n', 3,
-         "variants: a grid point cannot be built: shufflev2 splits channels"),
-        ("threads = 2\n", 3, "threads: unknown key"),
-    ],
-)
-def test_malformed_profile_names_file_line_and_key(tmp_path, body, line, message):
-    path = write(tmp_path, GOOD_HEAD + body)
-    with pytest.raises(ProfileError) as info:
-        load_profile(path)
-    text = str(info.value)
-    assert text.startswith(f"{path}:{line}: "), text
-    assert message in text
-    assert "\n" not in text
-
-
-def test_name_must_match_file_and_description_is_required(tmp_path):
-    with pytest.raises(ProfileError, match=r"p\.toml:1: name: 'other' must equal the file name"):
-        load_profile(write(tmp_path, 'name = "other"\ndescription = "d"\n'))
-    with pytest.raises(ProfileError, match=r"p\.toml:1: description: missing"):
-        load_profile(write(tmp_path, 'name = "p"\n'))
+def test_with_cache_replaces_the_mode_by_timingspecs_rule():
+    profile = load_profile("compare")
+    assert with_cache(profile, None) is profile
+    assert with_cache(profile, "cold").timing.cache == "cold"
+    with pytest.raises(ValueRefused) as info:
+        with_cache(profile, "hot")
+    assert info.value.as_flag() == "--cache must be one of warm, cold, got 'hot'"
 
 
 def test_unknown_profile_name_lists_the_available_ones():
@@ -138,9 +79,32 @@ def test_cli_profiles_lists_name_rows_description(run_cli):
 def test_cli_malformed_profile_exit_2_one_line(run_cli, tmp_path, monkeypatch):
     write(tmp_path, GOOD_HEAD + "[grid]\nexp_ratio = [true]\n")
     monkeypatch.setenv("MNV2PROF_PROFILES", str(tmp_path))
-    code, out, err = run_cli("profiles")
+    code, _, err = run_cli("profiles")
     assert code == 2
-    assert f"{tmp_path / 'p.toml'}:4: [grid] exp_ratio: expected an integer" in err
+    assert f"{tmp_path / 'p.toml'}:4: [grid] exp_ratio: must be an integer, got True" in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     code, _, err = run_cli("sweep", "p", "--out", tmp_path / "out.csv")
     assert code == 2 and "p.toml:4:" in err and not (tmp_path / "out.csv").exists()
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("[measure]\nbudget_s = 1e308\n",
+     "[measure] budget_s: must be at most 3600 seconds (an hour), got 1e+308"),
+    ("[grid]\nthreads = [2147483648]\n",
+     f"[grid] threads: must be at most {max_threads():,}, got 2,147,483,648"),
+])
+def test_a_refused_value_is_exit_2_in_one_line_before_anything_is_measured(
+    run_cli, tmp_path, monkeypatch, body, message
+):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("MNV2PROF_CACHE", str(cache))  # an export would write here
+    monkeypatch.setenv("MNV2PROF_PROFILES", str(tmp_path))
+    path = write(tmp_path, GOOD_HEAD + 'variants = ["conv"]\n' + body)
+    expected = f"mnv2prof: error: {path}:5: {message}"
+    for args, out in ((("sweep", "p", "--out"), "x.csv"),
+                      (("baseline", "--profile", path, "--out"), "b.csv"),
+                      (("profiles",), None)):
+        code, _, err = run_cli(*args, *([tmp_path / out] if out else []))
+        assert (code, err.strip().splitlines()) == (2, [expected]), args
+        assert out is None or not (tmp_path / out).exists()
+    assert not [p for p in cache.rglob("*") if p.is_file()]  # nothing exported, nothing timed
