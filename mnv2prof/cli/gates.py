@@ -116,7 +116,8 @@ def baseline_command(
 
     The CSV keeps every latency sample (one per round, in round order), the spec, the counted
     cost, the cache mode and the environment, so a later gate can test significance and refuse a
-    foreign machine or another cache mode. Only onnxruntime is timed (the gate's runtime).
+    foreign machine or another cache mode. Torch modules are not timed eagerly (the gate times
+    the rows' --runtime).
     With --profile, every grid point of the profile is measured (as `sweep` does) instead of
     the spec flags, and all its rows go to the one CSV, written once at the end.
     """
@@ -166,7 +167,7 @@ def gate_command(
     than the baseline by more than --max-slowdown AND a one-sided Mann-Whitney U test on the
     samples says so at --alpha. Faster rows are reported, never failed. Rows are matched by
     variant; a missing or malformed baseline, rows that do not match, or a baseline timed in
-    another --cache mode exit 2. Only onnxruntime is timed.
+    another --cache mode exit 2. Torch modules are not timed eagerly.
     With --profile (the one the baseline was taken with) rows are matched by spec and threads,
     and --relative-to divides each row by the reference variant of its own grid point.
     """

@@ -39,34 +39,31 @@ def list_profiles() -> None:
             raise bad
 
 
-@command()
-def sweep(
-    profile: Annotated[
-        str, typer.Argument(help="A profile name (see `mnv2prof profiles`) or a .toml path.")
-    ],
-    out: Annotated[str, typer.Option("--out", help="CSV the rows are appended to, one by one.")],
+@dataclasses.dataclass(frozen=True)
+class SweepOptions:
+    """How a sweep runs: resumed or replaced, which shard, where (--ray), its size limits."""
+
     resume: Annotated[
         bool, typer.Option("--resume", help="Keep the rows already in --out; measure the rest.")
-    ] = False,
+    ] = False
     force: Annotated[
         bool, typer.Option("--force", help="Replace an existing --out (from its first new row).")
-    ] = False,
-    device: Device = "cpu",
+    ] = False
     cache: Annotated[
         str | None,
         typer.Option("--cache", help="warm or cold: replaces the profile's \\[measure] cache "
                      "(default warm)."),
-    ] = None,
+    ] = None
     force_size: Annotated[
         bool, typer.Option("--force-size", help="Run grid points whose static peak (activations "
                            "and weights, fp32) exceeds the memory available now.")
-    ] = False,
+    ] = False
     shard: Annotated[
         str | None,
         typer.Option("--shard", help="K/N: measure only shard K of N (1 <= K <= N) of the "
                      "grid's rows, split by spec_hash, for a CI matrix with one job per runner; "
                      "join the parts with `mnv2prof merge`."),
-    ] = None,
+    ] = None
     ray: Annotated[
         str | None,
         typer.Option("--ray", metavar="ADDRESS", help="Run the grid points as tasks on a Ray "
@@ -75,12 +72,22 @@ def sweep(
                      "mnv2prof_timer resource once: one timing per host. Needs the ray extra: "
                      "pip install 'mnv2prof\\[ray]'. "
                      "See docs/scale.md."),
-    ] = None,
+    ] = None
     max_points: Annotated[
         int | None,
         typer.Option("--max-points", min=1, help="Allow a grid of up to N points (default "
                      "10,000: a larger profile is refused before planning)."),
-    ] = None,
+    ] = None
+
+
+@command()
+def sweep(
+    profile: Annotated[
+        str, typer.Argument(help="A profile name (see `mnv2prof profiles`) or a .toml path.")
+    ],
+    out: Annotated[str, typer.Option("--out", help="CSV the rows are appended to, one by one.")],
+    opts: SweepOptions,
+    device: Device = "cpu",
 ) -> None:
     """Measure every row of a profile's grid, appending each row to --out as it is measured.
 
@@ -96,18 +103,18 @@ def sweep(
     from mnv2prof.run.plan import profile_plan
     from mnv2prof.run.shard import parse_shard
 
-    if resume and force:
+    if opts.resume and opts.force:
         raise UsageError("--resume and --force exclude each other")
-    part = parse_shard(shard) if shard is not None else None
+    part = parse_shard(opts.shard) if opts.shard is not None else None
     from mnv2prof.run.ray_address import check_ray_address
 
     # before the plan: a wrong or dead address costs seconds at most
-    address = check_ray_address(ray) if ray is not None else None
+    address = check_ray_address(opts.ray) if opts.ray is not None else None
     check_target(out, "--out")
     inputs = profile_file(profile, "PROFILE")
     check_not_input(out, "--out", inputs)
-    plan = profile_plan(inputs["PROFILE"], cache=cache, max_points=max_points, force=force_size,
-                        force_flag="--force-size")
+    plan = profile_plan(inputs["PROFILE"], cache=opts.cache, max_points=opts.max_points,
+                        force=opts.force_size, force_flag="--force-size")
     check_not_input(out, "--out", source_files(plan.subjects))
     if address is None:  # on a cluster, the hosts' cores and devices count, not this machine's
         warn_threads(max(point.threads for point in plan.profile.points()))
@@ -119,8 +126,8 @@ def sweep(
     if address is not None:
         tell(f"mnv2prof: connecting to Ray ({address}) ...")
     with sweep_progress(plan.profile) as hooks:
-        result = measure(plan, out, resume=resume, force=force, device=device, shard=part,
-                         ray=address, hooks=hooks, on_cluster=_say_hosts)
+        result = measure(plan, out, resume=opts.resume, force=opts.force, device=device,
+                         shard=part, ray=address, hooks=hooks, on_cluster=_say_hosts)
     scope = f"shard {part[0]}/{part[1]} of the profile" if part else "the profile"
     tell(f"{plan.profile.name}: wrote {result.written} rows to {out} ({result.skipped} already "
          f"there, {result.total} in {scope}) in {time.perf_counter() - started:.1f} s")

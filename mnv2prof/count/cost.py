@@ -1,7 +1,7 @@
 """The one path from an ONNX graph to its counted cost, for every source: a block, a network,
 a probe, or a file mnv2prof did not write.
 
-**Parameters, one rule** (PAPER.md: every learnable tensor, BN scale and shift included): the
+**Parameters, one rule** (docs/conventions.md: every learnable tensor, BN scale and shift included): the
 learnable scalars of the model as it was defined. For a file mnv2prof exported, that is the
 torch module's parameter count, which the export writes into the file's metadata
 (`artifacts.export.PARAMS_KEY`): the exporter folds BN into the conv, so the graph itself no longer

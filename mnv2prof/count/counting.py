@@ -1,6 +1,6 @@
 """Count the indirect cost of an ONNX graph, one small pure handler per op type.
 
-Conventions (../shared/PAPER.md), stated once here and in every table header:
+Conventions (docs/conventions.md), stated once here and in every table header:
 - 1 MAC = one multiply-accumulate; FLOPs = 2 x MACs. Conv MACs = N * C_out * H_out * W_out *
   (C_in / groups) * kH * kW; a conv's bias add, BN, activations, residual Add, pooling and
   reductions are *not* MACs: they are counted apart, as `elementwise_ops` (one op per output
@@ -31,246 +31,20 @@ Quantized graphs (artifacts/quantize.py's QDQ files, or QOperator files from els
   inference does not know them: their ops come from their operands' shapes, but a tensor they
   write has no known size, so a QOperator graph's bytes and peak memory miss those tensors.
 
-The registry follows fvcore's `jit_handles.py`: a dict from op type to handler, families made
-by small factories.
+The registry (handlers.py) follows fvcore's `jit_handles.py`: one literal dict from op type to
+handler, families made by small factories. This module walks a graph with it.
 """
+
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from math import prod
 
-import numpy as np
 import onnx
-from onnx import helper
 
+from mnv2prof.count.handlers import NodeContext, OpCost, ShapeUnknown, handler_for
 from mnv2prof.onnx.graph import GraphInfo, TensorInfo
-
-
-@dataclass(frozen=True)
-class OpCost:
-    macs: int = 0
-    elementwise_ops: int = 0
-
-
-@dataclass(frozen=True)
-class NodeContext:
-    node: onnx.NodeProto
-    inputs: list[TensorInfo | None]  # positional; None for a missing optional input
-    outputs: list[TensorInfo | None]
-
-    def attr(self, name: str, default: object = None) -> object:
-        for a in self.node.attribute:
-            if a.name == name:
-                return helper.get_attribute_value(a)
-        return default
-
-    def in_shape(self, i: int) -> tuple[int, ...]:
-        info = self.inputs[i] if i < len(self.inputs) else None
-        if info is None or info.shape is None:
-            raise _ShapeUnknown(self.node.input[i] if i < len(self.node.input) else f"#{i}")
-        return info.shape
-
-    def out_shape(self, i: int = 0) -> tuple[int, ...]:
-        info = self.outputs[i] if i < len(self.outputs) else None
-        if info is None or info.shape is None:
-            raise _ShapeUnknown(self.node.output[i] if i < len(self.node.output) else f"#{i}")
-        return info.shape
-
-    def out_numel(self, i: int = 0) -> int:
-        return prod(self.out_shape(i))
-
-
-class _ShapeUnknown(Exception):
-    """A handler needed a shape that shape inference could not give."""
-
-
-Handler = Callable[[NodeContext], OpCost]
-HANDLERS: dict[str, Handler] = {}
-
-
-def register(*op_types: str) -> Callable[[Handler], Handler]:
-    def wrap(fn: Handler) -> Handler:
-        for op in op_types:
-            HANDLERS[op] = fn
-        return fn
-
-    return wrap
-
-
-@register("Conv")
-def _conv(ctx: NodeContext) -> OpCost:
-    weight = ctx.in_shape(1)  # (C_out, C_in / groups, kH, kW)
-    out = ctx.out_numel()
-    bias = out if len(ctx.node.input) > 2 and ctx.node.input[2] else 0
-    return OpCost(macs=out * prod(weight[1:]), elementwise_ops=bias)
-
-
-@register("ConvTranspose")
-def _conv_transpose(ctx: NodeContext) -> OpCost:
-    weight = ctx.in_shape(1)  # (C_in, C_out / groups, kH, kW): every input pixel scatters
-    bias = ctx.out_numel() if len(ctx.node.input) > 2 and ctx.node.input[2] else 0
-    return OpCost(macs=prod(ctx.in_shape(0)) * prod(weight[1:]), elementwise_ops=bias)
-
-
-@register("Gemm")
-def _gemm(ctx: NodeContext) -> OpCost:
-    a = ctx.in_shape(0)
-    k = a[0] if ctx.attr("transA", 0) else a[1]
-    out = ctx.out_numel()
-    has_bias = len(ctx.node.input) > 2 and ctx.node.input[2] and ctx.attr("beta", 1.0) != 0
-    return OpCost(macs=out * k, elementwise_ops=out if has_bias else 0)
-
-
-@register("MatMul", "MatMulInteger")
-def _matmul(ctx: NodeContext) -> OpCost:
-    a = ctx.in_shape(0)
-    return OpCost(macs=ctx.out_numel() * a[-1])
-
-
-def _has_input(ctx: NodeContext, i: int) -> bool:
-    return len(ctx.node.input) > i and bool(ctx.node.input[i])
-
-
-@register("QLinearConv")
-def _qlinear_conv(ctx: NodeContext) -> OpCost:
-    # x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, y_zero_point, [B]
-    out = ctx.out_numel()
-    bias = out if _has_input(ctx, 8) else 0
-    return OpCost(macs=out * prod(ctx.in_shape(3)[1:]), elementwise_ops=bias)
-
-
-@register("ConvInteger")
-def _conv_integer(ctx: NodeContext) -> OpCost:
-    # x, w, [x_zero_point], [w_zero_point]: no bias
-    return OpCost(macs=ctx.out_numel() * prod(ctx.in_shape(1)[1:]))
-
-
-@register("QLinearMatMul")
-def _qlinear_matmul(ctx: NodeContext) -> OpCost:
-    # a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point
-    return OpCost(macs=ctx.out_numel() * ctx.in_shape(0)[-1])
-
-
-def _qgemm(ctx: NodeContext) -> OpCost:
-    # onnxruntime's QGemm: A, a_scale, a_zp, B, b_scale, b_zp, [C], [y_scale], [y_zp]
-    a = ctx.in_shape(0)
-    k = a[0] if ctx.attr("transA", 0) else a[1]
-    out = ctx.out_numel()
-    return OpCost(macs=out * k, elementwise_ops=out if _has_input(ctx, 6) else 0)
-
-
-def _per_output_element(ops_per_element: int = 1) -> Handler:
-    def handler(ctx: NodeContext) -> OpCost:
-        return OpCost(elementwise_ops=ops_per_element * ctx.out_numel())
-
-    return handler
-
-
-def _variadic(ctx: NodeContext) -> OpCost:
-    k = len([n for n in ctx.node.input if n])
-    return OpCost(elementwise_ops=max(k - 1, 1) * ctx.out_numel())
-
-
-def _per_input_element(ctx: NodeContext) -> OpCost:
-    return OpCost(elementwise_ops=prod(ctx.in_shape(0)))
-
-
-def _pool(ctx: NodeContext) -> OpCost:
-    window = prod(ctx.attr("kernel_shape", [1]))
-    return OpCost(elementwise_ops=window * ctx.out_numel())
-
-
-def _free(ctx: NodeContext) -> OpCost:
-    return OpCost()
-
-
-for _op in (
-    "Add", "Sub", "Mul", "Div", "Pow", "Relu", "Clip", "Sigmoid", "Tanh", "HardSigmoid",
-    "HardSwish", "LeakyRelu", "PRelu", "Elu", "Selu", "Exp", "Log", "Sqrt", "Reciprocal", "Neg",
-    "Abs", "Erf", "Gelu", "Softplus", "Mish", "Where", "Equal", "Less", "Greater", "Not",
-    "And", "Or", "Floor", "Ceil", "Round", "Sin", "Cos", "Resize", "Upsample",
-    "Sign", "Shrink", "Softsign", "ThresholdedRelu", "Celu", "IsNaN", "IsInf", "Tan", "Asin",
-    "Acos", "Atan", "Sinh", "Cosh", "Asinh", "Acosh", "Atanh", "Mod", "Xor", "GreaterOrEqual",
-    "LessOrEqual",
-):  # fmt: skip
-    HANDLERS[_op] = _per_output_element(1)
-for _op in ("BatchNormalization", "InstanceNormalization", "LayerNormalization"):
-    HANDLERS[_op] = _per_output_element(2)  # scale and shift
-for _op in ("Softmax", "LogSoftmax"):
-    HANDLERS[_op] = _per_output_element(3)  # exp, sum, divide
-
-
-@register("LRN")
-def _lrn(ctx: NodeContext) -> OpCost:
-    # AlexNet's local response normalization: a sum of squares over `size` neighbouring
-    # channels per element, then scale, power and divide.
-    return OpCost(elementwise_ops=(int(ctx.attr("size", 1)) + 3) * ctx.out_numel())
-
-
-for _op in ("Sum", "Max", "Min", "Mean"):
-    HANDLERS[_op] = _variadic
-for _op in (
-    "GlobalAveragePool", "GlobalMaxPool", "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin",
-    "ReduceProd", "ReduceL2", "ReduceL1", "ArgMax", "ArgMin",
-):  # fmt: skip
-    HANDLERS[_op] = _per_input_element
-for _op in ("MaxPool", "AveragePool", "LpPool"):
-    HANDLERS[_op] = _pool
-for _op in (
-    "Reshape", "Flatten", "Transpose", "Concat", "Split", "Slice", "Squeeze", "Unsqueeze",
-    "Identity", "Shape", "Size", "Gather", "Constant", "ConstantOfShape", "Cast", "Pad",
-    "Expand", "Tile", "Dropout", "Range", "DepthToSpace", "SpaceToDepth", "CastLike",
-):  # fmt: skip
-    HANDLERS[_op] = _free
-for _op in ("QuantizeLinear", "DequantizeLinear"):
-    HANDLERS[_op] = _per_output_element(1)  # scale, round, shift (and saturate) per element
-HANDLERS["DynamicQuantizeLinear"] = _per_output_element(2)  # the min/max pass, then the quantize
-
-
-def _contrib_elementwise(*operands: int) -> Handler:
-    """One op per output element of a contrib op whose output shape ONNX shape inference does
-    not know (it knows only the standard ops): the broadcast of its operands' shapes."""
-
-    def handler(ctx: NodeContext) -> OpCost:
-        try:
-            return OpCost(elementwise_ops=ctx.out_numel())
-        except _ShapeUnknown:
-            shapes = [ctx.in_shape(i) for i in operands]
-            try:
-                return OpCost(elementwise_ops=prod(np.broadcast_shapes(*shapes)))
-            except ValueError:
-                raise _ShapeUnknown(ctx.node.output[0]) from None
-
-    return handler
-
-
-# onnxruntime's quantized contrib ops (domain com.microsoft), as their float twins count
-CONTRIB_HANDLERS: dict[str, Handler] = {
-    "QLinearConv": _qlinear_conv,
-    "QGemm": _qgemm,
-    "QLinearAdd": _contrib_elementwise(0, 3),  # A, A_scale, A_zp, B, B_scale, B_zp, ...
-    "QLinearMul": _contrib_elementwise(0, 3),
-    "QLinearSigmoid": _contrib_elementwise(0),
-    "QLinearLeakyRelu": _contrib_elementwise(0),
-    "QLinearAveragePool": _pool,
-    "QLinearGlobalAveragePool": _per_input_element,
-    "QLinearConcat": _free,
-    "QuantizeLinear": _per_output_element(1),
-    "DequantizeLinear": _per_output_element(1),
-}
-
-
-def handler_for(node: onnx.NodeProto) -> Handler | None:
-    """The node's handler: the standard ops' registry, or for onnxruntime's contrib domain its
-    quantized ops; None for any other op or domain (a custom op may reuse a standard name)."""
-    if node.domain in ("", "ai.onnx"):
-        return HANDLERS.get(node.op_type)
-    if node.domain == "com.microsoft":
-        return CONTRIB_HANDLERS.get(node.op_type)
-    return None
 
 
 @dataclass(frozen=True)
@@ -336,7 +110,7 @@ _NOT_PARAMS: dict[str, frozenset[int]] = {
 def count_params(graph: GraphInfo) -> int:
     """Learnable scalars of an ONNX graph, read from the weights its computing nodes consume.
 
-    The rule (PAPER.md: count every learnable tensor): a tensor counts when it is static
+    The rule (docs/conventions.md: count every learnable tensor): a tensor counts when it is static
     (initializer, Constant, ConstantOfShape output...), floating point, and read by a node that
     computes on activations, except the inputs in `_NOT_PARAMS`. Each tensor counts once. Integer
     tensors (Reshape targets, ConstantOfShape's shape) are not learned; weights that are folded
@@ -445,7 +219,7 @@ def count_graph(graph: GraphInfo) -> GraphCost:
         if handler is not None:
             try:
                 cost, handled = handler(ctx), True
-            except (_ShapeUnknown, IndexError, TypeError):
+            except (ShapeUnknown, IndexError, TypeError):
                 handled = False
         if not handled:
             unhandled[node.op_type] += 1

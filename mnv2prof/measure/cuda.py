@@ -164,7 +164,8 @@ def ort_cuda_gap() -> OrtCudaGap | None:
     """Why onnxruntime cannot time on the GPU here; None if it can."""
     import onnxruntime
 
-    from mnv2prof.measure.latency import OrtRunner, ProviderError, identity_model
+    from mnv2prof.artifacts.identity import identity_model
+    from mnv2prof.measure.latency import OrtRunner, ProviderError
 
     if ORT_CUDA_PROVIDER not in onnxruntime.get_available_providers():
         return OrtCudaGap(OrtCudaReason.NOT_LISTED, onnxruntime.__version__)

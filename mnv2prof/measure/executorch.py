@@ -10,7 +10,7 @@ into the method's planned input buffer) and each call is one `ExecuTorchMethod.e
 Python tensor is made or returned per call, the outputs stay in the method's planned memory
 (`outputs()` copies them out). Per-call overhead, a one-element `x + 1` program, median of
 bursts: 3.9 us for `execute()`, against 3.6 us for onnxruntime's pre-bound call
-(`latency.identity_model`) and 8.3 us for `method((x,))`, which copies the input in and clones
+(`artifacts.identity.identity_model`) and 8.3 us for `method((x,))`, which copies the input in and clones
 the output out each call.
 
 **Threads.** XNNPACK runs every delegated kernel on ExecuTorch's one process-wide threadpool.

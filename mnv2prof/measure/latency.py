@@ -207,53 +207,6 @@ class OrtRunner:
         self.session.run_with_iobinding(self.binding)
 
 
-def identity_model() -> bytes:
-    """An ONNX model that copies one float: timing it gives the harness floor (the cost of a
-    pre-bound `run_with_iobinding` call and of the clock, with no work to do). Its bytes are
-    kept in the export cache with their sha256, so a warm run need not import onnx (0.6 s) to
-    build it again; a missing or damaged entry is built and written anew."""
-    import hashlib
-    from importlib.metadata import version
-
-    from mnv2prof.files.atomic import write_all
-    from mnv2prof.artifacts.export import OPSET
-    from mnv2prof.files.cache import cache_dir
-
-    path = cache_dir() / "harness" / f"identity-opset{OPSET}-onnx{version('onnx')}.onnx"
-    digest = Path(str(path) + ".sha256")
-    try:
-        data = path.read_bytes()
-        if digest.read_text(encoding="ascii").strip() == hashlib.sha256(data).hexdigest():
-            return data
-    except OSError:
-        pass
-    data = _build_identity_model()
-    try:
-        path.parent.mkdir(exist_ok=True)
-        write_all([(path, data), (digest, hashlib.sha256(data).hexdigest() + "\n")])
-    except (OSError, Mnv2profError):  # a cache that cannot be written costs the build next time, nothing more
-        pass
-    return data
-
-
-def _build_identity_model() -> bytes:
-    import onnx
-    from onnx import TensorProto, helper
-
-    from mnv2prof.artifacts.export import OPSET
-
-    value = [1]
-    graph = helper.make_graph(
-        [helper.make_node("Identity", ["x"], ["y"], name="identity")],
-        "harness_floor",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, value)],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, value)],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-    onnx.checker.check_model(model)
-    return model.SerializeToString()
-
-
 def _numpy_dtype(ort_type: str) -> type:
     return {
         "tensor(float)": np.float32,
@@ -335,42 +288,27 @@ def measure(
     """Time every runner in bursts, rotated round robin, at least `min_samples` rounds, within
     `spec.budget_s` (see the module docstring).
 
-    Each runner's `spec.warmup` untimed calls come first, back to back; their median sizes its
-    burst, so that a round of every runner takes about budget / `rounds_target`. In each round a
-    runner makes one untimed call (warm mode: the call that pays for the switch) and then its
-    burst of timed calls; the burst's median is its sample of the round. In cold mode `flush`
-    (default: a `CacheFlusher`) runs before every timed call, outside the timed region.
+    Each runner's bursts are sized by `_burst_sizes`. In each round a runner makes one untimed
+    call (warm mode: the call that pays for the switch) and then its burst of timed calls; the
+    burst's median is its sample of the round. In cold mode `flush` (default: a `CacheFlusher`)
+    runs before every timed call, outside the timed region.
 
     Adaptive: after `min_samples` rounds, a runner in `converge` (default: all) whose median CI
     is within `spec.target_ci_rel` leaves the rotation for good (so its samples are those of
     rounds 0..k-1), and the rest of the budget goes to the noisy ones; sampling ends when none
     in `converge` is left or the budget is spent. Runners outside `converge` run to the end.
 
-    A runner that returns a number has measured itself (CUDA events: the GPU's time, which the
-    host clock around an asynchronous launch would not see): that number, in ms, is its time.
-    One that returns None is timed by `clock` around the call.
+    A runner returning a number measured itself (CUDA events, ms); None: `clock` times it.
 
-    `progress`, if given, is called after every round with the fraction of the budget used
-    (1.0 at the end, also when the CIs converged first).
+    `progress` gets the fraction of the budget used after every round (1.0 at the end).
     """
     keys = list(runners)
     if not keys:
         return {}
     watched = set(keys if converge is None else [k for k in keys if k in converge])
     pending = set(watched)
-    cold = spec.cache == CACHE_COLD
-    if cold and flush is None:
-        flush = CacheFlusher()
-    flush_ms = 0.0
-    if cold:
-        flush()  # the first pass faults the buffer's pages in: not what a flush costs
-        flush_ms = _timed(flush, clock)
-    burst_ms = spec.budget_s * 1e3 / (len(keys) * spec.rounds_target)
-    calls = {}
-    for key in keys:
-        interrupts.check()
-        warm_ms = [_timed(runners[key], clock) for _ in range(spec.warmup)]
-        calls[key] = burst_calls(float(np.median(warm_ms)) if warm_ms else None, flush_ms, burst_ms)
+    flush = (flush or CacheFlusher()) if spec.cache == CACHE_COLD else None
+    calls = _burst_sizes(runners, spec, clock, flush)
     samples: dict[Hashable, list[float]] = {key: [] for key in keys}
     mins: dict[Hashable, list[float]] = {key: [] for key in keys}
     trials = {key: len(r) if isinstance(r, Trials) else 1 for key, r in runners.items()}
@@ -381,17 +319,15 @@ def measure(
     while not done:
         interrupts.check()  # a signal stops the timing between rounds, never inside a call
         offset = rounds % len(active) if active else 0
-        for key in active[offset:] + active[:offset]:
+        for key in active[offset:] + active[:offset]:  # who goes first rotates round by round
             run = runners[key]
-            if isinstance(run, Trials):
-                run = run.select(rounds)
-            median, fastest = _burst(run, calls[key], clock, flush if cold else None)
+            median, fastest = _burst(run.select(rounds) if isinstance(run, Trials) else run,
+                                     calls[key], clock, flush)
             samples[key].append(median)
             mins[key].append(fastest)
         rounds += 1
         if rounds >= spec.min_samples:
-            pending -= {k for k in pending if median_ci_rel(samples[k]) <= spec.target_ci_rel
-                        and min_spread_rel(mins[k], trials[k]) <= spec.target_ci_rel}
+            pending -= {k for k in pending if _converged(samples[k], mins[k], trials[k], spec)}
             active = [k for k in active if k in pending or k not in watched]
         used = (clock() - start) / budget_ns if budget_ns else 1.0
         done = rounds >= spec.max_samples or (
@@ -401,6 +337,29 @@ def measure(
             progress(1.0 if done else min(used, 1.0))
     return {key: Measurement(tuple(values), calls[key], tuple(mins[key]), trials[key])
             for key, values in samples.items()}
+
+
+def _burst_sizes(runners: Mapping[Hashable, Runner], spec: TimingSpec,
+                 clock: Callable[[], int], flush: Callable[[], None] | None) -> dict:
+    """Each runner's timed calls per burst, from the median of its `spec.warmup` untimed calls,
+    so that a round of every runner takes about budget / `rounds_target`."""
+    flush_ms = 0.0
+    if flush is not None:
+        flush()  # the first pass faults the buffer's pages in: not what a flush costs
+        flush_ms = _timed(flush, clock)
+    burst_ms = spec.budget_s * 1e3 / (len(runners) * spec.rounds_target)
+    calls = {}
+    for key, run in runners.items():
+        interrupts.check()
+        warm_ms = [_timed(run, clock) for _ in range(spec.warmup)]
+        calls[key] = burst_calls(float(np.median(warm_ms)) if warm_ms else None, flush_ms, burst_ms)
+    return calls
+
+
+def _converged(samples: list[float], mins: list[float], trials: int, spec: TimingSpec) -> bool:
+    """Both the median's CI and the fastest call's spread are within `spec.target_ci_rel`."""
+    return (median_ci_rel(samples) <= spec.target_ci_rel
+            and min_spread_rel(mins, trials) <= spec.target_ci_rel)
 
 
 def measure_phases(

@@ -160,7 +160,7 @@ def _g3(c: int = 128, repeats: int = 4, hw: int = RESOLUTION) -> Guideline:
 
 
 def _g4(c: int = 32, exp_ratio: int = 6, hw: int = 56) -> Guideline:
-    macs = hw * hw * c * exp_ratio * (c + 9 + c)  # PAPER.md: h*w*d'*t*(d' + k*k + d'')
+    macs = hw * hw * c * exp_ratio * (c + 9 + c)  # MobileNetV2 paper, section 3: h*w*d'*t*(d' + k*k + d'')
     variants = [("ReLU + Add", True, True), ("no ReLU", False, True), ("no Add", True, False),
                 ("no ReLU, no Add", False, False)]
     configs = tuple(

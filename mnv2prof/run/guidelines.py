@@ -57,13 +57,6 @@ class GuidelineResult:
     def verdict(self) -> str:
         return verdict(self.ratio)
 
-    def sentence(self) -> str:
-        g, r = self.guideline, self.ratio
-        return (
-            f"{g.key} paper: {g.claim}. Here: {g.contrast} / {g.reference} = {r.median:.3f}x "
-            f"(95% CI {r.ci_low:.3f}-{r.ci_high:.3f}, {r.n} paired rounds): {self.verdict}."
-        )
-
 
 def run_guideline(guideline: Guideline, threads: int, budget_s: float,
                   seed: int = 0) -> GuidelineResult:

@@ -179,12 +179,6 @@ def layer_runs(latency: Measurement, budget_s: float, most: int = 50) -> int:
     return max(MODEL_MIN_SAMPLES, min(most, int(affordable)))
 
 
-def summary_title(spec: ModelSpec, opset: int, threads: int) -> str:
-    shapes = ", ".join(f"{n}={format_shape(d)}" for n, d in spec.input_shapes)
-    return (f"{Path(spec.source).name}: opset {opset}, inputs {shapes}, onnxruntime CPU, "
-            f"{threads} thread(s)")
-
-
 def resolved(spec: ModelSpec) -> tuple[ModelSpec, tuple[str, ...]]:
     """`spec` with every input's dims, from the file and the shapes it was given (an unnamed
     one: the file's only input), and the notes on dims mnv2prof chose itself."""

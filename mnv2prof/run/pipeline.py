@@ -146,7 +146,8 @@ def runtime_phases(rows: Sequence[tuple[Prepared, Artifact]], threads: int, seed
                    ) -> list[Runners]:
     """One phase per target, each row's runner keyed (target, subject), and the harness floor
     in the first onnxruntime phase (one of its own when no row runs on onnxruntime)."""
-    from mnv2prof.measure.latency import OrtRunner, identity_model
+    from mnv2prof.artifacts.identity import identity_model
+    from mnv2prof.measure.latency import OrtRunner
 
     by_target: dict[Target, Runners] = {}
     for p, artifact in rows:

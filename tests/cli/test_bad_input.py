@@ -366,7 +366,7 @@ def test_gate_outputs_are_checked_before_the_baseline_is_measured(run_cli, tmp_p
 
 @pytest.mark.parametrize("target", ["folder", "empty", "missing-folder"])
 def test_profile_output_is_checked_before_the_model_is_timed(run_cli, tmp_path, target):
-    from mnv2prof.measure.latency import identity_model
+    from mnv2prof.artifacts.identity import identity_model
 
     model = tmp_path / "id.onnx"
     model.write_bytes(identity_model())

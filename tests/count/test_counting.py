@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from mnv2prof.count.counting import HANDLERS, count_graph
+from mnv2prof.count.counting import count_graph
+from mnv2prof.count.handlers import HANDLERS
 from mnv2prof.models.variants import VARIANTS, BlockSpec
 from mnv2prof.onnx.graph import load_graph
 from mnv2prof.run.pipeline import prepare

@@ -246,7 +246,8 @@ def test_network_device_cuda_needs_a_budget(run_cli, monkeypatch):
 def test_onnxruntime_without_cuda_provider_is_a_note_and_never_a_silent_cpu_fallback():
     import onnxruntime
 
-    from mnv2prof.measure.latency import OrtRunner, ProviderError, identity_model
+    from mnv2prof.artifacts.identity import identity_model
+    from mnv2prof.measure.latency import OrtRunner, ProviderError
 
     if cuda.ORT_CUDA_PROVIDER in onnxruntime.get_available_providers():
         pytest.skip("this onnxruntime has the CUDA provider")

@@ -2,6 +2,7 @@ import itertools
 
 import pytest
 
+from mnv2prof.artifacts.identity import identity_model
 from mnv2prof.errors import UsageError
 from mnv2prof.measure.timing import TimingSpec
 from mnv2prof.measure.latency import (
@@ -10,7 +11,6 @@ from mnv2prof.measure.latency import (
     Measurement,
     OrtRunner,
     burst_calls,
-    identity_model,
     measure,
     measure_phases,
 )
@@ -130,7 +130,7 @@ def test_burst_calls_fill_the_burst_within_limits():
 
 
 def test_unknown_cache_mode_is_refused():
-    with pytest.raises(UsageError, match="cache mode must be one of warm, cold, got 'hot'"):
+    with pytest.raises(UsageError, match="cache must be one of warm, cold, got 'hot'"):
         TimingSpec(cache="hot")
 
 
