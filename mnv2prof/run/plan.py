@@ -411,7 +411,7 @@ def network_plan(
                               1000 if classes is None else classes, bool(streamed))
     if isinstance(budget, int | float) and not isinstance(budget, bool) and budget == 0:
         if device == "cuda":
-            raise ValueRefused("budget", "must be > 0 with --device cuda (it times the network)")
+            raise UsageError("--device cuda times the network: give --budget > 0")
         timing = None
         check_count(threads, "threads", 1, max_threads())
     else:

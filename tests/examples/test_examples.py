@@ -84,8 +84,8 @@ def test_compare_uib_beside_built_ins_gives_the_closed_forms(run_cli, tmp_path):
 
 def test_python_api_compare_gives_the_closed_forms_at_stride_2():
     frame = mnv2prof.compare(
-        variants=["conv", f"{UIB}:uib_ib", f"{UIB}:uib_convnext"], **SPEC, stride=2,
-        budget=0.05, eager=False,
+        variants=["conv", f"{UIB}:uib_ib", f"{UIB}:uib_convnext"], channels=16, resolution=14,
+        expansion=4, kernel=3, stride=2, budget=0.05, eager=False,
     )
     assert isinstance(frame, pd.DataFrame)
     assert frame["variant"].tolist() == ["conv", "uib_ib", "uib_convnext"]
