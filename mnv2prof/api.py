@@ -20,11 +20,14 @@ Notes the command line prints under its table are in `frame.attrs["notes"]`. See
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mnv2prof import interrupts
+from mnv2prof.errors import UsageError
+from mnv2prof.run import plan
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,105 +48,47 @@ def _command() -> Iterator[None]:
         raise Interrupted(f"interrupted ({window.name})")
 
 
-def compare(
-    variants: str | Sequence[str | Callable] | None = None,
-    *,
-    models: Sequence[object] = (),
-    shape: str | Sequence[int] | None = None,
-    channels: int = 32,
-    resolution: int = 56,
-    expansion: int = 6,
-    kernel: int = 3,
-    stride: int = 1,
-    batch: int = 1,
-    chunks: str | Sequence[int] | None = None,
-    budget: float = 2.0,
-    threads: int = 1,
-    cache: str = "warm",
-    precision: str | Sequence[str] = "fp32",
-    runtime: str | Sequence[str] = "onnxruntime",
-    calibration: str = "minmax",
-    eager: bool = True,
-    baseline: str | None = None,
-    seed: int = 0,
-    force: bool = False,
-) -> pd.DataFrame:
+def compare(variants: str | Sequence[str | Callable] | None = None, **words: object
+            ) -> pd.DataFrame:
     """`mnv2prof compare`: each variant at the spec (None: the default blocks, or none when
     `models` are given), then each of `models` at `shape`, exported, counted and timed on every
     precision and runtime: a row per (subject, precision, runtime) with the CSV's columns,
     `macs_ratio_x` and `latency_ratio_x` against `baseline` (default: conv when it is a row,
-    else the first), and the roofline's columns when this CPU is calibrated."""
+    else the first), and the roofline's columns when this CPU is calibrated. The words are
+    run.plan.block_plan's (docs/python.md)."""
     from mnv2prof.commands.compare import compare as measure
     from mnv2prof.report.results import compare_notes
     from mnv2prof.run.plan import block_plan
 
     with _command():
-        plan = block_plan(variants, models=models, shape=shape, channels=channels,
-                          resolution=resolution, expansion=expansion, kernel=kernel,
-                          stride=stride, batch=batch, chunks=chunks, budget=budget,
-                          threads=threads, cache=cache, precision=precision, runtime=runtime,
-                          calibration=calibration, eager=eager, baseline=baseline, seed=seed,
-                          force=force)
-        result = measure(plan)
+        result = measure(_call(block_plan, variants, **words))
     return _with_notes(result.frame, compare_notes(result))
 
 
-def profile(
-    model: object,
-    shape: str | Sequence[int] | Sequence[str] | None = None,
-    *,
-    budget: float = 2.0,
-    threads: int = 1,
-    cache: str = "warm",
-    precision: str | Sequence[str] = "fp32",
-    runtime: str | Sequence[str] = "onnxruntime",
-    calibration: str = "minmax",
-    seed: int = 0,
-    force: bool = False,
-) -> pd.DataFrame:
+def profile(model: object, shape: object = None, **words: object) -> pd.DataFrame:
     """`mnv2prof profile`: one model (an ONNX file's path, PATH.py:NAME, a factory, or an
     `nn.Module`) counted and timed at `shape` (default 1x3x224x224 for a torch model, an ONNX
-    file's own dims; INPUT=dims names an ONNX input), a row per precision and runtime."""
+    file's own dims; INPUT=dims names an ONNX input), a row per precision and runtime. The
+    words are run.plan.model_plan's (docs/python.md)."""
     from mnv2prof.commands.profile import profile as measure
     from mnv2prof.report.results import profile_notes
     from mnv2prof.run.plan import model_plan
 
     with _command():
-        plan = model_plan(model, shape, budget=budget, threads=threads, cache=cache,
-                          precision=precision, runtime=runtime, calibration=calibration,
-                          seed=seed, force=force)
-        result = measure(plan)
+        result = measure(_call(model_plan, model, shape, **words))
     return _with_notes(result.frame, profile_notes(result))
 
 
-def network(
-    arch: str,
-    *,
-    width: float | None = None,
-    resolution: int | None = None,
-    classes: int | None = None,
-    streamed: bool | None = None,
-    shape: str | Sequence[int] | None = None,
-    budget: float = 5.0,
-    threads: int = 1,
-    cache: str = "warm",
-    precision: str | Sequence[str] = "fp32",
-    runtime: str | Sequence[str] = "onnxruntime",
-    calibration: str = "minmax",
-    force: bool = False,
-) -> pd.DataFrame:
+def network(arch: str, **words: object) -> pd.DataFrame:
     """`mnv2prof network`: a paper's network (mobilenetv2, mobilenetv1) or any torch model
-    (PATH.py:NAME) per stage, a row per stage and a total row; `budget=0` counts only."""
+    (PATH.py:NAME) per stage, a row per stage and a total row; `budget=0` counts only. The words
+    are run.plan.network_plan's (docs/python.md)."""
     from mnv2prof.commands.network import network as measure
     from mnv2prof.report.network_report import network_report
     from mnv2prof.run.plan import network_plan
 
     with _command():
-        plan = network_plan(arch, width=width, resolution=resolution, classes=classes,
-                            streamed=streamed, shape=shape, budget=budget, threads=threads,
-                            cache=cache, precision=precision, runtime=runtime,
-                            calibration=calibration, force=force)
-        frame, _ = network_report(measure(plan))
+        frame, _ = network_report(measure(_call(network_plan, arch, **words)))
     return frame
 
 
@@ -202,11 +147,9 @@ def _gates_plan(variants, profile, words: dict):
     from mnv2prof.run.plan import block_plan, profile_plan
 
     if profile is None:
-        return block_plan(variants, eager=False, **words)
+        return _call(block_plan, variants, eager=False, **words)
     extra = sorted(set(words) - {"budget", "cache", "force"})
     if variants is not None or extra:
-        from mnv2prof.errors import UsageError
-
         shown = ", ".join(["variants"] * (variants is not None) + extra)
         raise UsageError(f"profile replaces the spec words: drop {shown}")
     return profile_plan(str(profile), words.get("budget"), words.get("cache"),
@@ -253,3 +196,26 @@ def sweep(
 def _with_notes(frame: pd.DataFrame, notes: Sequence[str]) -> pd.DataFrame:
     frame.attrs["notes"] = list(notes)
     return frame
+
+
+def _call(builder: Callable, *args: object, **words: object):
+    """`builder(*args, **words)`, a word it does not take refused as bad input (a UsageError
+    naming the words it takes), never a TypeError."""
+    params = inspect.signature(builder).parameters
+    unknown = [w for w in words if w not in params or params[w].kind is not params[w].KEYWORD_ONLY]
+    if unknown:
+        taken = ", ".join(n for n, p in params.items() if p.kind is p.KEYWORD_ONLY)
+        raise UsageError(f"unknown word {unknown[0]!r}: the words are {taken} (docs/python.md)")
+    return builder(*args, **words)
+
+
+def _takes_the_words_of(func: Callable, builder: Callable) -> None:
+    """`func` shows the words its plan's builder takes as its own signature (help(), a
+    notebook's completion): one list of words for the command line, the API and the plan."""
+    func.__signature__ = inspect.signature(builder).replace(  # type: ignore[attr-defined]
+        return_annotation="pd.DataFrame")
+
+
+_takes_the_words_of(compare, plan.block_plan)
+_takes_the_words_of(profile, plan.model_plan)
+_takes_the_words_of(network, plan.network_plan)

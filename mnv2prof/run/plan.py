@@ -145,6 +145,12 @@ def block_plan(
     *,
     models: Sequence[object] = (),
     shape: str | Sequence[int] | Sequence[str] | None = None,
+    channels: int = SPEC_DEFAULTS["channels"],
+    resolution: int = SPEC_DEFAULTS["resolution"],
+    expansion: int = SPEC_DEFAULTS["expansion"],
+    kernel: int = SPEC_DEFAULTS["kernel"],
+    stride: int = SPEC_DEFAULTS["stride"],
+    batch: int = SPEC_DEFAULTS["batch"],
     chunks: str | Sequence[int] | None = None,
     budget: float = 2.0,
     threads: int = 1,
@@ -157,14 +163,14 @@ def block_plan(
     baseline: str | None = None,
     seed: int = 0,
     force: bool = False,
-    **spec_words: int,
 ) -> Plan:
     """The plan of compare, baseline, gate and export: `variants` (built-in names, PATH.py:NAME,
     package.module:NAME or, from Python, callables; None: the default blocks, or none when
     `models` are given) at the spec words (`WORDS`), then `models`, on every precision and
     runtime, timed with `budget`, `threads`, `cache`. Checks every value; `Plan.check()` the
     rest."""
-    values = spec_values(**spec_words)
+    values = spec_values(channels=channels, resolution=resolution, expansion=expansion,
+                         kernel=kernel, stride=stride, batch=batch)
     timing = timing_spec(budget, threads, cache)
     targets, calibration = parse_targets(precision, runtime, calibration)
     check_count(seed, "seed", 0, MAX_SEED)
@@ -184,12 +190,7 @@ def block_plan(
 
 
 def spec_values(**words: int) -> dict[str, int]:
-    """The spec words (`WORDS`, defaults `SPEC_DEFAULTS`) as BlockSpec fields; an unknown word
-    is refused, naming the ones there are."""
-    unknown = sorted(set(words) - set(WORDS))
-    if unknown:
-        raise UsageError(f"unknown spec word {unknown[0]!r}: the spec is given as "
-                         f"{', '.join(WORDS)}")
+    """The spec words (`WORDS`, defaults `SPEC_DEFAULTS`) as BlockSpec fields."""
     return {WORDS[w]: words.get(w, SPEC_DEFAULTS[w]) for w in WORDS}
 
 
