@@ -19,27 +19,23 @@ import numpy as np
 import pandas as pd
 
 from mnv2prof.errors import UsageError
+from mnv2prof.files.results import check_one_cache_mode, parse_integer, parse_number, row_key
 from mnv2prof.measure.env import COMPARABLE_KEYS, OPTIONAL_KEYS, Environment
 
 # Counted (exact, deterministic) metrics: any change is an architecture change.
 COUNTED_COLUMNS = ("macs", "params", "peak_act_bytes", "bytes_moved", "weight_bytes")
 SAMPLES_COLUMN = "latency_samples_ms"  # space-separated milliseconds, one per round, in order
 CACHE_MODE_COLUMN = "cache_mode"  # latency.CACHE_MODES: never mixed within one comparison
-MATCH_BY = ("variant", "spec")  # row keys: the variant (compare flags), or spec and threads
 REQUIRED_COLUMNS = (
-    "variant",
-    "spec",
-    "threads",
-    SAMPLES_COLUMN,
-    CACHE_MODE_COLUMN,
-    *COUNTED_COLUMNS,
+    "variant", "spec", "threads", SAMPLES_COLUMN, CACHE_MODE_COLUMN, *COUNTED_COLUMNS,
     *(f"env_{k}" for k in COMPARABLE_KEYS if k not in OPTIONAL_KEYS),
-)
+)  # fmt: skip
 # Every environment field a baseline row carries; the GPU's are absent from files written before
 # --device cuda existed (a CPU run).
 ENV_COLUMNS = tuple(f"env_{f.name}" for f in dataclasses.fields(Environment)
                     if f.name not in (*OPTIONAL_KEYS, "gpu_driver"))
-MEDIAN_TOLERANCE_MS = 1e-5  # samples are written with 5 decimals and the median with 6
+MEDIAN_TOLERANCE_MS = 1e-5  # samples are written with 5 decimals and the statistics with 6
+COMPARE_MARK = "_ratio_x"  # what only a `compare --csv` file has: ratios to its baseline row
 # What each column must hold in every row of a baseline (run.readers kinds); the cache mode is
 # checked apart: a baseline without it is the older harness's, and says so.
 BASELINE_COLUMNS = {
@@ -60,35 +56,6 @@ class EnvironmentMismatch(UsageError):
 # --- reading a baseline ----------------------------------------------------------------------
 
 
-def target_suffix(row: dict) -> str:
-    """" int8 executorch" for a row not in fp32 on onnxruntime, else "" (rows written before
-    precisions and runtimes existed are fp32 onnxruntime)."""
-    precision = str(row.get("precision") or "fp32")
-    runtime = str(row.get("runtime") or "onnxruntime")
-    return "" if (precision, runtime) == ("fp32", "onnxruntime") else f" {precision} {runtime}"
-
-
-def row_key(row: dict, match_by: str = "variant") -> str:
-    """What a row is matched to the baseline by: its variant, or its spec and threads (and its
-    precision and runtime when they are not fp32 onnxruntime)."""
-    if match_by == "spec":
-        return f"{row['spec']} threads={row['threads']}{target_suffix(row)}"
-    if match_by != "variant":
-        raise ValueError(f"match_by must be one of {MATCH_BY}, got {match_by!r}")
-    return f"{row['variant']}{target_suffix(row)}"
-
-
-def grid_point(row: dict) -> str:
-    """The grid point of a profile row: its spec apart from the variant, and its threads.
-
-    The compact spec is ``variant_c.._r..`` (a model's ``NAME_1x3x224x224``); the variant is cut
-    off by its length, since a user's NAME may hold underscores.
-    """
-    spec, variant = str(row["spec"]), str(row["variant"])
-    rest = spec[len(variant) + 1:] if spec.startswith(variant + "_") else spec.split("_", 1)[-1]
-    return f"{rest} threads={row['threads']}{target_suffix(row)}"
-
-
 def load_baseline(
     path: Path, match_by: str = "variant", env: Environment | None = None
 ) -> pd.DataFrame:
@@ -105,7 +72,7 @@ def load_baseline(
     rows of one environment, never a mixture (when none is `env`'s, all are kept, and the
     environment check refuses them as it refuses any foreign baseline).
     """
-    from mnv2prof.run.readers import read_table
+    from mnv2prof.run.readers import check_results, check_row_keys, read_table
 
     frame = read_table(path, "baseline", BASELINE_COLUMNS, as_text=True,
                        hint=": not a file written by `mnv2prof baseline`", error=BaselineError)
@@ -114,19 +81,27 @@ def load_baseline(
             f"baseline {path} has no {CACHE_MODE_COLUMN} column: it was timed by mnv2prof's older "
             "round-robin harness (up to 1.8x slow on small blocks); take a new baseline"
         )
-    _check_unique(frame, path, match_by, per_host=True)
-    check_consistent(frame, f"baseline {path}", match_by)
+    if ratios := [c for c in frame.columns if c.endswith(COMPARE_MARK)]:
+        raise BaselineError(f"baseline {path} is a `compare --csv` file (it has {ratios[0]}), "
+                            "not a baseline: take one with `mnv2prof baseline --out`")
+    header, body = list(frame.columns), frame.values.tolist()
+    try:  # what every reader of results holds a file to: one row per spec_hash and host...
+        check_row_keys(path, "baseline", header, body)
+        _check_unique(frame, path, match_by, per_host=True)  # ...and per row key, as gate matches
+        check_consistent(frame, f"baseline {path}", match_by)  # it names an edited field
+        check_results(path, "baseline", header, body)
+    except UsageError as exc:
+        raise exc if isinstance(exc, BaselineError) else BaselineError(str(exc)) from None
     if env is not None:
         frame = same_environment_rows(frame, env)
     _check_unique(frame, path, match_by)
-    for row in frame.to_dict("records"):
-        samples_of(row, f"baseline {path}")
     return frame
 
 
 def _check_unique(frame: pd.DataFrame, path: Path, match_by: str, per_host: bool = False):
-    """One row per `row_key` (per host too, with `per_host`: before the rows of other hosts
-    are set aside)."""
+    """One row per `row_key`, the gate's match (per host too, with `per_host`: before the rows
+    of other hosts are set aside). Beside the results files' own rule (one row per spec_hash and
+    host, files.results), which a profile's baseline keeps while its variants repeat."""
     records = frame.to_dict("records")
     keys = pd.Series([row_key(r, match_by) for r in records], dtype=object)
     hosts = pd.Series([str(r.get("host", "")) if per_host else "" for r in records], dtype=object)
@@ -143,9 +118,11 @@ def check_consistent(frame: pd.DataFrame, source: str, match_by: str = "variant"
     `BaselineError` names the row and the field:
 
     - every environment field (ENV_COLUMNS) is there;
-    - `latency_n` is the number of `latency_samples_ms`, `latency_median_ms` their median
-      (within the rounding of the file, MEDIAN_TOLERANCE_MS), and where the file has the rounds'
-      fastest calls, one per sample, `latency_min_ms` is the smallest;
+    - `latency_n` is the number of `latency_samples_ms`, and every statistic the row stores is
+      theirs (STATISTICS: median, quartiles, IQR, p95, CI; within the rounding of the file,
+      MEDIAN_TOLERANCE_MS), and where the file has the rounds' fastest calls, one per sample,
+      `latency_min_ms` is the smallest;
+    - the counts agree with each other (`flops` = 2 x `macs`...), so an edited count is named;
     - `spec_hash` is the hash of a block's spec columns (`spec`, the block fields, `source_hash`,
       `threads`, `precision`, `runtime`: models.targets.row_hash), and `spec` their compact
       form; a model's row is not checked (its input's name is not in the columns);
@@ -164,6 +141,7 @@ def check_consistent(frame: pd.DataFrame, source: str, match_by: str = "variant"
         where = f"{source}, row {number} ({row_key(row, match_by)})"
         samples = samples_of(row, source)
         _check_summary(row, samples, where)
+        _check_counts(row, samples, where)
         _check_spec_hash(row, where)
         host = str(row.get("host", ""))
         first = first_of_host.setdefault(host, (number, row))
@@ -178,40 +156,83 @@ def check_consistent(frame: pd.DataFrame, source: str, match_by: str = "variant"
                 )
 
 
+# Each stored statistic of the samples (measure.stats.summarize): its column, its words, and how
+# far the file's rounding lets it stray (samples 5 decimals, statistics 6; the IQR is a difference
+# of two). The CI is nan below 6 samples, and empty in the file then.
+STATISTICS = (
+    ("latency_median_ms", "median", MEDIAN_TOLERANCE_MS),
+    ("latency_q1_ms", "first quartile", MEDIAN_TOLERANCE_MS),
+    ("latency_q3_ms", "third quartile", MEDIAN_TOLERANCE_MS),
+    ("latency_iqr_ms", "interquartile range", 2 * MEDIAN_TOLERANCE_MS),
+    ("latency_p95_ms", "95th percentile", MEDIAN_TOLERANCE_MS),
+    ("latency_ci_low_ms", "95% CI's low end", MEDIAN_TOLERANCE_MS),
+    ("latency_ci_high_ms", "95% CI's high end", MEDIAN_TOLERANCE_MS),
+)  # fmt: skip
+
+
+def _stored(row: dict, column: str) -> tuple[str, float]:
+    text = str(row[column]).strip()
+    try:
+        return text, parse_number(text) if text else float("nan")
+    except ValueError:
+        return text, float("inf")  # never within a tolerance: refused, naming the text
+
+
 def _check_summary(row: dict, samples: np.ndarray, where: str) -> None:
-    if "latency_n" in row:
-        text = str(row["latency_n"]).strip()
-        if text != str(samples.size):
-            raise BaselineError(
-                f"{where}: latency_n is {text or 'empty'} but latency_samples_ms holds "
-                f"{samples.size} samples: the row was edited; take a new baseline"
-            )
-    if "latency_median_ms" in row:
-        text = str(row["latency_median_ms"]).strip()
-        median = float(np.median(samples))
-        try:
-            stored = float(text)
-        except ValueError:
-            stored = float("nan")
-        if not abs(stored - median) <= MEDIAN_TOLERANCE_MS:
-            raise BaselineError(
-                f"{where}: latency_median_ms is {text or 'empty'} but the median of "
-                f"latency_samples_ms is {median:.6f}: the row was edited; take a new baseline"
-            )
+    """Every statistic the row stores is its samples' (STATISTICS), `latency_n` their count, and
+    `latency_min_ms` the fastest of the rounds' fastest calls, one per sample."""
+    from mnv2prof.measure.stats import summarize
+
+    edited = "the row was edited; take a new baseline"
+    if "latency_n" in row and str(row["latency_n"]).strip() != str(samples.size):
+        raise BaselineError(f"{where}: latency_n is {str(row['latency_n']).strip() or 'empty'} "
+                            f"but latency_samples_ms holds {samples.size} samples: {edited}")
+    summary = summarize(samples)
+    for column, words, tolerance in STATISTICS:
+        if column not in row:
+            continue
+        expected = getattr(summary, column.removeprefix("latency_").removesuffix("_ms"))
+        text, stored = _stored(row, column)
+        if np.isnan(expected) and np.isnan(stored) or abs(stored - expected) <= tolerance:
+            continue
+        raise BaselineError(f"{where}: {column} is {text or 'empty'} but the {words} of "
+                            f"latency_samples_ms is {expected:.6f}: {edited}")
     mins_text = str(row.get("latency_mins_ms", "") or "").strip()
     if mins_text and mins_text != "nan" and "latency_min_ms" in row:
         try:
-            mins = [float(x) for x in mins_text.split()]
-            stored = float(str(row["latency_min_ms"]).strip())
+            mins = [parse_number(x) for x in mins_text.split()]
         except ValueError:
-            mins, stored = [], float("nan")
+            mins = []
+        stored = _stored(row, "latency_min_ms")[1]
         if len(mins) != samples.size or not abs(stored - min(mins, default=stored)) <= \
                 MEDIAN_TOLERANCE_MS:
             raise BaselineError(
                 f"{where}: latency_min_ms and latency_mins_ms disagree (the fastest call of "
-                f"{len(mins)} rounds against {samples.size} samples): the row was edited; take a "
-                "new baseline"
+                f"{len(mins)} rounds against {samples.size} samples): {edited}"
             )
+
+
+def _check_counts(row: dict, samples: np.ndarray, where: str) -> None:
+    """The counted columns agree with what the row derives from them: `flops` is 2 x `macs`,
+    `gmacs_per_s` is `macs` over the samples' median, and `arith_intensity_flop_per_byte` is
+    `flops` over `bytes_moved` (an edit of one count shows in the others)."""
+    counts = counted_of(row, where.partition(", row ")[0])
+    median = float(np.median(samples))
+    derived = {"flops": (2 * counts["macs"], 0.0, "2 x macs")}
+    if median > 0:
+        gmacs = counts["macs"] / median / 1e6
+        slack = 0.5e-4 + gmacs * MEDIAN_TOLERANCE_MS / median  # 4 decimals, the median's rounding
+        derived["gmacs_per_s"] = (gmacs, slack, "macs / the median of latency_samples_ms")
+    if "flops" in row and counts["bytes_moved"]:
+        flops = _stored(row, "flops")[1]
+        derived["arith_intensity_flop_per_byte"] = (flops / counts["bytes_moved"], 0.5e-4 * 1.01,
+                                                    "flops / bytes_moved")
+    for column, (expected, slack, formula) in derived.items():
+        if column in row and str(row[column]).strip():
+            text, stored = _stored(row, column)
+            if not abs(stored - expected) <= slack:
+                raise BaselineError(f"{where}: {column} is {text} but {formula} gives "
+                                    f"{expected:.6g}: the row was edited; take a new baseline")
 
 
 def _check_spec_hash(row: dict, where: str) -> None:
@@ -227,10 +248,10 @@ def _check_spec_hash(row: dict, where: str) -> None:
     try:
         spec = BlockSpec(str(row["variant"]), source=str(row.get("source") or ""),
                          source_hash=str(row.get("source_hash") or ""),
-                         **{c: int(v) for c, v in fields.items()})
+                         **{c: parse_integer(v) for c, v in fields.items()})
         target = Target(str(row.get("precision") or "fp32"),
                         str(row.get("runtime") or "onnxruntime"))
-        expected = row_hash(spec, int(str(row["threads"])), target)
+        expected = row_hash(spec, parse_integer(str(row["threads"])), target)
     except (ValueError, SpecError) as exc:
         raise BaselineError(f"{where}: its spec columns do not make a block: {exc}") from None
     if str(row["spec"]) != spec.name:
@@ -256,8 +277,8 @@ def same_environment_rows(frame: pd.DataFrame, env: Environment) -> pd.DataFrame
 
 def samples_of(row: dict, source: str) -> np.ndarray:
     try:
-        values = np.array([float(s) for s in str(row[SAMPLES_COLUMN]).split()])
-    except ValueError:
+        values = np.array([parse_number(s) for s in str(row[SAMPLES_COLUMN]).split()])
+    except ValueError:  # `1_0`, Unicode digits: not as the tool writes a number
         values = np.array([])
     if values.size == 0 or not np.all(np.isfinite(values)) or np.any(values <= 0):
         raise BaselineError(
@@ -269,7 +290,7 @@ def samples_of(row: dict, source: str) -> np.ndarray:
 
 def counted_of(row: dict, source: str) -> dict[str, int]:
     try:
-        return {c: int(str(row[c])) for c in COUNTED_COLUMNS}
+        return {c: parse_integer(str(row[c])) for c in COUNTED_COLUMNS}
     except ValueError:
         raise BaselineError(
             f"{source}, row {row['variant']}: {', '.join(COUNTED_COLUMNS)} must be integers"
@@ -388,13 +409,10 @@ def listed(keys: set[str], most: int = 6) -> str:
 
 def check_cache_mode(baseline: pd.DataFrame, mode: str, source: Path | str = "baseline") -> None:
     """Refuse to compare latencies timed in different cache states, whatever the other flags:
-    a cold number is not a slower warm one."""
-    stored = sorted(set(baseline[CACHE_MODE_COLUMN].astype(str)))
-    if stored != [mode]:
-        raise UsageError(
-            f"{source} was timed with --cache {', '.join(stored)} and this run with --cache "
-            f"{mode}: cache modes are never mixed; gate with --cache {stored[0]}"
-        )
+    a cold number is not a slower warm one (files.results.check_one_cache_mode)."""
+    stored = str(baseline[CACHE_MODE_COLUMN].iloc[0]) if len(baseline) else mode
+    check_one_cache_mode(((str(source), str(m)) for m in baseline[CACHE_MODE_COLUMN]),
+                         ("this run", mode), f"; gate with --cache {stored}")
 
 
 def environment_differences(

@@ -152,8 +152,11 @@ def export(
     if files := [s.variant for s in exported if not isinstance(s, BlockSpec) and s.onnx_file]:
         raise UsageError(f"--model {', '.join(files)}: already an ONNX file, nothing to export")
     check_folder(out, "--out")
+    from mnv2prof.files.atomic import check_folder_outputs, copy_atomic
+
+    check_folder_outputs(out, [f"{s.name}.onnx" for s in exported], "--out",
+                         source_files(exported))
     subjects_fit(exported, force)  # before the folder is made: a refusal leaves nothing behind
-    from mnv2prof.files.atomic import copy_atomic
     from mnv2prof.artifacts.export import export_cached
     from mnv2prof.files.cache import cache_dir
 
