@@ -11,6 +11,7 @@ from mnv2prof.errors import UsageError
 from mnv2prof.gate import GatePolicy, Latency
 from mnv2prof.measure.env import COMPARABLE_KEYS, Environment
 from mnv2prof.report.gate_report import junit_xml, markdown_summary, verdict_cells
+from tests.restated import slower
 
 POLICY = GatePolicy()  # 10% tolerance, alpha 0.01
 COST = {"macs": 1000, "params": 10, "peak_act_bytes": 400, "bytes_moved": 800, "weight_bytes": 40}
@@ -323,25 +324,6 @@ def test_gate_foreign_environment_refused_then_relative(run_cli, stored, tmp_pat
     code, out, err = run_cli("gate", *SMALL, "--baseline", foreign, "--relative-to", "conv")
     assert code == 0, out + err
     assert "Environment differs from the baseline's: cpu_model 'Some Other CPU' now" in out
-
-
-def slower(rows: pd.DataFrame, factor: float) -> pd.DataFrame:
-    """`rows` as if every call had taken `factor` times as long: the samples, the rounds' fastest
-    calls and every statistic of them (a baseline's rows must agree with their samples)."""
-    from mnv2prof.measure.stats import summarize
-
-    rows = rows.copy()
-    for number, row in rows.iterrows():
-        samples = [float(v) * factor for v in row["latency_samples_ms"].split()]
-        mins = [float(v) * factor for v in row["latency_mins_ms"].split()]
-        summary = summarize(np.round(samples, 5))
-        rows.loc[number, ["latency_samples_ms", "latency_mins_ms", "latency_min_ms"]] = [
-            " ".join(f"{v:.5f}" for v in samples), " ".join(f"{v:.6f}" for v in mins),
-            f"{min(mins):.6f}"]
-        for key in ("median", "q1", "q3", "iqr", "p95", "ci_low", "ci_high"):
-            rows.loc[number, f"latency_{key}_ms"] = f"{getattr(summary, key):.6f}"
-        rows.loc[number, "gmacs_per_s"] = str(round(int(row["macs"]) / summary.median / 1e6, 4))
-    return rows
 
 
 def test_a_baseline_from_several_hosts_is_gated_on_this_hosts_rows(run_cli, stored, tmp_path):

@@ -46,10 +46,10 @@ from pathlib import Path
 
 from mnv2prof import interrupts
 from mnv2prof.errors import Interrupted, Mnv2profError, UsageError
-from mnv2prof.models.user_models import Subject
 from mnv2prof.files.atomic import check_target, is_special, path_error, write_through
 from mnv2prof.files.locks import Held, hold
 from mnv2prof.files.results import check_one_cache_mode
+from mnv2prof.models.user_models import Subject
 from mnv2prof.run.profiles import GridPoint, Profile
 from mnv2prof.run.records import Record, row_columns
 
