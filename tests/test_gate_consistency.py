@@ -232,3 +232,49 @@ def test_a_json_baseline_nested_past_the_limit_is_bad_input(run_cli, tmp_path):
     err = gate_refuses(run_cli, path)
     assert f"baseline {path} is not JSON the tool reads: nested 100000 deep, past the limit " \
         "of 64" in err
+
+
+# --- issue 29: one rule, one place: a row twice on one host is refused alike by every reader ---
+
+def test_a_row_twice_on_one_host_is_one_verdict_for_merge_sweep_report_and_gate(run_cli, stored,
+                                                                               tmp_path):
+    from mnv2prof.files import results
+    from mnv2prof.run import readers
+
+    rows = pd.read_csv(stored, dtype=str, keep_default_na=False)
+    twice = tmp_path / "twice.csv"
+    pd.concat([rows, rows.head(1)], ignore_index=True).to_csv(twice, index=False)
+    before = twice.read_bytes()
+    profile = tmp_path / "p.toml"
+    profile.write_text('name = "p"\ndescription = "d"\nvariants = ["conv"]\n[base]\n'
+                       'in_chs = 8\nresolution = 8\n')
+    calls = []
+    rule = results.check_one_row_per_host
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs.get("label", "spec_hash"))
+        return rule(*args, **kwargs)
+
+    words = (f": spec_hash {rows.loc[0, 'spec_hash']} on host {rows.loc[0, 'host']} is twice "
+             "(rows 1 and 3): a row is in a results file once")
+    commands = {
+        "merge": ("merge", twice, "--out", tmp_path / "m.csv"),
+        "sweep --resume": ("sweep", profile, "--resume", "--out", twice),
+        "report": ("report", twice),
+        "gate": ("gate", *SMALL, "--baseline", twice),
+    }
+    for name, args in commands.items():
+        calls.clear()
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(readers, "check_one_row_per_host", counted)
+            code, out, err = run_cli(*args)
+        assert code == ExitCode.USAGE, (name, out + err)
+        assert err.strip().splitlines() == [f"mnv2prof: error: {_reader(name)} {twice}{words}"]
+        assert calls == ["spec_hash"], name  # decided by the one function, for every reader
+    assert twice.read_bytes() == before and not (tmp_path / "m.csv").exists()
+
+
+def _reader(command: str) -> str:
+    """What each command calls the file it reads, in its messages."""
+    return {"merge": "merge input", "sweep --resume": "sweep file", "report": "results file",
+            "gate": "baseline"}[command]

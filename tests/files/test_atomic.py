@@ -64,10 +64,9 @@ def test_a_temporary_name_is_short_and_keeps_a_short_suffix(tmp_path):
 @pytest.mark.parametrize("raised", [KeyboardInterrupt, Interrupted, OSError])
 def test_every_exit_path_removes_the_temporary_file(tmp_path, raised):
     target = tmp_path / "out.onnx"
-    with pytest.raises(raised):
-        with atomic_target(target, suffix=".onnx.tmp") as tmp:
-            tmp.write_bytes(b"half")
-            raise raised("stop")
+    with pytest.raises(raised), atomic_target(target, suffix=".onnx.tmp") as tmp:
+        tmp.write_bytes(b"half")
+        raise raised("stop")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -362,12 +362,12 @@ def test_two_resumes_at_once_never_write_a_row_twice(tmp_path):
         time.sleep(0.02)
     second = subprocess.run([sys.executable, "-m", "mnv2prof", "sweep", str(profile), "--out",
                              str(out), "--resume"], capture_output=True, text=True,
-                            env=os.environ.copy(), timeout=120)
+                            env=os.environ.copy(), timeout=120, check=False)
     assert second.returncode == 2, second.stderr
-    assert second.stderr.strip().splitlines() == [
+    assert second.stderr.strip().splitlines() == [(
         f"mnv2prof: error: --out {out} is being written by process {first.pid}: one writer at "
         "a time, or rows would be written twice; wait for it to end, or write to another file"
-    ]
+    )]
     _, err = first.communicate(timeout=300)
     assert first.returncode == 0, err
     frame = read_rows(out)
