@@ -202,14 +202,24 @@ def write_through(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
-TEMP_PREFIX = ".mnv2prof-"  # a temporary file's name: this, 8 random characters, the suffix
+TEMP_PREFIX = ".mnv2prof-"  # a long target's temporary name: this, 8 random characters, suffix
+_LONGEST_NAME = 64  # bytes of a target's name kept in its temporary name, to say whose it is
 _LONGEST_SUFFIX = 24  # bytes of the target's suffix kept in a temporary name (matplotlib reads it)
 
 
+def _bytes(text: str) -> int:
+    return len(text.encode("utf-8", "surrogateescape"))
+
+
+def temp_prefix(name: str) -> str:
+    """".NAME." for a short target name, else `TEMP_PREFIX`: with `temp_suffix`, a temporary
+    name stays far below the file system's NAME_MAX (255 bytes) whatever the target's name."""
+    return f".{name}." if _bytes(name) <= _LONGEST_NAME else TEMP_PREFIX
+
+
 def temp_suffix(suffix: str) -> str:
-    """`suffix` when it is short, else ".tmp": a temporary name stays far below the file
-    system's NAME_MAX (255 bytes) whatever the target's name."""
-    return suffix if len(suffix.encode("utf-8", "surrogateescape")) <= _LONGEST_SUFFIX else ".tmp"
+    """`suffix` when it is short, else ".tmp"."""
+    return suffix if _bytes(suffix) <= _LONGEST_SUFFIX else ".tmp"
 
 
 @contextlib.contextmanager
@@ -217,7 +227,7 @@ def atomic_target(path: Path | str, suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temporary path beside `path`; on a clean exit rename it onto `path`.
 
     On an exception (an interrupt included) the temporary file is removed and `path` is left as
-    it was. Its name is short and random (`TEMP_PREFIX`, `temp_suffix`): a target of 255 bytes
+    it was. Its name is short and random (`temp_prefix`, `temp_suffix`): a target of 255 bytes
     still gets one. The suffix matters to writers that infer the format from it (matplotlib's
     savefig). A link at `path` is followed (its target replaced, the link kept); a device or
     FIFO is written through from a temporary file in the system's temporary folder.
@@ -230,7 +240,7 @@ def atomic_target(path: Path | str, suffix: str = ".tmp") -> Iterator[Path]:
     tmp: Path | None = None
     try:
         try:
-            fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=temp_suffix(suffix),
+            fd, name = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=temp_suffix(suffix),
                                         dir=None if special else path.parent)
         except OSError as exc:
             raise path_error(given, exc) from None

@@ -93,12 +93,12 @@ class Place:
 def check_one_row_per_host(
     rows: Iterable[tuple[str, str, Place]],
     label: str = "spec_hash",
-    hint: str = "",
+    once: str = "in a results file",
     error: type[UsageError] = UsageError,
 ) -> None:
     """(key, host, place) of every row, in order: a key is in the rows once per host (host ""
     when the rows have none), or `error` names the key, the host and both places. `label`: what
-    the key is (spec_hash, or a gate's row); `hint` ends the line."""
+    the key is; `once`: where it is once ("merged", for the rows of several files)."""
     first: dict[tuple[str, str], Place] = {}
     for key, host, place in rows:
         seen = first.setdefault((key, host), place)
@@ -110,7 +110,7 @@ def check_one_row_per_host(
         else:
             where = (f"{label} {key}{on_host} is in {seen.file} (row {seen.row}) and {place.file} "
                      f"(row {place.row})")
-        raise error(f"{where}: a row is in a results file once{hint}")
+        raise error(f"{where}: a row is {once} once")
 
 
 # --- one cache mode ----------------------------------------------------------------------------

@@ -97,9 +97,10 @@ def _check_cache_modes(paths: Sequence[Path], frames: Sequence[pd.DataFrame]) ->
 def _check_duplicates(
     paths: Sequence[Path], frames: Sequence[pd.DataFrame], by_host: bool
 ) -> None:
-    check_one_row_per_host(
+    rows = (
         (spec_hash, host, Place(str(path), number))
         for path, frame in zip(paths, frames, strict=True)
         for number, (spec_hash, host) in enumerate(
             zip(frame["spec_hash"], frame["host"] if by_host else [""] * len(frame)), 1)
     )
+    check_one_row_per_host(rows, once="merged")

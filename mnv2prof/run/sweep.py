@@ -100,31 +100,47 @@ class CsvJournal:
         self._truncate = False
         self._newline_missing = False
         self._held: Held | None = None
+        self._made = False
         check_target(self.path, "--out")
-        if is_special(self.path):
+        self._special = is_special(self.path)
+        if self._special:
             if resume:
                 raise UsageError(f"--resume: {path} is not a regular file, it holds no rows")
             return
-        existed = self.path.exists()
+        if not self.path.exists():
+            return  # locked by `begin`, when it is made
         self._held = hold(self.path, "--out")  # one writer at a time (files.locks)
-        self._made = not existed
         try:
-            if existed and not resume:
+            if not resume:
                 if not force:
                     raise UsageError(
                         f"{path} exists: pass --resume to add the missing rows, or --force to "
                         "replace it"
                     )
                 self._truncate = True  # on the first row: an early interrupt keeps the old file
-            elif existed:
+            else:
                 self._read_existing()
         except BaseException:
             self.close()
             raise
 
+    def begin(self) -> None:
+        """Hold the file's lock before the first row is measured (a sweep's `run` calls it; an
+        append does when nobody did): a file that was not there at the checks is made now, and
+        refused if another writer made it meanwhile."""
+        if self._special or (self._held is not None and self._held.fd is not None):
+            return
+        made = not self.path.exists()
+        self._held = hold(self.path, "--out")
+        self._made = self._made or made
+        if self.header is None and not self._truncate and os.fstat(self._held.fd).st_size:
+            self._held.release()
+            raise UsageError(f"{self.path} was written by another process since it was "
+                             "checked: pass --resume to add the missing rows")
+
     def close(self) -> None:
         """Release the file's lock; a file this journal made and never wrote a row to is
-        removed, as if the sweep had not started (it is made on construction, to be locked)."""
+        removed, as if the sweep had not started."""
         if self._held is None or self._held.fd is None:
             return
         with contextlib.suppress(OSError):
@@ -175,7 +191,7 @@ class CsvJournal:
         newline = "\n" if self._newline_missing and not self._truncate else ""
         data = (newline + text.getvalue()).encode("utf-8")
         try:
-            if self._held is None:  # a device or a FIFO: written through, never synced (EINVAL)
+            if self._special:  # a device or a FIFO: written through, never synced (EINVAL)
                 write_through(self.path, data)
             else:
                 self._write(data)
@@ -184,12 +200,10 @@ class CsvJournal:
         self.header, self._truncate, self._newline_missing = keys, False, False
         self.done.add(str(row["spec_hash"]))
 
-
     def _write(self, data: bytes) -> None:
         """`data` appended to the locked file in one write, then synced (cut first, once, with
         --force)."""
-        if self._held is None or self._held.fd is None:  # released to a newer journal: take it
-            self._held = hold(self.path, "--out")
+        self.begin()  # a no-op once held; again when a newer journal of this process took it
         fd = self._held.fd
         if self._truncate:
             os.ftruncate(fd, 0)
@@ -272,6 +286,7 @@ class Sweep:
         cluster's is `functools.partial(run.cluster.run_points, handle)`: this module knows no
         cluster."""
         hooks = hooks or SweepHooks()
+        self.journal.begin()  # locked before anything is shown or measured
         if hooks.on_start:
             hooks.on_start(self.total, self.skipped)
         done = self.journal.done

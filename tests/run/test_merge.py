@@ -80,8 +80,7 @@ def test_a_row_twice_is_refused_naming_it_and_both_files(tmp_path):
     a = journal(tmp_path / "a.csv", row("01"), row("02"))
     b = journal(tmp_path / "b.csv", row("03"), row("02"))
     assert one_line([a, b]) == (
-        f"merge: spec_hash 02 on host a is in {a} (row 2) and {b} (row 2): a row is in a "
-        "results file once"
+        f"merge: spec_hash 02 on host a is in {a} (row 2) and {b} (row 2): a row is merged once"
     )
     twice = journal(tmp_path / "twice.csv", row("05"), row("06"), row("05"))
     assert one_line([a, twice]) == (
@@ -108,8 +107,7 @@ def test_without_a_host_column_the_spec_hash_alone_is_the_key(tmp_path):
     a = journal(tmp_path / "a.csv", hostless("01"))
     b = journal(tmp_path / "b.csv", hostless("01"))
     assert one_line([a, b]) == (
-        f"merge: spec_hash 01 is in {a} (row 1) and {b} (row 1): a row is in a results file "
-        "once"
+        f"merge: spec_hash 01 is in {a} (row 1) and {b} (row 1): a row is merged once"
     )
 
 

@@ -340,7 +340,9 @@ def test_within_one_process_the_newest_journal_writes(tmp_path):
 def test_a_journal_closed_before_its_first_row_leaves_no_file(tmp_path):
     out = tmp_path / "out.csv"
     journal = CsvJournal(out, resume=False, force=False)
-    assert out.exists()  # made at once, to be locked
+    assert not out.exists()  # checked, not made: a refusal after the checks leaves nothing
+    journal.begin()
+    assert out.exists()  # made, to be locked, before anything is measured
     journal.close()
     assert not out.exists()
     kept = tmp_path / "kept.csv"
@@ -372,3 +374,14 @@ def test_two_resumes_at_once_never_write_a_row_twice(tmp_path):
     assert first.returncode == 0, err
     frame = read_rows(out)
     assert len(frame) == 4 and frame["spec_hash"].is_unique
+
+
+def test_a_file_made_by_another_writer_after_the_checks_is_refused(tmp_path):
+    out = tmp_path / "out.csv"
+    journal = CsvJournal(out, resume=False, force=False)
+    other = CsvJournal(out, resume=False, force=False)
+    other.append(ROW)  # the other sweep started first, and is done
+    other.close()
+    with pytest.raises(UsageError, match="was written by another process since it was checked"):
+        journal.begin()
+    assert out.read_text().splitlines()[1:] == ["mbv2,abc,1.5"]
