@@ -353,18 +353,19 @@ def test_a_journal_closed_before_its_first_row_leaves_no_file(tmp_path):
 
 @pytest.mark.slow  # two real sweeps (torch import, exports): about 20 s
 def test_two_resumes_at_once_never_write_a_row_twice(tmp_path):
-    # resolution 11 is used by no other test: the first sweep is still exporting
-    profile = tiny_profile(tmp_path, resolution=11, expansions=(1, 2, 3, 4), variants=("mbv2",),
-                           batch_rows=1)
+    # a cache of its own: the first sweep is still exporting when the second starts
+    env = {**os.environ, "MNV2PROF_CACHE": str(tmp_path / "cache")}
+    profile = tiny_profile(tmp_path, expansions=(1, 2, 3, 4), variants=("mbv2",), batch_rows=1)
     out = tmp_path / "out.csv"
-    first = start_sweep(profile, out)
+    argv = [sys.executable, "-m", "mnv2prof", "sweep", str(profile), "--out", str(out)]
+    first = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=env)
     deadline = time.monotonic() + 60
     while not out.exists():
         assert first.poll() is None and time.monotonic() < deadline, first.communicate()
         time.sleep(0.02)
-    second = subprocess.run([sys.executable, "-m", "mnv2prof", "sweep", str(profile), "--out",
-                             str(out), "--resume"], capture_output=True, text=True,
-                            env=os.environ.copy(), timeout=120, check=False)
+    second = subprocess.run([*argv, "--resume"], capture_output=True, text=True, env=env,
+                            timeout=120, check=False)
     assert second.returncode == 2, second.stderr
     assert second.stderr.strip().splitlines() == [(
         f"mnv2prof: error: --out {out} is being written by process {first.pid}: one writer at "
