@@ -329,6 +329,31 @@ def test_a_damaged_cached_pte_is_lowered_again(tmp_path):
     assert lower().cached
 
 
+@pytest.mark.slow  # lowers conv three times (seconds each)
+def test_a_pte_swapped_for_another_blocks_is_lowered_again(tmp_path):
+    import shutil
+
+    from mnv2prof.artifacts import lowering
+    from mnv2prof.files.cache import ENTRY_SUFFIX
+
+    if not lowering.available():
+        pytest.skip("ExecuTorch is not installed (the mobile extra)")
+    from mnv2prof.models.blocks import build_block
+    from mnv2prof.models.variants import BlockSpec
+
+    conv, dwsep = (BlockSpec(v, in_chs=8, resolution=8) for v in ("conv", "dwsep"))
+    def lower(spec):
+        return lowering.lower_cached(build_block(spec), spec.input_shape, spec.name, spec.name,
+                                     directory=tmp_path)
+
+    mine, theirs = lower(conv).path, lower(dwsep).path
+    mine_bytes = mine.read_bytes()
+    for suffix in ("", ENTRY_SUFFIX):  # dwsep's program and its record under conv's name
+        shutil.copyfile(str(theirs) + suffix, str(mine) + suffix)
+    again = lower(conv)
+    assert not again.cached and mine.read_bytes() == mine_bytes
+
+
 @pytest.mark.parametrize("column, value, words", [
     ("latency_ci_low_ms", [1.2, 2.6, 1.1, 1.9], "row 2, column latency_ci_low_ms: 2.6 is above "
                                                 "the median 2.5"),

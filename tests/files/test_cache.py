@@ -152,3 +152,19 @@ def test_a_record_is_written_before_its_file_and_vouches_for_it(tmp_path):
     os.replace(staged, path)
     assert vouched(path, "k1")
     assert not vouched(path, "k2") and not path.exists()
+
+
+@pytest.mark.slow  # quantizes conv three times (0.1 s each)
+def test_an_int8_file_swapped_for_another_methods_is_made_again(folder, tmp_path):
+    from mnv2prof.artifacts.quantize import quantize_cached
+
+    conv = next(folder.glob("conv_*.onnx"))
+    int8 = tmp_path / "int8"
+    minmax = quantize_cached(conv, directory=int8, method="minmax").path
+    entropy = quantize_cached(conv, directory=int8, method="entropy").path
+    entropy_bytes = entropy.read_bytes()
+    for suffix in ("", ENTRY_SUFFIX):  # the file and its record: minmax's under entropy's name
+        shutil.copyfile(str(minmax) + suffix, str(entropy) + suffix)
+    again = quantize_cached(conv, directory=int8, method="entropy")
+    assert not again.cached and again.path == entropy
+    assert entropy.read_bytes() == entropy_bytes
