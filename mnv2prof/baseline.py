@@ -2,8 +2,8 @@
 
 `load_baseline` reads a CSV or JSON baseline as text and refuses, in one line, a file that is
 missing, cut off, of another kind, with duplicated rows or bad samples, or with a row that does
-not agree with itself (`check_consistent`: a committed baseline goes through merge conflicts and
-hand edits); `check_baseline` then
+not agree with itself (`stored_rows.check_consistent`: a committed baseline goes through merge
+conflicts and hand edits); `check_baseline` then
 holds it against what a gate is about to measure: the same rows (`row_key`), the same cache mode,
 the same environment (or a relative comparison, or the mismatch allowed). `gate.decide` takes
 the checked frame; nothing here measures, decides or prints.
@@ -11,35 +11,28 @@ the checked frame; nothing here measures, decides or prints.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from mnv2prof.errors import UsageError
+from mnv2prof.files.results import check_one_cache_mode, row_key
 from mnv2prof.measure.env import COMPARABLE_KEYS, OPTIONAL_KEYS, Environment
+from mnv2prof.stored_rows import (
+    COUNTED_COLUMNS,
+    SAMPLES_COLUMN,
+    BaselineError,
+    check_consistent,
+)
 
 # Counted (exact, deterministic) metrics: any change is an architecture change.
-COUNTED_COLUMNS = ("macs", "params", "peak_act_bytes", "bytes_moved", "weight_bytes")
-SAMPLES_COLUMN = "latency_samples_ms"  # space-separated milliseconds, one per round, in order
 CACHE_MODE_COLUMN = "cache_mode"  # latency.CACHE_MODES: never mixed within one comparison
-MATCH_BY = ("variant", "spec")  # row keys: the variant (compare flags), or spec and threads
 REQUIRED_COLUMNS = (
-    "variant",
-    "spec",
-    "threads",
-    SAMPLES_COLUMN,
-    CACHE_MODE_COLUMN,
-    *COUNTED_COLUMNS,
+    "variant", "spec", "threads", SAMPLES_COLUMN, CACHE_MODE_COLUMN, *COUNTED_COLUMNS,
     *(f"env_{k}" for k in COMPARABLE_KEYS if k not in OPTIONAL_KEYS),
-)
-# Every environment field a baseline row carries; the GPU's are absent from files written before
-# --device cuda existed (a CPU run).
-ENV_COLUMNS = tuple(f"env_{f.name}" for f in dataclasses.fields(Environment)
-                    if f.name not in (*OPTIONAL_KEYS, "gpu_driver"))
-MEDIAN_TOLERANCE_MS = 1e-5  # samples are written with 5 decimals and the median with 6
+)  # fmt: skip
+COMPARE_MARK = "_ratio_x"  # what only a `compare --csv` file has: ratios to its baseline row
 # What each column must hold in every row of a baseline (run.readers kinds); the cache mode is
 # checked apart: a baseline without it is the older harness's, and says so.
 BASELINE_COLUMNS = {
@@ -49,44 +42,11 @@ BASELINE_COLUMNS = {
 }  # fmt: skip
 
 
-class BaselineError(UsageError):
-    """A baseline file that is missing, unreadable, or not written by `mnv2prof baseline`."""
-
-
 class EnvironmentMismatch(UsageError):
     """A baseline measured on another machine or library stack, compared in absolute mode."""
 
 
 # --- reading a baseline ----------------------------------------------------------------------
-
-
-def target_suffix(row: dict) -> str:
-    """" int8 executorch" for a row not in fp32 on onnxruntime, else "" (rows written before
-    precisions and runtimes existed are fp32 onnxruntime)."""
-    precision = str(row.get("precision") or "fp32")
-    runtime = str(row.get("runtime") or "onnxruntime")
-    return "" if (precision, runtime) == ("fp32", "onnxruntime") else f" {precision} {runtime}"
-
-
-def row_key(row: dict, match_by: str = "variant") -> str:
-    """What a row is matched to the baseline by: its variant, or its spec and threads (and its
-    precision and runtime when they are not fp32 onnxruntime)."""
-    if match_by == "spec":
-        return f"{row['spec']} threads={row['threads']}{target_suffix(row)}"
-    if match_by != "variant":
-        raise ValueError(f"match_by must be one of {MATCH_BY}, got {match_by!r}")
-    return f"{row['variant']}{target_suffix(row)}"
-
-
-def grid_point(row: dict) -> str:
-    """The grid point of a profile row: its spec apart from the variant, and its threads.
-
-    The compact spec is ``variant_c.._r..`` (a model's ``NAME_1x3x224x224``); the variant is cut
-    off by its length, since a user's NAME may hold underscores.
-    """
-    spec, variant = str(row["spec"]), str(row["variant"])
-    rest = spec[len(variant) + 1:] if spec.startswith(variant + "_") else spec.split("_", 1)[-1]
-    return f"{rest} threads={row['threads']}{target_suffix(row)}"
 
 
 def load_baseline(
@@ -105,7 +65,7 @@ def load_baseline(
     rows of one environment, never a mixture (when none is `env`'s, all are kept, and the
     environment check refuses them as it refuses any foreign baseline).
     """
-    from mnv2prof.run.readers import read_table
+    from mnv2prof.run.readers import check_results, check_row_keys, read_table
 
     frame = read_table(path, "baseline", BASELINE_COLUMNS, as_text=True,
                        hint=": not a file written by `mnv2prof baseline`", error=BaselineError)
@@ -114,19 +74,27 @@ def load_baseline(
             f"baseline {path} has no {CACHE_MODE_COLUMN} column: it was timed by mnv2prof's older "
             "round-robin harness (up to 1.8x slow on small blocks); take a new baseline"
         )
-    _check_unique(frame, path, match_by, per_host=True)
-    check_consistent(frame, f"baseline {path}", match_by)
+    if ratios := [c for c in frame.columns if c.endswith(COMPARE_MARK)]:
+        raise BaselineError(f"baseline {path} is a `compare --csv` file (it has {ratios[0]}), "
+                            "not a baseline: take one with `mnv2prof baseline --out`")
+    header, body = list(frame.columns), frame.values.tolist()
+    try:  # what every reader of results holds a file to: one row per spec_hash and host...
+        check_row_keys(path, "baseline", header, body)
+        _check_unique(frame, path, match_by, per_host=True)  # ...and per row key, as gate matches
+        check_consistent(frame, f"baseline {path}", match_by)  # it names an edited field
+        check_results(path, "baseline", header, body)
+    except UsageError as exc:
+        raise exc if isinstance(exc, BaselineError) else BaselineError(str(exc)) from None
     if env is not None:
         frame = same_environment_rows(frame, env)
     _check_unique(frame, path, match_by)
-    for row in frame.to_dict("records"):
-        samples_of(row, f"baseline {path}")
     return frame
 
 
 def _check_unique(frame: pd.DataFrame, path: Path, match_by: str, per_host: bool = False):
-    """One row per `row_key` (per host too, with `per_host`: before the rows of other hosts
-    are set aside)."""
+    """One row per `row_key`, the gate's match (per host too, with `per_host`: before the rows
+    of other hosts are set aside). Beside the results files' own rule (one row per spec_hash and
+    host, files.results), which a profile's baseline keeps while its variants repeat."""
     records = frame.to_dict("records")
     keys = pd.Series([row_key(r, match_by) for r in records], dtype=object)
     hosts = pd.Series([str(r.get("host", "")) if per_host else "" for r in records], dtype=object)
@@ -135,111 +103,6 @@ def _check_unique(frame: pd.DataFrame, path: Path, match_by: str, per_host: bool
         hint = " (a profile's baseline: gate it with --profile)" if match_by == "variant" else ""
         raise BaselineError(
             f"baseline {path} has more than one row for {', '.join(duplicated)}{hint}"
-        )
-
-
-def check_consistent(frame: pd.DataFrame, source: str, match_by: str = "variant") -> None:
-    """Each row agrees with itself, and the rows of one host with each other, or a
-    `BaselineError` names the row and the field:
-
-    - every environment field (ENV_COLUMNS) is there;
-    - `latency_n` is the number of `latency_samples_ms`, `latency_median_ms` their median
-      (within the rounding of the file, MEDIAN_TOLERANCE_MS), and where the file has the rounds'
-      fastest calls, one per sample, `latency_min_ms` is the smallest;
-    - `spec_hash` is the hash of a block's spec columns (`spec`, the block fields, `source_hash`,
-      `threads`, `precision`, `runtime`: models.targets.row_hash), and `spec` their compact
-      form; a model's row is not checked (its input's name is not in the columns);
-    - the rows of one `host` (of the file, without the column) share one environment
-      (env.COMPARABLE_KEYS): a row measured with another torch is a row edited, not a second
-      machine's.
-
-    The optional columns are checked where the file has them (a gate's synthetic rows, files of
-    older versions); a row that lacks a value in one is refused."""
-    missing = [c for c in ENV_COLUMNS if c not in frame.columns]
-    if missing:
-        raise BaselineError(f"{source} lacks the environment column(s) {', '.join(missing)}: "
-                            "every row must say where it was measured; take a new baseline")
-    first_of_host: dict[str, tuple[int, dict]] = {}
-    for number, row in enumerate(frame.to_dict("records"), 1):
-        where = f"{source}, row {number} ({row_key(row, match_by)})"
-        samples = samples_of(row, source)
-        _check_summary(row, samples, where)
-        _check_spec_hash(row, where)
-        host = str(row.get("host", ""))
-        first = first_of_host.setdefault(host, (number, row))
-        for key in COMPARABLE_KEYS:
-            column = f"env_{key}"
-            theirs, mine = str(first[1].get(column, "")), str(row.get(column, ""))
-            if mine != theirs:
-                on = f" of host {host}" if host else ""
-                raise BaselineError(
-                    f"{where}: {column} is {mine!r} but {theirs!r} in row {first[0]}{on}: one "
-                    "host's rows share one environment; the row was edited, take a new baseline"
-                )
-
-
-def _check_summary(row: dict, samples: np.ndarray, where: str) -> None:
-    if "latency_n" in row:
-        text = str(row["latency_n"]).strip()
-        if text != str(samples.size):
-            raise BaselineError(
-                f"{where}: latency_n is {text or 'empty'} but latency_samples_ms holds "
-                f"{samples.size} samples: the row was edited; take a new baseline"
-            )
-    if "latency_median_ms" in row:
-        text = str(row["latency_median_ms"]).strip()
-        median = float(np.median(samples))
-        try:
-            stored = float(text)
-        except ValueError:
-            stored = float("nan")
-        if not abs(stored - median) <= MEDIAN_TOLERANCE_MS:
-            raise BaselineError(
-                f"{where}: latency_median_ms is {text or 'empty'} but the median of "
-                f"latency_samples_ms is {median:.6f}: the row was edited; take a new baseline"
-            )
-    mins_text = str(row.get("latency_mins_ms", "") or "").strip()
-    if mins_text and mins_text != "nan" and "latency_min_ms" in row:
-        try:
-            mins = [float(x) for x in mins_text.split()]
-            stored = float(str(row["latency_min_ms"]).strip())
-        except ValueError:
-            mins, stored = [], float("nan")
-        if len(mins) != samples.size or not abs(stored - min(mins, default=stored)) <= \
-                MEDIAN_TOLERANCE_MS:
-            raise BaselineError(
-                f"{where}: latency_min_ms and latency_mins_ms disagree (the fastest call of "
-                f"{len(mins)} rounds against {samples.size} samples): the row was edited; take a "
-                "new baseline"
-            )
-
-
-def _check_spec_hash(row: dict, where: str) -> None:
-    """A block's row: `spec_hash` and `spec` against its spec columns (records.Record.row)."""
-    from mnv2prof.errors import SpecError
-    from mnv2prof.models.targets import Target, row_hash
-    from mnv2prof.models.variants import BlockSpec
-    from mnv2prof.run.records import BLOCK_COLUMNS
-
-    if "spec_hash" not in row or not str(row.get("in_chs", "")).strip():
-        return  # a gate's synthetic row, or a model's
-    fields = {c: str(row[c]).strip() for c in BLOCK_COLUMNS if c in row}
-    try:
-        spec = BlockSpec(str(row["variant"]), source=str(row.get("source") or ""),
-                         source_hash=str(row.get("source_hash") or ""),
-                         **{c: int(v) for c, v in fields.items()})
-        target = Target(str(row.get("precision") or "fp32"),
-                        str(row.get("runtime") or "onnxruntime"))
-        expected = row_hash(spec, int(str(row["threads"])), target)
-    except (ValueError, SpecError) as exc:
-        raise BaselineError(f"{where}: its spec columns do not make a block: {exc}") from None
-    if str(row["spec"]) != spec.name:
-        raise BaselineError(f"{where}: spec is {row['spec']!r} but its spec columns make "
-                            f"{spec.name!r}: the row was edited; take a new baseline")
-    if str(row["spec_hash"]).strip() != expected:
-        raise BaselineError(
-            f"{where}: spec_hash is {str(row['spec_hash']).strip() or 'empty'!r} but its spec "
-            f"columns hash to {expected!r}: the row was edited; take a new baseline"
         )
 
 
@@ -252,28 +115,6 @@ def same_environment_rows(frame: pd.DataFrame, env: Environment) -> pd.DataFrame
         return frame
     mine = [not env.differences(r) for r in records]
     return frame[mine].reset_index(drop=True) if any(mine) else frame
-
-
-def samples_of(row: dict, source: str) -> np.ndarray:
-    try:
-        values = np.array([float(s) for s in str(row[SAMPLES_COLUMN]).split()])
-    except ValueError:
-        values = np.array([])
-    if values.size == 0 or not np.all(np.isfinite(values)) or np.any(values <= 0):
-        raise BaselineError(
-            f"{source}, row {row['variant']}: {SAMPLES_COLUMN} must be positive milliseconds "
-            f"separated by spaces"
-        )
-    return values
-
-
-def counted_of(row: dict, source: str) -> dict[str, int]:
-    try:
-        return {c: int(str(row[c])) for c in COUNTED_COLUMNS}
-    except ValueError:
-        raise BaselineError(
-            f"{source}, row {row['variant']}: {', '.join(COUNTED_COLUMNS)} must be integers"
-        ) from None
 
 
 # --- checks before measuring -----------------------------------------------------------------
@@ -388,13 +229,10 @@ def listed(keys: set[str], most: int = 6) -> str:
 
 def check_cache_mode(baseline: pd.DataFrame, mode: str, source: Path | str = "baseline") -> None:
     """Refuse to compare latencies timed in different cache states, whatever the other flags:
-    a cold number is not a slower warm one."""
-    stored = sorted(set(baseline[CACHE_MODE_COLUMN].astype(str)))
-    if stored != [mode]:
-        raise UsageError(
-            f"{source} was timed with --cache {', '.join(stored)} and this run with --cache "
-            f"{mode}: cache modes are never mixed; gate with --cache {stored[0]}"
-        )
+    a cold number is not a slower warm one (files.results.check_one_cache_mode)."""
+    stored = str(baseline[CACHE_MODE_COLUMN].iloc[0]) if len(baseline) else mode
+    check_one_cache_mode(((str(source), str(m)) for m in baseline[CACHE_MODE_COLUMN]),
+                         ("this run", mode), f"; gate with --cache {stored}")
 
 
 def environment_differences(

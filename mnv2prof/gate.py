@@ -62,18 +62,11 @@ from enum import Enum
 import numpy as np
 import pandas as pd
 
-from mnv2prof.baseline import (
-    COUNTED_COLUMNS,
-    check_rows,
-    counted_of,
-    grid_point,
-    listed,
-    row_key,
-    samples_of,
-    target_suffix,
-)
+from mnv2prof.baseline import check_rows, listed
 from mnv2prof.errors import ExitCode, UsageError
+from mnv2prof.files.results import grid_point, row_key, target_suffix
 from mnv2prof.measure.stats import per_round_ratios, shifted_mann_whitney
+from mnv2prof.stored_rows import COUNTED_COLUMNS, counted_of, samples_of
 
 
 class Latency(str, Enum):
@@ -119,7 +112,7 @@ class RowVerdict:
     cost_changes: tuple[CostChange, ...]
     cost_change_allowed: bool
     threads: int | None = None  # onnxruntime intra-op threads of the current row
-    target: str = ""  # baseline.target_suffix: " int8 executorch", or "" for fp32 onnxruntime
+    target: str = ""  # files.results.target_suffix: " int8 executorch", or "" for fp32 onnxruntime
 
     @property
     def cost_failed(self) -> bool:
@@ -151,7 +144,7 @@ class GateResult:
     policy: GatePolicy
     relative_to: str | None
     env_differences: tuple[tuple[str, str, str], ...]  # (key, baseline, current)
-    match_by: str = "variant"  # how rows were matched: see baseline.MATCH_BY
+    match_by: str = "variant"  # how rows were matched: see files.results.MATCH_BY
 
     def key(self, row: RowVerdict) -> str:
         """The row's name in reports: its variant, or its spec and threads."""

@@ -1,6 +1,7 @@
 """Signals deferred to safe points (after uvicorn's `handle_exit`, which sets `should_exit`).
 
-SIGINT (Ctrl-C) and SIGTERM (`kill`) only set a flag while a command runs (`deferred()`); the work
+SIGINT (Ctrl-C), SIGTERM (`kill`) and SIGHUP (a closed terminal, a dropped SSH session) only set a
+flag while a command runs (`deferred()`); the work
 checks it between steps (`check()`: between rounds of timing, exports, rows, grid points) and stops
 there with `errors.Interrupted` (exit code 130). Nothing is raised inside torch, onnxruntime or
 onnxscript, which may swallow or mangle an exception raised in the middle of their code (an export
@@ -15,8 +16,11 @@ Outside the command (issue 25): the entry point (`mnv2prof/__main__.py`) calls `
 first statement, before typer, rich and the command groups are imported, and ends with `exit()`.
 A signal before the command starts (nothing is done yet) or after it ended (everything it wrote
 is whole) ends the process at once with 130 and one line, since there is nothing to save; once
-an outcome's line is on stderr (`settle()`), a late signal ends the process at once with that
-outcome's code, so stderr never carries two verdicts. `exit()` leaves out the interpreter's
+an outcome is decided (`settling()`), a late signal ends the process with that outcome's code,
+so stderr never carries two verdicts. The signals are blocked while that outcome's line is
+written: a signal in between would end the process with the code and without the line (two
+SIGINTs at once gave exit 130 and an empty stderr, about once in 30 runs under load); it is
+delivered once the line is out. `exit()` leaves out the interpreter's
 teardown (atexit's functions run, the streams are flushed): Python runs a handler only between
 bytecodes, and a signal in the teardown's C code would go unanswered or kill the process (143)
 with no line. Without `install()` (the Python API, tests calling `cli.main` in-process)
@@ -37,7 +41,7 @@ from typing import NoReturn
 
 from mnv2prof.errors import Interrupted
 
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # each handled alike
 _INTERRUPTED = 130  # errors.ExitCode.INTERRUPTED, without importing the enum machinery here
 _PREFIX = "mnv2prof: error: "  # as cli.app.error writes it (uncoloured: rich may not be loaded)
 _received: list[int] = []  # signal numbers received while deferred, in order
@@ -80,6 +84,7 @@ def _exit_now(signum: int) -> NoReturn:
     """A signal outside a command: one line and 130 now (or the settled outcome's code)."""
     settled = _state["settled"]
     if settled is not None:
+        _flush()
         os._exit(settled)  # its line is out: it stands
     when = ("during start-up: nothing was done" if _state["phase"] == "start"
             else "as the command ended: what it wrote is complete")
@@ -98,19 +103,36 @@ def _flush() -> None:
 
 
 def install() -> None:
-    """The entry point's first statement: from here to `exit()`, every SIGINT and SIGTERM is
+    """The entry point's first statement: from here to `exit()`, every signal of `SIGNALS` is
     handled (deferred inside a command, one line and 130 outside it)."""
     if threading.current_thread() is not threading.main_thread():
         return
     _state.update(phase="start", deferring=False, settled=None)
-    for sig in _SIGNALS:
+    for sig in SIGNALS:
         signal.signal(sig, _handler)
 
 
 def settle(code: int) -> None:
-    """The outcome is decided and its line is about to be written: a later signal ends the
-    process with `code` at once (after `install()`)."""
+    """The outcome is decided: a later signal ends the process with `code` at once (after
+    `install()`). Its line, if any, is written inside `settling()`."""
     _state["settled"] = int(code)
+
+
+@contextlib.contextmanager
+def settling(code: int) -> Iterator[None]:
+    """`settle(code)`, with the signals blocked while the body writes the outcome's line: a
+    signal that comes meanwhile is delivered when the body ends, the line being out, and ends
+    the process with `code` (after `install()`)."""
+    settle(code)
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    try:
+        yield
+        _flush()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def exit(code: int) -> NoReturn:  # noqa: A001 - the entry point's last call, as sys.exit
@@ -124,7 +146,7 @@ def exit(code: int) -> NoReturn:  # noqa: A001 - the entry point's last call, as
 
 @contextlib.contextmanager
 def deferred() -> Iterator[Window]:
-    """Defer SIGINT and SIGTERM to `check()` for the duration; restore the handlers after.
+    """Defer the `SIGNALS` to `check()` for the duration; restore the handlers after.
     The `Window` it yields keeps the signals received, for the caller to act on after.
 
     Outside the main thread (signals cannot be handled there) it does nothing.
@@ -134,7 +156,7 @@ def deferred() -> Iterator[Window]:
         yield window
         return
     outer = _state["deferring"]  # a window inside another keeps deferring when it closes
-    previous = {sig: signal.signal(sig, _handler) for sig in _SIGNALS}
+    previous = {sig: signal.signal(sig, _handler) for sig in SIGNALS}
     _received.clear()
     _state.update(phase="command", deferring=True, settled=None)
     try:

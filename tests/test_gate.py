@@ -11,6 +11,7 @@ from mnv2prof.errors import UsageError
 from mnv2prof.gate import GatePolicy, Latency
 from mnv2prof.measure.env import COMPARABLE_KEYS, Environment
 from mnv2prof.report.gate_report import junit_xml, markdown_summary, verdict_cells
+from tests.restated import slower
 
 POLICY = GatePolicy()  # 10% tolerance, alpha 0.01
 COST = {"macs": 1000, "params": 10, "peak_act_bytes": 400, "bytes_moved": 800, "weight_bytes": 40}
@@ -328,11 +329,7 @@ def test_gate_foreign_environment_refused_then_relative(run_cli, stored, tmp_pat
 def test_a_baseline_from_several_hosts_is_gated_on_this_hosts_rows(run_cli, stored, tmp_path):
     # a merged cluster baseline: the same rows measured here and, 10x slower, on another host
     rows = pd.read_csv(stored, dtype=str, keep_default_na=False)
-    slower = rows["latency_samples_ms"].map(
-        lambda text: " ".join(str(float(v) * 10) for v in text.split()))
-    foreign = rows.assign(host="elsewhere", env_cpu_model="Some Other CPU",
-                          latency_samples_ms=slower, latency_median_ms=slower.map(
-                              lambda text: str(np.median([float(v) for v in text.split()]))))
+    foreign = slower(rows, 10).assign(host="elsewhere", env_cpu_model="Some Other CPU")
     merged = tmp_path / "merged.csv"
     pd.concat([foreign, rows], ignore_index=True).to_csv(merged, index=False)
     code, out, err = run_cli("gate", *SMALL, "--baseline", merged, "--max-slowdown", "2.0")
@@ -344,7 +341,9 @@ def test_a_baseline_from_several_hosts_is_gated_on_this_hosts_rows(run_cli, stor
         lambda f: pd.concat([foreign, f], ignore_index=True)).to_csv(only, index=False)
     code, _, err = run_cli("gate", *SMALL, "--baseline", only)
     assert code == 2 and len(err.strip().splitlines()) == 1, err
-    assert "more than one row for conv" in err
+    spec_hash = rows.loc[0, "spec_hash"]  # one host, two rows of it: what merge refuses too
+    assert (f"baseline {only}: spec_hash {spec_hash} on host elsewhere is twice (rows 1 and 3): "
+            "a row is in a results file once") in err
 
 
 def test_gate_never_mixes_cache_modes(run_cli, stored, tmp_path):
@@ -353,7 +352,8 @@ def test_gate_never_mixes_cache_modes(run_cli, stored, tmp_path):
         code, out, err = run_cli("gate", *SMALL, "--baseline", stored, "--cache", "cold", *extra)
         assert code == 2, out + err
         assert err.count("\n") == 1 and "Traceback" not in err
-        assert "was timed with --cache warm and this run with --cache cold" in err
+        assert (f"{stored} was timed with cache mode warm and this run with cold: cache modes "
+                "are never mixed; gate with --cache warm") in err
     code, _, err = run_cli("gate", *SMALL, "--baseline", stored, "--cache", "lukewarm")
     assert code == 2 and "--cache must be one of warm, cold, got 'lukewarm'" in err
 

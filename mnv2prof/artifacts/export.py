@@ -8,9 +8,9 @@ second run loads the file and skips the export. Every source goes through `expor
 file's metadata carries the torch module's parameter count (`PARAMS_KEY`), which the exported graph
 cannot give back (BN is folded). A file lands in the cache only after `onnx.checker` and the parity
 check pass, and it is written to a temporary name first, then renamed, so a killed run never leaves
-half a model behind. The cache is the tool's own: a cached file that does not load as this tool
-wrote it (truncated, garbage, no parameter count: `cached_file_ok`) is removed and exported
-again, never handed on. The cache folder itself (`$MNV2PROF_CACHE`) is checked once, when first
+half a model behind. The cache is the tool's own: a cached file is used only when its record
+names this cache key and these bytes (`files.cache.vouched`); anything else (another block's
+file swapped in, a file cut short, a folder) is set aside and exported again, never handed on. The cache folder itself (`$MNV2PROF_CACHE`) is checked once, when first
 used: one line naming it when it is a file or cannot be created or written (exit 2).
 """
 
@@ -35,7 +35,7 @@ from torch import nn
 from mnv2prof import interrupts
 from mnv2prof.errors import ExportError, first_line
 from mnv2prof.files.atomic import atomic_target
-from mnv2prof.files.cache import cache_dir, cached_file_ok, sidecar_vouches
+from mnv2prof.files.cache import cache_dir, vouch, vouched
 from mnv2prof.models.inputs import example_input
 from mnv2prof.quiet import silenced
 
@@ -109,16 +109,14 @@ def export_cached(
     interrupt (interrupts.py) stops before an export starts, never inside one.
     """
     folder = directory if directory is not None else cache_dir() / source.folder
-    path = folder / f"{source.name}-{source.key(seed)}.onnx"
-    if path.exists():
-        # its counts' sidecar names these bytes' sha256: whole, no need to parse it (onnx)
-        if sidecar_vouches(path) or cached_file_ok(path, PARAMS_KEY):
-            return ExportResult(path, cached=True, max_abs_diff=None)
-        path.unlink(missing_ok=True)  # damaged: the cache is ours, make the entry again
+    key = source.key(seed)
+    path = folder / f"{source.name}-{key}.onnx"
+    if vouched(path, key):  # this key's file, these bytes: no need to parse it (onnx)
+        return ExportResult(path, cached=True, max_abs_diff=None)
     interrupts.check()
     module = module if module is not None else source.build(seed)
     metadata = parameter_metadata(module, source.parts)
-    diff = export_module(module, source.input_shape, path, seed, metadata)
+    diff = export_module(module, source.input_shape, path, seed, metadata, key)
     return ExportResult(path, cached=False, max_abs_diff=diff)
 
 
@@ -181,9 +179,11 @@ def export_module(
     path: Path,
     seed: int = 0,
     metadata: dict[str, str] | None = None,
+    cache_key: str | None = None,
 ) -> float:
     """Export `module` to `path` atomically, with `metadata` in the model's metadata_props;
-    return the parity max abs diff.
+    return the parity max abs diff. `cache_key`: `path` is a cache entry, whose record
+    (files.cache.vouch) is written once the checks pass, before the file is renamed into place.
 
     Raises `ExportError` if the exporter fails, the checker rejects the graph, or onnxruntime's
     output differs from torch's by more than `PARITY_ATOL` on a random input.
@@ -218,6 +218,8 @@ def export_module(
                 f"{parity_limit(expected):.3g}, {PARITY_ATOL} of the output's scale) for "
                 f"{path.name}"
             )
+        if cache_key is not None:
+            vouch(tmp, path, cache_key)
     return diff
 
 

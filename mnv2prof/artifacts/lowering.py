@@ -17,7 +17,8 @@ the calibration count, the input shape, `PTE_FORMAT` and the library versions (E
 torchao included), and written atomically once its checks pass: fp32 must equal the torch
 module within `export.PARITY_ATOL` (else `ExportError`); int8 is compared with the fp32 torch
 module on held-out inputs (`artifacts.quantize.heldout_seeds`) and its error returned, never failed
-on; a cached file that does not load as a program is removed and lowered again. Lowering is
+on; a cached file is used only when its record names this key and its bytes
+(`files.cache.vouched`), else it is set aside and lowered again. Lowering is
 slow (2-core development machine, mbv2 block C=32 56x56 t=6): importing the lowering stack
 (`executorch.exir`, torchao) takes 4.4 s; the first lowering of a process pays a one-time
 warm-up of torch.export and the observers: fp32 5.4 s, int8 11-15 s; later ones take 1.5-1.9 s
@@ -59,7 +60,7 @@ from mnv2prof.artifacts.quantize import (
 )
 from mnv2prof.errors import ExportError, UsageError, first_line
 from mnv2prof.files.atomic import atomic_target
-from mnv2prof.files.cache import cache_dir
+from mnv2prof.files.cache import cache_dir, vouch, vouched
 from mnv2prof.models.inputs import example_input
 from mnv2prof.models.targets import PRECISIONS
 from mnv2prof.quiet import quiet_stderr, silenced
@@ -257,9 +258,7 @@ def lower_cached(
     folder = directory if directory is not None else cache_dir() / "pte"
     path = folder / f"{name}-{precision}-{key}.pte"
     module = module.eval()
-    if path.exists() and not _cached_program_ok(path):
-        path.unlink(missing_ok=True)  # damaged: the cache is ours, lower it again
-    if path.exists():
+    if vouched(path, key):
         accuracy = pte_accuracy(module, path, input_shape, seed) if precision == "int8" else None
         return LoweredResult(path, cached=True, max_abs_diff=None, accuracy=accuracy)
     interrupts.check()
@@ -282,21 +281,8 @@ def lower_cached(
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_target(path, suffix=".pte.tmp") as tmp:
         tmp.write_bytes(buffer)
+        vouch(tmp, path, key)
     return LoweredResult(path, cached=False, max_abs_diff=diff, accuracy=accuracy)
-
-
-def _cached_program_ok(path: Path) -> bool:
-    """Whether the cached `.pte` at `path` loads as a program (ExecuTorch's internal-consistency
-    verification of the flatbuffer: a truncated or garbage file fails it). No method is
-    loaded, so no threadpool is held."""
-    C = runtime()
-    try:
-        with quiet_stderr():
-            C._load_program(str(path), enable_etdump=False, debug_buffer_size=0,
-                            program_verification=C.Verification.InternalConsistency)
-    except Exception:  # ExecuTorch raises RuntimeError (and others) for a bad program
-        return False
-    return True
 
 
 def _lower(

@@ -38,7 +38,8 @@ Every artefact is cached in `files.cache.cache_dir() / "int8"` under a key of th
 the method, the number of calibration inputs, the seed, the input shapes, the library versions
 and `QUANT_FORMAT`, and written atomically (the quantizer writes a temporary name, renamed when
 it is complete), so a second call loads it and a killed run never leaves half a file; a cached
-file that does not load whole (`export.cached_file_ok`) is removed and made again.
+file is used only when its record names this key and its bytes (`files.cache.vouched`), else it
+is set aside and made again.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ from mnv2prof import interrupts
 from mnv2prof.errors import UsageError, first_line
 from mnv2prof.files.atomic import atomic_target
 from mnv2prof.artifacts.export import library_versions
-from mnv2prof.files.cache import cache_dir, cached_file_ok
+from mnv2prof.files.cache import cache_dir, vouch, vouched
 from mnv2prof.models.targets import CALIBRATIONS, DEFAULT_CALIBRATION, check_name
 from mnv2prof.onnx.graph import load_model
 from mnv2prof.quiet import silenced
@@ -271,10 +272,8 @@ def quantize_cached(
     key = quant_key(_file_digest(fp32_path, model), method, calibration_inputs, seed, shapes)
     folder = directory if directory is not None else cache_dir() / "int8"
     path = folder / f"{fp32_path.stem}-int8-{method}-{key}.onnx"
-    if path.exists():
-        if cached_file_ok(path):
-            return QuantResult(path, cached=True)
-        path.unlink(missing_ok=True)  # damaged: the cache is ours, quantize again
+    if vouched(path, key):
+        return QuantResult(path, cached=True)
     interrupts.check()
     folder.mkdir(parents=True, exist_ok=True)
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -297,6 +296,7 @@ def quantize_cached(
             raise UsageError(
                 f"onnxruntime cannot quantize {fp32_path.name}: {first_line(exc, with_type=True)}"
             ) from exc
+        vouch(tmp, path, key)
     return QuantResult(path, cached=False)
 
 

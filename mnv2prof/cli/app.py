@@ -149,8 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if window.received and code != ExitCode.INTERRUPTED:  # what a library made of the signal
         code, message = ExitCode.INTERRUPTED, f"interrupted ({window.name})"
     if message is not None:
-        interrupts.settle(code)  # a signal from now on cannot add a second line
-        error(message)
+        with interrupts.settling(code):  # a signal from now on cannot add a second line
+            error(message)
     return code
 
 

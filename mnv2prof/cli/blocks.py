@@ -29,6 +29,7 @@ from mnv2prof.cli.options import (
     warn_threads,
 )
 from mnv2prof.cli.output import Outputs, check_folder, make_folder
+from mnv2prof.files.atomic import check_folder_outputs, copy_atomic
 from mnv2prof.errors import UsageError
 from mnv2prof.report.views import COMPARE_GROUPS, LAYERS_GROUPS, parse_show
 
@@ -125,10 +126,11 @@ def export(
     if files := [s.variant for s in plan.subjects if getattr(s, "onnx_file", False)]:
         raise UsageError(f"--model {', '.join(files)}: already an ONNX file, nothing to export")
     check_folder(out, "--out")
+    check_folder_outputs(out, [f"{s.name}.onnx" for s in plan.subjects], "--out",
+                         source_files(plan.subjects))
     plan.check()  # before the folder is made: a refusal leaves nothing behind
     from mnv2prof.artifacts.export import export_cached
     from mnv2prof.artifacts.sources import source_of
-    from mnv2prof.files.atomic import copy_atomic
     from mnv2prof.files.cache import cache_dir
 
     cache_dir()  # a cache that cannot be used is refused before the folder is made, too

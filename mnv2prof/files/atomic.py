@@ -31,6 +31,7 @@ import os
 import shutil
 import stat
 import tempfile
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -129,49 +130,122 @@ def check_not_input(path: Path | str, flag: str, inputs: Inputs) -> None:
                                  "replaces an input; write it to another file")
 
 
+def check_folder_outputs(
+    folder: Path | str, names: Sequence[str], flag: str, inputs: Inputs
+) -> list[Path]:
+    """The files `names` an output folder will hold, each checked as a single output is, before
+    any work: one that is there already (a file, a link) must be writable and never one of
+    `inputs` (a link `d/conv.onnx` to the user's PATH.py would replace the user's source), and
+    no two of them may be one file. Returns their paths."""
+    folder = Path(folder)
+    targets = [folder / name for name in names]
+    for number, target in enumerate(targets):
+        try:
+            there = target.is_symlink() or target.exists()
+        except OSError as exc:  # a name too long
+            raise UsageError(f"{flag} {target}: {exc.strerror or exc}") from None
+        if there:
+            check_target(target, flag)
+            check_not_input(target, flag, inputs)
+        for other in targets[:number]:
+            if there and same_file(target, other):
+                raise UsageError(f"{flag} {folder}: {other.name} and {target.name} name one file "
+                                 f"({resolved_target(target)}); give each output its own")
+    return targets
+
+
 def _umask_mode() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return 0o666 & ~mask
 
 
+FIFO_WAIT_S = 10.0  # how long a FIFO output waits for its reader before it is refused
+_FIFO_POLL_S = 0.05
+
+
+def open_through(path: Path) -> int:
+    """A file descriptor to write into the device or FIFO at `path`, opened without blocking: a
+    FIFO with no reader is retried for `FIFO_WAIT_S` (a signal ends the wait: interrupts.check),
+    then refused in one line. The descriptor is made blocking again, so a slow reader is
+    waited for while it reads."""
+    from mnv2prof import interrupts
+
+    deadline = time.monotonic() + FIFO_WAIT_S
+    while True:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+            break
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:  # ENXIO: a FIFO that no process reads yet
+                raise path_error(path, exc) from None
+            if time.monotonic() >= deadline:
+                raise UsageError(f"cannot write {path}: a FIFO that no process read for "
+                                 f"{FIFO_WAIT_S:g} s; start its reader first") from None
+        interrupts.check()
+        time.sleep(_FIFO_POLL_S)
+    os.set_blocking(fd, True)
+    return fd
+
+
 def write_through(path: Path, data: bytes) -> None:
     """Write `data` into the device or FIFO at `path` in place (no temporary file, no rename, and
     never a new file: the node must exist); a refusal (ENOSPC) is one line."""
+    fd = open_through(path)
     try:
-        fd = os.open(path, os.O_WRONLY)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-        finally:
-            os.close(fd)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
     except OSError as exc:
         raise path_error(path, exc) from None
+    finally:
+        os.close(fd)
+
+
+TEMP_PREFIX = ".mnv2prof-"  # a long target's temporary name: this, 8 random characters, suffix
+_LONGEST_NAME = 64  # bytes of a target's name kept in its temporary name, to say whose it is
+_LONGEST_SUFFIX = 24  # bytes of the target's suffix kept in a temporary name (matplotlib reads it)
+
+
+def _bytes(text: str) -> int:
+    return len(text.encode("utf-8", "surrogateescape"))
+
+
+def temp_prefix(name: str) -> str:
+    """".NAME." for a short target name, else `TEMP_PREFIX`: with `temp_suffix`, a temporary
+    name stays far below the file system's NAME_MAX (255 bytes) whatever the target's name."""
+    return f".{name}." if _bytes(name) <= _LONGEST_NAME else TEMP_PREFIX
+
+
+def temp_suffix(suffix: str) -> str:
+    """`suffix` when it is short, else ".tmp"."""
+    return suffix if _bytes(suffix) <= _LONGEST_SUFFIX else ".tmp"
 
 
 @contextlib.contextmanager
 def atomic_target(path: Path | str, suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temporary path beside `path`; on a clean exit rename it onto `path`.
 
-    On an exception the temporary file is removed and `path` is left as it was. The suffix
-    matters to writers that infer the format from it (matplotlib's savefig). A link at `path`
-    is followed (its target replaced, the link kept); a device or FIFO is written through from
-    a temporary file in the system's temporary folder.
+    On an exception (an interrupt included) the temporary file is removed and `path` is left as
+    it was. Its name is short and random (`temp_prefix`, `temp_suffix`): a target of 255 bytes
+    still gets one. The suffix matters to writers that infer the format from it (matplotlib's
+    savefig). A link at `path` is followed (its target replaced, the link kept); a device or
+    FIFO is written through from a temporary file in the system's temporary folder.
     """
     given = Path(path)
     path = resolved_target(given)
     special = is_special(path)
     if not special and not path.parent.is_dir():
         raise UsageError(f"cannot write {given}: folder {path.parent} does not exist")
+    tmp: Path | None = None
     try:
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}."[:64], suffix=suffix,
-                                    dir=None if special else path.parent)
-    except OSError as exc:
-        raise path_error(given, exc) from None
-    os.close(fd)
-    tmp = Path(name)
-    try:
+        try:
+            fd, name = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=temp_suffix(suffix),
+                                        dir=None if special else path.parent)
+        except OSError as exc:
+            raise path_error(given, exc) from None
+        tmp = Path(name)
+        os.close(fd)
         yield tmp
         if special:
             write_through(path, tmp.read_bytes())
@@ -183,7 +257,8 @@ def atomic_target(path: Path | str, suffix: str = ".tmp") -> Iterator[Path]:
         except OSError as exc:
             raise path_error(given, exc) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
 
 
 def write_atomic(path: Path | str, text: str) -> None:

@@ -11,8 +11,9 @@ union is checked; each refusal is one UsageError line naming the files:
 - no row twice: a row is keyed by its spec_hash, and by (spec_hash, host) when the files have
   a `host` column, so the same spec measured on two hosts is two measurements (kept apart by
   host, as report and gate keep environments apart), while the same row on the same host in
-  two parts is a duplicate, as is a file given twice;
-- one cache mode (`cache_mode`): a results file never mixes warm and cold timings.
+  two parts is a duplicate, as is a file given twice (files.results.check_one_row_per_host);
+- one cache mode (`cache_mode`): a results file never mixes warm and cold timings
+  (files.results.check_one_cache_mode).
 
 Rows from different environments are not refused: each row carries its own (`env_*`), and
 what compares rows (report, gate) keeps environments apart.
@@ -30,6 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 from mnv2prof.errors import UsageError
+from mnv2prof.files.results import Place, check_one_cache_mode, check_one_row_per_host
 from mnv2prof.run.readers import KEY, read_table
 
 WHAT = "merge input"
@@ -51,8 +53,11 @@ def merge_files(paths: Sequence[Path | str]) -> pd.DataFrame:
     first, header = paths[0], list(frames[0].columns)
     for path, frame in zip(paths[1:], frames[1:], strict=True):
         _check_columns(first, header, path, list(frame.columns))
-    _check_cache_modes(paths, frames)
-    _check_duplicates(paths, frames, "host" in header)
+    try:
+        _check_cache_modes(paths, frames)
+        _check_duplicates(paths, frames, "host" in header)
+    except UsageError as exc:
+        raise UsageError(f"merge: {exc}") from None
     return pd.concat(frames, ignore_index=True)
 
 
@@ -82,39 +87,20 @@ def _check_columns(first: Path, header: list[str], path: Path, columns: list[str
 
 
 def _check_cache_modes(paths: Sequence[Path], frames: Sequence[pd.DataFrame]) -> None:
-    if "cache_mode" not in frames[0].columns:
-        return
-    first: tuple[str, Path] | None = None
-    for path, frame in zip(paths, frames, strict=True):
-        for mode in frame["cache_mode"].unique():
-            if first is None:
-                first = (mode, path)
-            elif mode != first[0]:
-                modes = f"{first[0] or 'none'} and {mode or 'none'}"
-                where = (
-                    f"{path} mixes cache modes ({modes})" if path == first[1]
-                    else f"{first[1]} was timed with cache mode {first[0] or 'none'} and {path} "
-                    f"with {mode or 'none'}"
-                )
-                raise UsageError(f"merge: {where}: cache modes are never mixed in one file")
+    if "cache_mode" in frames[0].columns:
+        check_one_cache_mode(
+            (str(path), mode) for path, frame in zip(paths, frames, strict=True)
+            for mode in frame["cache_mode"]
+        )
 
 
 def _check_duplicates(
     paths: Sequence[Path], frames: Sequence[pd.DataFrame], by_host: bool
 ) -> None:
-    owner: dict[tuple[str, str], tuple[Path, int]] = {}
-    for path, frame in zip(paths, frames, strict=True):
-        hosts = frame["host"] if by_host else [""] * len(frame)
-        for number, (spec_hash, host) in enumerate(zip(frame["spec_hash"], hosts), 1):
-            key = (spec_hash, host)
-            if key in owner:
-                other, other_row = owner[key]
-                on_host = f" on host {host}" if by_host else ""
-                where = (
-                    f"twice in {path} (rows {other_row} and {number})" if other == path
-                    else f"in {other} (row {other_row}) and {path} (row {number})"
-                )
-                raise UsageError(
-                    f"merge: spec_hash {spec_hash}{on_host} is {where}: a row is merged once"
-                )
-            owner[key] = (path, number)
+    rows = (
+        (spec_hash, host, Place(str(path), number))
+        for path, frame in zip(paths, frames, strict=True)
+        for number, (spec_hash, host) in enumerate(
+            zip(frame["spec_hash"], frame["host"] if by_host else [""] * len(frame)), 1)
+    )
+    check_one_row_per_host(rows, once="merged")

@@ -11,7 +11,8 @@ for anything that is not what it should be, never a traceback and never a guess.
 - `check_results`: what a results file (a sweep journal, `compare --csv`, a merged file) must
   hold beyond that, the one verdict of every reader of results (`report`, `plot`, `explain`,
   `merge`, `sweep --resume`): each number column it has of its kind (`RESULT_COLUMNS`), each
-  latency's 95% CI around its median, and no row twice (spec_hash, per host).
+  latency's 95% CI around its median, one cache mode, and no row twice (spec_hash, per host):
+  files.results decides the last two, for every reader.
 
 Readers never change the file they read.
 """
@@ -30,6 +31,8 @@ from pathlib import Path
 import pandas as pd
 
 from mnv2prof.errors import UsageError
+from mnv2prof.files.nesting import load_json
+from mnv2prof.files.results import Place, check_one_cache_mode, check_one_row_per_host, parse_number
 
 # Column kinds for `read_table`.
 TEXT = "text"  # any value, may be empty
@@ -93,9 +96,11 @@ def read_text(path: Path, what: str) -> str:
 def _json_records_as_csv(text: str, path: Path, what: str) -> str:
     """A JSON list of records (what `--json` writes) as CSV text, every value as text."""
     try:
-        records = json.loads(text)
+        records = load_json(text)
     except json.JSONDecodeError as exc:
         raise UsageError(f"{what} {path} is not JSON: {exc.msg} at line {exc.lineno}") from None
+    except ValueError as exc:  # nested past the limit: json would raise RecursionError
+        raise UsageError(f"{what} {path} is not JSON the tool reads: {exc}") from None
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
         raise UsageError(f"{what} {path} is not a JSON list of records (rows)")
     frame = pd.DataFrame(records, dtype=object).map(lambda v: "" if v is None else str(v))
@@ -103,7 +108,8 @@ def _json_records_as_csv(text: str, path: Path, what: str) -> str:
 
 
 def csv_rows(text: str, path: Path, what: str) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of a CSV text; every row must have the header's number of fields."""
+    """Header and rows of a CSV text: no column named twice, every row with the header's
+    number of fields."""
     try:
         rows = list(csv.reader(io.StringIO(text, newline="")))
     except csv.Error as exc:
@@ -112,6 +118,9 @@ def csv_rows(text: str, path: Path, what: str) -> tuple[list[str], list[list[str
     if not rows:
         raise UsageError(f"{what} {path} is empty")
     header, body = rows[0], rows[1:]
+    twice = [name for number, name in enumerate(header) if name in header[:number]]
+    if twice:  # pandas would read the second as `macs.1`, and merge would write it so
+        raise UsageError(f"{what} {path}: the header names the column {twice[0]} twice")
     for number, row in enumerate(body, 1):
         if len(row) != len(header):
             cut = " (cut off mid-row?)" if number == len(body) else ""
@@ -129,7 +138,7 @@ def check_value(value: str, kind: str) -> bool:
     if kind == KEY:
         return value.strip() != ""
     try:
-        number = float(value)
+        number = parse_number(value)  # ASCII digits only: `1_0` and `١٢` are not numbers here
     except ValueError:
         return False
     if not math.isfinite(number):
@@ -172,19 +181,22 @@ def check_results(path: Path, what: str, header: list[str], body: list[list[str]
     for number, row in enumerate(body, 1):
         for prefix in CI_PREFIXES:
             _check_ci(path, what, number, row, index, prefix)
-    if "spec_hash" not in index:
-        return
-    host = index.get("host")
-    seen: dict[tuple[str, str], int] = {}
-    for number, row in enumerate(body, 1):
-        key = (row[index["spec_hash"]], row[host] if host is not None else "")
-        if key in seen:
-            on_host = f" on host {key[1]}" if host is not None else ""
-            raise UsageError(
-                f"{what} {path}: spec_hash {key[0]}{on_host} is twice (rows {seen[key]} and "
-                f"{number}): a row is in a results file once"
-            )
-        seen[key] = number
+    check_row_keys(path, what, header, body)
+
+
+def check_row_keys(path: Path, what: str, header: list[str], body: list[list[str]]) -> None:
+    """The results files' rules on whole rows (files.results): one cache mode, and each
+    spec_hash once per host."""
+    index = {name: i for i, name in enumerate(header)}
+    place = f"{what} {path}"
+    if "cache_mode" in index:
+        check_one_cache_mode((place, row[index["cache_mode"]]) for row in body)
+    if "spec_hash" in index:
+        host = index.get("host")
+        check_one_row_per_host(
+            (row[index["spec_hash"]], row[host] if host is not None else "", Place(place, number))
+            for number, row in enumerate(body, 1)
+        )
 
 
 def _check_ci(path: Path, what: str, number: int, row: list[str], index: dict[str, int],
@@ -193,7 +205,7 @@ def _check_ci(path: Path, what: str, number: int, row: list[str], index: dict[st
     if not all(name in index for name in names):
         return
     try:
-        low, median, high = (float(row[index[name]]) for name in names)
+        low, median, high = (parse_number(row[index[name]]) for name in names)
     except ValueError:  # empty: not measured (eager, GPU); text in `latency_*` is refused above
         return
     if low > median:

@@ -5,6 +5,9 @@ A sweep can take hours, so the CSV is the sweep's journal:
   line on a file opened for appending, then `fsync`: an interrupt (Ctrl-C, SIGTERM, a kill)
   leaves every finished row whole and never a partial one;
 - the header is written once, from the first row's keys (`Record.row()`);
+- one writer at a time: the file is locked (`fcntl.flock`, files.locks) from the checks to the
+  last row, and a second sweep on it is refused naming the process that writes it (two
+  `--resume` at once wrote every missing row twice);
 - `resume=True` skips rows whose `spec_hash` (spec and threads) is already in the file; a file
   whose header differs from this version's rows is refused, as is one measured in another
   environment (env.COMPARABLE_KEYS), since its rows could not be compared with the new ones,
@@ -33,6 +36,7 @@ rows come from many hosts.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -42,8 +46,10 @@ from pathlib import Path
 
 from mnv2prof import interrupts
 from mnv2prof.errors import Interrupted, Mnv2profError, UsageError
+from mnv2prof.files.atomic import check_target, is_special, path_error, write_through
+from mnv2prof.files.locks import Held, hold
+from mnv2prof.files.results import check_one_cache_mode
 from mnv2prof.models.user_models import Subject
-from mnv2prof.files.atomic import check_target, is_special, path_error
 from mnv2prof.run.profiles import GridPoint, Profile
 from mnv2prof.run.records import Record, row_columns
 
@@ -93,20 +99,54 @@ class CsvJournal:
         self.first_row: dict[str, str] | None = None
         self._truncate = False
         self._newline_missing = False
+        self._held: Held | None = None
+        self._made = False
         check_target(self.path, "--out")
-        if is_special(self.path):
+        self._special = is_special(self.path)
+        if self._special:
             if resume:
                 raise UsageError(f"--resume: {path} is not a regular file, it holds no rows")
             return
-        if self.path.exists() and not resume:
-            if not force:
-                raise UsageError(
-                    f"{path} exists: pass --resume to add the missing rows, or --force to "
-                    "replace it"
-                )
-            self._truncate = True  # on the first row, so an early interrupt keeps the old file
-        elif self.path.exists():
-            self._read_existing()
+        if not self.path.exists():
+            return  # locked by `begin`, when it is made
+        self._held = hold(self.path, "--out")  # one writer at a time (files.locks)
+        try:
+            if not resume:
+                if not force:
+                    raise UsageError(
+                        f"{path} exists: pass --resume to add the missing rows, or --force to "
+                        "replace it"
+                    )
+                self._truncate = True  # on the first row: an early interrupt keeps the old file
+            else:
+                self._read_existing()
+        except BaseException:
+            self.close()
+            raise
+
+    def begin(self) -> None:
+        """Hold the file's lock before the first row is measured (a sweep's `run` calls it; an
+        append does when nobody did): a file that was not there at the checks is made now, and
+        refused if another writer made it meanwhile."""
+        if self._special or (self._held is not None and self._held.fd is not None):
+            return
+        made = not self.path.exists()
+        self._held = hold(self.path, "--out")
+        self._made = self._made or made
+        if self.header is None and not self._truncate and os.fstat(self._held.fd).st_size:
+            self._held.release()
+            raise UsageError(f"{self.path} was written by another process since it was "
+                             "checked: pass --resume to add the missing rows")
+
+    def close(self) -> None:
+        """Release the file's lock; a file this journal made and never wrote a row to is
+        removed, as if the sweep had not started."""
+        if self._held is None or self._held.fd is None:
+            return
+        with contextlib.suppress(OSError):
+            if self._made and os.fstat(self._held.fd).st_size == 0:
+                self.path.unlink()
+        self._held.release()
 
     def check_columns(self, columns: Sequence[str]) -> None:
         """The existing file's header must be the columns this version writes."""
@@ -150,21 +190,27 @@ class CsvJournal:
         writer.writerow(["" if v is None else v for v in row.values()])
         newline = "\n" if self._newline_missing and not self._truncate else ""
         data = (newline + text.getvalue()).encode("utf-8")
-        flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if self._truncate else os.O_APPEND)
         try:
-            fd = os.open(self.path, flags, 0o666)  # the user's umask decides the mode
-            try:
-                written = os.write(fd, data)
-                while written < len(data):  # regular files take it whole; this is for the odd FS
-                    written += os.write(fd, data[written:])
-                if not is_special(self.path):  # a device or FIFO cannot be synced (EINVAL)
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-        except OSError as exc:  # a full disk, or /dev/full
+            if self._special:  # a device or a FIFO: written through, never synced (EINVAL)
+                write_through(self.path, data)
+            else:
+                self._write(data)
+        except OSError as exc:  # a full disk
             raise path_error(self.path, exc) from None
         self.header, self._truncate, self._newline_missing = keys, False, False
         self.done.add(str(row["spec_hash"]))
+
+    def _write(self, data: bytes) -> None:
+        """`data` appended to the locked file in one write, then synced (cut first, once, with
+        --force)."""
+        self.begin()  # a no-op once held; again when a newer journal of this process took it
+        fd = self._held.fd
+        if self._truncate:
+            os.ftruncate(fd, 0)
+        written = os.write(fd, data)
+        while written < len(data):  # regular files take it whole; this is for the odd FS
+            written += os.write(fd, data[written:])
+        os.fsync(fd)
 
 
 class Sweep:
@@ -184,17 +230,36 @@ class Sweep:
         shard: tuple[int, int] | None = None,  # (K, N): only the rows of shard K of N
         on_cluster: bool = False,  # rows come from a cluster's hosts, not from this one
     ):
-        from mnv2prof.measure.env import current_environment
         from mnv2prof.run.shard import select_shard
 
         self.profile, self.out, self.device = profile, Path(out), device
         self.journal = CsvJournal(self.out, resume, force)
-        first = self.journal.first_row
+        try:
+            self._check_resumed(on_cluster)
+            points = profile.points()
+            self.selected: list[tuple[GridPoint, list[Subject]]] = (
+                select_shard(points, *shard) if shard else [(p, list(p.subjects)) for p in points]
+            )
+            self.total = sum(len(specs) for _, specs in self.selected)
+            self.skipped = 0
+            for point, specs in self.selected if self.journal.done else ():  # hashing takes time
+                interrupts.check()
+                self.skipped += sum(1 for s in specs if point.row_hash(s) in self.journal.done)
+        except BaseException:
+            self.journal.close()
+            raise
+
+    def _check_resumed(self, on_cluster: bool) -> None:
+        """A resumed file's rows must be comparable with the new ones: this environment (its
+        first row's; a cluster's rows come from many), this cache mode, these columns."""
+        from mnv2prof.measure.env import current_environment
+
+        first, out = self.journal.first_row, self.out
         if first is not None and not on_cluster:
             # Only the environment columns the file has: a compare CSV from a version that
             # wrote fewer of them is judged on what it recorded.
             differences = {
-                k: v for k, v in current_environment(device).differences(first).items()
+                k: v for k, v in current_environment(self.device).differences(first).items()
                 if f"env_{k}" in first
             }
             if differences:
@@ -206,24 +271,11 @@ class Sweep:
                     f"{out} was measured in another environment ({shown}): resume it there, "
                     "or start a new file"
                 )
-        if first is not None:
-            mode = first.get("cache_mode", "")
-            if mode != profile.timing.cache:
-                raise UsageError(
-                    f"{out} was timed with cache mode {mode or 'none (an older harness)'} and "
-                    f"this sweep uses {profile.timing.cache}: cache modes are never mixed in one "
-                    "file; start a new file"
-                )
+        if first is not None:  # the file holds one mode (readers.check_results): its first row's
+            check_one_cache_mode([(str(out), first.get("cache_mode", ""))],
+                                 ("this sweep", self.profile.timing.cache),
+                                 " in one file; start a new file")
         self.journal.check_columns(row_columns())
-        points = profile.points()
-        self.selected: list[tuple[GridPoint, list[Subject]]] = (
-            select_shard(points, *shard) if shard else [(p, list(p.subjects)) for p in points]
-        )
-        self.total = sum(len(specs) for _, specs in self.selected)
-        self.skipped = 0
-        for point, specs in self.selected if self.journal.done else ():  # hashing takes time
-            interrupts.check()
-            self.skipped += sum(1 for s in specs if point.row_hash(s) in self.journal.done)
 
     def run(self, hooks: SweepHooks | None = None, remote: Callable | None = None) -> SweepResult:
         """Measure every row not yet in the file, appending each as it is measured.
@@ -234,6 +286,7 @@ class Sweep:
         cluster's is `functools.partial(run.cluster.run_points, handle)`: this module knows no
         cluster."""
         hooks = hooks or SweepHooks()
+        self.journal.begin()  # locked before anything is shown or measured
         if hooks.on_start:
             hooks.on_start(self.total, self.skipped)
         done = self.journal.done
@@ -272,6 +325,8 @@ class Sweep:
                 f"interrupted: {self.skipped + written} of {self.total} rows are in {self.out}; "
                 "run again with --resume to measure the rest"
             ) from None
+        finally:
+            self.journal.close()
         return SweepResult(self.total, self.skipped, written, missing, reasons)
 
 

@@ -95,3 +95,16 @@ def test_the_shared_registry_writes_the_public_exporters_bytes(variant, tmp_path
     public = tmp_path / "public.onnx"
     export_module(build_block(spec), spec.input_shape, public)
     assert shared.read_bytes() == public.read_bytes()
+
+
+def test_a_failed_export_leaves_no_temporary_file(tmp_path, monkeypatch):
+    import mnv2prof.artifacts.export as export
+
+    def half_then_fail(module, example, target):
+        target.write_bytes(b"half an export")
+        raise RuntimeError("the exporter gave up")
+
+    monkeypatch.setattr(export, "_dynamo_export", half_then_fail)
+    with pytest.raises(ExportError, match="ONNX export failed for .*the exporter gave up"):
+        export_cached(block_source(BlockSpec("conv", 8, resolution=8)), directory=tmp_path)
+    assert list(tmp_path.iterdir()) == []  # no .onnx.tmp, no record

@@ -3,8 +3,12 @@ that names an input is refused before any work; a device or a FIFO is written th
 replaced; a link keeps being a link; and bad input is one line with the right exit code."""
 
 import os
+import signal
 import stat
+import subprocess
+import sys
 import threading
+import time
 
 import pandas as pd
 import pytest
@@ -325,6 +329,31 @@ def test_a_damaged_cached_pte_is_lowered_again(tmp_path):
     assert lower().cached
 
 
+@pytest.mark.slow  # lowers conv three times (seconds each)
+def test_a_pte_swapped_for_another_blocks_is_lowered_again(tmp_path):
+    import shutil
+
+    from mnv2prof.artifacts import lowering
+    from mnv2prof.files.cache import ENTRY_SUFFIX
+
+    if not lowering.available():
+        pytest.skip("ExecuTorch is not installed (the mobile extra)")
+    from mnv2prof.models.blocks import build_block
+    from mnv2prof.models.variants import BlockSpec
+
+    conv, dwsep = (BlockSpec(v, in_chs=8, resolution=8) for v in ("conv", "dwsep"))
+    def lower(spec):
+        return lowering.lower_cached(build_block(spec), spec.input_shape, spec.name, spec.name,
+                                     directory=tmp_path)
+
+    mine, theirs = lower(conv).path, lower(dwsep).path
+    mine_bytes = mine.read_bytes()
+    for suffix in ("", ENTRY_SUFFIX):  # dwsep's program and its record under conv's name
+        shutil.copyfile(str(theirs) + suffix, str(mine) + suffix)
+    again = lower(conv)
+    assert not again.cached and mine.read_bytes() == mine_bytes
+
+
 @pytest.mark.parametrize("column, value, words", [
     ("latency_ci_low_ms", [1.2, 2.6, 1.1, 1.9], "row 2, column latency_ci_low_ms: 2.6 is above "
                                                 "the median 2.5"),
@@ -376,3 +405,111 @@ def test_a_csv_with_a_byte_order_mark_is_read(run_cli, tmp_path):
     code, _, err = run_cli("merge", with_bom, "--out", tmp_path / "m.csv")
     assert code == 0, err
     assert pd.read_csv(tmp_path / "m.csv").columns[0] == "variant"
+
+
+# --- issue 31: the cache heals, names fit, outputs in a folder are checked, a FIFO waits a bound
+
+def test_export_never_replaces_the_users_source_through_a_link(run_cli, tmp_path, monkeypatch,
+                                                              nothing_runs):
+    source = tmp_path / "blocks.py"
+    source.write_text("from torch import nn\n\n\ndef Wide(in_chs):\n    return nn.Identity()\n")
+    before = source.read_bytes()
+    out = tmp_path / "d"
+    out.mkdir()
+    monkeypatch.chdir(tmp_path)
+    spec_name = "Wide_c8_r8_e6_k3_s1_b1"  # the file `export` writes for the user's block
+    (out / f"{spec_name}.onnx").symlink_to(source)
+    line = refused(run_cli("export", "--out", out, *TINY, "--variants", "conv,blocks.py:Wide"))
+    assert f"--out {out / (spec_name + '.onnx')} is the input source of Wide ({source})" in line
+    unchanged(source, before)
+    assert sorted(p.name for p in out.iterdir()) == [f"{spec_name}.onnx"]
+
+
+@pytest.mark.slow  # measures conv (a second)
+def test_a_csv_name_of_242_bytes_is_written(run_cli, tmp_path):
+    out = tmp_path / ("o." + "c" * 240)
+    code, _, err = run_cli("compare", *SMALL, "--variants", "conv", "--no-eager", "--no-chart",
+                           "--csv", out)
+    assert code == 0, err  # "File name too long" after measuring, the rows lost, before
+    assert pd.read_csv(out)["variant"].tolist() == ["conv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]
+
+
+@pytest.mark.slow  # exports conv twice and measures it
+@pytest.mark.parametrize("damage", ["export is a folder", "counts are a folder",
+                                    "export swapped for dwsep's", "record nested 100,000 deep"])
+def test_a_damaged_cache_entry_never_fails_a_run(run_cli, tmp_path, monkeypatch, damage):
+    from mnv2prof.files.cache import ENTRY_SUFFIX, SIDECAR_SUFFIX
+
+    monkeypatch.setenv("MNV2PROF_CACHE", str(tmp_path / "cache"))
+    first = tmp_path / "first.csv"
+    args = ("compare", *SMALL, "--variants", "conv,dwsep", "--no-eager", "--no-chart", "--csv")
+    assert run_cli(*args, first)[0] == 0
+    onnx = tmp_path / "cache" / "onnx"
+    conv, dwsep = (next(onnx.glob(f"{v}_*.onnx")) for v in ("conv", "dwsep"))
+    counts, record = (conv.parent / (conv.name + s) for s in (SIDECAR_SUFFIX, ENTRY_SUFFIX))
+    if damage == "export is a folder":  # exit 3 on every run, before
+        conv.unlink()
+        conv.mkdir()
+    elif damage == "counts are a folder":  # exit 2 on every run, before
+        counts.unlink()
+        counts.mkdir()
+    elif damage == "export swapped for dwsep's":  # conv's row read dwsep's MACs, before
+        for suffix in ("", SIDECAR_SUFFIX, ENTRY_SUFFIX):
+            (conv.parent / (conv.name + suffix)).write_bytes(
+                (dwsep.parent / (dwsep.name + suffix)).read_bytes())
+    else:
+        record.write_text("[" * 100_000 + "]" * 100_000)
+    second = tmp_path / "second.csv"
+    code, _, err = run_cli(*args, second)
+    assert code == 0, err
+    columns = ["variant", "macs", "params", "spec_hash"]
+    assert pd.read_csv(second)[columns].equals(pd.read_csv(first)[columns])
+    assert pd.read_csv(second)["macs"].tolist()[0] == 8 * 8 * 8 * 8 * 9
+
+
+def test_a_fifo_without_a_reader_is_one_line_after_a_bounded_wait(run_cli, tmp_path,
+                                                                  monkeypatch):
+    from mnv2prof.files import atomic
+
+    monkeypatch.setattr(atomic, "FIFO_WAIT_S", 0.5)
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    line = refused(run_cli("merge", results_csv(tmp_path), "--out", fifo))
+    assert line == (f"mnv2prof: error: cannot write {fifo}: a FIFO that no process read for "
+                    "0.5 s; start its reader first")
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+def test_ctrl_c_ends_the_wait_for_a_fifos_reader(tmp_path):
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    process = subprocess.Popen([sys.executable, "-m", "mnv2prof", "merge",
+                                str(results_csv(tmp_path)), "--out", str(fifo)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3)  # the merge is read and waits for the FIFO's reader (forever, before)
+    assert process.poll() is None, process.communicate()
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 130, err
+    assert err.strip().splitlines() == ["mnv2prof: error: interrupted (SIGINT)"]
+
+
+ARABIC_INDIC = ["\u0663\u0666\u0668\u0666\u0664", "9728", "36864", "29696"]
+
+
+@pytest.mark.parametrize("command", ["report", "plot"])
+def test_arabic_indic_digits_in_a_number_column_are_bad_input(run_cli, tmp_path, command):
+    path = results_csv(tmp_path, macs=ARABIC_INDIC)  # a TypeError, exit 3, before
+    extra = ("--out", tmp_path / "fig.png") if command == "plot" else ()
+    line = refused(run_cli(command, path, *extra))
+    assert line.endswith(f"{path}, row 1, column macs: '{ARABIC_INDIC[0]}' is not a whole "
+                         "number >= 0")
+
+
+def test_a_report_input_nested_past_the_limit_is_bad_input(run_cli, tmp_path):
+    path = tmp_path / "rows.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)  # RecursionError, exit 3, before
+    line = refused(run_cli("report", path))
+    assert line.endswith(f"{path} is not JSON the tool reads: nested 100000 deep, past the "
+                         "limit of 64")

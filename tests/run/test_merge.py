@@ -119,9 +119,9 @@ def test_cache_modes_are_never_mixed(tmp_path):
         "mixed in one file"
     )
     mixed = journal(tmp_path / "mixed.csv", row("03"), row("04", cache_mode="cold"))
-    assert one_line([mixed]) == (
-        f"merge: {mixed} mixes cache modes (warm and cold): cache modes are never mixed in one "
-        "file"
+    assert one_line([mixed]) == (  # what every reader of results refuses (readers)
+        f"merge input {mixed} mixes cache modes (warm and cold): cache modes are never mixed in "
+        "one file"
     )
 
 
@@ -136,3 +136,21 @@ def test_unreadable_inputs_are_one_line_from_the_readers(tmp_path):
     no_hash = tmp_path / "no_hash.csv"
     no_hash.write_text("variant,x\nmbv2,1\n")
     assert one_line([no_hash]) == f"merge input {no_hash} lacks the column(s) spec_hash"
+
+
+def test_a_column_named_twice_is_refused_not_renamed(tmp_path):
+    a = journal(tmp_path / "a.csv", row("01", macs=36864))
+    twice = tmp_path / "twice.csv"
+    header, rest = a.read_text().split("\n", 1)
+    twice.write_text(header + ",macs\n" + rest.replace("\n", ",36864\n"))
+    assert one_line([a, twice]) == (  # pandas read it as `macs.1`, and merge wrote that
+        f"merge input {twice}: the header names the column macs twice"
+    )
+
+
+@pytest.mark.parametrize("cell", ["1_0", "\u0661\u0662", "1 0", "0x10", "\uff11"])
+def test_a_number_is_written_in_ascii_digits(tmp_path, cell):
+    a = journal(tmp_path / "a.csv", row("01", macs=cell))
+    assert one_line([a]) == (
+        f"merge input {a}, row 1, column macs: {cell!r} is not a whole number >= 0"
+    )

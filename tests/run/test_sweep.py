@@ -202,7 +202,8 @@ def test_resume_never_mixes_cache_modes(run_cli, tmp_path):
     before = out.read_bytes()
     code, _, err = run_cli("sweep", profile, "--out", out, "--resume")  # the profile's: warm
     assert code == 2
-    assert "was timed with cache mode cold and this sweep uses warm" in err
+    assert "was timed with cache mode cold and this sweep with warm: cache modes are never " \
+        "mixed in one file; start a new file" in err
     assert len(err.strip().splitlines()) == 1
     assert out.read_bytes() == before
     code, _, err = run_cli("sweep", profile, "--out", out, "--resume", "--cache", "cold")
@@ -269,3 +270,119 @@ def test_a_batch_holds_at_most_ten_seconds_of_timing():
     grouped = batches(points, profile.batch_rows, batch_points(profile))
     assert [len(b) for b in grouped] == [5, 5]  # 15 rows each, within batch_rows = 48
     assert [p.values for b in grouped for p, _ in b] == [p.values for p, _ in points]
+
+
+# --- issue 31.5: one writer at a time -----------------------------------------------------------
+
+HOLDER = """
+import sys, time
+from pathlib import Path
+from mnv2prof.files.locks import hold
+held = hold(Path(sys.argv[1]), "--out")
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.fixture
+def other_writer(tmp_path):
+    """A process that holds the journal's lock, as a running sweep does."""
+    out = tmp_path / "out.csv"
+    out.write_text("variant,spec_hash,latency_median_ms\nmbv2,def,1.0\n")
+    process = subprocess.Popen([sys.executable, "-c", HOLDER, str(out)], stdout=subprocess.PIPE,
+                               text=True, env=os.environ.copy())
+    assert process.stdout.readline() == "held\n"
+    yield out, process.pid
+    process.kill()
+    process.wait()
+
+
+@pytest.mark.parametrize("flags", [{"resume": True, "force": False},
+                                   {"resume": False, "force": True},
+                                   {"resume": False, "force": False}])
+def test_a_second_writer_is_refused_naming_the_first(other_writer, flags):
+    out, pid = other_writer
+    before = out.read_bytes()
+    with pytest.raises(UsageError) as caught:
+        CsvJournal(out, **flags)
+    assert str(caught.value) == (
+        f"--out {out} is being written by process {pid}: one writer at a time, or rows would be "
+        "written twice; wait for it to end, or write to another file"
+    )
+    assert out.read_bytes() == before
+
+
+def test_the_lock_is_released_with_the_writer(other_writer):
+    out, pid = other_writer
+    os.kill(pid, signal.SIGKILL)  # a killed writer leaves no stale lock
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            journal = CsvJournal(out, resume=True, force=False)
+            break
+        except UsageError:
+            assert time.monotonic() < deadline, "the lock outlived its process"
+            time.sleep(0.05)
+    assert journal.done == {"def"}
+    journal.close()
+
+
+def test_within_one_process_the_newest_journal_writes(tmp_path):
+    out = tmp_path / "out.csv"
+    first = CsvJournal(out, resume=False, force=False)
+    first.append(ROW)
+    second = CsvJournal(out, resume=True, force=False)  # the first is not closed yet
+    second.append({**ROW, "spec_hash": "xyz"})
+    assert second.done == {"abc", "xyz"}
+    assert out.read_text().splitlines()[1:] == ["mbv2,abc,1.5", "mbv2,xyz,1.5"]
+
+
+def test_a_journal_closed_before_its_first_row_leaves_no_file(tmp_path):
+    out = tmp_path / "out.csv"
+    journal = CsvJournal(out, resume=False, force=False)
+    assert not out.exists()  # checked, not made: a refusal after the checks leaves nothing
+    journal.begin()
+    assert out.exists()  # made, to be locked, before anything is measured
+    journal.close()
+    assert not out.exists()
+    kept = tmp_path / "kept.csv"
+    kept.write_text("")
+    CsvJournal(kept, resume=True, force=False).close()
+    assert kept.exists()  # not made by it: left as it was
+
+
+@pytest.mark.slow  # two real sweeps (torch import, exports): about 20 s
+def test_two_resumes_at_once_never_write_a_row_twice(tmp_path):
+    # a cache of its own: the first sweep is still exporting when the second starts
+    env = {**os.environ, "MNV2PROF_CACHE": str(tmp_path / "cache")}
+    profile = tiny_profile(tmp_path, expansions=(1, 2, 3, 4), variants=("mbv2",), batch_rows=1)
+    out = tmp_path / "out.csv"
+    argv = [sys.executable, "-m", "mnv2prof", "sweep", str(profile), "--out", str(out)]
+    first = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=env)
+    deadline = time.monotonic() + 60
+    while not out.exists():
+        assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+        time.sleep(0.02)
+    second = subprocess.run([*argv, "--resume"], capture_output=True, text=True, env=env,
+                            timeout=120, check=False)
+    assert second.returncode == 2, second.stderr
+    assert second.stderr.strip().splitlines() == [(
+        f"mnv2prof: error: --out {out} is being written by process {first.pid}: one writer at "
+        "a time, or rows would be written twice; wait for it to end, or write to another file"
+    )]
+    _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    frame = read_rows(out)
+    assert len(frame) == 4 and frame["spec_hash"].is_unique
+
+
+def test_a_file_made_by_another_writer_after_the_checks_is_refused(tmp_path):
+    out = tmp_path / "out.csv"
+    journal = CsvJournal(out, resume=False, force=False)
+    other = CsvJournal(out, resume=False, force=False)
+    other.append(ROW)  # the other sweep started first, and is done
+    other.close()
+    with pytest.raises(UsageError, match="was written by another process since it was checked"):
+        journal.begin()
+    assert out.read_text().splitlines()[1:] == ["mbv2,abc,1.5"]
