@@ -30,7 +30,9 @@ if TYPE_CHECKING:
     from mnv2prof.onnx.graph import GraphInfo
 
 from mnv2prof.artifacts.export import PARAMS_BY_PART_KEY, PARAMS_KEY  # noqa: E402 (no onnx)
+from mnv2prof.errors import Mnv2profError  # noqa: E402
 from mnv2prof.files.cache import SIDECAR_SUFFIX, file_sha256  # noqa: E402
+from mnv2prof.files.nesting import load_json  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,7 @@ def read_counted(path: Path) -> CountedCost | None:
     (sha256) by this counting code; None otherwise (no entry, damaged, stale)."""
     sidecar = Path(str(path) + COUNTED_SUFFIX)
     try:
-        entry = json.loads(sidecar.read_text(encoding="utf-8"))
+        entry = load_json(sidecar.read_text(encoding="utf-8"))
         if entry["counting"] != counting_fingerprint() or entry["sha256"] != file_sha256(path):
             return None
         return CountedCost(**entry["cost"])
@@ -150,6 +152,6 @@ def count_cached(path: Path) -> CountedCost:
         from mnv2prof.files.atomic import write_atomic
 
         write_atomic(Path(str(path) + COUNTED_SUFFIX), json.dumps(entry, indent=1) + "\n")
-    except OSError:
+    except (OSError, Mnv2profError):  # a sidecar that cannot be written: counted next time
         pass
     return counted

@@ -61,7 +61,7 @@ RECIPE = (
     f"start every node with `ray start ... --resources='{{\"{RESOURCE}\": 1}}'` (the head too "
     "if it should time), or use --ray local"
 )
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_SIGNALS = interrupts.SIGNALS  # SIGHUP too: deferred after ray.init as before it
 
 
 @dataclass

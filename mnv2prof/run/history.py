@@ -11,7 +11,7 @@ given for the same row (spec_hash, cache mode, CPU, onnxruntime version) and ret
 `SlowState` when most rows are well above it (report.notes words it); the numbers themselves
 are never changed.
 
-The history file is the tool's own (run.cache_json): one that cannot be read is set aside and
+The history file is the tool's own (files.cache_json): one that cannot be read is set aside and
 started anew, never a failure of the run that has just measured.
 """
 
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mnv2prof.run.cache_json import Unreadable, read_cache_json, set_aside
+from mnv2prof.files.cache_json import Unreadable, read_cache_json, set_aside
 
 SLOW_REL = 0.03  # a row this far above its best is slow
 HISTORY_FILE = "fastest_calls.json"

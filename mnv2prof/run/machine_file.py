@@ -4,7 +4,7 @@ root (files.cache.cache_dir).
 
 Two readers, one check (`read_machine`):
 - `load_machine`, for a run that adds the roofline columns after measuring (compare, the Python
-  API): a file that cannot be read or holds a bad value is set aside (run.cache_json) and the
+  API): a file that cannot be read or holds a bad value is set aside (files.cache_json) and the
   machine counts as not calibrated, never a failure that would lose the rows just measured;
 - `machine_for_frame`, for `plot --roofline`, which needs the calibration: the same faults are
   one line (UsageError, exit 2) naming the file and what is wrong, the file left in place.
@@ -22,7 +22,7 @@ import pandas as pd
 
 from mnv2prof.errors import UsageError
 from mnv2prof.measure.roofline import CEILINGS_FORMAT, MachineCeilings
-from mnv2prof.run.cache_json import Unreadable, read_cache_json, set_aside
+from mnv2prof.files.cache_json import Unreadable, read_cache_json, set_aside
 
 POSITIVE_FIELDS = ("peak_gflops", "dram_gbs", "cache_gbs", "threads")
 

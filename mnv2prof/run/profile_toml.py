@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from mnv2prof.errors import SpecError, UsageError, ValueRefused
+from mnv2prof.files.nesting import TooDeep, load_toml
 from mnv2prof.measure.timing import TimingSpec, check_count
 from mnv2prof.models.targets import PRECISIONS, RUNTIMES, check_name
 from mnv2prof.models.user_models import ModelSpec
@@ -56,7 +57,9 @@ def parse_profile(path: Path, text: str, max_points: int | None) -> Profile:
     checked. More than `max_points` grid points (None: no limit) is `GridTooLarge`, raised
     before any point is made."""
     try:
-        data = tomllib.loads(text)
+        data = load_toml(text)
+    except TooDeep as exc:
+        raise ProfileError(f"{path}:1: TOML syntax: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         line = getattr(exc, "lineno", None) or _line_from_message(str(exc), text)
         raise ProfileError(f"{path}:{line}: TOML syntax: {_first_clause(str(exc))}") from None

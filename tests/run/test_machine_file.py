@@ -64,7 +64,7 @@ BAD_FILES = {  # what is written in place of the file -> what `plot --roofline` 
     "not-json": (lambda p: p.write_text("{not json"), "is unreadable (Expecting"),
     "a-list": (lambda p: p.write_text("[100.0]"), "is unreadable (a JSON list, not an object)"),
     "a-field-missing": (lambda p: p.write_text('{"threads": 1}'), "is unreadable ("),
-    "nested-100000": (_nested, "is unreadable (JSON nested deeper than"),
+    "nested-100000": (_nested, "is unreadable (nested 100000 deep, past the limit of 64"),
     "folder": (lambda p: p.mkdir(), "is unreadable (not a regular file)"),
     "fifo": (lambda p: os.mkfifo(p), "is unreadable (not a regular file)"),
     "peak-not-a-number": (lambda p: _with(p, peak_gflops="fast"),

@@ -2,19 +2,20 @@
 calibration), read so that a damaged one never fails a run.
 
 These files are the tool's, not the user's: one that does not read as the tool wrote it (a
-folder, a link, a FIFO, bytes that are not UTF-8 JSON, JSON nested deeper than the parser's
-recursion limit) is `Unreadable`, and its owner sets it aside (`set_aside`) and starts anew, as
-the cache does with an export. Only a regular file is opened: a FIFO would block the read, and a
+folder, a link, a FIFO, bytes that are not UTF-8 JSON, JSON nested past files.nesting's
+limit) is `Unreadable`, and its owner sets it aside (`set_aside`) and starts anew, as the cache
+does with an export. Only a regular file is opened: a FIFO would block the read, and a
 link could point at a file of the user's that the next write would replace.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import stat
 from pathlib import Path
+
+from mnv2prof.files.nesting import load_json
 
 MAX_BYTES = 16 * 2**20  # far above any file the tool writes; a bigger one is not its own
 SET_ASIDE_SUFFIX = ".unreadable"
@@ -38,13 +39,11 @@ def read_cache_json(path: Path) -> object:
     if info.st_size > MAX_BYTES:
         raise Unreadable(f"{info.st_size:,} bytes, more than the tool writes")
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        return load_json(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise Unreadable(exc.strerror or type(exc).__name__) from None
-    except ValueError as exc:  # not UTF-8, not JSON
+    except ValueError as exc:  # not UTF-8, not JSON, nested past the limit
         raise Unreadable(" ".join(str(exc).split()) or type(exc).__name__) from None
-    except RecursionError:
-        raise Unreadable("JSON nested deeper than the parser's recursion limit") from None
 
 
 def set_aside(path: Path) -> None:
