@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mnv2prof import gate
+from mnv2prof.gating import decide as gate
 from mnv2prof.measure.timing import TimingSpec
 from mnv2prof.models.variants import VARIANTS, BlockSpec
 from mnv2prof.files.atomic import write_atomic

@@ -129,7 +129,7 @@ def gate(
     exits."""
     from mnv2prof.commands.gates import check_gate, verdicts_frame
     from mnv2prof.commands.gates import gate as measure
-    from mnv2prof.gate import GatePolicy
+    from mnv2prof.gating.decide import GatePolicy
     from mnv2prof.run.plan import row_name
 
     with _command():

@@ -72,7 +72,7 @@ class GateOptions:
     ] = False
 
     def policy(self):
-        from mnv2prof.gate import GatePolicy
+        from mnv2prof.gating.decide import GatePolicy
 
         return GatePolicy(self.max_slowdown, self.alpha, self.allow_cost_change)
 

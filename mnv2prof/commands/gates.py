@@ -14,8 +14,8 @@ from mnv2prof.run.plan import Plan
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mnv2prof.baseline import GateRows
-    from mnv2prof.gate import GatePolicy, GateResult
+    from mnv2prof.gating.baseline import GateRows
+    from mnv2prof.gating.decide import GatePolicy, GateResult
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ def baseline(plan: Plan, progress: Progress | None = None) -> Baseline:
 
 def gate_rows(plan: Plan) -> GateRows:
     """The rows the gate measures now, keyed as the baseline's are matched."""
-    from mnv2prof.baseline import GateRows
+    from mnv2prof.gating.baseline import GateRows
 
     if plan.profile is not None:
         return GateRows.of_profile(plan.profile)
@@ -82,7 +82,7 @@ class GateCheck:
 
 def check_gate(plan: Plan, baseline_path: Path | str, relative_to: str | None = None,
                allow_env_mismatch: bool = False) -> GateCheck:
-    from mnv2prof.baseline import check_baseline, source_changes
+    from mnv2prof.gating.baseline import check_baseline, source_changes
 
     rows = gate_rows(plan)
     stored, differences = check_baseline(Path(baseline_path), rows, plan.timing.cache,
@@ -94,7 +94,7 @@ def check_gate(plan: Plan, baseline_path: Path | str, relative_to: str | None = 
 def gate(check: GateCheck, policy: GatePolicy, relative_to: str | None = None,
          progress: Progress | None = None) -> GateResult:
     """Measure the checked rows again and judge each against its stored row."""
-    from mnv2prof.gate import decide
+    from mnv2prof.gating.decide import decide
     from mnv2prof.run.frame import records_frame
 
     records = [r for g in measure_groups(check.plan, progress) for r in g.records]

@@ -11,7 +11,7 @@ from xml.etree import ElementTree
 from rich import box
 from rich.table import Table
 
-from mnv2prof.gate import GateResult, Latency, RowVerdict
+from mnv2prof.gating.decide import GateResult, Latency, RowVerdict
 
 
 def verdict_cells(result: GateResult) -> tuple[list[str], list[list[str]]]:

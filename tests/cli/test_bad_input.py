@@ -228,7 +228,7 @@ def test_a_machine_file_with_a_bad_number_is_one_line(run_cli, tmp_path, monkeyp
 
 
 def test_a_baseline_cut_mid_row_is_named_not_read_as_another_environment(run_cli, tmp_path):
-    from tests.test_gate import ENV, frame, tight
+    from tests.gating.test_decide import ENV, frame, tight
 
     path = tmp_path / "b.csv"
     text = frame({"conv": tight(1.0), "mbv2": tight(2.0)}, env=ENV).to_csv(index=False)

@@ -103,9 +103,9 @@ def test_the_layers_view_fits(width):
 
 @pytest.mark.parametrize("width", [100, 120])
 def test_the_gate_view_fits(width):
-    from mnv2prof import gate
+    from mnv2prof.gating import decide as gate
     from mnv2prof.report.gate_report import verdict_table
-    from tests.test_gate import POLICY, frame, tight
+    from tests.gating.test_decide import POLICY, frame, tight
 
     base = frame({v: tight(1.0 + i) for i, v in enumerate(("conv", "dwsep", "mbv2", "fused"))})
     result = gate.decide(base, base, POLICY, relative_to="conv")

@@ -62,11 +62,11 @@ from enum import Enum
 import numpy as np
 import pandas as pd
 
-from mnv2prof.baseline import check_rows, listed
+from mnv2prof.gating.baseline import check_rows, listed
 from mnv2prof.errors import ExitCode, UsageError
 from mnv2prof.files.results import grid_point, row_key, target_suffix
 from mnv2prof.measure.stats import per_round_ratios, shifted_mann_whitney
-from mnv2prof.stored_rows import COUNTED_COLUMNS, counted_of, samples_of
+from mnv2prof.gating.stored_rows import COUNTED_COLUMNS, counted_of, samples_of
 
 
 class Latency(str, Enum):

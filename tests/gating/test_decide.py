@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mnv2prof import baseline, gate
+from mnv2prof.gating import baseline
+from mnv2prof.gating import decide as gate
 from mnv2prof.errors import UsageError
-from mnv2prof.gate import GatePolicy, Latency
+from mnv2prof.gating.decide import GatePolicy, Latency
 from mnv2prof.measure.env import COMPARABLE_KEYS, Environment
 from mnv2prof.report.gate_report import junit_xml, markdown_summary, verdict_cells
 from tests.restated import slower

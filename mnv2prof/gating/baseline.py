@@ -19,7 +19,7 @@ import pandas as pd
 from mnv2prof.errors import UsageError
 from mnv2prof.files.results import check_one_cache_mode, row_key
 from mnv2prof.measure.env import COMPARABLE_KEYS, OPTIONAL_KEYS, Environment
-from mnv2prof.stored_rows import (
+from mnv2prof.gating.stored_rows import (
     COUNTED_COLUMNS,
     SAMPLES_COLUMN,
     BaselineError,

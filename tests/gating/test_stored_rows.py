@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mnv2prof import baseline
+from mnv2prof.gating import baseline
 from mnv2prof.errors import ExitCode
 from tests.restated import restated
 
