@@ -47,7 +47,33 @@ GateProfile = Annotated[
 
 @dataclasses.dataclass(frozen=True)
 class GateOptions:
-    """How a row is judged (gate.GatePolicy), and against what."""
+    """How a row is judged (gating.decide.GatePolicy), and against what: stored numbers
+    (--baseline) or a base timed beside the change (--against)."""
+
+    baseline: Annotated[
+        Path | None, typer.Option("--baseline", help="Baseline CSV written by `mnv2prof "
+                                  "baseline`: stored numbers (another run, maybe another day).")
+    ] = None
+    against: Annotated[
+        str | None,
+        typer.Option("--against", metavar="REV|OTHER", help="Time the base beside the change, "
+                     "in the same rounds, on this machine: the git revision REV of your "
+                     "PATH.py:NAME code (origin/main, a pull request's base SHA), or another "
+                     "file (OTHER.onnx, OTHER.py:NAME). Instead of --baseline; holds on any "
+                     "runner (docs/gates.md)."),
+    ] = None
+    allow_dirty: Annotated[
+        bool, typer.Option("--allow-dirty", help="With --against REV: gate the working tree "
+                           "with its uncommitted changes.")
+    ] = False
+    markdown_summary: Annotated[
+        str | None,
+        typer.Option("--markdown-summary", help="Also write the verdicts as Markdown (a CI step "
+                     "summary)."),
+    ] = None
+    junit: Annotated[
+        str | None, typer.Option("--junit", help="Also write JUnit XML, one test case per row.")
+    ] = None
 
     max_slowdown: Annotated[
         float, typer.Option("--max-slowdown", help="Tolerated slowdown, a fraction (0.10 = 10%) "
@@ -138,9 +164,6 @@ def baseline_command(
 @command("gate")
 def gate_command(
     ctx: typer.Context,
-    baseline: Annotated[
-        Path, typer.Option("--baseline", help="Baseline CSV written by `mnv2prof baseline`.")
-    ],
     spec: SpecOptions,
     timing: TimingOptions,
     judging: GateOptions,
@@ -148,18 +171,11 @@ def gate_command(
     models: ModelOptions,
     profile: GateProfile = None,
     variants: Variants = DEFAULT_VARIANT_LIST,
-    markdown_summary: Annotated[
-        str | None,
-        typer.Option("--markdown-summary", help="Also write the verdicts as Markdown (a CI step "
-                     "summary)."),
-    ] = None,
-    junit: Annotated[
-        str | None, typer.Option("--junit", help="Also write JUnit XML, one test case per row.")
-    ] = None,
     show: show_option(GATE_GROUPS) = None,
     force: Force = False,
 ) -> None:
-    """Measure again and pass or fail each row against --baseline (exit 0 pass, 1 regression).
+    """Measure again and pass or fail each row (exit 0 pass, 1 regression): against stored
+    numbers (--baseline), or against a base revision or file timed beside it (--against).
 
     Rows are blocks (--variants, built in or PATH.py:NAME) and --model models, as the baseline
     was taken; a row whose source file changed since the baseline is said so, and gated.
@@ -173,12 +189,20 @@ def gate_command(
     """
     from mnv2prof.run.plan import row_name
 
+    baseline, against = judging.baseline, judging.against
+    if (baseline is None) == (against is None):
+        raise UsageError("gate takes --baseline CSV (stored numbers) or --against REV|OTHER "
+                         "(the base timed beside the change), one of them")
     relative_to = row_name(judging.relative_to) if judging.relative_to else None
     plan = gates_plan(ctx, profile, spec, timing, deploy, models, variants, force)
     policy = judging.policy()  # checked before any work, like everything below
     groups = parse_show(show, GATE_GROUPS)
-    inputs = {"--baseline": baseline, **profile_file(profile), **source_files(plan.subjects)}
-    outputs = Outputs(markdown_summary=markdown_summary, junit=junit, inputs=inputs)
+    inputs = {**({"--baseline": baseline} if baseline else {}), **profile_file(profile),
+              **source_files(plan.subjects)}
+    outputs = Outputs(markdown_summary=judging.markdown_summary, junit=judging.junit,
+                      inputs=inputs)
+    if against is not None:
+        _gate_against(plan, against, judging.allow_dirty, policy, relative_to, outputs)
     from mnv2prof.cli.app import tell
     from mnv2prof.cli.progress import plan_progress
     from mnv2prof.commands.gates import check_gate, gate
@@ -192,3 +216,25 @@ def gate_command(
     outputs.write(gate_outputs(result), "the verdicts")
     show_all(gate_report(result, groups))
     raise typer.Exit(code=result.exit_code)
+
+
+def _gate_against(plan, against: str, allow_dirty: bool, policy, relative_to, outputs) -> None:
+    """The A/B gate: the base at --against timed beside the change, in the same rounds."""
+    from mnv2prof.cli.app import tell
+    from mnv2prof.cli.progress import plan_progress
+    from mnv2prof.commands.gates import ab_checked, ab_gate
+    from mnv2prof.report.ab_report import ab_outputs, ab_report
+
+    if relative_to is not None or plan.profile is not None:
+        raise UsageError("--against compares each row with its own base, in the same rounds: "
+                         "drop --relative-to and --profile (give --model or --variants)")
+    with ab_checked(plan, against, allow_dirty) as checked:
+        with plan_progress(checked.plan) as hooks:
+            result = ab_gate(checked, policy, hooks)
+    outputs.write(ab_outputs(result), "the verdicts")
+    show_all(ab_report(result))
+    if result.inconclusive:
+        tell(f"mnv2prof: warning: {len(result.inconclusive)} row(s) inconclusive: see the note "
+             "under the table")
+    raise typer.Exit(code=result.exit_code)
+

@@ -4,6 +4,9 @@ the other, decided once in the plan."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -114,3 +117,106 @@ def verdicts_frame(result: GateResult) -> pd.DataFrame:
         "latency": r.latency.value, "cost_changes": r.cost_summary(), "failed": r.failed,
         "verdict": r.verdict,
     } for r in result.rows])
+
+
+# --- the A/B gate: the base timed beside the change -------------------------------------------
+
+
+@dataclass(frozen=True)
+class AbCheck:
+    """An A/B gate's rows, checked: `plan` holds each base subject before its change (paired
+    rounds), `pairs` says which is which; `against` names the base for the report."""
+
+    plan: Plan
+    pairs: tuple[tuple[object, object], ...]
+    against: str
+
+
+@contextlib.contextmanager
+def ab_checked(plan: Plan, against: str, allow_dirty: bool = False) -> Iterator[AbCheck]:
+    """The base of every subject of `plan`: the same user code at the git revision `against`
+    (extracted for the duration), or another file (`OTHER.onnx`, `OTHER.py:NAME`) for the
+    plan's one subject; every rule checked before anything is exported."""
+    from mnv2prof.run.revision import checked_out
+
+    if other_file(against):
+        yield _ab_check(plan, [(other_subject(against, plan), s) for s in plan.subjects],
+                        against)
+        return
+    with checked_out(against, [_source_path(s, against) for s in plan.subjects],
+                     allow_dirty) as checkout:
+        pairs = [(at_revision(s, checkout), s) for s in plan.subjects]
+        yield _ab_check(plan, pairs, f"{against} ({checkout.short})")
+
+
+def _ab_check(plan: Plan, pairs: list[tuple[object, object]], against: str) -> AbCheck:
+    subjects = tuple(s for pair in pairs for s in pair)
+    paired = dataclasses.replace(plan, subjects=subjects, eager=False)
+    return AbCheck(paired.check(), tuple(pairs), against)
+
+
+def other_file(against: str) -> bool:
+    """Whether `--against` names a file (OTHER.onnx, OTHER.py:NAME) rather than a revision."""
+    from mnv2prof.models.plugins import is_reference
+
+    if against.lower().endswith(".onnx"):
+        return True
+    path = against.rpartition(":")[0]
+    return is_reference(against) and (path.endswith(".py") or Path(path).is_file())
+
+
+def other_subject(against: str, plan: Plan):
+    """The base from another file: the plan's one subject's kind, from `against`."""
+    from mnv2prof.errors import UsageError
+    from mnv2prof.models.variants import BlockSpec, resolve_variant
+
+    if len(plan.subjects) != 1:
+        raise UsageError(f"--against {against}: another file is the base of one row; "
+                         f"{len(plan.subjects)} are measured")
+    subject = plan.subjects[0]
+    if isinstance(subject, BlockSpec) and not against.lower().endswith(".onnx"):
+        ref = resolve_variant(against)
+        return dataclasses.replace(subject, variant=f"{ref.name}@base", source=ref.source,
+                                   source_hash=ref.source_hash)
+    from mnv2prof.run.plan import model_subjects
+
+    base = model_subjects([against], getattr(subject, "shape_text", None) or None)[0]
+    return dataclasses.replace(base, variant=f"{base.variant}@base")
+
+
+def _source_path(subject, against: str) -> Path:
+    """The user's file a subject is built from (what must exist at the revision)."""
+    from mnv2prof.errors import UsageError
+
+    path = Path(subject.source.rpartition(":")[0]) if subject.source else None
+    if path is None or not path.suffix == ".py" or getattr(subject, "onnx_file", False):
+        what = ("a built-in block: built-in blocks have no revision" if not subject.source
+                else "not a PATH.py:NAME file in the repository")
+        raise UsageError(f"--against {against}: {subject.variant} is {what} (gate it with "
+                         "--baseline)")
+    return path
+
+
+def at_revision(subject, checkout):
+    """`subject` as the revision's file builds it: the same NAME from the same path under the
+    revision's folder, its hash that file's, its row named NAME@SHA."""
+    from mnv2prof.models.plugins import file_digest
+
+    path, _, name = subject.source.rpartition(":")
+    base = checkout.path_of(Path(path))
+    return dataclasses.replace(subject, variant=f"{subject.variant}@{checkout.short}",
+                               source=f"{base}:{name}", source_hash=file_digest(base))
+
+
+def ab_gate(check: AbCheck, policy: GatePolicy, progress: Progress | None = None):
+    """Time every base and change in the same rounds (no row leaves the rotation early) and
+    judge each change on its paired per-round ratios (gating.ab)."""
+    from mnv2prof.gating.ab import decide_pairs
+
+    plan = check.plan
+    measured = measure_rows(plan.rows(), plan.timing, plan.seed, progress, plan.calibration,
+                            eager=False, paired=True)
+    by_row = {(r.subject, r.target): r for r in measured.records}
+    pairs = [(by_row[(base, t)], by_row[(change, t)])
+             for base, change in check.pairs for t in plan.targets]
+    return decide_pairs(pairs, policy, check.against, plan.timing.budget_s)

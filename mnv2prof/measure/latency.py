@@ -284,6 +284,7 @@ def measure(
     clock: Callable[[], int] = time.perf_counter_ns,
     converge: Collection[Hashable] | None = None,
     flush: Callable[[], None] | None = None,
+    paired: bool = False,
 ) -> dict[Hashable, Measurement]:
     """Time every runner in bursts, rotated round robin, at least `min_samples` rounds, within
     `spec.budget_s` (see the module docstring).
@@ -296,10 +297,9 @@ def measure(
     Adaptive: after `min_samples` rounds, a runner in `converge` (default: all) whose median CI
     is within `spec.target_ci_rel` leaves the rotation for good (so its samples are those of
     rounds 0..k-1), and the rest of the budget goes to the noisy ones; sampling ends when none
-    in `converge` is left or the budget is spent. Runners outside `converge` run to the end.
-
+    in `converge` is left or the budget is spent. Runners outside `converge` run to the end;
+    with `paired` (an A/B gate) none leaves, so round i is the same round for every runner.
     A runner returning a number measured itself (CUDA events, ms); None: `clock` times it.
-
     `progress` gets the fraction of the budget used after every round (1.0 at the end).
     """
     keys = list(runners)
@@ -318,8 +318,7 @@ def measure(
     rounds, done = 0, False
     while not done:
         interrupts.check()  # a signal stops the timing between rounds, never inside a call
-        offset = rounds % len(active) if active else 0
-        for key in active[offset:] + active[:offset]:  # who goes first rotates round by round
+        for key in _round_order(active, rounds, paired):
             run = runners[key]
             median, fastest = _burst(run.select(rounds) if isinstance(run, Trials) else run,
                                      calls[key], clock, flush)
@@ -328,7 +327,8 @@ def measure(
         rounds += 1
         if rounds >= spec.min_samples:
             pending -= {k for k in pending if _converged(samples[k], mins[k], trials[k], spec)}
-            active = [k for k in active if k in pending or k not in watched]
+            if not paired:  # paired: every runner stays, so round i is round i of each
+                active = [k for k in active if k in pending or k not in watched]
         used = (clock() - start) / budget_ns if budget_ns else 1.0
         done = rounds >= spec.max_samples or (
             rounds >= spec.min_samples and (used >= 1.0 or not pending)
@@ -337,6 +337,16 @@ def measure(
             progress(1.0 if done else min(used, 1.0))
     return {key: Measurement(tuple(values), calls[key], tuple(mins[key]), trials[key])
             for key, values in samples.items()}
+
+
+def _round_order(active: list, rounds: int, paired: bool) -> list:
+    """Who goes first rotates round by round; `paired` (runners listed base, change, base,
+    change...): the order reverses every round, so each change runs after its base in one round
+    and before it in the next."""
+    if paired:
+        return active if rounds % 2 == 0 else active[::-1]
+    offset = rounds % len(active) if active else 0
+    return active[offset:] + active[:offset]
 
 
 def _burst_sizes(runners: Mapping[Hashable, Runner], spec: TimingSpec,
@@ -368,10 +378,12 @@ def measure_phases(
     progress: Callable[[float], None] | None = None,
     clock: Callable[[], int] = time.perf_counter_ns,
     converge: Collection[Hashable] | None = None,
+    paired: bool = False,
 ) -> dict[Hashable, Measurement]:
     """`measure` each phase (one runtime's runners) on its own, one after the other, each with
     the whole `spec.budget_s`: no runtime is ever timed call by call beside another. Keys must be
-    unique across phases; `progress` sees the fraction of all phases."""
+    unique across phases; `progress` sees the fraction of all phases; `paired`: every runner
+    takes part in every round (measure)."""
     flush = CacheFlusher() if spec.cache == CACHE_COLD else None
     measured: dict[Hashable, Measurement] = {}
     for index, runners in enumerate(phases):
@@ -380,7 +392,7 @@ def measure_phases(
             if progress is not None:
                 progress((index + fraction) / len(phases))
 
-        measured.update(measure(runners, spec, scaled, clock, converge, flush))
+        measured.update(measure(runners, spec, scaled, clock, converge, flush, paired))
     return measured
 
 

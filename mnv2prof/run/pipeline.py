@@ -81,9 +81,11 @@ def measure_rows(
     calibration: str = "minmax",
     device: str = "cpu",
     eager: bool = True,
+    paired: bool = False,
 ) -> Measured:
     """Export, count and time `rows` (subjects alone: fp32 onnxruntime): one `Record` per row,
-    in order, and the harness floor measured with them."""
+    in order, and the harness floor measured with them; `paired`: every row in every round (an
+    A/B gate's base and change)."""
     progress = progress or Progress()
     wanted = [r if isinstance(r, Row) else Row(r) for r in rows]
     subjects = list(dict.fromkeys(r.subject for r in wanted))
@@ -95,7 +97,7 @@ def measure_rows(
             progress.on_export(subject, i + 1, len(subjects))
     built = artifacts([(prepared[r.subject], r.target) for r in wanted], seed, calibration,
                       between=interrupts.check)
-    return time_artifacts(built, timing, seed, progress, device, eager)
+    return time_artifacts(built, timing, seed, progress, device, eager, paired)
 
 
 def time_artifacts(
@@ -105,6 +107,7 @@ def time_artifacts(
     progress: Progress | None = None,
     device: str = "cpu",
     eager: bool = True,
+    paired: bool = False,
 ) -> Measured:
     """Time `rows` (a prepared thing and the artefact of one of its targets), each (runtime,
     precision) in its own phase, then the torch modules eagerly, then with `device="cuda"` each
@@ -127,7 +130,8 @@ def time_artifacts(
         notes += [note] if note else []
     watched = [key for phase in phases for key in phase if key != HARNESS_FLOOR]
     with torch_threads(timing.threads):
-        measurements = measure_phases(phases, timing, progress.on_timing, converge=watched)
+        measurements = measure_phases(phases, timing, progress.on_timing, converge=watched,
+                                      paired=paired)
         memory = measured_memory(modules, seed)
     env = current_environment(device)
     gpu_columns = {p.subject: gpu_extras(p, measurements, seed) if device == "cuda" else {}
