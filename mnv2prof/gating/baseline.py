@@ -131,6 +131,7 @@ class GateRows:
     threads: int | None  # the run's threads; None: each row carries its own (a profile's grid)
 
     sources: tuple[tuple[str, str, str], ...] = ()  # (key, source, source_hash) of user code
+    specs: tuple[tuple[str, str], ...] = ()  # (key, spec) of each row matched by variant
 
     @classmethod
     def of_rows(cls, rows, where: str, threads: int) -> GateRows:
@@ -139,7 +140,8 @@ class GateRows:
         names = tuple(dict.fromkeys(r.subject.variant for r in rows))
         sources = tuple((k, r.subject.source, r.subject.source_hash)
                         for k, r in zip(keys, rows, strict=True) if r.subject.source)
-        return cls("variant", keys, names, where, threads, sources)
+        specs = tuple((k, r.subject.name) for k, r in zip(keys, rows, strict=True))
+        return cls("variant", keys, names, where, threads, sources, specs)
 
     @classmethod
     def of_profile(cls, profile) -> GateRows:
@@ -196,10 +198,23 @@ def check_baseline(
     env = current_environment()
     stored = load_baseline(path, rows.match_by, env)
     check_rows(stored, rows.keys, rows.match_by)
+    check_specs(stored, rows, path)
     check_cache_mode(stored, cache_mode, path)
     differences = environment_differences(stored, env, rows.threads)
     check_environment(differences, relative_to is not None, allow_env_mismatch)
     return stored, differences
+
+
+def check_specs(baseline: pd.DataFrame, rows: GateRows, path: Path) -> None:
+    """Each row's spec must be the baseline's (refused before anything is measured: a gate at
+    --expansion 4 against a baseline taken at t=6 compares two different blocks)."""
+    stored = {row_key(r, rows.match_by): str(r.get("spec", "")) for r in
+              baseline.to_dict("records")}
+    for key, spec in rows.specs:
+        if stored.get(key) and stored[key] != spec:
+            raise UsageError(f"--baseline {path}: {key} was measured as {stored[key]}, and these "
+                             f"flags ask for {spec}: give the baseline's spec flags, or take a "
+                             "new baseline")
 
 
 def check_rows(baseline: pd.DataFrame, keys: list[str] | tuple[str, ...], match_by: str) -> None:

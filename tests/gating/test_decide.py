@@ -281,16 +281,31 @@ def test_gate_self_comparison_relative_passes(run_cli, stored, tmp_path):
     assert md.read_text().startswith("### mnv2prof gate: PASS")
 
 
-def test_gate_real_slowdown_exits_1(run_cli, stored, tmp_path):
-    # r32 has 16x the MACs of the r8 baseline: a slowdown far outside any noise
+def test_gate_real_slowdown_exits_1(run_cli, tmp_path):
+    # the user's block grows 32x the MACs under the same spec: a slowdown far outside any noise
+    block = tmp_path / "blocks.py"
+    block.write_text("from torch import nn\n\ndef net(in_chs):\n"
+                     "    return nn.Conv2d(in_chs, in_chs, 1)\n")
+    args = ("--channels", "8", "--resolution", "8", "--budget", "0.05", "--variants",
+            f"conv,{block}:net")
+    assert run_cli("baseline", *args, "--out", tmp_path / "b.csv")[0] == 0
+    block.write_text("from torch import nn\n\ndef net(in_chs):\n    return nn.Sequential("
+                     "nn.Conv2d(in_chs, 16 * in_chs, 1), nn.Conv2d(16 * in_chs, in_chs, 1))\n")
+    code, out, err = run_cli("gate", *args, "--baseline", tmp_path / "b.csv",
+                             "--allow-cost-change")
+    assert code == 1, out + err
+    assert "regression" in out and "FAIL: 1 of 2 rows failed (absolute" in out
+    code, out, _ = run_cli("gate", *args, "--baseline", tmp_path / "b.csv")
+    assert code == 1 and "cost changed" in out
+
+
+def test_a_spec_that_does_not_match_the_baseline_is_refused_before_measuring(run_cli, stored):
     bigger = [a if a != "8" or i != 3 else "32" for i, a in enumerate(SMALL)]
     assert bigger[2:4] == ["--resolution", "32"]
     code, out, err = run_cli("gate", *bigger, "--baseline", stored, "--allow-cost-change")
-    assert code == 1, out + err
-    assert out.count("regression") == 2 and "FAIL: 2 of 2 rows failed (absolute" in out
-    assert "spec mbv2_c8_r8_e6_k3_s1_b1 in the baseline, mbv2_c8_r32_e6_k3_s1_b1 now" in out
-    code, out, _ = run_cli("gate", *bigger, "--baseline", stored, "--budget", "0.01")
-    assert code == 1 and "cost changed" in out and "macs 16.00x" in out
+    assert code == 2 and out == "", out + err
+    assert ("conv was measured as conv_c8_r8_e6_k3_s1_b1, and these flags ask for "
+            "conv_c8_r32_e6_k3_s1_b1: give the baseline's spec flags") in " ".join(err.split())
 
 
 @pytest.mark.parametrize(
