@@ -209,8 +209,11 @@ def gate_command(
     from mnv2prof.report.gate_report import gate_outputs, gate_report
 
     checked = check_gate(plan, baseline, relative_to, judging.allow_env_mismatch)
-    for line in checked.changed:
-        tell(f"mnv2prof: {line}")
+    from mnv2prof.report.results import cross_cpu_warning
+
+    for line in [*checked.changed, cross_cpu_warning(checked.differences, relative_to)]:
+        if line:
+            tell(line if line.startswith("mnv2prof:") else f"mnv2prof: {line}")
     with plan_progress(plan) as hooks:
         result = gate(checked, policy, relative_to, hooks)
     outputs.write(gate_outputs(result), "the verdicts")

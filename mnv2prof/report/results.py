@@ -81,3 +81,16 @@ def compare_notes(result) -> list[str]:
 def profile_notes(result) -> list[str]:
     """The sentences `profile` prints under its table (the API's `frame.attrs["notes"]`)."""
     return [item for item in profile_view(result) if isinstance(item, str)]
+
+
+def cross_cpu_warning(differences, relative_to: str | None) -> str | None:
+    """A relative gate against a baseline from another CPU model: ratios between blocks depend
+    on the CPU's vector units and caches, so the relative mode does not cancel the machine."""
+    cpus = [(before, now) for key, before, now in differences if key == "cpu_model"]
+    if relative_to is None or not cpus:
+        return None
+    before, now = cpus[0]
+    return (f"mnv2prof: warning: the baseline's CPU ({before}) is not this one ({now}): ratios "
+            "between blocks depend on the CPU (dwsep / conv read 0.233 on an AMD EPYC and 0.30 "
+            "on an Intel Xeon with AVX-512), so --relative-to does not cancel the change of "
+            "machine; time the base beside the change with --against REV instead")

@@ -576,3 +576,16 @@ def test_gate_with_another_profile_or_flags_exits_2(run_cli, profile_baseline, t
     assert code == 2, out + err
     assert message in err and len(err.strip().splitlines()) == 1, err
     assert out == ""
+
+
+def test_a_relative_gate_against_another_cpu_warns_that_ratios_depend_on_it(run_cli, stored,
+                                                                           tmp_path):
+    rows = pd.read_csv(stored, dtype=str, keep_default_na=False)
+    rows["env_cpu_model"] = "Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz"
+    other = tmp_path / "other_cpu.csv"
+    rows.to_csv(other, index=False)
+    code, out, err = run_cli("gate", *SMALL, "--baseline", other, "--relative-to", "conv")
+    warning = " ".join(err.split())
+    assert "warning: the baseline's CPU (Intel(R) Xeon(R) Platinum 8375C" in warning, err
+    assert "so --relative-to does not cancel the change of machine" in warning
+    assert "--against REV" in warning
