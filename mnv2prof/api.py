@@ -113,9 +113,11 @@ def baseline(
 
 
 def gate(
-    baseline: str | Path,
+    baseline: str | Path | None = None,
     variants: str | Sequence[str | Callable] | None = None,
     *,
+    against: str | None = None,
+    allow_dirty: bool = False,
     profile: str | Path | None = None,
     max_slowdown: float = 0.10,
     alpha: float = 0.01,
@@ -124,21 +126,29 @@ def gate(
     allow_env_mismatch: bool = False,
     **words: object,
 ) -> pd.DataFrame:
-    """`mnv2prof gate`: measure again and judge each row against the `baseline` file; a row per
-    verdict (`frame.attrs["exit_code"]` is the command line's: 0 pass, 1 regression). Never
-    exits."""
-    from mnv2prof.commands.gates import check_gate, verdicts_frame
-    from mnv2prof.commands.gates import gate as measure
+    """`mnv2prof gate`: measure again and judge each row against the `baseline` file, or against
+    the base `against` (a git revision of the user's code, or another file) timed beside it; a
+    row per verdict (`frame.attrs["exit_code"]` is the command line's: 0 pass, 1 regression).
+    Never exits."""
+    from mnv2prof.commands import gates
     from mnv2prof.gating.decide import GatePolicy
     from mnv2prof.run.plan import row_name
 
+    if (baseline is None) == (against is None):
+        raise UsageError("gate takes baseline (stored numbers) or against (the base timed beside "
+                         "the change), one of them")
     with _command():
         plan = _gates_plan(variants, profile, words)
         reference = row_name(relative_to) if relative_to else None
         policy = GatePolicy(max_slowdown, alpha, allow_cost_change)
-        checked = check_gate(plan, baseline, reference, allow_env_mismatch)
-        result = measure(checked, policy, reference)
-    frame = verdicts_frame(result)
+        if against is not None:
+            with gates.ab_checked(plan, against, allow_dirty) as checked:
+                result = gates.ab_gate(checked, policy)
+            frame = gates.ab_frame(result)
+        else:
+            checked = gates.check_gate(plan, baseline, reference, allow_env_mismatch)
+            result = gates.gate(checked, policy, reference)
+            frame = gates.verdicts_frame(result)
     frame.attrs["exit_code"] = int(result.exit_code)
     return frame
 

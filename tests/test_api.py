@@ -65,3 +65,17 @@ def test_errors_are_the_domain_exceptions(call, error, message, capsys):
     with pytest.raises(error, match=message):
         call()
     assert capsys.readouterr() == ("", "")
+
+
+def test_gate_against_another_file_returns_the_paired_verdicts(tmp_path, capsys):
+    block = ("from torch import nn\n\ndef net(in_chs):\n"
+             "    return nn.Conv2d(in_chs, in_chs, 1)\n")
+    (tmp_path / "old.py").write_text(block)
+    (tmp_path / "new.py").write_text(block)
+    frame = mnv2prof.gate(against=f"{tmp_path}/old.py:net", variants=[f"{tmp_path}/new.py:net"],
+                          channels=8, resolution=8, budget=0.2)
+    assert frame["row"].tolist() == ["net"] and frame.attrs["exit_code"] == 0
+    assert frame["cost_changes"].tolist() == [0] and frame["rounds_n"].iloc[0] >= 10
+    assert capsys.readouterr() == ("", "")
+    with pytest.raises(UsageError, match="one of them"):
+        mnv2prof.gate(variants=["conv"])

@@ -220,3 +220,18 @@ def ab_gate(check: AbCheck, policy: GatePolicy, progress: Progress | None = None
     pairs = [(by_row[(base, t)], by_row[(change, t)])
              for base, change in check.pairs for t in plan.targets]
     return decide_pairs(pairs, policy, check.against, plan.timing.budget_s)
+
+
+def ab_frame(result) -> pd.DataFrame:
+    """A row per A/B verdict, with units in the column names: what `mnv2prof.gate(against=)`
+    returns."""
+    import pandas as pd
+
+    return pd.DataFrame([{
+        "row": r.name, "target": r.target.strip(), "base_min_ms": r.base_ms,
+        "change_min_ms": r.change_ms, "ratio_x": r.paired.ratio,
+        "ratio_ci_low_x": r.paired.ci_low, "ratio_ci_high_x": r.paired.ci_high,
+        "rounds_n": r.paired.n, "p_slower": r.paired.p_slower,
+        "detectable_rel": r.paired.mde_rel, "cost_changes": len(r.cost_changes),
+        "verdict": r.verdict, "failed": r.failed, "against": result.against,
+    } for r in result.rows])
