@@ -208,18 +208,23 @@ def at_revision(subject, checkout):
                                source=f"{base}:{name}", source_hash=file_digest(base))
 
 
-def ab_gate(check: AbCheck, policy: GatePolicy, progress: Progress | None = None):
-    """Time every base and change in the same rounds (no row leaves the rotation early) and
-    judge each change on its paired per-round ratios (gating.ab)."""
-    from mnv2prof.gating.ab import decide_pairs
-
+def ab_measure(check: AbCheck, progress: Progress | None = None) -> list[tuple]:
+    """Every base and change timed in the same rounds (no row leaves the rotation early): a
+    (base Record, change Record) per row."""
     plan = check.plan
     measured = measure_rows(plan.rows(), plan.timing, plan.seed, progress, plan.calibration,
                             eager=False, paired=True)
     by_row = {(r.subject, r.target): r for r in measured.records}
-    pairs = [(by_row[(base, t)], by_row[(change, t)])
-             for base, change in check.pairs for t in plan.targets]
-    return decide_pairs(pairs, policy, check.against, plan.timing.budget_s)
+    return [(by_row[(base, t)], by_row[(change, t)])
+            for base, change in check.pairs for t in plan.targets]
+
+
+def ab_gate(check: AbCheck, policy: GatePolicy, progress: Progress | None = None):
+    """`ab_measure`, each change judged on its paired per-round ratios (gating.ab)."""
+    from mnv2prof.gating.ab import decide_pairs
+
+    return decide_pairs(ab_measure(check, progress), policy, check.against,
+                        check.plan.timing.budget_s)
 
 
 def ab_frame(result) -> pd.DataFrame:
