@@ -11,10 +11,11 @@ Two gates are scored in the same trials (issue 33), on four blocks written as th
 Trials:
 
 - A/A: the change is a byte-identical copy of the base; every failure is a false failure. Every
-  second A/A trial runs with a CPU hog busy on the other core (`--hog`, taskset when present).
+  second A/A trial runs with a CPU hog busy on the other core (taskset -c 1 when present).
 - A/B: the change is 8-12% slower: the blocks' inner width 1.1x (rounded to a multiple of 8),
-  the model's 14x14 stage's expanded width 1.5x (counted cost changes are allowed, so latency alone decides);
-  its true slowdown is measured first by one long A/B run (`--truth-budget`). A pass is a miss.
+  the model's 14x14 stage's expanded width 1.5x (counted cost changes are allowed, so latency
+  alone decides); its true slowdown is measured first by one long A/B run (`--truth-budget`). A
+  pass is a miss.
 
 Beside the shipped rule (measure.paired: the median of paired round ratios of burst medians, the
 sign test), each trial's raw rounds are scored by the other candidate estimators: the paired
