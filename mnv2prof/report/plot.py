@@ -198,19 +198,21 @@ def _scatter(fig, ax, frame, x, y, yerr, families: bool) -> None:
         fig.text(LIST_RIGHT + 0.02, MARGINS["top"], listed, va="top", ha="left", fontsize=6.5)
 
 
-def _iso_lines(fig, ax, label_unit: str, slope_of) -> None:
-    """Diagonals of constant throughput (y = x / g for each 1-2-5 value g in view), each
+def _iso_lines(fig, ax, label_unit: str, slope_of, throughputs: pd.Series) -> None:
+    """Diagonals of constant throughput (y = x / g), at the 1-2-5 values g within a factor 3 of
+    the points' own `throughputs` (the decades alone when that makes more than 4), each
     labelled where its label finds room."""
-    from mnv2prof.report.labels import place
-    from mnv2prof.report.labels import Point
+    from mnv2prof.report.labels import Point, place
 
     (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
-    lowest, highest = x0 / y1, x1 / y0
+    lowest = max(x0 / y1, float(throughputs.min()) / 3)
+    highest = min(x1 / y0, float(throughputs.max()) * 3)
     values = [m * 10.0**e for e in range(math.floor(math.log10(lowest)),
                                          math.ceil(math.log10(highest)) + 1) for m in (1, 2, 5)]
     values = [g for g in values if lowest < g < highest]
-    if len(values) > 7:  # keep the decades only
-        values = [g for g in values if math.log10(g).is_integer()]
+    decades = [g for g in values if math.log10(g).is_integer()]
+    if len(values) > 4 and len(decades) >= 2:  # the decades alone, so the lines stay few
+        values = decades
     renderer = fig.canvas.get_renderer()
     inside = ax.get_window_extent(renderer).shrunk(0.995, 0.995)
     taken = [t.get_window_extent(renderer) for t in ax.texts]
@@ -233,25 +235,34 @@ def _iso_lines(fig, ax, label_unit: str, slope_of) -> None:
 
 
 def _with_ratios(frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    """`frame` with compare's ratio columns (run.frame.add_ratios: of fastest calls, with their
-    interval), as written by `compare --csv`, or made against conv (else the first row) of each
-    grid point; and the baseline's name."""
-    from mnv2prof.run.frame import add_ratios
+    """`frame` with compare's ratio columns, as `compare --csv` writes them, or made against
+    conv (else the first row) of each grid point: of fastest calls with the interval
+    `stats.ratio_interval` gives (of medians, without one, for a CSV without fastest calls);
+    and the baseline's name."""
+    from mnv2prof.measure.stats import ratio_interval
 
     if {"macs_ratio_x", "latency_ratio_x"} <= set(frame.columns):
         named = frame.loc[frame["latency_ratio_x"] == 1.0, "variant"]
         return frame, str(named.iloc[0]) if len(named) else "baseline"
+    latency = headline_column(frame)
+    spread = frame.get("latency_min_spread_rel", pd.Series(math.nan, index=frame.index))
     keys = [k for k in varying_keys(frame) if k not in ("variant", HOST_COLUMN)]
-    groups = frame.groupby(keys, sort=False) if keys else [((), frame)]
-    parts, names = [], []
-    for _, rows in groups:
-        rows = rows.reset_index(drop=True)
-        index = int((rows["variant"] == "conv").idxmax()) if (rows["variant"] == "conv").any() else 0
-        add_ratios(rows, rows.iloc[index], index)
-        parts.append(rows)
-        names.append(str(rows.loc[index, "variant"]))
-    base = names[0] if len(set(names)) == 1 else "each grid point's " + "/".join(dict.fromkeys(names))
-    return pd.concat(parts, ignore_index=True), base
+    frame = frame.assign(macs_ratio_x=math.nan, latency_ratio_x=math.nan,
+                         latency_ratio_ci_low_x=math.nan, latency_ratio_ci_high_x=math.nan)
+    names = []
+    for _, rows in (frame.groupby(keys, sort=False) if keys else [((), frame)]):
+        is_conv = rows["variant"] == "conv"
+        base = rows.index[is_conv.argmax()] if is_conv.any() else rows.index[0]
+        names.append(str(frame.loc[base, "variant"]))
+        for i in rows.index:
+            ratio = frame.loc[i, latency] / frame.loc[base, latency]
+            low, high = ratio_interval(ratio, spread[i], spread[base])
+            frame.loc[i, ["macs_ratio_x", "latency_ratio_x", "latency_ratio_ci_low_x",
+                          "latency_ratio_ci_high_x"]] = [
+                frame.loc[i, "macs"] / frame.loc[base, "macs"], ratio,
+                1.0 if i == base else low, 1.0 if i == base else high]
+    names = list(dict.fromkeys(names))
+    return frame, names[0] if len(names) == 1 else "each grid point's " + "/".join(names)
 
 
 def macs_latency_figure(frame: pd.DataFrame, families: bool = False):
@@ -269,7 +280,8 @@ def macs_latency_figure(frame: pd.DataFrame, families: bool = False):
                  "dashed: constant throughput (GMAC/s)", fontsize=10)
     ax.grid(True, which="major", alpha=0.25)
     fig.canvas.draw()
-    _iso_lines(fig, ax, "GMAC/s", lambda xs, g: xs / g)  # ms = M MACs / (GMAC/s)
+    macs_m = frame["macs"] / 1e6
+    _iso_lines(fig, ax, "GMAC/s", lambda xs, g: xs / g, macs_m / value)  # ms = M MACs / GMAC/s
     return fig
 
 
