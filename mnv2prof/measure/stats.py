@@ -127,6 +127,7 @@ class Minimum:
     near: int  # rounds whose minimum is within `TARGET_CI_REL` of value (as `spread_rel` reads it)
     n: int  # rounds
     session_spread_rel: float = 0.0  # the slowest trial's fastest call over value, - 1
+    trials: int = 1  # the sessions the rounds rotated over
 
     @property
     def reproduced(self) -> bool:
@@ -148,14 +149,14 @@ def minimum(round_mins: Sequence[float], target: float = TARGET_CI_REL, trials: 
     `near >= MIN_RANK` exactly when the MIN_RANK-th best round is within the target."""
     n = len(round_mins)
     if n == 0:
-        return Minimum(math.nan, math.inf, 0, 0)
+        return Minimum(math.nan, math.inf, 0, 0, trials=trials)
     values = np.sort(np.asarray(round_mins, dtype=float))
     best = float(values[0])
     if not best > 0:
-        return Minimum(best, math.inf, 0, n, math.inf)
+        return Minimum(best, math.inf, 0, n, math.inf, trials)
     near = int(np.count_nonzero(values / values[0] - 1 <= target))
     sessions = _session_spread(np.asarray(round_mins, dtype=float), trials)
-    return Minimum(best, min_spread_rel(round_mins, trials), near, n, sessions)
+    return Minimum(best, min_spread_rel(round_mins, trials), near, n, sessions, trials)
 
 
 def _session_spread(array: np.ndarray, trials: int) -> float:
@@ -214,7 +215,9 @@ class Shortfall(str, Enum):
 
     NONE = "reproduced"
     FEW_NEAR = "few near"  # fewer than MIN_RANK rounds within the target: more rounds would help
-    SESSIONS = "sessions"  # enough rounds, but one trial's (session's) fastest call is further:
+    FEW_ROUNDS = "few rounds"  # a session (trial) had fewer than MIN_RANK rounds: its fastest
+    # call is not known yet, so more rounds would help
+    SESSIONS = "sessions"  # each session had its rounds, and one's fastest call is further:
     # where each session's buffers lie in memory, which more rounds of the same sessions keep
 
 
@@ -226,6 +229,7 @@ class Reproduction:
     shortfall: Shortfall
     near: int  # rounds within the target of the fastest call
     rounds: int
+    trials: int
     session_spread_rel: float
     budget_s: float | None  # the budget the run had (None: not known here)
     advised_budget_s: float | None  # a larger budget that should reproduce it; None when none
@@ -234,25 +238,30 @@ class Reproduction:
     @property
     def too_busy(self) -> bool:
         """More rounds would help, but more than `BUDGET_ADVICE_MAX_S` of them."""
-        return (self.shortfall is Shortfall.FEW_NEAR and self.budget_s is not None
-                and self.advised_budget_s is None)
+        return (self.shortfall in (Shortfall.FEW_NEAR, Shortfall.FEW_ROUNDS)
+                and bool(self.budget_s) and self.advised_budget_s is None)
 
 
 def reproduction(m: Minimum, budget_s: float | None = None) -> Reproduction:
-    """The verdict on `m`, a run of `budget_s` seconds: reproduced; or too few rounds came near
-    the fastest call, with the budget at which MIN_RANK of them would (always more than
-    `budget_s`: never the budget just used); or the sessions differ, which no budget fixes."""
+    """The verdict on `m`, a run of `budget_s` seconds over `m.trials` sessions: reproduced; or
+    too few rounds came near the fastest call, or a session had too few rounds to know its own,
+    with the budget at which MIN_RANK of them would come (always more than `budget_s`: never the
+    budget just used); or the sessions' fastest calls differ, which no budget fixes."""
+    # (rounds of the kind that came, rounds of it needed): the budget scales by their ratio
     if m.reproduced:
-        shortfall = Shortfall.NONE
-    elif m.near < MIN_RANK or not math.isfinite(m.session_spread_rel):
-        shortfall = Shortfall.FEW_NEAR
+        shortfall, came, needed = Shortfall.NONE, 0, 0
+    elif m.near < MIN_RANK:
+        shortfall, came, needed = Shortfall.FEW_NEAR, m.near, MIN_RANK
+    elif m.n < MIN_RANK * m.trials:
+        shortfall, came, needed = Shortfall.FEW_ROUNDS, m.n, MIN_RANK * m.trials
     else:
-        shortfall = Shortfall.SESSIONS
+        shortfall, came, needed = Shortfall.SESSIONS, 0, 0
     advised = None
-    if shortfall is Shortfall.FEW_NEAR and budget_s:
-        advised = suggested_budget(budget_s, m.near)
+    if needed and budget_s:
+        advised = suggested_budget(budget_s, came, needed)
         advised = advised if advised > budget_s else None
-    return Reproduction(shortfall, m.near, m.n, m.session_spread_rel, budget_s, advised)
+    return Reproduction(shortfall, m.near, m.n, m.trials, m.session_spread_rel, budget_s,
+                        advised)
 
 
 # --- comparisons of two sample sets ------------------------------------------------------------

@@ -132,6 +132,21 @@ def _eager_ratio_cell(row: dict) -> str:
     return fmt(eager / row["latency_median_ms"], 2)
 
 
+def subjects_title(spec_title: str, subjects) -> str:
+    """What a run measured, for its title: the blocks' spec (`C=32 56x56 t=6 ...`) when there
+    are blocks, and each model by name and input shape (`mobilenet_v3_large 1x3x224x224`)."""
+    from mnv2prof.models.variants import BlockSpec
+
+    parts = [spec_title] if any(isinstance(s, BlockSpec) for s in subjects) else []
+    parts += [f"{s.variant} {s.shape_text}" for s in subjects if not isinstance(s, BlockSpec)]
+    return ", ".join(parts)
+
+
+def count_text(n: int, noun: str) -> str:
+    """`1 row`, `2 rows`: a count and its noun, in the number it takes."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def compare_table(
     frame: pd.DataFrame, title: str, baseline: str | None, show: frozenset[str] = frozenset()
 ) -> View:
@@ -170,20 +185,25 @@ def unstable_notes(frame: pd.DataFrame, budget_s: float | None = None) -> list[s
 
     flagged = frame.loc[frame["latency_unstable"].fillna(False).astype(bool)].to_dict("records")
     verdicts = [(row_label(r), row_reproduction(r, budget_s)) for r in flagged]
-    old = [label for label, verdict in verdicts if verdict is None]
-    few = [(label, v) for label, v in verdicts if v is not None and v.shortfall is Shortfall.FEW_NEAR]
-    sessions = [(label, v) for label, v in verdicts
-                if v is not None and v.shortfall is Shortfall.SESSIONS]
+    old = [label for label, v in verdicts if v is None]
+    by = {kind: [(label, v) for label, v in verdicts if v is not None and v.shortfall is kind]
+          for kind in Shortfall}
     notes = []
     if old:
         notes.append(f"! unstable timing (the {CONFIDENCE:.0%} CI of the median is wider than "
                      f"+-{TARGET_CI_REL:.0%} of it): {', '.join(old)}; raise --budget.")
-    if few:
+    if few := by[Shortfall.FEW_NEAR]:
         listed = ", ".join(f"{label} ({v.near} of {v.rounds} rounds)" for label, v in few)
         notes.append(f"! fastest call not reproduced (fewer than {MIN_RANK} rounds came within "
                      f"{TARGET_CI_REL:.0%} of it; the machine was busy): {listed}; "
                      f"{_budget_advice([v for _, v in few])}.")
-    if sessions:
+    if short := by[Shortfall.FEW_ROUNDS]:
+        listed = ", ".join(f"{label} ({v.rounds} rounds over {v.trials} sessions)"
+                           for label, v in short)
+        notes.append(f"! fastest call not reproduced (a session had fewer than {MIN_RANK} "
+                     f"rounds, too few to know its own): {listed}; "
+                     f"{_budget_advice([v for _, v in short])}.")
+    if sessions := by[Shortfall.SESSIONS]:
         listed = ", ".join(f"{label} ({100 * v.session_spread_rel:.1f}%)" for label, v in sessions)
         notes.append(f"! fastest call not reproduced across sessions (the slowest of a block's "
                      f"onnxruntime sessions read it more than {TARGET_CI_REL:.0%} above): {listed}; "
@@ -195,18 +215,17 @@ def unstable_notes(frame: pd.DataFrame, budget_s: float | None = None) -> list[s
 def _budget_advice(verdicts) -> str:
     """The budget that should reproduce every one of `verdicts` (FEW_NEAR rows), never the
     budget just used; or why none is given."""
-    from mnv2prof.measure.stats import BUDGET_ADVICE_MAX_S, MIN_RANK
+    from mnv2prof.measure.stats import BUDGET_ADVICE_MAX_S
 
     budget = verdicts[0].budget_s
     if not budget:
         return "raise --budget"
     if any(v.too_busy for v in verdicts):
-        return (f"reaching {MIN_RANK} such rounds would take more than "
-                f"{BUDGET_ADVICE_MAX_S:g} s of --budget at this rate: time it on a quieter "
-                "machine")
+        return (f"enough such rounds would take more than {BUDGET_ADVICE_MAX_S:g} s of --budget "
+                "at this rate: time it on a quieter machine")
     advised = max(v.advised_budget_s for v in verdicts)
-    return (f"--budget {advised:g} should reproduce it ({MIN_RANK} such rounds at the rate this "
-            f"run found them in {budget:g} s)")
+    return (f"--budget {advised:g} should reproduce it (estimated from the rate this run found "
+            f"such rounds in {budget:g} s)")
 
 
 def measurement_notes(frame: pd.DataFrame, harness_floor: Measurement | None = None,
@@ -349,11 +368,13 @@ def layers_report(
 
 
 def baseline_report(
-    groups: Sequence[tuple[str, Sequence[Record]]],
+    groups: Sequence[tuple[str, Sequence[Record]]], budget_s: float | None = None,
 ) -> tuple[pd.DataFrame, list[View | str]]:
-    """The rows a baseline stores (every group's) and a table per group (a grid point)."""
+    """The rows a baseline stores (every group's) and what it prints: a table per group (a grid
+    point), the legend of its symbols, and the rows whose fastest call was not reproduced."""
     frame = records_frame([record for _, records in groups for record in records])
-    return frame, [compare_table(records_frame(records), title, None) for title, records in groups]
+    tables = [compare_table(records_frame(records), title, None) for title, records in groups]
+    return frame, [*tables, legend(frame, False), *unstable_notes(frame, budget_s)]
 
 
 def model_report(

@@ -126,13 +126,17 @@ def test_reproduction_reasons_and_the_advised_budget():
     assert verdict.advised_budget_s == 4.0  # 2 near rounds in 2 s: 4 take 4 s
     assert reproduction(few, None).advised_budget_s is None  # no budget known: none advised
 
-    # the row: 6 rounds within 2% of the fastest call, but its third session's fastest
-    # call lies 2.3% above: more rounds of the same sessions cannot bring it down
-    sessions = [1.000, 1.001, 1.023, 1.002, 1.000, 1.024, 1.001, 1.003, 1.025]
+    # the row: 8 rounds within 2% of the fastest call, each session timed 4 times, but
+    # the third session's fastest call lies 2.3% above: more rounds of the same sessions
+    # cannot bring it down
+    sessions = [1.000, 1.001, 1.023, 1.002, 1.000, 1.024, 1.001, 1.003, 1.025, 1.0, 1.0, 1.03]
     m = minimum(sessions, trials=3)
     verdict = reproduction(m, 2.0)
-    assert not m.reproduced and m.near == 6 and m.session_spread_rel == pytest.approx(0.023)
+    assert not m.reproduced and m.near == 8 and m.session_spread_rel == pytest.approx(0.023)
     assert verdict.shortfall is Shortfall.SESSIONS and verdict.advised_budget_s is None
+    # with 3 rounds a session, a session's own fastest call is not known yet: more rounds help
+    verdict = reproduction(minimum(sessions[:9], trials=3), 2.0)
+    assert verdict.shortfall is Shortfall.FEW_ROUNDS and verdict.advised_budget_s == 3.0
 
 
 def test_the_advice_never_names_the_budget_just_used():
