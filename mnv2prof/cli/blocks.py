@@ -115,7 +115,7 @@ def compare(
     subjects_fit(measured, force)
     from mnv2prof.cli.progress import measure_with_progress
     from mnv2prof.measure.roofline import add_roofline, load_machine
-    from mnv2prof.report.console import compare_report
+    from mnv2prof.report.console import compare_report, subjects_title
     from mnv2prof.run.frame import records_frame
     from mnv2prof.report.notes import run_notes
     from mnv2prof.run.deploy import rows_of
@@ -125,8 +125,8 @@ def compare(
     machine = load_machine(timing.threads)  # measured by `calibrate`, never inside compare
     frame = add_roofline(records_frame(run.records, baseline), machine)
     runtimes = " and ".join(dict.fromkeys(t.runtime for t in targets))
-    what = spec.title if any(isinstance(s, BlockSpec) for s in measured) else "models"
-    title = f"{what}, {runtimes} CPU, {timing.threads} thread(s), cache {timing.cache}"
+    title = (f"{subjects_title(spec.title, measured)}, {runtimes} CPU, {timing.threads} "
+             f"thread(s), cache {timing.cache}")
     from mnv2prof.run.history import slow_state_note
 
     slow = slow_state_note(frame)  # a run spent wholly in the machine's slow state

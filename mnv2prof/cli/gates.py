@@ -131,7 +131,7 @@ def baseline_command(
         outputs = Outputs(out=out, inputs=source_files(measured))
         subjects_fit(measured, force)
     from mnv2prof.cli.progress import measure_profile_with_progress, measure_with_progress
-    from mnv2prof.report.console import baseline_report
+    from mnv2prof.report.console import baseline_report, count_text, subjects_title
     from mnv2prof.run.deploy import rows_of
 
     if profile is not None:
@@ -142,11 +142,13 @@ def baseline_command(
     else:
         records = measure_with_progress(rows_of(measured, targets), timing_spec, eager=False,
                                         calibration=deploy.calibration).records
-        title = f"baseline {spec.title}, {timing.threads} thread(s), cache {timing.cache}"
+        title = (f"baseline {subjects_title(spec.title, measured)}, {timing.threads} "
+                 f"thread(s), cache {timing.cache}")
         groups = [(title, records)]
     frame, shown = baseline_report(groups)
     show_all(shown)
-    outputs.write_frame(frame, f"{len(frame)} baseline rows ({len(groups)} grid point(s))")
+    outputs.write_frame(frame, f"{count_text(len(frame), 'baseline row')} "
+                               f"({count_text(len(groups), 'grid point')})")
 
 
 @command("gate")

@@ -130,7 +130,7 @@ def test_a_signal_after_the_rows_are_written_is_130_and_one_line(run_cli, tmp_pa
     code, _, err = run_cli("sweep", tiny_profile(tmp_path, 8, (1,), variants=("conv",)),
                            "--out", out)
     assert code == ExitCode.INTERRUPTED, err
-    assert told and "wrote 1 rows" in told[0]
+    assert told and "wrote 1 row " in told[0]
     assert _errors(err) == ["mnv2prof: error: interrupted (SIGTERM) as the command ended: "
                             "what it wrote is complete"]
     assert out.read_text().count("\n") == 2  # the header and the row, whole
