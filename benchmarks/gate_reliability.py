@@ -118,7 +118,8 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--budgets", default="2.0,0.5", help="timing budgets (s), comma-separated")
     parser.add_argument("--out", type=Path,
-                        help="write the rows to this CSV (benchmarks/results/gate_reliability.csv is the committed one: name it only to update it)")
+                        help="write the rows to this CSV (benchmarks/results/gate_reliability.csv "
+                        "is the committed one: name it only to update it)")
     args = parser.parse_args()
     start, load_before = time.perf_counter(), os.getloadavg()
     rows = []

@@ -211,7 +211,8 @@ def main() -> None:
     parser.add_argument("--experiments", default="ABCD")
     parser.add_argument("--statistic", choices=("median", "min"), default="median")
     parser.add_argument("--out", type=Path,
-                        help="write the rows to this CSV (benchmarks/results/harness_check.csv is the committed one: name it only to update it)")
+                        help="write the rows to this CSV (benchmarks/results/harness_check.csv "
+                        "is the committed one: name it only to update it)")
     args = parser.parse_args()
     global STATISTIC
     STATISTIC = args.statistic

@@ -56,7 +56,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--out", type=Path,
-                        help="write the rows to this CSV (benchmarks/results/overhead.csv is the committed one: name it only to update it)")
+                        help="write the rows to this CSV (benchmarks/results/overhead.csv "
+                        "is the committed one: name it only to update it)")
     args = parser.parse_args()
     times: dict[str, list[float]] = {name: [] for name, *_ in CASES}
     with tempfile.TemporaryDirectory() as warm:

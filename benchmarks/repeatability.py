@@ -108,7 +108,8 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=2.0)
     parser.add_argument("--old", type=Path, help="an earlier checkout, run alternately")
     parser.add_argument("--out", type=Path,
-                        help="write the rows to this CSV (benchmarks/results/repeatability.csv is the committed one: name it only to update it)")
+                        help="write the rows to this CSV (benchmarks/results/repeatability.csv "
+                        "is the committed one: name it only to update it)")
     parser.add_argument("--raw", type=Path, help="also keep every run's rows (one CSV)")
     parser.add_argument("extra", nargs="*", help="more compare flags, after --")
     args = parser.parse_args()

@@ -204,10 +204,11 @@ def unstable_notes(frame: pd.DataFrame, budget_s: float | None = None) -> list[s
                      f"rounds, too few to know its own): {listed}; "
                      f"{_budget_advice([v for _, v in short])}.")
     if sessions := by[Shortfall.SESSIONS]:
-        listed = ", ".join(f"{label} ({100 * v.session_spread_rel:.1f}%)" for label, v in sessions)
+        listed = ", ".join(f"{label} ({100 * v.session_spread_rel:.2f}%)"
+                           for label, v in sessions)
         notes.append(f"! fastest call not reproduced across sessions (the slowest of a block's "
-                     f"onnxruntime sessions read it more than {TARGET_CI_REL:.0%} above): {listed}; "
-                     "a longer --budget would not narrow this (each session's buffers lie "
+                     f"onnxruntime sessions read it more than {TARGET_CI_REL:.0%} above): "
+                     f"{listed}; a longer --budget would not narrow this (each session's buffers lie "
                      "elsewhere in memory), and the interval of the ratio includes it.")
     return notes
 

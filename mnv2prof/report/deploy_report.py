@@ -1,6 +1,6 @@
 """Precisions and runtimes side by side: per variant its MACs, then fp32 and int8 latency (the
-fastest call) on each runtime and the int8 speedup; under the table, where int8 gains least and how well MACs rank
-the blocks in each (runtime, precision)."""
+fastest call) on each runtime and the int8 speedup; under the table, where int8 gains least and
+how well MACs rank the blocks in each (runtime, precision)."""
 
 from __future__ import annotations
 
@@ -45,7 +45,8 @@ def _ms(row: dict, key, digits: int) -> str:
     value = row.get(key)
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
-    return ms_text(value, digits=digits) + (" [yellow]![/]" if row.get((*key, "unstable")) else "  ")
+    flag = " [yellow]![/]" if row.get((*key, "unstable")) else "  "
+    return ms_text(value, digits=digits) + flag
 
 
 def _x(row: dict, key, digits: int = 2) -> str:

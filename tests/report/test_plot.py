@@ -82,7 +82,8 @@ def _compare_frame():
 def _sweep_frame():
     """30 rows: mbv2, fused and resnet at t = 1..10 (the expansion-sweep profile's grid)."""
     rows = []
-    for variant, fixed, per_t in (("mbv2", 0.12, 0.08), ("fused", 0.1, 0.33), ("resnet", 0.1, -0.004)):
+    for variant, fixed, per_t in (("mbv2", 0.12, 0.08), ("fused", 0.1, 0.33),
+                                  ("resnet", 0.1, -0.004)):
         for t in range(1, 11):
             macs = {"mbv2": 2e6 + 7.3e6 * t, "fused": 3e7 * t, "resnet": 3.4e6 * (1 + 1 / t)}
             rows.append({"variant": variant, "exp_ratio": t, "macs": int(macs[variant]),
