@@ -208,8 +208,8 @@ def unstable_notes(frame: pd.DataFrame, budget_s: float | None = None) -> list[s
                            for label, v in sessions)
         notes.append(f"! fastest call not reproduced across sessions (the slowest of a block's "
                      f"onnxruntime sessions read it more than {TARGET_CI_REL:.0%} above): "
-                     f"{listed}; a longer --budget would not narrow this (each session's buffers lie "
-                     "elsewhere in memory), and the interval of the ratio includes it.")
+                     f"{listed}; a longer --budget would not narrow this (each session's "
+                     "buffers lie elsewhere in memory), and the interval of the ratio includes it.")
     return notes
 
 
