@@ -225,8 +225,9 @@ def _budget_advice(verdicts) -> str:
         return (f"enough such rounds would take more than {BUDGET_ADVICE_MAX_S:g} s of --budget "
                 "at this rate: time it on a quieter machine")
     advised = max(v.advised_budget_s for v in verdicts)
-    return (f"--budget {advised:g} should reproduce it (estimated from the rate this run found "
-            f"such rounds in {budget:g} s)")
+    them = "it" if len(verdicts) == 1 else "them"
+    return (f"--budget {advised:g} should reproduce {them} (estimated from the rate this run "
+            f"found such rounds in {budget:g} s)")
 
 
 def measurement_notes(frame: pd.DataFrame, harness_floor: Measurement | None = None,
