@@ -170,3 +170,13 @@ def test_the_notes_agree_with_the_flag_and_never_advise_the_budget_used():
     for budget in (0.2, 1.0, 2.0, 2.5, 10.0):
         text = " ".join(measurement_notes(frame, None, budget_s=budget))
         assert f"--budget {budget:g} " not in text
+
+
+def test_one_budget_for_several_rows_names_them_all():
+    busy = [_sessions(name, macs, [2.0, 2.5, 2.6, 2.02, 2.7, 2.8, 2.9, 3.0, 3.1])
+            for name, macs in (("fused", 200), ("mbv2", 150))]
+    lonely = _sessions("resnet", 30, [1.0, 1.5, 1.6, 1.7, 1.8, 1.9, 2.0, 2.1])  # 1 near of 8
+    frame = records_frame([*busy, lonely], "fused")
+    (note,) = [n for n in measurement_notes(frame, None, budget_s=2.0) if n.startswith("!")]
+    assert ("fused (2 of 9 rounds), mbv2 (2 of 9 rounds), resnet (1 of 8 rounds); --budget 8 "
+            "should reproduce them") in note  # the largest budget any of them needs
