@@ -63,11 +63,15 @@ def display_on_stderr() -> None:
 def say(line: str) -> None:
     """A line of a list for the user on stdout (`NAME  description`), never coloured by
     guesswork: past the console's width it wraps at spaces, continued under the text after its
-    last run of two spaces (the description's column), or two spaces in when that column lies
-    past half the width."""
+    last run of two spaces (the description's column), or two spaces in for a line without
+    columns. A line whose first column takes more than half the width (a path and what was
+    done with it) is left whole, to be copied."""
     import re
 
     columns = [m.end() for m in re.finditer(r"\S {2,}(?=\S)", line)]
+    if columns and columns[0] > stdout.width // 2:
+        stdout.print(line, highlight=False, soft_wrap=True, markup=False)
+        return
     hang = columns[-1] if columns and columns[-1] <= stdout.width // 2 else 2
     _wrapped(line, " " * hang)
 

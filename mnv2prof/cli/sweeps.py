@@ -134,7 +134,8 @@ def sweep(
         result = sweep_with_progress(run)
     else:
         result = _sweep_on_cluster(run, ray, device)
-    tell(f"{plan.name}: wrote {result.written} rows to {out} ({result.skipped} already there, "
+    rows = f"{result.written} row{'' if result.written == 1 else 's'}"
+    tell(f"{plan.name}: wrote {rows} to {out} ({result.skipped} already there, "
          f"{result.total} in {scope}) in {time.perf_counter() - started:.1f} s")
     if result.missing:
         from mnv2prof.run.sweep import SweepIncomplete
