@@ -142,11 +142,15 @@ def _statistic(result: GateResult) -> str:
 
 
 def _header(header: str, result: GateResult) -> str:
-    """A two-line header, the quantity then its unit; the medians' columns say they are."""
+    """A header on two lines, split after its first word (`baseline` / `min (ms)`), a ratio to
+    the reference before its unit (`current / conv` / `(x)`); the medians' columns say they
+    are."""
     header = {"baseline (ms)": "baseline median (ms)", "current (ms)": "current median (ms)",
               "ratio (x)": f"{_decided_on(result)} ratio (x)"}.get(header, header)
-    name, _, unit = header.rpartition(" (")
-    return f"{name}\n({unit}" if name else header
+    if " / " in header:
+        name, _, unit = header.rpartition(" (")
+        return f"{name}\n({unit}"
+    return header.replace(" ", "\n", 1)
 
 
 def markdown_summary(result: GateResult, headline: dict[str, Headline] | None = None) -> str:

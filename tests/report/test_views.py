@@ -228,3 +228,30 @@ def test_any_rich_table_becomes_a_view_that_folds():
     assert text.splitlines()[:2] == ["G1, onnxruntime CPU, 1 thread(s);",
                                      "1 MAC = 1 multiply-accumulate"]
     assert sum(line.startswith("c1=4c2 ") for line in text.splitlines()) == 3  # 3 parts
+
+
+def test_the_gate_table_leads_with_the_fastest_calls_and_names_what_the_verdict_reads():
+    from mnv2prof import gate
+    from mnv2prof.report.gate_report import gate_headline, markdown_summary, verdict_table
+    from tests.test_gate import POLICY, frame, tight
+
+    base = frame({"conv": tight(1.0), "dwsep": tight(0.25)})
+    current = frame({"conv": tight(1.0, seed=1), "dwsep": tight(0.30, seed=1)})
+    base = base.assign(latency_min_ms=[0.900, 0.200], latency_min_spread_rel=[0.01, 0.02])
+    current = current.assign(latency_min_ms=[0.909, 0.230], latency_min_spread_rel=[0.01, 0.02])
+    result = gate.decide(base, current, POLICY)
+    headline = gate_headline(base, current)
+    assert headline["dwsep"].ratio_x == pytest.approx(1.15)  # 0.230 / 0.200
+    assert headline["dwsep"].low_x == pytest.approx(1.15 * 0.98 / 1.02)
+    view = verdict_table(result, headline=headline)
+    assert view.headers[1:4] == ["baseline\nmin (ms)", "current\nmin (ms)", "min\nratio (x)"]
+    assert "median\nratio (x)" in view.headers and "baseline\nmedian (ms)" not in view.headers
+    assert view.column("min\nratio (x)")[1] == "1.150 ± 0.047"
+    assert "the verdict reads the ratio of medians" in view.title
+    text = rendered(view, 80)
+    assert_fits(text, 80)
+    assert "| baseline min (ms) | current min (ms) | min ratio (x) |" in markdown_summary(
+        result, headline)
+    # without the fastest calls (a baseline from before them): the medians, and the title says
+    plain = verdict_table(result)
+    assert "baseline\nmedian (ms)" in plain.headers and "min = " not in plain.title
