@@ -165,6 +165,27 @@ def table_notes(frame: pd.DataFrame, harness_floor: Measurement | None = None,
             *measurement_notes(frame, harness_floor, budget_s)]
 
 
+def _shortfalls() -> dict:
+    """Each reason a fastest call was not reproduced: how the note says it, how each row shows
+    it, and what would help."""
+    from mnv2prof.measure.stats import Shortfall
+
+    target = f"{TARGET_CI_REL:.0%}"
+    return {
+        Shortfall.FEW_NEAR: (
+            f"fewer than {MIN_RANK} rounds came within {target} of it; the machine was busy",
+            lambda v: f"{v.near} of {v.rounds} rounds", _budget_advice),
+        Shortfall.FEW_ROUNDS: (
+            f"a session had fewer than {MIN_RANK} rounds, too few to know its own",
+            lambda v: f"{v.rounds} rounds over {v.trials} sessions", _budget_advice),
+        Shortfall.SESSIONS: (
+            "across sessions: the slowest of a block's onnxruntime sessions read it more than "
+            f"{target} above", lambda v: f"{100 * v.session_spread_rel:.2f}%",
+            lambda _: "a longer --budget would not narrow this (each session's buffers lie "
+                      "elsewhere in memory), and the interval of the ratio includes it"),
+    }
+
+
 def row_reproduction(row: dict, budget_s: float | None):
     """`stats.reproduction` of a row's round minima (None for a row without them: an older
     CSV's)."""
@@ -179,37 +200,20 @@ def row_reproduction(row: dict, budget_s: float | None):
 
 
 def unstable_notes(frame: pd.DataFrame, budget_s: float | None = None) -> list[str]:
-    """The rows whose fastest call the run did not reproduce (the `!`), each with its reason
-    (stats.reproduction: the one verdict) and the budget that would, or why none would."""
-    from mnv2prof.measure.stats import MIN_RANK, Shortfall
-
+    """The rows whose fastest call the run did not reproduce (the `!`), by reason
+    (stats.reproduction: the one verdict), with the budget that would, or why none would."""
     flagged = frame.loc[frame["latency_unstable"].fillna(False).astype(bool)].to_dict("records")
     verdicts = [(row_label(r), row_reproduction(r, budget_s)) for r in flagged]
-    old = [label for label, v in verdicts if v is None]
-    by = {kind: [(label, v) for label, v in verdicts if v is not None and v.shortfall is kind]
-          for kind in Shortfall}
     notes = []
-    if old:
+    if old := [label for label, v in verdicts if v is None]:
         notes.append(f"! unstable timing (the {CONFIDENCE:.0%} CI of the median is wider than "
                      f"+-{TARGET_CI_REL:.0%} of it): {', '.join(old)}; raise --budget.")
-    if few := by[Shortfall.FEW_NEAR]:
-        listed = ", ".join(f"{label} ({v.near} of {v.rounds} rounds)" for label, v in few)
-        notes.append(f"! fastest call not reproduced (fewer than {MIN_RANK} rounds came within "
-                     f"{TARGET_CI_REL:.0%} of it; the machine was busy): {listed}; "
-                     f"{_budget_advice([v for _, v in few])}.")
-    if short := by[Shortfall.FEW_ROUNDS]:
-        listed = ", ".join(f"{label} ({v.rounds} rounds over {v.trials} sessions)"
-                           for label, v in short)
-        notes.append(f"! fastest call not reproduced (a session had fewer than {MIN_RANK} "
-                     f"rounds, too few to know its own): {listed}; "
-                     f"{_budget_advice([v for _, v in short])}.")
-    if sessions := by[Shortfall.SESSIONS]:
-        listed = ", ".join(f"{label} ({100 * v.session_spread_rel:.2f}%)"
-                           for label, v in sessions)
-        notes.append(f"! fastest call not reproduced across sessions (the slowest of a block's "
-                     f"onnxruntime sessions read it more than {TARGET_CI_REL:.0%} above): "
-                     f"{listed}; a longer --budget would not narrow this (each session's "
-                     "buffers lie elsewhere in memory), and the interval of the ratio includes it.")
+    for kind, (reason, detail, advice) in _shortfalls().items():
+        rows = [(label, v) for label, v in verdicts if v is not None and v.shortfall is kind]
+        if rows:
+            listed = ", ".join(f"{label} ({detail(v)})" for label, v in rows)
+            notes.append(f"! fastest call not reproduced ({reason}): {listed}; "
+                         f"{advice([v for _, v in rows])}.")
     return notes
 
 

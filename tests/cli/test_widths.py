@@ -10,7 +10,6 @@ rows are one line each by their syntax.
 import contextlib
 import io
 import os
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -23,20 +22,6 @@ UIB = f"{EXAMPLES / 'uib.py'}:uib_ib"
 MODEL = f"{EXAMPLES / 'shufflenet_v2.py'}:shufflenet_v2_x1_0"
 SMALL = ("-c", "8", "-r", "8", "--budget", "0.2")
 MODEL_SHAPE = ("--shape", "1x3x64x64")
-TINY_PROFILE = """
-    name = "tiny"
-    description = "channels 8, 8x8, t in [1, 2]: a grid small enough for a test"
-    variants = ["conv", "mbv2"]
-    [base]
-    in_chs = 8
-    resolution = 8
-    [grid]
-    exp_ratio = [1, 2]
-    [measure]
-    budget_s = 0.05
-"""
-
-
 def commands(width: int) -> dict[str, tuple[str, ...]]:
     """Each command as a user would run it first, outputs in the working folder."""
     return {
@@ -81,8 +66,10 @@ def outputs(tmp_path_factory):
     folder, stdout and stderr piped (so COLUMNS sets the width)."""
     from mnv2prof.cli import main
 
+    from tests.run.test_sweep import tiny_profile
+
     folder = tmp_path_factory.mktemp("widths")
-    (folder / "tiny.toml").write_text(textwrap.dedent(TINY_PROFILE))
+    tiny_profile(folder)  # tiny.toml: conv and mbv2, 8x8, t = 1, 2
     results = {}
     previous, columns = Path.cwd(), os.environ.get("COLUMNS")
     os.chdir(folder)

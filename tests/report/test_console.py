@@ -157,7 +157,7 @@ def test_the_notes_agree_with_the_flag_and_never_advise_the_budget_used():
         "! fastest call not reproduced (a session had fewer than 4 rounds, too few to know its "
         "own): dwsep (7 rounds over 3 sessions); --budget 3.5 should reproduce it (estimated from "
         "the rate this run found such rounds in 2 s).",
-        "! fastest call not reproduced across sessions (the slowest of a block's onnxruntime "
+        "! fastest call not reproduced (across sessions: the slowest of a block's onnxruntime "
         "sessions read it more than 2% above): shufflev2 (2.30%); a longer --budget would not "
         "narrow this (each session's buffers lie elsewhere in memory), and the interval of the "
         "ratio includes it.",
