@@ -210,7 +210,9 @@ def main() -> None:
                         help="seconds of bare loop per variant")
     parser.add_argument("--experiments", default="ABCD")
     parser.add_argument("--statistic", choices=("median", "min"), default="median")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/harness_check.csv"))
+    parser.add_argument("--out", type=Path,
+                        help="write the rows to this CSV (benchmarks/results/harness_check.csv "
+                        "is the committed one: name it only to update it)")
     args = parser.parse_args()
     global STATISTIC
     STATISTIC = args.statistic
@@ -224,8 +226,8 @@ def main() -> None:
         print(f"repetition {rep + 1}/{args.reps} done at {time.perf_counter() - started:.0f} s",
               flush=True)
     frame = pd.DataFrame(measured)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(args.out, frame.to_csv(index=False))
+    if args.out:
+        write_atomic(args.out, frame.to_csv(index=False))
     print(f"\n{args.reps} repetitions, --budget {args.budget:g} s per runtime, last-level cache "
           f"{last_level_cache_bytes() / 2**20:.0f} MiB. Each cell: the median over repetitions "
           "of the per-repetition ratio [95% CI of that median]\n")
@@ -237,7 +239,8 @@ def main() -> None:
         print(ratio_table(frame, "C", [("alone", "among all")]), "\n")
     if "D" in args.experiments:
         print(contrast_table(frame), "\n")
-    print(f"wrote {args.out} in {time.perf_counter() - started:.0f} s")
+    print((f"wrote {args.out} in " if args.out else "done in ")
+          + f"{time.perf_counter() - started:.0f} s")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ case alike), reported as the median (min-max):
 - a bad flag: `compare --expansion abc`, refused (target: under 0.5 s);
 - `--help`, for reference.
 
-Usage: python benchmarks/overhead.py [--reps 5] [--out CSV]
+Usage: python benchmarks/overhead.py [--reps 5] [--out CSV] (the table is printed; the rows go
+to --out only: name benchmarks/results/overhead.csv to update the committed results)
 """
 
 from __future__ import annotations
@@ -54,7 +55,9 @@ def wall(command: list[str], cache: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/overhead.csv")
+    parser.add_argument("--out", type=Path,
+                        help="write the rows to this CSV (benchmarks/results/overhead.csv "
+                        "is the committed one: name it only to update it)")
     args = parser.parse_args()
     times: dict[str, list[float]] = {name: [] for name, *_ in CASES}
     with tempfile.TemporaryDirectory() as warm:
@@ -88,10 +91,11 @@ def main() -> None:
         met = "-" if r["met"] is None else ("yes" if r["met"] else "NO")
         print(f"| {r['case']} | {r['wall_median_s']:.2f} ({r['wall_min_s']:.2f}-"
               f"{r['wall_max_s']:.2f}) | {r['bound']} | {measured} | {target} | {met} |")
-    from mnv2prof.files.atomic import write_atomic
+    if args.out:
+        from mnv2prof.files.atomic import write_atomic
 
-    write_atomic(args.out, frame.to_csv(index=False))
-    print(f"\nwrote {args.out}")
+        write_atomic(args.out, frame.to_csv(index=False))
+        print(f"\nwrote {args.out}")
 
 
 if __name__ == "__main__":

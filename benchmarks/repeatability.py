@@ -107,7 +107,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--budget", type=float, default=2.0)
     parser.add_argument("--old", type=Path, help="an earlier checkout, run alternately")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/repeatability.csv")
+    parser.add_argument("--out", type=Path,
+                        help="write the rows to this CSV (benchmarks/results/repeatability.csv "
+                        "is the committed one: name it only to update it)")
     parser.add_argument("--raw", type=Path, help="also keep every run's rows (one CSV)")
     parser.add_argument("extra", nargs="*", help="more compare flags, after --")
     args = parser.parse_args()
@@ -135,10 +137,11 @@ def main() -> None:
         ratio = np.array(walls["this checkout"]) / np.array(walls["old"])
         print(f"\nwall time, this checkout / old, run by run: median {np.median(ratio):.2f}x "
               f"({ratio.min():.2f}-{ratio.max():.2f})")
-    from mnv2prof.files.atomic import write_atomic
+    if args.out:
+        from mnv2prof.files.atomic import write_atomic
 
-    write_atomic(args.out, pd.concat(tables, ignore_index=True).to_csv(index=False))
-    print(f"\nwrote {args.out}")
+        write_atomic(args.out, pd.concat(tables, ignore_index=True).to_csv(index=False))
+        print(f"\nwrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -147,7 +147,7 @@ def gate(
             frame = gates.ab_frame(result)
         else:
             checked = gates.check_gate(plan, baseline, reference, allow_env_mismatch)
-            result = gates.gate(checked, policy, reference)
+            result = gates.gate(checked, policy, reference).result
             frame = gates.verdicts_frame(result)
     frame.attrs["exit_code"] = int(result.exit_code)
     return frame

@@ -27,20 +27,30 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     add_completion=False,
 )
-PIPED_WIDTH = 100  # the width of the default views (report.views), when stdout is not a terminal
+PIPED_WIDTH = 100  # the width of the views when the stream is not a terminal and no COLUMNS
 
 
 def _width(stream) -> int | None:
-    """A terminal's own width; else $COLUMNS, else `PIPED_WIDTH` (the views are made to fit
-    it): piped output looks like the terminal's, not squeezed to 80 or spread to 240."""
-    if stream.isatty():
-        return None
+    """$COLUMNS, else a terminal's own width (None: rich asks the terminal), else `PIPED_WIDTH`:
+    piped output looks like the terminal's, not squeezed to 80 or spread to 240."""
     columns = os.environ.get("COLUMNS", "")
-    return int(columns) if columns.isdigit() and int(columns) > 0 else PIPED_WIDTH
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    return None if stream.isatty() else PIPED_WIDTH
 
 
-stdout = Console(width=_width(sys.stdout))
+_STDOUT = Console(width=_width(sys.stdout))
+stdout = _STDOUT
 stderr = Console(stderr=True, width=_width(sys.stderr))
+
+
+def fit_consoles() -> None:
+    """Both consoles at the width of their streams now, and the views on stdout again (each
+    command starts so: `main` may run several in one process, as the tests do)."""
+    global stdout
+    stdout = _STDOUT
+    for console, stream in ((_STDOUT, sys.stdout), (stderr, sys.stderr)):
+        console.width = _width(stream) or Console(file=stream).width
 
 
 def display_on_stderr() -> None:
@@ -51,46 +61,64 @@ def display_on_stderr() -> None:
 
 
 def say(line: str) -> None:
-    """One line for the user on stdout, never wrapped mid-word or coloured by guesswork."""
-    stdout.print(line, highlight=False, soft_wrap=True)
+    """A line of a list for the user on stdout (`NAME  description`), never coloured by
+    guesswork: past the console's width it wraps at spaces, continued under the text after its
+    last run of two spaces (the description's column), or two spaces in for a line without
+    columns. A line whose first column takes more than half the width (a path and what was
+    done with it) is left whole, to be copied."""
+    import re
+
+    columns = [m.end() for m in re.finditer(r"\S {2,}(?=\S)", line)]
+    if columns and columns[0] > stdout.width // 2:
+        stdout.print(line, highlight=False, soft_wrap=True, markup=False)
+        return
+    hang = columns[-1] if columns and columns[-1] <= stdout.width // 2 else 2
+    _wrapped(line, " " * hang)
 
 
 def note(text: str) -> None:
     """A note under a table on stdout, wrapped at spaces to the console's width (the terminal's,
     else $COLUMNS or `PIPED_WIDTH`), each continuation indented two spaces past the line's own
-    indent so a note reads as one block. Plain text, never markup: a note may quote [grid].
-    A word longer than the width (a path) is left whole, to be copied."""
+    indent so a note reads as one block."""
+    for line in text.splitlines() or [""]:
+        _wrapped(line, " " * (len(line) - len(line.lstrip(" "))) + "  ")
+
+
+def _wrapped(line: str, indent: str) -> None:
+    """`line` wrapped at spaces to stdout's width, continuations indented `indent`. Plain text,
+    never markup: a line may quote [grid]. A word longer than the width (a path) is left whole,
+    to be copied."""
     import textwrap
 
     from rich.text import Text
 
-    for line in text.splitlines() or [""]:
-        indent = " " * (len(line) - len(line.lstrip(" ")))
-        pieces = textwrap.wrap(line, stdout.width, subsequent_indent=indent + "  ",
-                               break_long_words=False, break_on_hyphens=False) or [""]
-        for piece in pieces:
-            stdout.print(Text(piece), highlight=False, soft_wrap=True)
+    pieces = textwrap.wrap(line, stdout.width, subsequent_indent=indent,
+                           break_long_words=False, break_on_hyphens=False) or [""]
+    for piece in pieces:
+        stdout.print(Text(piece), highlight=False, soft_wrap=True)
 
 
 def show(items) -> None:
-    """Print tables, and lines as `note` prints them, in order. A table wider than the terminal
-    (a `--show` view with many groups) is printed at its own width, its lines left to wrap: rich
-    would otherwise shrink its columns and cut cells ("9,…"), and a cut number is no number."""
+    """Print views (report.views: folded to the console's width), tables (made views first),
+    and lines as `note` prints them, in order. A column wider than the console on its own is
+    printed whole, its line left to wrap: rich would otherwise cut it ("9,…"), and a cut
+    number is no number."""
     from rich.table import Table
+
+    from mnv2prof.report.views import as_view
 
     for item in items:
         if isinstance(item, str):
             note(item)
-        elif isinstance(item, Table):
-            needed = stdout.measure(item, options=stdout.options.update_width(10_000)).maximum
-            width = stdout.width
-            stdout.width = max(width, needed)
-            try:
-                stdout.print(item)
-            finally:
-                stdout.width = width
-        else:
+            continue
+        item = as_view(item) if isinstance(item, Table) else item
+        needed = stdout.measure(item).minimum
+        width = stdout.width
+        stdout.width = max(width, needed)
+        try:
             stdout.print(item)
+        finally:
+            stdout.width = width
 
 
 def tell(line: str) -> None:
@@ -106,6 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     `gate` that printed PASS) is acted on once it has returned."""
     window = interrupts.Window()
     message: str | None = None
+    fit_consoles()
     try:
         with interrupts.deferred() as window:
             code = app(

@@ -155,9 +155,10 @@ def baseline_command(
 
     with plan_progress(plan) as hooks:
         result = baseline(plan, hooks)
-    rows = len(result.frame)
-    outputs.write_frame(result.frame, f"{rows} baseline row{'s' if rows != 1 else ''} "
-                        f"({len(result.groups)} grid point(s))")
+    from mnv2prof.report.console import count_text
+
+    outputs.write_frame(result.frame, f"{count_text(len(result.frame), 'baseline row')} "
+                        f"({count_text(len(result.groups), 'grid point')})")
     show_all(baseline_view(result))
 
 
@@ -206,7 +207,7 @@ def gate_command(
     from mnv2prof.cli.app import tell
     from mnv2prof.cli.progress import plan_progress
     from mnv2prof.commands.gates import check_gate, gate
-    from mnv2prof.report.gate_report import gate_outputs, gate_report
+    from mnv2prof.report.gate_report import gate_headline, gate_outputs, gate_report
 
     checked = check_gate(plan, baseline, relative_to, judging.allow_env_mismatch)
     from mnv2prof.report.results import cross_cpu_warning
@@ -215,10 +216,11 @@ def gate_command(
         if line:
             tell(line if line.startswith("mnv2prof:") else f"mnv2prof: {line}")
     with plan_progress(plan) as hooks:
-        result = gate(checked, policy, relative_to, hooks)
-    outputs.write(gate_outputs(result), "the verdicts")
-    show_all(gate_report(result, groups))
-    raise typer.Exit(code=result.exit_code)
+        gated = gate(checked, policy, relative_to, hooks)
+    headline = gate_headline(checked.stored, gated.current, checked.rows.match_by)
+    outputs.write(gate_outputs(gated.result, headline), "the verdicts")
+    show_all(gate_report(gated.result, groups, headline))
+    raise typer.Exit(code=gated.result.exit_code)
 
 
 def _gate_against(plan, against: str, allow_dirty: bool, policy, relative_to, outputs) -> None:

@@ -48,9 +48,9 @@ Budget = Annotated[
     float,
     typer.Option(
         "--budget",
-        help="Seconds of timing per runtime: onnxruntime's phase, then eager torch's, each get "
-        "this much for all variants together (a phase ends early once every variant's median "
-        "CI is within +-2%); at most 3600.",
+        help="Seconds of timing per phase, for all rows together: onnxruntime's (and in compare "
+        "eager torch's after it, unless --no-eager); a phase ends early once every row's "
+        "fastest call is reproduced and its median's CI is within +-2%; at most 3600.",
     ),
 ]
 Cache = Annotated[
@@ -113,8 +113,8 @@ def show_option(groups: tuple[str, ...]):
     return Annotated[
         str | None,
         typer.Option("--show", help=f"Column groups to add to the default view, comma-separated: "
-                     f"{', '.join(groups)}, or all. The CSV and JSON always hold every column.",
-                     show_default=False),
+                     f"{', '.join(groups)}, or all. A file the command writes always holds "
+                     "every column.", show_default=False),
     ]
 
 

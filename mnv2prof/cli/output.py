@@ -83,7 +83,7 @@ class Outputs:
 
     def write_frame(self, frame: pd.DataFrame, what: str | None = None) -> None:
         """Every asked-for output is `frame`: CSV for --csv, JSON for --json, else by suffix."""
-        what = what or f"{len(frame)} rows"
+        what = what or f"{len(frame)} row{'' if len(frame) == 1 else 's'}"
         flags = [*self.paths, *([self.stdout_flag] if self.stdout_flag else [])]
         paths = {**self.paths, **({self.stdout_flag: Path(STDOUT)} if self.stdout_flag else {})}
         self.write({flag: frame_text(frame, paths[flag], flag) for flag in flags}, what)

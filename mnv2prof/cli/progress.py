@@ -12,7 +12,9 @@ from mnv2prof.cli.app import stderr
 
 
 def progress_bar(unit: str = "") -> Progress:
-    """The progress bar of every long command, on stderr: done / total, elapsed, ETA."""
+    """The progress bar of every long command, on stderr: done / total, elapsed, ETA. Only on a
+    terminal, where it is erased when done: in a log or a pipe it would leave a blank line,
+    and a following error would take two lines."""
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -21,6 +23,7 @@ def progress_bar(unit: str = "") -> Progress:
         TimeRemainingColumn(),
         console=stderr,
         transient=True,
+        disable=not stderr.is_terminal,
     )
 
 

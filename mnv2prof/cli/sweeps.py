@@ -129,8 +129,9 @@ def sweep(
         result = measure(plan, out, resume=opts.resume, force=opts.force, device=device,
                          shard=part, ray=address, hooks=hooks, on_cluster=_say_hosts)
     scope = f"shard {part[0]}/{part[1]} of the profile" if part else "the profile"
-    tell(f"{plan.profile.name}: wrote {result.written} rows to {out} ({result.skipped} already "
-         f"there, {result.total} in {scope}) in {time.perf_counter() - started:.1f} s")
+    rows = f"{result.written} row{'' if result.written == 1 else 's'}"
+    tell(f"{plan.profile.name}: wrote {rows} to {out} ({result.skipped} already there, "
+         f"{result.total} in {scope}) in {time.perf_counter() - started:.1f} s")
     for reason in result.reasons:
         tell(f"mnv2prof: missing: {reason}")
     check_complete(result, out)
@@ -199,8 +200,9 @@ def plot_command(
     results: Results,
     out: Annotated[str, typer.Option("--out", help="Figure file: .png, .pdf or .svg.")],
     kind: Annotated[
-        str, typer.Option("--kind", help="macs-latency (log-log, a point per row), sweep or "
-                          "roofline.")
+        str, typer.Option("--kind", help="macs-latency (log-log, a point per row, on diagonals "
+                          "of constant GMAC/s), ratio (latency ratio against MACs ratio to conv "
+                          "or the first row), sweep or roofline.")
     ] = "macs-latency",
     x: Annotated[
         str | None,
@@ -210,21 +212,27 @@ def plot_command(
     roofline: Annotated[
         bool, typer.Option("--roofline", help="Same as --kind roofline (needs `calibrate`).")
     ] = False,
+    ratio: Annotated[bool, typer.Option("--ratio", help="Same as --kind ratio.")] = False,
+    families: Annotated[
+        bool, typer.Option("--families", help="Colour the points by family (mbv2-noskip and "
+                           "mbv2-streamed are mbv2's), with a legend.")
+    ] = False,
 ) -> None:
-    """Draw MACs against latency, latency and MACs (normalised) against a swept column, or the
-    rows under this machine's roofline (intensity against achieved GFLOP/s)."""
+    """Draw MACs against latency (the fastest call), their ratios to a baseline row, latency and
+    MACs (normalised) against a swept column, or the rows under this machine's roofline
+    (intensity against achieved GFLOP/s). The suffix of --out picks PNG, SVG or PDF."""
     from mnv2prof.report.paper import load_results
     from mnv2prof.report.plot import plot
 
     outputs = Outputs(out=out, inputs={"CSV": results})
     frame = load_results(results)
-    kind = "roofline" if roofline else kind
+    kind = "roofline" if roofline else "ratio" if ratio else kind
     machine = None
     if kind == "roofline":
         from mnv2prof.run.machine_file import machine_for_frame
 
         machine = machine_for_frame(frame)
-    outputs.write({"out": plot(frame, Path(out).suffix, kind, x, machine=machine)}, "the figure")
+    outputs.write({"out": plot(frame, Path(out).suffix, kind, x, machine, families)}, "the figure")
 
 
 @command()

@@ -94,15 +94,22 @@ def check_gate(plan: Plan, baseline_path: Path | str, relative_to: str | None = 
     return GateCheck(plan, rows, stored, differences, source_changes(stored, rows))
 
 
+@dataclass(frozen=True)
+class Gated:
+    result: GateResult
+    current: pd.DataFrame  # the rows measured now (their fastest calls lead the table)
+
+
 def gate(check: GateCheck, policy: GatePolicy, relative_to: str | None = None,
-         progress: Progress | None = None) -> GateResult:
+         progress: Progress | None = None) -> Gated:
     """Measure the checked rows again and judge each against its stored row."""
     from mnv2prof.gating.decide import decide
     from mnv2prof.run.frame import records_frame
 
     records = [r for g in measure_groups(check.plan, progress) for r in g.records]
-    return decide(check.stored, records_frame(records), policy, relative_to, check.differences,
-                  check.rows.match_by)
+    current = records_frame(records)
+    return Gated(decide(check.stored, current, policy, relative_to, check.differences,
+                        check.rows.match_by), current)
 
 
 def verdicts_frame(result: GateResult) -> pd.DataFrame:

@@ -136,7 +136,7 @@ class Measurement:
         round is more than `TARGET_CI_REL` above it); without minima, the median's CI is wider
         than +-`TARGET_CI_REL`."""
         if self.mins_ms:
-            return self.minimum.spread_rel > TARGET_CI_REL
+            return not self.minimum.reproduced  # stats.reproduction: the one rule
         return self.ci_rel > TARGET_CI_REL
 
 

@@ -15,13 +15,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import Enum
 from functools import lru_cache
 
 from fractions import Fraction
 
 import numpy as np
 
-from mnv2prof.measure.timing import TARGET_CI_REL  # noqa: F401  (the unstable threshold)
+from mnv2prof.measure.timing import TARGET_CI_REL  # the threshold of `Minimum.reproduced`
 
 CONFIDENCE = 0.95
 
@@ -122,9 +123,18 @@ class Minimum:
     """The fastest timed call, and how well the run reproduced it."""
 
     value: float  # ms: the smallest round minimum (= the fastest call); nan without rounds
-    spread_rel: float  # (MIN_RANK-th smallest round minimum - value) / value; inf if n < MIN_RANK
-    near: int  # rounds whose minimum is within `target` of value
+    spread_rel: float  # the larger of the two below; inf if n < MIN_RANK or a trial had no round
+    near: int  # rounds whose minimum is within `TARGET_CI_REL` of value (as `spread_rel` reads it)
     n: int  # rounds
+    session_spread_rel: float = 0.0  # the slowest trial's fastest call over value, - 1
+    trials: int = 1  # the sessions the rounds rotated over
+
+    @property
+    def reproduced(self) -> bool:
+        """The run reached its fastest call again: `MIN_RANK` rounds within `TARGET_CI_REL` of
+        it, in every trial. The one rule: `Measurement.unstable` is its negation, and the note
+        under a table reads its reason from `reproduction`."""
+        return self.spread_rel <= TARGET_CI_REL
 
 
 def minimum(round_mins: Sequence[float], target: float = TARGET_CI_REL, trials: int = 1) -> Minimum:
@@ -134,16 +144,29 @@ def minimum(round_mins: Sequence[float], target: float = TARGET_CI_REL, trials: 
     i on trial i % trials: fresh onnxruntime sessions, each with its own buffers and so its own
     placement in memory, which moves a block's fastest call by up to 0.6% from one session to the
     next and so from one run to the next); the spread is then at least the range of the trials'
-    own minima, so that the interval covers what another run, with other sessions, would read."""
+    own minima, so that the interval covers what another run, with other sessions, would read.
+    `near` counts rounds by the same arithmetic as the spread (round / fastest - 1 <= target), so
+    `near >= MIN_RANK` exactly when the MIN_RANK-th best round is within the target."""
     n = len(round_mins)
     if n == 0:
-        return Minimum(math.nan, math.inf, 0, 0)
+        return Minimum(math.nan, math.inf, 0, 0, trials=trials)
     values = np.sort(np.asarray(round_mins, dtype=float))
     best = float(values[0])
     if not best > 0:
-        return Minimum(best, math.inf, 0, n)
-    near = int(np.count_nonzero(values <= best * (1 + target)))
-    return Minimum(best, min_spread_rel(round_mins, trials), near, n)
+        return Minimum(best, math.inf, 0, n, math.inf, trials)
+    near = int(np.count_nonzero(values / values[0] - 1 <= target))
+    sessions = _session_spread(np.asarray(round_mins, dtype=float), trials)
+    return Minimum(best, min_spread_rel(round_mins, trials), near, n, sessions, trials)
+
+
+def _session_spread(array: np.ndarray, trials: int) -> float:
+    """How far the slowest trial's fastest call lies above the fastest call (inf before every
+    trial has had a round; 0 with one trial)."""
+    if trials <= 1:
+        return 0.0
+    if array.size < trials:
+        return math.inf
+    return max(float(array[t::trials].min()) for t in range(trials)) / float(array.min()) - 1
 
 
 def min_spread_rel(round_mins: Sequence[float], trials: int = 1) -> float:
@@ -176,12 +199,69 @@ def ratio_interval(
     return ratio * (1 - min(spread, 1.0)) / (1 + reference_spread), high
 
 
+BUDGET_ADVICE_MAX_S = 60.0  # past a minute per phase, advice to wait longer is no advice
+
+
 def suggested_budget(budget_s: float, near: int, rank: int = MIN_RANK) -> float:
     """The budget in which a run like this one reaches its minimum `rank` times: rounds within
     the target came `near` times in `budget_s`, so `rank` of them take budget x rank / near
-    (rounded up to half a second, at most 60 s)."""
+    (rounded up to half a second, at most `BUDGET_ADVICE_MAX_S`)."""
     needed = budget_s * rank / max(near, 1)
-    return min(60.0, math.ceil(max(needed, budget_s) * 2) / 2)
+    return min(BUDGET_ADVICE_MAX_S, math.ceil(max(needed, budget_s) * 2) / 2)
+
+
+class Shortfall(str, Enum):
+    """Why a run did not reproduce its fastest call (`Minimum.reproduced` is False)."""
+
+    NONE = "reproduced"
+    FEW_NEAR = "few near"  # fewer than MIN_RANK rounds within the target: more rounds would help
+    FEW_ROUNDS = "few rounds"  # a session (trial) had fewer than MIN_RANK rounds: its fastest
+    # call is not known yet, so more rounds would help
+    SESSIONS = "sessions"  # each session had its rounds, and one's fastest call is further:
+    # where each session's buffers lie in memory, which more rounds of the same sessions keep
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    """Whether a run reproduced its fastest call, why not, and the budget that would: the one
+    verdict the flag (`!`) and the note under every table read."""
+
+    shortfall: Shortfall
+    near: int  # rounds within the target of the fastest call
+    rounds: int
+    trials: int
+    session_spread_rel: float
+    budget_s: float | None  # the budget the run had (None: not known here)
+    advised_budget_s: float | None  # a larger budget that should reproduce it; None when none
+    # is known (no budget given), would not help (SESSIONS), or exceeds BUDGET_ADVICE_MAX_S
+
+    @property
+    def too_busy(self) -> bool:
+        """More rounds would help, but more than `BUDGET_ADVICE_MAX_S` of them."""
+        return (self.shortfall in (Shortfall.FEW_NEAR, Shortfall.FEW_ROUNDS)
+                and bool(self.budget_s) and self.advised_budget_s is None)
+
+
+def reproduction(m: Minimum, budget_s: float | None = None) -> Reproduction:
+    """The verdict on `m`, a run of `budget_s` seconds over `m.trials` sessions: reproduced; or
+    too few rounds came near the fastest call, or a session had too few rounds to know its own,
+    with the budget at which MIN_RANK of them would come (always more than `budget_s`: never the
+    budget just used); or the sessions' fastest calls differ, which no budget fixes."""
+    # (rounds of the kind that came, rounds of it needed): the budget scales by their ratio
+    if m.reproduced:
+        shortfall, came, needed = Shortfall.NONE, 0, 0
+    elif m.near < MIN_RANK:
+        shortfall, came, needed = Shortfall.FEW_NEAR, m.near, MIN_RANK
+    elif m.n < MIN_RANK * m.trials:
+        shortfall, came, needed = Shortfall.FEW_ROUNDS, m.n, MIN_RANK * m.trials
+    else:
+        shortfall, came, needed = Shortfall.SESSIONS, 0, 0
+    advised = None
+    if needed and budget_s:
+        advised = suggested_budget(budget_s, came, needed)
+        advised = advised if advised > budget_s else None
+    return Reproduction(shortfall, m.near, m.n, m.trials, m.session_spread_rel, budget_s,
+                        advised)
 
 
 # --- comparisons of two sample sets ------------------------------------------------------------

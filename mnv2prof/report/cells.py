@@ -93,6 +93,32 @@ def fmt(value: float, digits: int) -> str:
     return f"{value:,.{digits}f}"
 
 
+def ms_digits(value: float) -> int:
+    """Decimals for a latency in ms: 3 below 10 ms, 2 above (four significant digits or more),
+    and more for a tiny block's so that it keeps three significant digits (0.00612), at most 6."""
+    if not (math.isfinite(value) and value > 0):
+        return 3
+    return max(3 if value < 10 else 2, min(6, 2 - math.floor(math.log10(value))))
+
+
+def table_digits(values) -> int:
+    """One `ms_digits` for a whole column: the smallest latency's, so the decimals line up."""
+    finite = [float(v) for v in values if v is not None and math.isfinite(v) and v > 0]
+    return ms_digits(min(finite)) if finite else 3
+
+
+def ms_text(value: float, half: float | None = None, digits: int | None = None) -> str:
+    """A latency in ms (to `digits` decimals, else `ms_digits`), and with `half` its ± (nan:
+    "± -") to as many decimals."""
+    if value is None or not math.isfinite(value):
+        return "-"
+    digits = ms_digits(value) if digits is None else digits
+    text = f"{value:,.{digits}f}"
+    if half is None:
+        return text
+    return f"{text} ± {half:.{digits}f}" if math.isfinite(half) else f"{text} ± -"
+
+
 def optional(value: object, scale: float, digits: int) -> str:
     """A cell for a measurement that may be missing (None / NaN in the frame)."""
     if value is None or pd.isna(value):

@@ -4,49 +4,65 @@ disagree."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import pandas as pd
-from rich.table import Table
 
 from mnv2prof.measure.latency import Measurement
-from mnv2prof.measure.stats import CONFIDENCE, TARGET_CI_REL
+from mnv2prof.measure.stats import CONFIDENCE, MIN_RANK, TARGET_CI_REL
 from mnv2prof.report.cells import (
     cost_cells,
     disagreement_lines,
     fmt,
+    ms_text,
     optional,
     rank_agreement,
     row_label,
     share_cells,
+    table_digits,
 )
-from mnv2prof.report.views import Column, view_table
-from mnv2prof.run.frame import records_frame
+from mnv2prof.report.views import Column, View, view_table
+from mnv2prof.run.frame import headline_column, records_frame
 from mnv2prof.run.records import Record
 
 if TYPE_CHECKING:  # measure.layers imports onnx (0.6 s): not on a compare's path
     from mnv2prof.measure.layers import LayerRow
 
 
-def compare_columns(baseline: str | None) -> list[Column]:
-    """The compare table: the contrast by default; memory, traffic, stats, roofline and eager
-    columns one `--show` away."""
+BASE_NAME_MAX = 10  # a longer baseline is "base" in the x headers (the note under names it)
+
+
+def compare_columns(baseline: str | None, models: bool = False, digits: int = 3) -> list[Column]:
+    """The compare table: the contrast by default (the fastest call, the median beside it, and
+    with a baseline both costs as its multiples; params too when a row is a whole model);
+    memory, traffic, stats, roofline and eager columns one `--show` away. Latencies in ms take
+    `digits` decimals (cells.table_digits)."""
+
+    def ms(key: str) -> Callable[[dict], str]:
+        return lambda r: ms_text(r[key], digits=digits)
+
+    params = Column("params", lambda r: f"{r['params']:,}", "default" if models else "memory")
     columns = [
         Column("variant", row_label, justify="left"),
         Column("MACs\n(M)", lambda r: fmt(r["macs"] / 1e6, 2)),
+        *([params] if models else []),
         Column("peak act\n(KiB)", lambda r: fmt(r["peak_act_bytes"] / 1024, 1)),
-        Column("latency\nmin (ms)", _min_cell),
-        Column("median ±\n95% CI (ms)", _latency_cell),
     ]
-    if baseline is not None:
+    if baseline is not None:  # the ratio column carries the headline's interval
+        base = baseline if len(baseline) <= BASE_NAME_MAX else "base"
         columns += [
-            Column(f"MACs\n(x {baseline})", lambda r: fmt(r["macs_ratio_x"], 2)),
-            Column(f"latency\n(x {baseline})", _ratio_cell),
+            Column("latency\nmin (ms)", lambda r: _min_cell(r, digits)),
+            Column("median\n(ms)", ms("latency_median_ms")),
+            Column(f"MACs\n(x {base})", lambda r: fmt(r["macs_ratio_x"], 2)),
+            Column(f"latency\n(x {base})", _ratio_cell),
         ]
+    else:
+        columns += [Column("latency\nmin ± (ms)", lambda r: _min_cell(r, digits, interval=True)),
+                    Column("median\n(ms)", ms("latency_median_ms"))]
     return columns + [
         Column("GMAC/s", lambda r: fmt(r["gmacs_per_s"], 2), "traffic"),
-        Column("params", lambda r: f"{r['params']:,}", "memory"),
+        *([] if models else [params]),
         Column("measured\npeak (KiB)",
                lambda r: optional(r.get("measured_peak_bytes"), 1 / 1024, 1), "memory"),
         Column("weights\n(KiB)", lambda r: fmt(r["weight_bytes"] / 1024, 1), "memory"),
@@ -54,9 +70,10 @@ def compare_columns(baseline: str | None) -> list[Column]:
         Column("bytes moved\n(MiB)", lambda r: fmt(r["bytes_moved"] / 2**20, 2), "traffic"),
         Column("intensity\n(FLOP/B)", lambda r: fmt(r["arith_intensity_flop_per_byte"], 1),
                "traffic"),
+        Column(f"median ±\n{CONFIDENCE:.0%} CI (ms)", lambda r: _latency_cell(r, digits), "stats"),
         Column(f"{CONFIDENCE:.0%} CI\n(+-%)", lambda r: fmt(100 * r["latency_ci_rel"], 1), "stats"),
-        Column("IQR\n(ms)", lambda r: fmt(r["latency_iqr_ms"], 3), "stats"),
-        Column("p95\n(ms)", lambda r: fmt(r["latency_p95_ms"], 3), "stats"),
+        Column("IQR\n(ms)", ms("latency_iqr_ms"), "stats"),
+        Column("p95\n(ms)", ms("latency_p95_ms"), "stats"),
         Column("rounds\n(n)", lambda r: str(r["latency_n"]), "stats"),
         Column("bound\n(ms)", lambda r: optional(r.get("roofline_bound_ms"), 1, 3), "roofline"),
         Column("efficiency\n(x)", lambda r: optional(r.get("roofline_efficiency_x"), 1, 2),
@@ -71,17 +88,29 @@ def compare_columns(baseline: str | None) -> list[Column]:
     ]
 
 
-def _latency_cell(row: dict) -> str:
+def has_models(frame: pd.DataFrame) -> bool:
+    """Whether a row is a whole model (no block spec): its params then show by default."""
+    return "in_chs" in frame and bool(frame["in_chs"].isna().any())
+
+
+def _latency_cell(row: dict, digits: int) -> str:
     median = row["latency_median_ms"]
     half = (row["latency_ci_high_ms"] - row["latency_ci_low_ms"]) / 2
-    d = 3 if median < 10 else 2  # four significant digits or more
-    return f"{median:,.{d}f} ± {half:.{d}f}" if math.isfinite(half) else f"{median:,.{d}f} ± -"
+    return ms_text(median, half, digits)
 
 
-def _min_cell(row: dict) -> str:
-    """The headline, flagged when the run did not reproduce it."""
+def _min_cell(row: dict, digits: int, interval: bool = False) -> str:
+    """The headline, flagged when the run did not reproduce it; with `interval`, ± how far
+    another run's fastest call may lie (its spread)."""
     value = row.get("latency_min_ms")
-    cell = f"{value:,.3f}" if value is not None and math.isfinite(value) else "-"
+    if value is None or not math.isfinite(value):
+        cell = "-"
+    elif interval:
+        spread = row.get("latency_min_spread_rel")
+        finite = spread is not None and math.isfinite(spread)
+        cell = ms_text(value, value * spread if finite else math.nan, digits)
+    else:
+        cell = ms_text(value, digits=digits)
     return cell + (" [yellow]![/]" if row["latency_unstable"] else "  ")
 
 
@@ -103,10 +132,29 @@ def _eager_ratio_cell(row: dict) -> str:
     return fmt(eager / row["latency_median_ms"], 2)
 
 
+def subjects_title(spec_title: str, subjects) -> str:
+    """What a run measured, for its title: the blocks' spec (`C=32 56x56 t=6 ...`) when there
+    are blocks, and each model by name and input shape (`mobilenet_v3_large 1x3x224x224`)."""
+    from mnv2prof.models.variants import BlockSpec
+
+    parts = [spec_title] if any(isinstance(s, BlockSpec) for s in subjects) else []
+    parts += [f"{s.variant} {s.shape_text}" for s in subjects if not isinstance(s, BlockSpec)]
+    return ", ".join(parts)
+
+
+def count_text(n: int, noun: str) -> str:
+    """`1 row`, `2 rows`: a count and its noun, in the number it takes."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def compare_table(
     frame: pd.DataFrame, title: str, baseline: str | None, show: frozenset[str] = frozenset()
-) -> Table:
-    return view_table(title, compare_columns(baseline), frame.to_dict("records"), show)
+) -> View:
+    rows = frame.to_dict("records")
+    if baseline is not None and len(rows) < 2:
+        baseline = None  # one row: its multiples of itself say nothing
+    digits = table_digits(frame[headline_column(frame)]) if len(frame) else 3
+    return view_table(title, compare_columns(baseline, has_models(frame), digits), rows, show)
 
 
 def table_notes(frame: pd.DataFrame, harness_floor: Measurement | None = None,
@@ -117,35 +165,80 @@ def table_notes(frame: pd.DataFrame, harness_floor: Measurement | None = None,
             *measurement_notes(frame, harness_floor, budget_s)]
 
 
-def unstable_note(frame: pd.DataFrame, budget_s: float | None = None) -> str | None:
-    """The rows whose minimum the run did not reproduce, and the budget that would (from how
-    often their rounds came near the minimum), or None."""
-    from mnv2prof.measure.stats import MIN_RANK, suggested_budget
+def _shortfalls() -> dict:
+    """Each reason a fastest call was not reproduced: how the note says it, how each row shows
+    it, and what would help."""
+    from mnv2prof.measure.stats import Shortfall
 
-    flagged = frame.loc[frame["latency_unstable"].fillna(False).astype(bool)]
-    if flagged.empty:
+    target = f"{TARGET_CI_REL:.0%}"
+    return {
+        Shortfall.FEW_NEAR: (
+            f"fewer than {MIN_RANK} rounds came within {target} of it; the machine was busy",
+            lambda v: f"{v.near} of {v.rounds} rounds", _budget_advice),
+        Shortfall.FEW_ROUNDS: (
+            f"a session had fewer than {MIN_RANK} rounds, too few to know its own",
+            lambda v: f"{v.rounds} rounds over {v.trials} sessions", _budget_advice),
+        Shortfall.SESSIONS: (
+            "across sessions: the slowest of a block's onnxruntime sessions read it more than "
+            f"{target} above", lambda v: f"{100 * v.session_spread_rel:.2f}%",
+            lambda _: "a longer --budget would not narrow this (each session's buffers lie "
+                      "elsewhere in memory), and the interval of the ratio includes it"),
+    }
+
+
+def row_reproduction(row: dict, budget_s: float | None):
+    """`stats.reproduction` of a row's round minima (None for a row without them: an older
+    CSV's)."""
+    from mnv2prof.measure.stats import minimum, reproduction
+
+    mins = [float(x) for x in str(row.get("latency_mins_ms") or "").split()]
+    if not mins:
         return None
-    labels = ", ".join(str(row_label(r)) for r in flagged.to_dict("records"))
-    if "latency_min_near_n" not in flagged or flagged["latency_min_near_n"].isna().all():
-        return (f"! unstable timing (the {CONFIDENCE:.0%} CI of the median is wider than "
-                f"+-{TARGET_CI_REL:.0%} of it): {labels}; raise --budget.")
-    advice = "raise --budget"
-    if budget_s:
-        near = int(flagged["latency_min_near_n"].fillna(0).min())
-        advice = (f"--budget {suggested_budget(budget_s, near):g} should reproduce it (estimated "
-                  f"from {near} of its rounds within {TARGET_CI_REL:.0%} in {budget_s:g} s)")
-    return (f"! minimum not reproduced (fewer than {MIN_RANK} rounds came within "
-            f"{TARGET_CI_REL:.0%} of the fastest call; the machine was busy): {labels}; {advice}.")
+    trials = row.get("latency_trials")
+    trials = int(trials) if trials is not None and not pd.isna(trials) else 1
+    return reproduction(minimum(mins, trials=trials), budget_s)
+
+
+def unstable_notes(frame: pd.DataFrame, budget_s: float | None = None) -> list[str]:
+    """The rows whose fastest call the run did not reproduce (the `!`), by reason
+    (stats.reproduction: the one verdict), with the budget that would, or why none would."""
+    flagged = frame.loc[frame["latency_unstable"].fillna(False).astype(bool)].to_dict("records")
+    verdicts = [(row_label(r), row_reproduction(r, budget_s)) for r in flagged]
+    notes = []
+    if old := [label for label, v in verdicts if v is None]:
+        notes.append(f"! unstable timing (the {CONFIDENCE:.0%} CI of the median is wider than "
+                     f"+-{TARGET_CI_REL:.0%} of it): {', '.join(old)}; raise --budget.")
+    for kind, (reason, detail, advice) in _shortfalls().items():
+        rows = [(label, v) for label, v in verdicts if v is not None and v.shortfall is kind]
+        if rows:
+            listed = ", ".join(f"{label} ({detail(v)})" for label, v in rows)
+            notes.append(f"! fastest call not reproduced ({reason}): {listed}; "
+                         f"{advice([v for _, v in rows])}.")
+    return notes
+
+
+def _budget_advice(verdicts) -> str:
+    """The budget that should reproduce every one of `verdicts` (FEW_NEAR rows), never the
+    budget just used; or why none is given."""
+    from mnv2prof.measure.stats import BUDGET_ADVICE_MAX_S
+
+    budget = verdicts[0].budget_s
+    if not budget:
+        return "raise --budget"
+    if any(v.too_busy for v in verdicts):
+        return (f"enough such rounds would take more than {BUDGET_ADVICE_MAX_S:g} s of --budget "
+                "at this rate: time it on a quieter machine")
+    advised = max(v.advised_budget_s for v in verdicts)
+    them = "it" if len(verdicts) == 1 else "them"
+    return (f"--budget {advised:g} should reproduce {them} (estimated from the rate this run "
+            f"found such rounds in {budget:g} s)")
 
 
 def measurement_notes(frame: pd.DataFrame, harness_floor: Measurement | None = None,
                       budget_s: float | None = None) -> list[str]:
     """What every view of measured rows says under its table: noise, harness floor, uncounted
     ops."""
-    notes = []
-    unstable = unstable_note(frame, budget_s)
-    if unstable:
-        notes.append(unstable)
+    notes = unstable_notes(frame, budget_s)
     if harness_floor is not None and harness_floor.n:
         notes.append(
             f"harness floor: {harness_floor.median_ms:.4f} ms (median of {harness_floor.n} rounds "
@@ -183,18 +276,17 @@ def compare_report(
     )
 
     if is_deployment_frame(frame):  # precisions or runtimes side by side
-        title += ", int8 speedups of medians"
+        title += ", latency = the fastest call, int8 speedups of fastest calls"
         shown = [deployment_table(frame, title, show)]
         if show - {"accuracy"}:  # the other groups: a row per (block, precision, runtime)
             shown.append(compare_table(frame, f"{title}: each row", baseline, show))
         shown += deployment_notes(frame) + measurement_notes(frame, harness_floor, budget_s)
         return _with_gpu(shown, frame, title, baseline, device, notes)
-    if "latency_ratio_estimator" in frame and len(frame):  # the headline, named in the title
+    if "latency_ratio_estimator" in frame and len(frame) > 1:  # the headline, named in the title
         title += f", ratios of {frame['latency_ratio_estimator'].iloc[0]}"
     shown: list = [compare_table(frame, title, baseline, show)]
-    shown.append("1 MAC = 1 multiply-accumulate (FLOPs = 2 x MACs); latency min = the fastest "
-                 "call (noise only adds to it); ! = not reproduced within 2%.")
-    if baseline is not None:
+    shown.append(legend(frame, baseline is not None and len(frame) > 1))
+    if baseline is not None and len(frame) > 1:
         shown.append(f"baseline: {baseline} (the x columns are multiples of its MACs and of its "
                      "fastest call, with the 95% interval of the ratio; --baseline picks another "
                      "row).")
@@ -204,6 +296,17 @@ def compare_report(
         shown.append(contrast_chart(rows, baseline))
     shown += table_notes(frame, harness_floor, budget_s) + roofline_notes(frame, machine, threads)
     return _with_gpu(shown, frame, title, baseline, device, notes)
+
+
+def legend(frame: pd.DataFrame, ratios: bool) -> str:
+    """What the default view's symbols mean: MACs, the headline and its `!`, params' rule."""
+    interval = ("" if ratios else "; ± = how far another run's fastest call may lie (the "
+                f"{MIN_RANK}th best round's distance, or the slowest session's)")
+    params = ("; params = the torch module's parameters (an ONNX file's: learnable float "
+              "weights read by computing nodes)" if has_models(frame) else "")
+    return ("1 MAC = 1 multiply-accumulate (FLOPs = 2 x MACs); latency min = the fastest call "
+            f"(noise only adds to it){interval}; ! = not reproduced within "
+            f"{TARGET_CI_REL:.0%}{params}.")
 
 
 def _with_gpu(shown: list, frame: pd.DataFrame, title: str, baseline: str | None, device: str,
@@ -239,7 +342,7 @@ LAYER_COLUMNS = [
 ]
 
 
-def layers_table(frame: pd.DataFrame, title: str, show: frozenset[str] = frozenset()) -> Table:
+def layers_table(frame: pd.DataFrame, title: str, show: frozenset[str] = frozenset()) -> View:
     """One row per node onnxruntime runs; `show`: `traffic` adds bytes moved and intensity,
     `nodes` onnxruntime's node names."""
     return view_table(title, LAYER_COLUMNS, frame.to_dict("records"), show)
@@ -248,7 +351,7 @@ def layers_table(frame: pd.DataFrame, title: str, show: frozenset[str] = frozens
 def layers_report(
     rows: Sequence, spec, threads: int, runs: int, device: str = "cpu",
     show: frozenset[str] = frozenset(),
-) -> tuple[pd.DataFrame, list[Table | str]]:
+) -> tuple[pd.DataFrame, list[View | str]]:
     """The per-layer frame of `layers` (onnxruntime nodes, or eager layers on the GPU) and what
     it prints: the table and its notes."""
     if device == "cuda":
@@ -271,18 +374,20 @@ def layers_report(
 
 
 def baseline_report(
-    groups: Sequence[tuple[str, Sequence[Record]]],
-) -> tuple[pd.DataFrame, list[Table | str]]:
-    """The rows a baseline stores (every group's) and a table per group (a grid point)."""
+    groups: Sequence[tuple[str, Sequence[Record]]], budget_s: float | None = None,
+) -> tuple[pd.DataFrame, list[View | str]]:
+    """The rows a baseline stores (every group's) and what it prints: a table per group (a grid
+    point), the legend of its symbols, and the rows whose fastest call was not reproduced."""
     frame = records_frame([record for _, records in groups for record in records])
-    return frame, [compare_table(records_frame(records), title, None) for title, records in groups]
+    tables = [compare_table(records_frame(records), title, None) for title, records in groups]
+    return frame, [*tables, legend(frame, False), *unstable_notes(frame, budget_s)]
 
 
 def model_report(
     spec, records: Sequence[Record], threads: int, notes: Sequence[str] = (),
     layers: Sequence | None = None, layer_runs: int = 0, opset: int | None = None,
     show: frozenset[str] = frozenset(),
-) -> tuple[pd.DataFrame, list[Table | str]]:
+) -> tuple[pd.DataFrame, list[View | str]]:
     """`profile`'s rows (the columns `compare` writes) and what it prints: the summary table, the
     notes from counting, and with --layers the per-node table."""
     from mnv2prof.models.user_models import format_shape
@@ -291,10 +396,7 @@ def model_report(
     shapes = ", ".join(f"{n}={format_shape(d)}" for n, d in spec.input_shapes)
     kind = f"opset {opset}, " if opset is not None else ""
     title = f"{_model_file(spec)}: {kind}inputs {shapes}, onnxruntime CPU, {threads} thread(s)"
-    rule = ("params = learnable float weights read by computing nodes (BN running stats "
-            "excluded)" if spec.onnx_file else "params = the torch module's parameters")
-    shown: list[Table | str] = [compare_table(frame, title, None, show)]
-    shown += [f"1 MAC = 1 multiply-accumulate (FLOPs = 2 x MACs); {rule}."]
+    shown: list[View | str] = [compare_table(frame, title, None, show), legend(frame, False)]
     shown += list(notes)
     if layers is not None:
         title = (f"{_model_file(spec)}: nodes onnxruntime runs (CPU, {threads} thread(s)), median "

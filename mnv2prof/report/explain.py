@@ -19,9 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from rich.table import Table
-
 from mnv2prof.errors import UsageError
+from mnv2prof.report.views import Column, View, view_table
 
 # term -> (CSV column, coefficient unit, factor from ms per unit of the column to that unit)
 TERMS = {
@@ -105,7 +104,7 @@ def explain(frame: pd.DataFrame, source: Path | str = "results") -> list[Fit]:
 
 
 def explain_notes(fits: list[Fit]) -> list[str]:
-    notes = []
+    notes = [f"{f.name}: {f.missing}." for f in fits if f.missing]
     for f in fits:
         if not f.missing and not f.identifiable:
             notes.append(
@@ -123,13 +122,26 @@ def explain_notes(fits: list[Fit]) -> list[str]:
     return notes
 
 
-def explain_report(fits: list[Fit], source: Path | str) -> list[Table | str]:
-    """What `explain` prints: a table of the fits, then the sentence under it."""
-    table = Table(title=f"{source}: latency median (ms) fitted by least squares, {fits[0].n} rows",
-                  title_justify="left", header_style="bold")
-    for header in ("model", "R^2", "mean abs error (%)", "coefficients"):
-        table.add_column(header, justify="left" if header in ("model", "coefficients") else "right")
-    for f in fits:
-        table.add_row(f.name, "-" if f.missing else f"{f.r2:.3f}",
-                      "-" if f.missing else f"{100 * f.mape:.1f}", f.coefficient_text())
-    return [table, *explain_notes(fits)]
+def _coefficient(f: Fit, term: str) -> str:
+    return f"{f.coefficients[term]:.4g}" if term in f.coefficients else "-"
+
+
+EXPLAIN_COLUMNS = [
+    Column("model", lambda f: f.name, justify="left"),
+    Column("R^2", lambda f: "-" if f.missing else f"{f.r2:.3f}"),
+    Column("error\n(%)", lambda f: "-" if f.missing else f"{100 * f.mape:.1f}"),
+    *(Column(f"{name}\n({TERMS[term][1]})", lambda f, t=term: _coefficient(f, t))
+      for term, name in (("macs", "MACs"), ("bytes", "bytes"), ("nodes", "nodes"))),
+    Column(f"intercept\n({INTERCEPT_UNIT})",
+           lambda f: "-" if f.missing else f"{f.intercept_us:.4g}"),
+]
+
+
+def explain_report(fits: list[Fit], source: Path | str) -> list[View | str]:
+    """What `explain` prints: a table of the fits (a column per coefficient, "-" where a model
+    has no such term), then the sentences under it."""
+    title = (f"{source}: latency median (ms) fitted by least squares, {fits[0].n} rows, "
+             "coefficients per unit of each term")
+    legend = ("error = the mean absolute error of the fit's predictions, in % of the latency; "
+              "the MACs, bytes and nodes columns are the fit's coefficients.")
+    return [view_table(title, EXPLAIN_COLUMNS, fits), legend, *explain_notes(fits)]

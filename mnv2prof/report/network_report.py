@@ -6,9 +6,7 @@ from __future__ import annotations
 import math
 
 import pandas as pd
-from rich.table import Table
-
-from mnv2prof.report.views import DEFAULT, Column, view_table
+from mnv2prof.report.views import Column, View, view_table
 from mnv2prof.run.memory_table import PAPER_MAX_KB
 from mnv2prof.run.network import NETWORK, NetworkResult
 
@@ -32,8 +30,8 @@ def network_frame(profile: NetworkResult) -> pd.DataFrame:
         mine = profile.timings.get(target, {})
         errors = profile.accuracy.get(target, {})
         keys = [*(s.stage.key for s in profile.stages), NETWORK]  # the frame's row order
-        frame["int8_speedup_x"] = [
-            round(fp32[k].median_ms / mine[k].median_ms, 4)
+        frame["int8_speedup_x"] = [  # of fastest calls, the headline
+            round(fp32[k].min_ms / mine[k].min_ms, 4)
             if target.precision == "int8" and k in fp32 and k in mine else math.nan
             for k in keys
         ]
@@ -69,8 +67,7 @@ def stage_frame(profile: NetworkResult, target=None) -> pd.DataFrame:
                 "macs": cost.macs,
                 "elementwise_ops": cost.elementwise_ops,
                 "peak_act_bytes": cost.peak_act_bytes,
-                "latency_median_ms": _ms(timed.get(st.key)),
-                **_ci(timed.get(st.key)),
+                **_latency(timed.get(st.key)),
                 "latency_share_pct": round(100 * profile.share(target_of(profile, timed),
                                                                st.key), 2)
                 if st.key in timed
@@ -90,8 +87,7 @@ def stage_frame(profile: NetworkResult, target=None) -> pd.DataFrame:
             "macs": profile.macs,
             "elementwise_ops": profile.elementwise_ops,
             "peak_act_bytes": profile.peak_act_bytes,
-            "latency_median_ms": _ms(timed.get(NETWORK)),
-            **_ci(timed.get(NETWORK)),
+            **_latency(timed.get(NETWORK)),
             "latency_share_pct": math.nan,  # shares are of the stage sum, see latency_note
         }
     )
@@ -107,104 +103,100 @@ def target_of(profile: NetworkResult, timed: dict):
 
 
 def latency_note(profile: NetworkResult) -> str | None:
-    """How the stages' timings add up against the whole network timed as one session."""
+    """How the stages' fastest calls add up against the whole network's, timed as one session."""
     if profile.latency is None:
         return None
-    whole, parts = profile.latency.median_ms, profile.stage_latency_sum_ms
+    whole, parts = profile.latency.min_ms, profile.stage_latency_sum_ms
     return (
-        f"Stages timed one by one sum to {parts:.3f} ms; the whole network as one session takes "
-        f"{whole:.3f} ms ({parts / whole:.2f}x); they differ by one call overhead per stage, the "
-        "cache state each stage starts from, and the machine's noise."
+        f"Stages timed one by one sum to {parts:.3f} ms (fastest calls); the whole network as "
+        f"one session takes {whole:.3f} ms ({parts / whole:.2f}x); they differ by one call "
+        "overhead per stage, the cache state each stage starts from, and the machine's noise."
     )
 
 
-def _ms(measurement) -> float:
-    return round(measurement.median_ms, 6) if measurement is not None else math.nan
-
-
-def _ci(measurement) -> dict[str, float]:
-    """The 95% CI of the median (ms), NaN when not timed."""
-    if measurement is None:
-        return {"latency_ci_low_ms": math.nan, "latency_ci_high_ms": math.nan}
-    return {"latency_ci_low_ms": round(measurement.ci_low_ms, 6),
-            "latency_ci_high_ms": round(measurement.ci_high_ms, 6)}
+def _latency(m) -> dict[str, object]:
+    """A stage's latency columns: the fastest call and its spread, whether it was reproduced,
+    the median and its 95% CI (ms); NaN when not timed."""
+    if m is None:
+        return {**dict.fromkeys(("latency_min_ms", "latency_min_spread_rel", "latency_median_ms",
+                                 "latency_ci_low_ms", "latency_ci_high_ms"), math.nan),
+                "latency_unstable": None}
+    return {"latency_min_ms": round(m.min_ms, 6),
+            "latency_min_spread_rel": round(m.minimum.spread_rel, 6),
+            "latency_unstable": m.unstable,
+            "latency_median_ms": round(m.median_ms, 6),
+            "latency_ci_low_ms": round(m.ci_low_ms, 6),
+            "latency_ci_high_ms": round(m.ci_high_ms, 6)}
 
 
 def _cell(value: float, digits: int) -> str:
     return "-" if math.isnan(value) else f"{value:,.{digits}f}"
 
 
+def _min_cell(row: dict) -> str:
+    """The stage's fastest call, flagged when the run did not reproduce it."""
+    flag = " [yellow]![/]" if row.get("latency_unstable") else "  "
+    return _cell(row["latency_min_ms"], 3) + (flag if math.isfinite(row["latency_min_ms"]) else "")
+
+
 STAGE_COLUMNS = [
     Column("stage", lambda r: r["stage"], justify="left"),
     Column("input", lambda r: r["input_size"], "table", justify="left"),
     Column("operator", lambda r: r["operator"], justify="left"),
-    *(Column(k, lambda r, k=k: str(r[k]), "table") for k in ("t",)),
-    Column("c", lambda r: str(r["c"])),
-    *(Column(k, lambda r, k=k: str(r[k]), "table") for k in ("n", "s")),
+    *(Column(k, lambda r, k=k: str(r[k]), "table") for k in ("t", "c", "n", "s")),
     Column("params", lambda r: f"{r['params']:,}"),
     Column("MACs\n(M)", lambda r: f"{r['macs'] / 1e6:,.2f}"),
     Column("peak act\n(KiB)", lambda r: f"{r['peak_act_bytes'] / 1024:,.1f}"),
     Column("elem ops\n(M)", lambda r: f"{r['elementwise_ops'] / 1e6:,.2f}", "memory"),
-    Column("latency\n(ms)", lambda r: _cell(r["latency_median_ms"], 3)),
+    Column("latency\nmin (ms)", _min_cell),
+    Column("median\n(ms)", lambda r: _cell(r["latency_median_ms"], 3), "stats"),
     Column("share\n(%)", lambda r: _cell(r["latency_share_pct"], 1)),
 ]
 
 
-def stage_table(frame: pd.DataFrame, title: str, show: frozenset[str] = frozenset()) -> Table:
-    """The stages (rows of the paper's table) and the total; `show`: `table` adds the paper's
-    input, t, n, s columns, `memory` the elementwise ops."""
+def stage_table(frame: pd.DataFrame, title: str, show: frozenset[str] = frozenset()) -> View:
+    """The stages (rows of the paper's table) and the total (the whole network, named in the
+    title); `show`: `table` adds the paper's input, t, c, n, s columns, `memory` the elementwise
+    ops, `stats` the median."""
     rows = frame.to_dict("records")
-    table = view_table(title, STAGE_COLUMNS, rows[:-1], show)
-    table.add_section()
-    shown = [c for c in STAGE_COLUMNS if c.group == DEFAULT or c.group in show]
-    table.add_row(*(c.cell(rows[-1]) for c in shown))
-    return table
+    total = {**rows[-1], "operator": "whole network"}
+    return view_table(title, STAGE_COLUMNS, rows[:-1] + [total], show, total=True)
 
 
-def memory_table(frame: pd.DataFrame, title: str) -> Table:
-    """Paper Table 3's column beside ours: max channels / kB (1000 B) per spatial size."""
-    table = Table(title=title, title_justify="left", header_style="bold")
-    table.add_column("size")
-    for name in (
-        "naive max chs", "naive max tensor (kB)", "naive peak set (kB)",
-        "efficient max chs", "efficient max tensor (kB)", "efficient peak set (kB)",
-        "paper chs/kB",
-    ):  # fmt: skip
-        table.add_column(name, justify="right")
+MEMORY_COLUMNS = [
+    Column("size", lambda r: r["size"], justify="left"),
+    *(Column(f"{schedule}\n{header}", lambda r, k=f"{key}_{field}": r[k])
+      for key, schedule in (("naive", "naive"), ("efficient", "efficient"))
+      for field, header in (("max_chs", "max chs"), ("max_tensor_kb", "max tensor\n(kB)"),
+                            ("peak_set_kb", "peak set\n(kB)"))),
+    Column("paper\nchs/kB", lambda r: r["paper"]),
+]
+
+
+def memory_table(frame: pd.DataFrame, title: str) -> View:
+    """Paper Table 3's column beside ours: max channels / kB (1000 B) per spatial size, naive
+    and memory-efficient, then the largest of each."""
+    rows = []
     for row in frame.to_dict("records"):
         side = row["side_px"]
-        paper = (
-            "-"
-            if pd.isna(row["paper_max_chs"])
-            else f"{int(row['paper_max_chs'])}/{int(row['paper_kb'])}"
-        )
-        table.add_row(
-            f"{side}x{side}",
-            str(row["naive_max_chs"]),
-            f"{row['naive_max_tensor_kb']:,.1f}",
-            f"{row['naive_peak_set_kb']:,.1f}",
-            str(row["efficient_max_chs"]),
-            f"{row['efficient_max_tensor_kb']:,.1f}",
-            f"{row['efficient_peak_set_kb']:,.1f}",
-            paper,
-        )
-    table.add_section()
-    table.add_row(
-        "max",
-        "",
-        f"{frame['naive_max_tensor_kb'].max():,.1f}",
-        f"{frame['naive_peak_set_kb'].max():,.1f}",
-        "",
-        f"{frame['efficient_max_tensor_kb'].max():,.1f}",
-        f"{frame['efficient_peak_set_kb'].max():,.1f}",
-        "-" if frame["paper_kb"].isna().all() else f"{PAPER_MAX_KB[frame['network'].iloc[0]]}K",
-    )
-    return table
+        paper = ("-" if pd.isna(row["paper_max_chs"])
+                 else f"{int(row['paper_max_chs'])}/{int(row['paper_kb'])}")
+        rows.append({"size": f"{side}x{side}", "paper": paper,
+                     **{f"{s}_max_chs": str(row[f"{s}_max_chs"]) for s in ("naive", "efficient")},
+                     **{f"{s}_{k}": f"{row[f'{s}_{k}']:,.1f}" for s in ("naive", "efficient")
+                        for k in ("max_tensor_kb", "peak_set_kb")}})
+    paper_max = ("-" if frame["paper_kb"].isna().all()
+                 else f"{PAPER_MAX_KB[frame['network'].iloc[0]]}K")
+    rows.append({"size": "max", "paper": paper_max,
+                 **{f"{s}_max_chs": "" for s in ("naive", "efficient")},
+                 **{f"{s}_{k}": f"{frame[f'{s}_{k}'].max():,.1f}" for s in ("naive", "efficient")
+                    for k in ("max_tensor_kb", "peak_set_kb")}})
+    return view_table(title, MEMORY_COLUMNS, rows, total=True)
 
 
 def network_report(
     profile: NetworkResult, show: frozenset[str] = frozenset()
-) -> tuple[pd.DataFrame, list[Table | str]]:
+) -> tuple[pd.DataFrame, list[View | str]]:
     """`network`'s rows (the stages and the total) and what it prints: the table in the paper's
     shape, the note on the stage sum, ops left uncounted, and the GPU line with --device cuda."""
     frame = network_frame(profile)
@@ -212,9 +204,10 @@ def network_report(
         return frame, _deployment(profile)
     title = (f"{profile.name}: {_rows_kind(profile)}, onnxruntime CPU, "
              f"{profile.threads} thread(s)")
-    shown: list[Table | str] = [stage_table(stage_frame(profile), title, show)]
-    shown.append("1 MAC = 1 multiply-accumulate; peak act at fp32; share = stage median / sum of "
-                 "the stage medians.")
+    shown: list[View | str] = [stage_table(stage_frame(profile), title, show)]
+    shown.append("1 MAC = 1 multiply-accumulate; peak act at fp32; latency min = the fastest "
+                 "call; share = a stage's fastest call / the sum of the stages'; ! = not "
+                 "reproduced within 2%.")
     if note := latency_note(profile):
         shown.append(note)
     if profile.unhandled_ops:
@@ -232,7 +225,7 @@ def network_report(
     return frame, shown
 
 
-def _deployment(profile: NetworkResult) -> list[Table | str]:
+def _deployment(profile: NetworkResult) -> list[View | str]:
     """Per stage and for the whole network: the latency of every (precision, runtime) and
     int8's speedup per runtime; then the stages int8 helps least."""
     from mnv2prof.report.deploy_report import SHORT
@@ -257,7 +250,7 @@ def _deployment(profile: NetworkResult) -> list[Table | str]:
                "macs": stage.macs if stage else profile.macs}
         for t in targets:
             measured = profile.timings[t].get(key)
-            row[t] = measured.median_ms if measured else math.nan
+            row[t] = measured.min_ms if measured else math.nan
         for t in targets:
             fp32 = next((u for u in targets if u.runtime == t.runtime and u.precision == "fp32"),
                         None)
@@ -265,10 +258,9 @@ def _deployment(profile: NetworkResult) -> list[Table | str]:
                 row[(t, "x")] = row[fp32] / row[t]
         rows.append(row)
     title = (f"{profile.name}: {_rows_kind(profile)}, {profile.threads} thread(s), each "
-             "stage timed as its own model")
-    shown: list[Table | str] = [view_table(title, columns, rows[:-1])]
-    shown[0].add_section()
-    shown[0].add_row(*(c.cell(rows[-1]) for c in columns))
+             "stage timed as its own model, latency = the fastest call")
+    rows[-1]["operator"] = "whole network"
+    shown: list[View | str] = [view_table(title, columns, rows, total=True)]
     for t in targets:
         if t.precision != "int8" or not any((t, "x") in r for r in rows):
             continue
@@ -277,5 +269,6 @@ def _deployment(profile: NetworkResult) -> list[Table | str]:
         notes = f"int8 gains least on {t.runtime} in: {listed}"
         whole = rows[-1].get((t, "x"))
         shown.append(notes + (f"; the whole network {whole:.2f}x." if whole else "."))
-    shown.append("1 MAC = 1 multiply-accumulate; speedup = fp32 ms / int8 ms on the same runtime.")
+    shown.append("1 MAC = 1 multiply-accumulate; speedup = fp32 ms / int8 ms on the same runtime, "
+                 "of fastest calls.")
     return shown

@@ -71,7 +71,9 @@ def run_notes(measured) -> list[str]:
 def slow_state_note(state: SlowState) -> str:
     """A run spent wholly in the machine's slow state (run.history.record_fastest), in one
     line."""
-    return (f"! {state.slow} of {state.known} rows read {100 * state.low_rel:.0f}-"
+    known = (f"the {state.known} rows this machine has timed before"
+             + (f" (of {state.rows})" if state.rows > state.known else ""))
+    return (f"! {state.slow} of {known} read {100 * state.low_rel:.0f}-"
             f"{100 * state.high_rel:.0f}% above the fastest calls this machine has given for "
             "them: the machine was in a slow state for the whole run (ratios of memory-bound "
             "blocks move most); run again.")

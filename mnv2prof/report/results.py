@@ -14,13 +14,12 @@ def block_title(spec) -> str:
 
 
 def subjects_title(subjects: Sequence[object]) -> str:
-    """The blocks' spec, or the models with their input dims when there are no blocks."""
+    """The blocks' spec and each model by name and input shape (report.console.subjects_title)."""
     from mnv2prof.models.variants import BlockSpec
+    from mnv2prof.report.console import subjects_title as titled
 
     blocks = [s for s in subjects if isinstance(s, BlockSpec)]
-    if blocks:
-        return block_title(blocks[0])
-    return "models " + ", ".join(f"{s.variant} {s.shape_text}" for s in subjects)
+    return titled(block_title(blocks[0]) if blocks else "", subjects)
 
 
 def timing_title(plan) -> str:
@@ -31,14 +30,11 @@ def timing_title(plan) -> str:
 
 def compare_view(result, show: frozenset[str] = frozenset(), chart: bool = True) -> list:
     """What `compare` prints (report.console.compare_report), from a commands.compare.Compared."""
-    from mnv2prof.models.variants import BlockSpec
     from mnv2prof.report.console import compare_report
     from mnv2prof.report.notes import run_notes, slow_state_note
 
     plan = result.plan
-    what = (block_title(next(s for s in plan.subjects if isinstance(s, BlockSpec)))
-            if any(isinstance(s, BlockSpec) for s in plan.subjects) else "models")
-    title = f"{what}, {timing_title(plan)}"
+    title = f"{subjects_title(plan.subjects)}, {timing_title(plan)}"
     slow = slow_state_note(result.slow_state) if result.slow_state else None
     notes = [*run_notes(result.measured), *([slow] if slow else [])]
     return compare_report(result.frame, title, plan.baseline, result.measured.harness_floor,
@@ -70,7 +66,7 @@ def baseline_view(result) -> list:
         title = (f"baseline {subjects_title(plan.subjects)}, {plan.timing.threads} thread(s), "
                  f"cache {plan.timing.cache}")
         groups = [(title, g.records) for g in result.groups]
-    return baseline_report(groups)[1]
+    return baseline_report(groups, plan.timing.budget_s)[1]
 
 
 def compare_notes(result) -> list[str]:

@@ -39,6 +39,7 @@ class SlowState:
     known: int  # rows that had a best on record
     low_rel: float  # the least excess among the slow rows, a fraction of the best (0.06: 6%)
     high_rel: float  # the greatest
+    rows: int = 0  # rows in the run, known or not
 
 
 def _key(row: dict) -> str:
@@ -95,7 +96,7 @@ def record_fastest(frame: pd.DataFrame, path: Path | None = None) -> SlowState |
             best[key] = value
     _keep(path, best)
     if known >= 2 and len(slow) * 2 > known:
-        return SlowState(len(slow), known, min(slow), max(slow))
+        return SlowState(len(slow), known, min(slow), max(slow), len(frame))
     return None
 
 

@@ -77,14 +77,15 @@ class NetworkResult:
     fused: tuple[str, ...] = ()  # stages with no node of their own (fused into another stage's)
 
     def share(self, target, key: str) -> float:
-        """A stage's median over the sum of the stages' medians, in `target`."""
+        """A stage's fastest call (the headline) over the sum of the stages', in `target`."""
         timed = self.timings.get(target, {})
-        total = sum(timed[s.stage.key].median_ms for s in self.stages if s.stage.key in timed)
-        return timed[key].median_ms / total if key in timed and total else 0.0
+        total = sum(timed[s.stage.key].min_ms for s in self.stages if s.stage.key in timed)
+        return timed[key].min_ms / total if key in timed and total else 0.0
 
     @property
     def stage_latency_sum_ms(self) -> float:
-        return sum(s.latency.median_ms for s in self.stages if s.latency is not None)
+        """The stages' fastest calls, summed."""
+        return sum(s.latency.min_ms for s in self.stages if s.latency is not None)
 
     @property
     def input_size(self) -> str:

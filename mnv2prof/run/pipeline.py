@@ -228,12 +228,13 @@ def module_owners(rows: Sequence[tuple[Prepared, Artifact]]) -> dict[object, Tar
 def make_record(prepared: Prepared, artifact: Artifact, measurements: dict, timing: TimingSpec,
                 env, **measured: object) -> Record:
     """The row of `artifact`: its latency and, for int8, its speedup over the fp32 row of the
-    same runtime when that was timed; `measured`: Record's optional fields (eager, ...)."""
+    same runtime when that was timed (a ratio of fastest calls, the headline); `measured`:
+    Record's optional fields (eager, ...)."""
     target = artifact.target
     latency = measurements[(target, prepared.subject)]
     fp32 = measurements.get((target.fp32(), prepared.subject))
-    speedup = (fp32.median_ms / latency.median_ms
-               if target.precision == "int8" and fp32 and latency.median_ms > 0 else None)
+    speedup = (fp32.min_ms / latency.min_ms
+               if target.precision == "int8" and fp32 and latency.min_ms > 0 else None)
     return Record(
         subject=prepared.subject, cost=artifact.cost, latency=latency, threads=timing.threads,
         env=env, cache_mode=timing.cache, target=target, int8_speedup_x=speedup,

@@ -8,11 +8,16 @@ from mnv2prof.models.variants import DEFAULT_VARIANTS, VARIANTS
 SMALL = ("--channels", "8", "--resolution", "8", "--budget", "0.05")
 
 
-def test_variants_lists_every_variant_one_line_each(run_cli):
+def test_variants_lists_every_variant_and_wraps_under_its_description(run_cli, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
     code, out, _ = run_cli("variants")
     assert code == 0
     lines = out.strip().splitlines()
-    assert [line.split()[0] for line in lines] == list(VARIANTS)
+    assert [line.split()[0] for line in lines if not line.startswith(" ")] == list(VARIANTS)
+    assert max(map(len, lines)) <= 80
+    column = len("mbv2-nonlinear  ")  # the longest name and two spaces
+    assert all(line.startswith(" " * column) and line[column] != " "
+               for line in lines if line.startswith(" "))  # continued under the description
 
 
 def test_compare_all_variants_table_csv_json(run_cli, tmp_path):
@@ -20,9 +25,10 @@ def test_compare_all_variants_table_csv_json(run_cli, tmp_path):
     code, out, err = run_cli("compare", *SMALL, "--expansion", "6", "--csv", csv, "--json", js)
     assert code == 0, err
     # the default view: two-line headers, each naming its unit; the other groups only on --show
-    for header in ("variant", "(M)", "peak act", "(KiB)", "latency", "min (ms)", "median ±",
-                   "95% CI (ms)", "(x conv)"):
+    for header in ("variant", "(M)", "peak act", "(KiB)", "latency", "min (ms)", "median",
+                   "(x conv)"):
         assert header in out
+    assert "95% CI (ms)" not in out  # the median's CI: --show stats
     assert "ratios of min" in out.splitlines()[0]  # the headline estimator, in the title line
     assert "IQR" not in out and "intensity" not in out and "GMAC/s" not in out
     assert "baseline: conv (the x columns are multiples of its MACs and of its fastest call" in out
@@ -55,9 +61,12 @@ def test_compare_subset_and_baseline(run_cli):
 
 
 def test_the_default_baseline_is_conv_else_the_first_row(run_cli):
-    code, out, err = run_cli("compare", *SMALL, "--variants", "dwsep")
+    code, out, err = run_cli("compare", *SMALL, "--variants", "dwsep,mbv2")
     assert code == 0, err
     assert "(x dwsep)" in out and "baseline: dwsep" in out
+    code, out, err = run_cli("compare", *SMALL, "--variants", "dwsep", "--no-chart")
+    assert code == 0, err  # one row: no multiples of itself, its fastest call ± its spread
+    assert "(x dwsep)" not in out and "baseline:" not in out and "min ± (ms)" in out
     code, out, err = run_cli("compare", *SMALL, "--variants", "mbv2,conv", "--no-chart")
     assert code == 0, err
     assert "baseline: conv" in out
@@ -141,3 +150,63 @@ def test_compare_streamed_chunks_rows(run_cli, tmp_path):
     code, _, err = run_cli("compare", "--variants", "mbv2-streamed", "--baseline", "mbv2-streamed",
                            "--chunks", "5")
     assert code == 2 and "chunks 5 must divide the expanded channels 32 x 6 = 192" in err
+
+
+# ---- an error is one line on stderr, whatever stderr is -----------------------------------------
+
+
+def test_an_error_while_measuring_is_one_line_on_a_pipe(run_cli):
+    # the model fails in its export, once the progress bars have started
+    code, out, err = run_cli("compare", "--model", "examples/shufflenet_v2.py:shufflenet_v2_x1_0",
+                             "--shape", "224x224", "--budget", "0.1")
+    assert code == 2
+    lines = err.split("\n")  # every line, blank ones too
+    assert lines[-1] == "" and len(lines) == 2, repr(err)
+    assert lines[0].startswith("mnv2prof: error: shufflenet_v2_x1_0 from ") and out == ""
+
+
+def _screen(raw: str) -> list[str]:
+    """What a terminal shows after `raw`: carriage return, newline, cursor up (ESC[nA) and erase
+    line (ESC[2K) applied; other escape sequences (colours, cursor shown) ignored."""
+    import re
+
+    lines, row, col = [""], 0, 0
+    for token in re.findall(r"\x1b\[[0-9;?]*[A-Za-z]|\r|\n|[^\x1b\r\n]+", raw):
+        if token == "\r":
+            col = 0
+        elif token == "\n":
+            row, col = row + 1, 0
+            lines += [""] * (row + 1 - len(lines))
+        elif token.endswith("A") and token.startswith("\x1b["):
+            row = max(0, row - int(token[2:-1] or 1))
+        elif token == "\x1b[2K":
+            lines[row] = ""
+        elif not token.startswith("\x1b"):
+            line = lines[row].ljust(col)
+            lines[row] = line[:col] + token + line[col + len(token):]
+            col += len(token)
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return lines
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_a_progress_bar_or_a_status_leaves_no_line_before_an_error(monkeypatch, terminal):
+    import io
+
+    from rich.console import Console
+
+    from mnv2prof.cli import progress
+
+    raw = io.StringIO()
+    console = Console(file=raw, force_terminal=terminal, width=80, color_system=None)
+    monkeypatch.setattr(progress, "stderr", console)
+    with pytest.raises(RuntimeError):
+        with progress.progress_bar() as bar:
+            task = bar.add_task("timing", total=10)
+            bar.advance(task, 3)
+            raise RuntimeError("export failed")
+    with console.status("export + count"):
+        pass
+    console.print("mnv2prof: error: export failed")
+    assert _screen(raw.getvalue()) == ["mnv2prof: error: export failed"], repr(raw.getvalue())

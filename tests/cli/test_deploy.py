@@ -28,7 +28,7 @@ def test_compare_in_every_precision_on_onnxruntime(run_cli, tmp_path):
     assert (int8["bytes_moved"].to_numpy() < fp32["bytes_moved"].to_numpy()).all()
     assert fp32["int8_speedup_x"].isna().all() and (int8["int8_speedup_x"] > 0).all()
     assert (int8["int8_sqnr_db"] > 15).all() and (int8["int8_max_abs_err"] > 0).all()
-    ratio = fp32["latency_median_ms"].to_numpy() / int8["latency_median_ms"].to_numpy()
+    ratio = fp32["latency_min_ms"].to_numpy() / int8["latency_min_ms"].to_numpy()  # the headline
     assert int8["int8_speedup_x"].to_numpy() == pytest.approx(ratio, rel=1e-3)
     assert frame["spec_hash"].is_unique
     for header in ("ORT fp32", "ORT int8", "speedup (x)"):

@@ -81,9 +81,17 @@ def test_explain_command(run_cli, tmp_path):
     _frame().to_csv(csv, index=False)
     code, out, err = run_cli("explain", csv)
     assert code == 0, err
-    for text in ("MACs + bytes + nodes", "R^2", "mean abs error (%)", "0.02 ns/MAC",
-                 "30 us/node", "MACs alone explain R^2 ="):
-        assert text in out
+    words = " ".join(out.split())
+    for text in ("MACs + bytes + nodes", "R^2", "error = the mean absolute error",
+                 "MACs alone explain R^2 ="):
+        assert text in words
+    from mnv2prof.report.explain import explain, explain_report
+
+    view = explain_report(explain(_frame()), csv)[0]
+    assert view.headers == ["model", "R^2", "error\n(%)", "MACs\n(ns/MAC)", "bytes\n(ns/byte)",
+                            "nodes\n(us/node)", "intercept\n(us)"]
+    row = next(line.split() for line in out.splitlines() if line.startswith("MACs + bytes + "))
+    assert row[-4:] == ["0.02", "0.05", "30", "100"]  # ns/MAC, ns/byte, us/node, intercept us
 
 
 def test_explain_command_bad_csv_one_line_exit_2(run_cli, tmp_path):

@@ -15,11 +15,15 @@ NOT_LOADED = OrtCudaGap(OrtCudaReason.NOT_LOADED, "1.2.3")
 
 
 def test_a_slow_state_is_one_line_with_the_counts_and_the_range():
-    state = SlowState(slow=2, known=3, low_rel=0.5616 / 0.530 - 1, high_rel=1.1731 / 0.97 - 1)
+    state = SlowState(slow=2, known=3, low_rel=0.5616 / 0.530 - 1, high_rel=1.1731 / 0.97 - 1,
+                      rows=5)
     assert slow_state_note(state) == (
-        "! 2 of 3 rows read 6-21% above the fastest calls this machine has given for them: the "
-        "machine was in a slow state for the whole run (ratios of memory-bound blocks move "
-        "most); run again.")
+        "! 2 of the 3 rows this machine has timed before (of 5) read 6-21% above the fastest "
+        "calls this machine has given for them: the machine was in a slow state for the whole "
+        "run (ratios of memory-bound blocks move most); run again.")
+    every = SlowState(slow=2, known=3, low_rel=0.06, high_rel=0.2, rows=3)
+    assert slow_state_note(every).startswith("! 2 of the 3 rows this machine has timed before "
+                                             "read 6-20% above")
 
 
 @pytest.mark.parametrize(("gap", "line"), [

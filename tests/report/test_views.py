@@ -55,28 +55,50 @@ def assert_fits(text, width):
     assert "…" not in text  # rich's mark of a cut cell
 
 
-@pytest.mark.parametrize("width", [100, 120])
+@pytest.mark.parametrize("width", [80, 100, 120])
 def test_the_default_compare_view_fits_with_every_number_whole(width):
     frame = records_frame(_records(), "conv")
     text = rendered(compare_table(frame, "C=32 56x56 t=6, onnxruntime CPU", "conv"), width)
     assert_fits(text, width)
     names = ("conv", "dwsep", "mbv2", "resnet", "fused", "shufflev2")
     rows = [line for line in text.splitlines() if line.split() and line.split()[0].startswith(names)]
-    assert len(rows) == 9  # one line per row: none wrapped
+    assert len(rows) == 9  # one line per row: none wrapped, no second table
     assert "mbv2-streamed (6 chunks)" in text
-    for median in frame["latency_median_ms"]:  # every latency whole, 4 significant digits
-        assert f"{median:,.{3 if median < 10 else 2}f} ±" in text
-    for fastest, ratio in zip(frame["latency_min_ms"], frame["latency_ratio_x"], strict=True):
-        assert f"{fastest:,.3f}" in text and f"{ratio:.{3 if ratio < 10 else 1}f} ±" in text
-    for header in ("(M)", "peak act", "(KiB)", "latency", "min (ms)", "median ±", "95% CI (ms)",
-                   "(x conv)"):
+    # the fastest call, the median beside it, each to 3 decimals (the column's smallest, 0.162
+    # ms, keeps 3 significant digits so); the ratio of fastest calls with its interval
+    for median, fastest in zip(frame["latency_median_ms"], frame["latency_min_ms"], strict=True):
+        assert f"{median:,.3f}" in text and f"{fastest:,.3f}" in text
+    for ratio in frame["latency_ratio_x"]:
+        assert f"{ratio:.{3 if ratio < 10 else 1}f} ±" in text
+    for header in ("(M)", "peak act", "(KiB)", "latency", "min (ms)", "median", "(x conv)"):
         assert header in text
+    assert "95% CI" not in text  # the median's CI is one --show stats away
 
 
-def test_at_80_columns_the_default_view_still_renders_every_row():
-    text = rendered(compare_table(records_frame(_records(), "conv"), "t", "conv"), 80)
-    assert sum("conv" in line for line in text.splitlines()) >= 1
-    assert "dwsep" in text and "shufflev2" in text
+def test_at_50_columns_the_compare_view_folds_and_repeats_the_names():
+    frame = records_frame(_records(), "conv")
+    text = rendered(compare_table(frame, "C=32 56x56 t=6, onnxruntime CPU", "conv"), 50)
+    assert_fits(text, 50)
+    lines = text.splitlines()
+    parts = sum(line.startswith("variant ") for line in lines)
+    assert parts >= 2
+    for name in ("conv", "shufflev2", "mbv2-nonli~1", "mbv2-strea~2"):  # in each part
+        assert sum(line.startswith(name + " ") for line in lines) == parts, name
+    legend = " ".join(text[text.index("names shortened:"):].split())
+    assert legend == ("names shortened: mbv2-nonli~1 = mbv2-nonlinear; mbv2-strea~2 = "
+                      "mbv2-streamed (6 chunks).")
+    conv = [line.split() for line in lines if line.startswith("conv ")]
+    assert conv[0][:2] == ["conv", "28.90"]  # the columns in order, part after part
+    assert conv[-1][-3:] == ["1.000", "±", "0.000"]
+
+
+def test_a_long_name_is_shortened_just_enough_to_fit_one_table():
+    frame = records_frame(_records(), "conv")
+    text = rendered(compare_table(frame, "t", "conv"), 80)  # 2 columns too many, whole
+    assert_fits(text, 80)
+    assert "mbv2-streamed (6~1 " in text and "mbv2-nonlinear " in text  # 18 of 24 kept
+    assert text.count("variant") == 1  # one table
+    assert "names shortened: mbv2-streamed (6~1 = mbv2-streamed (6 chunks)." in text
 
 
 def test_show_adds_the_groups_and_all_adds_every_group():
@@ -153,3 +175,83 @@ def test_the_deployment_view_is_one_line_per_block_and_fits(width):
     for header in ("ORT fp32", "ORT int8", "ET fp32", "ET int8", "speedup (x)"):
         assert header in text
     assert "SQNR" not in text  # the accuracy group is shown on request (--show accuracy)
+
+
+# ---- the fitting rules, on their own -------------------------------------------------------------
+
+
+def test_titles_break_between_phrases_never_inside_one():
+    from mnv2prof.report.views import phrase_lines, phrases
+
+    title = "C=32 56x56 t=6 k=3 s=1 N=1, onnxruntime CPU, 1 thread(s), cache warm, ratios of min"
+    assert phrase_lines(title, 100) == [title]
+    assert phrase_lines(title, 80) == [
+        "C=32 56x56 t=6 k=3 s=1 N=1, onnxruntime CPU, 1 thread(s), cache warm,", "ratios of min"]
+    assert phrase_lines(title, 40) == ["C=32 56x56 t=6 k=3 s=1 N=1,",
+                                       "onnxruntime CPU, 1 thread(s),", "cache warm, ratios of min"]
+    # a parenthesis is one phrase; a phrase longer than the line breaks between words
+    assert phrases("mbv2: nodes onnxruntime runs (CPU, 1 thread(s)), median of 50 runs") == [
+        "mbv2:", "nodes onnxruntime runs (CPU, 1 thread(s)),", "median of 50 runs"]
+    assert phrase_lines("a very long phrase without any comma in it", 20) == [
+        "a very long phrase", "  without any comma", "  in it"]
+
+
+def test_fold_repeats_the_keys_and_keeps_the_order():
+    from mnv2prof.report.views import fold
+
+    widths = [10, 8, 8, 8, 30, 8]  # the key, then five columns, 2 spaces between
+    assert fold(widths, 1, 82) == [[0, 1, 2, 3, 4, 5]]  # 72 + 2 x 5 = 82: one line
+    assert fold(widths, 1, 81) == [[0, 1, 2, 3, 4], [0, 5]]
+    assert fold(widths, 1, 40) == [[0, 1, 2, 3], [0, 4], [0, 5]]
+    assert fold(widths, 1, 20) == [[0, 1], [0, 2], [0, 3], [0, 4], [0, 5]]  # 30 alone: its own
+    assert fold(widths, 2, 40) == [[0, 1, 2, 3], [0, 1, 4], [0, 1, 5]]
+
+
+def test_any_rich_table_becomes_a_view_that_folds():
+    from rich.table import Table
+
+    from mnv2prof.report.views import as_view
+
+    table = Table(title="G1, onnxruntime CPU, 1 thread(s); 1 MAC = 1 multiply-accumulate")
+    table.add_column("block")
+    for header in ("MACs (M)", "params", "bytes moved (MiB)", "latency median (ms)"):
+        table.add_column(header, justify="right")
+    table.add_row("c1=c2", "1.00", "1,024", "0.50", "[bold]0.123[/]")
+    table.add_row("c1=4c2", "1.00", "1,024", "0.70", "0.150", end_section=True)
+    table.add_row("total", "2.00", "2,048", "1.20", "0.273")
+    view = as_view(table)
+    assert view.headers[0] == "block" and view.column("latency median (ms)") == [
+        "0.123", "0.150", "0.273"]
+    assert view.sections == {1}
+    text = rendered(view, 40)
+    assert_fits(text, 40)
+    assert text.splitlines()[:2] == ["G1, onnxruntime CPU, 1 thread(s);",
+                                     "1 MAC = 1 multiply-accumulate"]
+    assert sum(line.startswith("c1=4c2 ") for line in text.splitlines()) == 3  # 3 parts
+
+
+def test_the_gate_table_leads_with_the_fastest_calls_and_names_what_the_verdict_reads():
+    from mnv2prof.gating import decide as gate
+    from mnv2prof.report.gate_report import gate_headline, markdown_summary, verdict_table
+    from tests.gating.test_decide import POLICY, frame, tight
+
+    base = frame({"conv": tight(1.0), "dwsep": tight(0.25)})
+    current = frame({"conv": tight(1.0, seed=1), "dwsep": tight(0.30, seed=1)})
+    base = base.assign(latency_min_ms=[0.900, 0.200], latency_min_spread_rel=[0.01, 0.02])
+    current = current.assign(latency_min_ms=[0.909, 0.230], latency_min_spread_rel=[0.01, 0.02])
+    result = gate.decide(base, current, POLICY)
+    headline = gate_headline(base, current)
+    assert headline["dwsep"].ratio_x == pytest.approx(1.15)  # 0.230 / 0.200
+    assert headline["dwsep"].low_x == pytest.approx(1.15 * 0.98 / 1.02)
+    view = verdict_table(result, headline=headline)
+    assert view.headers[1:4] == ["baseline\nmin (ms)", "current\nmin (ms)", "min\nratio (x)"]
+    assert "median\nratio (x)" in view.headers and "baseline\nmedian (ms)" not in view.headers
+    assert view.column("min\nratio (x)")[1] == "1.150 ± 0.047"
+    assert "the verdict reads the ratio of medians" in view.title
+    text = rendered(view, 80)
+    assert_fits(text, 80)
+    assert "| baseline min (ms) | current min (ms) | min ratio (x) |" in markdown_summary(
+        result, headline)
+    # without the fastest calls (a baseline from before them): the medians, and the title says
+    plain = verdict_table(result)
+    assert "baseline\nmedian (ms)" in plain.headers and "min = " not in plain.title

@@ -38,7 +38,8 @@ def test_one_slow_row_is_not_a_slow_run_and_the_best_is_kept(tmp_path):
     assert record_fastest(frame(conv=0.60, dwsep=0.1235, mbv2=0.96), store) is None
     assert json.loads(store.read_text())[KEY.format("mbv2")] == 0.96  # a new best
     state = record_fastest(frame(conv=0.52, dwsep=0.2, mbv2=1.2), store)  # 2 of 3
-    assert state == SlowState(2, 3, pytest.approx(1.2 / 0.96 - 1), pytest.approx(0.2 / 0.1235 - 1))
+    assert state == SlowState(2, 3, pytest.approx(1.2 / 0.96 - 1), pytest.approx(0.2 / 0.1235 - 1),
+                              3)
     assert record_fastest(frame(conv=0.9), store) is None  # one known row is never a slow run
 
 
