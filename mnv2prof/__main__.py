@@ -10,9 +10,21 @@ from mnv2prof import interrupts
 
 def entry() -> None:
     interrupts.install()
+    _closed_streams_to_devnull()
     from mnv2prof.cli import main
 
     interrupts.exit(main())
+
+
+def _closed_streams_to_devnull() -> None:
+    """A stream the shell closed (`>&-`, `2>&-`) is None in Python: write it to the null device,
+    so the command runs and exits with its own code (2 for a bad flag, not 1 for a crash)."""
+    import os
+    import sys
+
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115
 
 
 if __name__ == "__main__":

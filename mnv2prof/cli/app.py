@@ -8,7 +8,9 @@ stops the work at the next safe point with exit code 130 and one line.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import io
 import os
 import sys
 from collections.abc import Sequence
@@ -34,9 +36,9 @@ def _width(stream) -> int | None:
     """$COLUMNS, else a terminal's own width (None: rich asks the terminal), else `PIPED_WIDTH`:
     piped output looks like the terminal's, not squeezed to 80 or spread to 240."""
     columns = os.environ.get("COLUMNS", "")
-    if columns.isdigit() and int(columns) > 0:
+    if columns.isascii() and columns.isdigit() and int(columns) > 0:
         return int(columns)
-    return None if stream.isatty() else PIPED_WIDTH
+    return None if stream is not None and stream.isatty() else PIPED_WIDTH
 
 
 _STDOUT = Console(width=_width(sys.stdout))
@@ -126,12 +128,71 @@ def tell(line: str) -> None:
     stderr.print(line, highlight=False, soft_wrap=True)
 
 
+class Terminal(io.TextIOBase):
+    """sys.stdout while a command runs. A reader that went away (`| head -1`, a closed
+    terminal) ends the showing, never the command: the files were written first, what could
+    not be shown is dropped, and the command exits with its own code (0, or a gate's 1), not
+    click's 1 for a broken pipe. Any other write error (a full disk) is raised as it is."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+        self.gone = False
+
+    def write(self, text: str) -> int:
+        if not self.gone:
+            self._guarded(self.stream.write, text)
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.gone:
+            self._guarded(self.stream.flush)
+
+    def _guarded(self, call, *args) -> None:
+        try:
+            call(*args)
+        except (BrokenPipeError, ValueError):  # no reader, or a stream someone closed
+            self._went_away()
+        except OSError as exc:
+            if exc.errno not in (errno.EPIPE, errno.EBADF):
+                raise
+            self._went_away()
+
+    def _went_away(self) -> None:
+        self.gone = True
+        with contextlib.suppress(OSError, ValueError):  # the interpreter's last flush, quiet
+            if self.stream.fileno() == 1:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+
+    def isatty(self) -> bool:
+        try:
+            return not self.gone and self.stream.isatty()
+        except (OSError, ValueError):
+            return False
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return getattr(self.stream, "encoding", "utf-8")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point: run the app, turn every error into one line and an exit code.
 
     A signal in the command (interrupts.deferred) makes the outcome 130, whatever the command
     then raised or returned: one received after its last safe point (its output written, a
-    `gate` that printed PASS) is acted on once it has returned."""
+    `gate` that printed PASS) is acted on once it has returned. stdout is a `Terminal` for the
+    command's duration."""
+    shown = sys.stdout
+    sys.stdout = shown if isinstance(shown, Terminal) else Terminal(shown)
+    try:
+        return _run(argv)
+    finally:
+        sys.stdout = shown
+
+
+def _run(argv: Sequence[str] | None) -> int:
     window = interrupts.Window()
     message: str | None = None
     fit_consoles()
