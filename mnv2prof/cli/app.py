@@ -124,8 +124,9 @@ def show(items) -> None:
 
 
 def tell(line: str) -> None:
-    """One line about the run (what was written, a warning) on stderr."""
-    stderr.print(line, highlight=False, soft_wrap=True)
+    """One line about the run (what was written, a warning) on stderr; plain text, never markup
+    (a path may hold [red] or [/])."""
+    stderr.print(line, highlight=False, soft_wrap=True, markup=False, emoji=False)
 
 
 class Terminal(io.TextIOBase):
@@ -274,4 +275,5 @@ def error(message: str) -> None:
     from rich.markup import escape  # messages quote TOML tables such as [grid]: not markup
 
     line = next((ln.strip() for ln in str(message).splitlines() if ln.strip()), "")
-    stderr.print(f"[red]mnv2prof: error:[/] {escape(line)}", highlight=False, soft_wrap=True)
+    stderr.print(f"[red]mnv2prof: error:[/] {escape(line)}", highlight=False, soft_wrap=True,
+                 emoji=False)  # ':abc' is no emoji code: --ray head:abc stays as typed

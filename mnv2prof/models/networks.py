@@ -58,6 +58,11 @@ MOBILENETV1_TABLE = (
 )
 
 
+MIN_WIDTH, MAX_WIDTH = 0.05, 10.0  # past them every layer rounds to 8 channels, or the weights
+# alone outgrow any machine (1e300 overflowed torch's size arithmetic)
+MAX_RESOLUTION = 8192  # pixels a side; 1e9 overflowed torch's size arithmetic (exit 3)
+
+
 @dataclass(frozen=True)
 class NetworkSpec:
     """A whole network to build, export and measure. Validated on construction."""
@@ -73,10 +78,14 @@ class NetworkSpec:
             raise SpecError(f"unknown network {self.arch!r}; choose from: {', '.join(NETWORKS)}")
         if not (self.width > 0 and math.isfinite(self.width)):
             raise SpecError(f"width must be a positive, finite number, got {self.width}")
-        if self.resolution < 32:
-            raise SpecError(
-                f"resolution must be at least 32 (5 stride-2 layers), got {self.resolution}"
-            )
+        if not MIN_WIDTH <= self.width <= MAX_WIDTH:
+            raise SpecError(f"width must be between {MIN_WIDTH:g} and {MAX_WIDTH:g} (the "
+                            f"papers use 0.35-1.4), got {self.width:g}")
+        if isinstance(self.resolution, bool) or not isinstance(self.resolution, int):
+            raise SpecError(f"resolution must be an integer, got {self.resolution!r}")
+        if not 32 <= self.resolution <= MAX_RESOLUTION:
+            raise SpecError(f"resolution must be from 32 (5 stride-2 layers) to "
+                            f"{MAX_RESOLUTION:,}, got {self.resolution:,}")
         if self.num_classes <= 0:
             raise SpecError(f"classes must be a positive integer, got {self.num_classes}")
         if self.streamed and self.arch != "mobilenetv2":

@@ -41,7 +41,8 @@ def parse_dims(text: str, flag: str = "--shape") -> tuple[int, ...]:
     """`1x3x224x224` -> (1, 3, 224, 224); a `UsageError` names a bad dim."""
     dims = []
     for token in text.lower().split("x"):
-        if not token.strip().isdigit() or int(token) <= 0:
+        token = token.strip()
+        if not (token.isascii() and token.isdigit()) or int(token) <= 0:
             raise UsageError(f"{flag} {text!r}: {token!r} is not a positive integer dim "
                              "(expected e.g. 1x3x224x224)")
         dims.append(int(token))

@@ -373,7 +373,7 @@ def parse_chunk_list(text: str) -> tuple[int, ...]:
     """`"1,2,6"` -> (1, 2, 6); anything else raises a `SpecError` naming it."""
     values = []
     for item in (part.strip() for part in text.split(",")):
-        if not item.isdigit() or int(item) <= 0:
+        if not (item.isascii() and item.isdigit()) or int(item) <= 0:
             raise SpecError(f"--chunks takes positive integers separated by commas, got {item!r}")
         values.append(int(item))
     if len(set(values)) != len(values):

@@ -321,6 +321,10 @@ def sweep_figure(frame: pd.DataFrame, x: str | None):
         x = swept[0]
     if x not in frame.columns:
         raise UsageError(f"--x {x!r}: no such column; varying columns: {', '.join(keys)}")
+    if not pd.api.types.is_numeric_dtype(frame[x]):
+        numeric = [k for k in swept if pd.api.types.is_numeric_dtype(frame[k])]
+        raise UsageError(f"--x {x!r} holds names, not numbers: a sweep's x axis is a swept "
+                         f"number ({', '.join(numeric) or 'none varies here'})")
     plt = _pyplot()
     latency = headline_column(frame)
     others = [k for k in keys if k != x]

@@ -30,7 +30,7 @@ from mnv2prof.models.user_models import Subject
 from mnv2prof.run.profiles import GridPoint
 
 SHARD_BY = ("spec", "point")
-_SHARD_RE = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
+_SHARD_RE = re.compile(r"([0-9]+)/([0-9]+)")  # ASCII digits, nothing around them
 
 
 def parse_shard(text: str) -> tuple[int, int]:
