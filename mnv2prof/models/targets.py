@@ -51,7 +51,7 @@ def check_name(value: object, allowed: Sequence[str], word: str) -> str:
 def parse_list(value: str | Sequence[str], allowed: Sequence[str], word: str) -> tuple[str, ...]:
     """`fp32,int8` (or a list of names): known names, each once, in the order given."""
     items = value.split(",") if isinstance(value, str) else value
-    if isinstance(items, str) or not all(isinstance(n, str) for n in items):
+    if not isinstance(items, list | tuple) or not all(isinstance(n, str) for n in items):
         raise ValueRefused(word, f"{value!r}: choose from {', '.join(allowed)} (comma-separated)")
     names = tuple(dict.fromkeys(n.strip() for n in items if n.strip()))
     unknown = [n for n in names if n not in allowed]
