@@ -51,6 +51,67 @@ def ratios(frame: pd.DataFrame, column: str) -> pd.Series:
     return (frame.set_index("variant")[column] / base).rename(column)
 
 
+def _floats(text) -> np.ndarray:
+    if not isinstance(text, str):
+        return np.array([])
+    return np.array([float(v) for v in text.split()])
+
+
+def paired(frame: pd.DataFrame, variant: str, side: str) -> tuple[float, float, float]:
+    """The median of the per-round ratios variant / conv of `side` (latency_samples_ms: burst
+    medians; latency_mins_ms: burst minima) and its 95% order-statistic interval."""
+    from mnv2prof.measure.paired import paired_ratios
+    from mnv2prof.measure.stats import median_ci
+
+    rows = frame.set_index("variant")
+    ratios = paired_ratios(_floats(rows.loc["conv", side]), _floats(rows.loc[variant, side]))
+    low, high = median_ci(ratios)
+    return float(np.median(ratios)), low, high
+
+
+PAIRED = {"paired round minima": "latency_mins_ms", "paired round medians": "latency_samples_ms"}
+
+
+def paired_summary(runs: list[pd.DataFrame]) -> pd.DataFrame:
+    """The candidates of issue 33 for compare's ratio, scored like the headline: repeatability
+    and how often one run's interval holds another run's ratio."""
+    rows = []
+    for estimator, side in PAIRED.items():
+        if side not in runs[0]:
+            continue
+        for variant in [v for v in runs[0]["variant"] if v != "conv"]:
+            per_run = [paired(frame, variant, side) for frame in runs]
+            values = np.array([p[0] for p in per_run])
+            median = float(np.median(values))
+            deviation = np.abs(values / median - 1)
+            held = [a[1] <= b[0] <= a[2] for i, a in enumerate(per_run)
+                    for j, b in enumerate(per_run) if i != j]
+            rows.append({
+                "variant": variant, "estimator": estimator, "ratio_median_x": round(median, 4),
+                "runs_within_3pct": int((deviation <= WITHIN).sum()), "runs": len(values),
+                "max_deviation_pct": round(100 * float(deviation.max()), 1),
+                "coverage_pct": round(100 * float(np.mean(held)), 1),
+            })
+    return pd.DataFrame(rows)
+
+
+def flag_score(runs: list[pd.DataFrame]) -> str:
+    """The `!` flag, scored both ways: the share of rows flagged, and of the rows whose fastest
+    call the next run did not reproduce within 2%, the share that were flagged."""
+    flagged = missed_flagged = missed = rows = 0
+    for this, after in zip(runs, runs[1:]):
+        nxt = after.set_index("variant")["latency_min_ms"]
+        for row in this.to_dict("records"):
+            rows += 1
+            flagged += bool(row["latency_unstable"])
+            if abs(nxt[row["variant"]] / row["latency_min_ms"] - 1) > 0.02:
+                missed += 1
+                missed_flagged += bool(row["latency_unstable"])
+    return (f"! flagged {flagged} of {rows} rows ({100 * flagged / max(rows, 1):.0f}%); "
+            f"of the {missed} rows the next run did not reproduce within 2%, "
+            f"{missed_flagged} were flagged")
+
+
 def summary(runs: list[pd.DataFrame], headline: bool) -> pd.DataFrame:
     """Per variant: repeatability and coverage of the headline ratio (or of the median)."""
     rows = []
@@ -93,11 +154,12 @@ def markdown(frame: pd.DataFrame) -> str:
 
 def report(name: str, runs: list[pd.DataFrame], walls: list[float]) -> pd.DataFrame:
     parts = [summary(runs, True)] if "latency_ratio_ci_low_x" in runs[0] else []
-    table = pd.concat([*parts, summary(runs, False)], ignore_index=True)
+    table = pd.concat([*parts, paired_summary(runs), summary(runs, False)], ignore_index=True)
     flags = [int(f["latency_unstable"].astype(bool).sum()) for f in runs]
     print(f"\n## {name}: {len(runs)} runs, wall {np.median(walls):.1f} s median "
           f"({min(walls):.1f}-{max(walls):.1f}), rows flagged per run: {flags}\n")
     print(markdown(table))
+    print(f"\n{flag_score(runs)}")
     return table.assign(tree=name, wall_median_s=round(float(np.median(walls)), 2),
                         flagged_per_run=" ".join(map(str, flags)))
 
