@@ -12,6 +12,7 @@ from rich.table import Table
 
 from mnv2prof.gating.ab import AbResult, AbRow
 from mnv2prof.measure.paired import PairVerdict
+from mnv2prof.report.gate_report import junit_document
 
 HEADERS = ["row", "base min (ms)", "change min (ms)", "ratio ± 95% CI (x)", "detectable (%)",
            "cost", "verdict"]
@@ -120,10 +121,7 @@ def ab_junit(result: AbResult) -> str:
             ElementTree.SubElement(case, "skipped", message="inconclusive").text = details
         else:
             ElementTree.SubElement(case, "system-out").text = details
-    root = ElementTree.Element("testsuites")
-    root.append(suite)
-    ElementTree.indent(root)
-    return '<?xml version="1.0" encoding="utf-8"?>\n' + ElementTree.tostring(root, "unicode") + "\n"
+    return junit_document(suite)
 
 
 def ab_outputs(result: AbResult) -> dict[str, str]:

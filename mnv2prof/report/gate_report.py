@@ -207,6 +207,11 @@ def junit_xml(result: GateResult, headline: dict[str, Headline] | None = None) -
             failure.text = details
         else:
             ElementTree.SubElement(case, "system-out").text = details
+    return junit_document(suite)
+
+
+def junit_document(suite: ElementTree.Element) -> str:
+    """One test suite as a JUnit XML document (<testsuites> around it), as CI systems read it."""
     root = ElementTree.Element("testsuites")
     root.append(suite)
     ElementTree.indent(root)
