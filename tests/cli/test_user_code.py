@@ -477,3 +477,21 @@ def test_the_api_never_prints_the_exporters_log(tmp_path, monkeypatch, capsys):
         with pytest.raises(ExportError, match="Could not guard on data-dependent expression"):
             mnv2prof.compare([variant], channels=8, resolution=8, budget=0.1, eager=False)
     assert capsys.readouterr() == ("", "")
+
+
+@pytest.mark.slow  # ExecuTorch lowers the block: seconds, in the worker
+def test_executorch_lowers_a_users_block_in_the_worker(run_cli, blocks, tmp_path, monkeypatch):
+    pytest.importorskip("executorch")
+    from mnv2prof.run import worker
+    from tests.run.test_worker import _spy
+
+    jobs = []
+    monkeypatch.setattr(worker, "run", _spy(jobs, worker.run))
+    out = tmp_path / "rows.csv"
+    code, _, err = run_cli("compare", *SMALL, "--variants", "blocks.py:Wide", "--no-eager",
+                           "--precision", "fp32,int8", "--runtime", "executorch", "--csv", out)
+    assert code == 0, err
+    rows = _rows(out)
+    assert [(r["precision"], r["runtime"]) for r in rows] == [("fp32", "executorch"),
+                                                              ("int8", "executorch")]
+    assert jobs.count("lower") == 2 and float(rows[1]["int8_sqnr_db"]) > 10
