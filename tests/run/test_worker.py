@@ -16,6 +16,7 @@ from mnv2prof.measure.timing import TimingSpec
 from mnv2prof.models.plugins import PluginError
 from mnv2prof.models.variants import parse_variant_list
 from mnv2prof.run import user_code, worker
+from tests.models.test_plugins import BLOCKS as PLUGIN_BLOCKS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,22 +24,9 @@ BLOCKS = '''
 import os
 import time
 
-import torch
-from torch import nn
-
 with open("imported_by.txt", "a") as log:
     log.write(f"{os.getpid()}\\n")
-
-
-class Wide(nn.Module):
-    def __init__(self, in_chs, out_chs):
-        super().__init__()
-        self.conv = nn.Conv2d(in_chs, out_chs, 1, bias=False)
-        self.bn = nn.BatchNorm2d(out_chs)
-
-    def forward(self, x):
-        return self.bn(self.conv(x))
-
+''' + PLUGIN_BLOCKS + '''
 
 class Sleeps(nn.Module):
     def forward(self, x):
