@@ -14,7 +14,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mnv2prof.errors import ExportError, UsageError
 from mnv2prof.models.plugins import file_digest
 
 SMALL = ("--channels", "8", "--resolution", "8", "--budget", "0.1")
@@ -411,87 +410,3 @@ def _gone(pid: int, within_s: float = 10) -> bool:
             return True
         time.sleep(0.05)
     return False
-
-
-# -- cache hits stay here -----------------------------------------------------------------------
-
-def test_a_warm_run_reads_the_export_from_the_cache_without_an_export_job(run_cli, blocks,
-                                                                          monkeypatch):
-    from mnv2prof.run import user_code, worker
-    from tests.run.test_worker import _spy
-
-    jobs = []
-    run = worker.run
-    monkeypatch.setattr(worker, "run", _spy(jobs, run))
-    args = (*SMALL, "--variants", "blocks.py:Wide")
-    assert run_cli("compare", *args, "--no-eager")[0] == 0  # the export is cached from here on
-    for eager, expected in ((("--no-eager",), ["vet"]), ((), ["vet", "eager"])):
-        user_code._VETTED.clear()  # as a new process would
-        jobs.clear()
-        code, _, err = run_cli("compare", *args, *eager)
-        assert code == 0, err
-        assert jobs == expected
-
-
-# -- the Python API: the user's code in the caller's process ----------------------------------
-
-def test_the_api_turns_a_callables_exit_into_a_usage_error(capsys):
-    import mnv2prof
-
-    def exits(in_chs):
-        sys.exit(0)
-
-    def interrupts(in_chs):
-        raise KeyboardInterrupt
-
-    for factory, raised in ((exits, "SystemExit: 0"), (interrupts, "KeyboardInterrupt")):
-        with pytest.raises(UsageError, match=f"{factory.__name__}.* raised {raised}"):
-            mnv2prof.compare([factory], channels=8, resolution=8, budget=0.1, eager=False)
-    assert capsys.readouterr() == ("", "")
-
-
-GRAPH_BREAK = '''
-import torch
-from torch import nn
-
-
-class Breaks(nn.Module):
-    def __init__(self, in_chs):
-        super().__init__()
-        self.conv = nn.Conv2d(in_chs, in_chs, 1)
-
-    def forward(self, x):
-        y = self.conv(x)
-        return y * 2 if y.sum() > 0 else y
-'''
-
-
-def test_the_api_never_prints_the_exporters_log(tmp_path, monkeypatch, capsys):
-    import mnv2prof
-
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "breaks.py").write_text(GRAPH_BREAK)
-    scope = {}
-    exec(compile(GRAPH_BREAK, str(tmp_path / "breaks.py"), "exec"), scope)
-    for variant in ("breaks.py:Breaks", scope["Breaks"]):
-        with pytest.raises(ExportError, match="Could not guard on data-dependent expression"):
-            mnv2prof.compare([variant], channels=8, resolution=8, budget=0.1, eager=False)
-    assert capsys.readouterr() == ("", "")
-
-
-@pytest.mark.slow  # ExecuTorch lowers the block: seconds, in the worker
-def test_executorch_lowers_a_users_block_in_the_worker(run_cli, blocks, tmp_path, monkeypatch):
-    pytest.importorskip("executorch")
-    from mnv2prof.run import worker
-    from tests.run.test_worker import _spy
-
-    jobs = []
-    monkeypatch.setattr(worker, "run", _spy(jobs, worker.run))
-    out = tmp_path / "rows.csv"
-    code, _, err = run_cli("compare", *SMALL, "--variants", "blocks.py:Wide", "--no-eager",
-                           "--precision", "fp32,int8", "--runtime", "executorch", "--csv", out)
-    assert code == 0, err
-    rows = _rows(out)
-    assert [(r["precision"], r["runtime"]) for r in rows] == [("fp32", "executorch"),
-                                                              ("int8", "executorch")]
-    assert jobs.count("lower") == 2 and float(rows[1]["int8_sqnr_db"]) > 10

@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 
+import mnv2prof
 from mnv2prof.errors import ExportError, UsageError
 from mnv2prof.measure.timing import TimingSpec
 from mnv2prof.models.plugins import PluginError
 from mnv2prof.models.variants import parse_variant_list
 from mnv2prof.run import user_code, worker
+from tests.cli.test_user_code import SMALL, _rows
 from tests.models.test_plugins import BLOCKS as PLUGIN_BLOCKS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -197,3 +199,79 @@ def test_a_result_never_imports_a_class_of_another_module():
         list(worker._frames(bytearray(worker.FRAME.pack(len(data)) + data)))
     ok = pickle.dumps(("result", TimingSpec(budget_s=0.5), Path("/x")))
     assert list(worker._frames(bytearray(worker.FRAME.pack(len(ok)) + ok)))[0][1].budget_s == 0.5
+
+
+# -- cache hits stay here -----------------------------------------------------------------------
+
+def test_a_warm_run_reads_the_export_from_the_cache_without_an_export_job(run_cli, blocks,
+                                                                          monkeypatch):
+    jobs = []
+    run = worker.run
+    monkeypatch.setattr(worker, "run", _spy(jobs, run))
+    args = (*SMALL, "--variants", "blocks.py:Wide")
+    assert run_cli("compare", *args, "--no-eager")[0] == 0  # the export is cached from here on
+    for eager, expected in ((("--no-eager",), ["vet"]), ((), ["vet", "eager"])):
+        user_code._VETTED.clear()  # as a new process would
+        jobs.clear()
+        code, _, err = run_cli("compare", *args, *eager)
+        assert code == 0, err
+        assert jobs == expected
+
+
+# -- the Python API: the user's code in the caller's process ----------------------------------
+
+def test_the_api_turns_a_callables_exit_into_a_usage_error(capsys):
+
+    def exits(in_chs):
+        sys.exit(0)
+
+    def interrupts(in_chs):
+        raise KeyboardInterrupt
+
+    for factory, raised in ((exits, "SystemExit: 0"), (interrupts, "KeyboardInterrupt")):
+        with pytest.raises(UsageError, match=f"{factory.__name__}.* raised {raised}"):
+            mnv2prof.compare([factory], channels=8, resolution=8, budget=0.1, eager=False)
+    assert capsys.readouterr() == ("", "")
+
+
+GRAPH_BREAK = '''
+import torch
+from torch import nn
+
+
+class Breaks(nn.Module):
+    def __init__(self, in_chs):
+        super().__init__()
+        self.conv = nn.Conv2d(in_chs, in_chs, 1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return y * 2 if y.sum() > 0 else y
+'''
+
+
+def test_the_api_never_prints_the_exporters_log(tmp_path, monkeypatch, capsys):
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "breaks.py").write_text(GRAPH_BREAK)
+    scope = {}
+    exec(compile(GRAPH_BREAK, str(tmp_path / "breaks.py"), "exec"), scope)
+    for variant in ("breaks.py:Breaks", scope["Breaks"]):
+        with pytest.raises(ExportError, match="Could not guard on data-dependent expression"):
+            mnv2prof.compare([variant], channels=8, resolution=8, budget=0.1, eager=False)
+    assert capsys.readouterr() == ("", "")
+
+
+@pytest.mark.slow  # ExecuTorch lowers the block: seconds, in the worker
+def test_executorch_lowers_a_users_block_in_the_worker(run_cli, blocks, tmp_path, monkeypatch):
+    pytest.importorskip("executorch")
+    jobs = []
+    monkeypatch.setattr(worker, "run", _spy(jobs, worker.run))
+    out = tmp_path / "rows.csv"
+    code, _, err = run_cli("compare", *SMALL, "--variants", "blocks.py:Wide", "--no-eager",
+                           "--precision", "fp32,int8", "--runtime", "executorch", "--csv", out)
+    assert code == 0, err
+    rows = _rows(out)
+    assert [(r["precision"], r["runtime"]) for r in rows] == [("fp32", "executorch"),
+                                                              ("int8", "executorch")]
+    assert jobs.count("lower") == 2 and float(rows[1]["int8_sqnr_db"]) > 10
