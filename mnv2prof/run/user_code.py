@@ -15,8 +15,11 @@ Called here, each runs one job, or none when what it needs is known:
   samples and measured memory sent back.
 - `lower(ref, input_shape, name, identity, precision, seed)`: ExecuTorch's `.pte`.
 
-`root` (vet, export): a folder put first on the import path and made the folder the job runs
-in, for the user's files of another revision's checkout (`gate --against`).
+**Another revision's checkout** (`gate --against`): inside `rooted(folder)` every job runs with
+`folder` first on its import path and as its folder, and this process finds module references
+there too; `vet` and `export` also take it as `root`. A file reference is resolved against the
+checkout by the plan's builder (`variants.resolve_variant(text, base_dir=folder)`), which makes
+its path absolute.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import sys
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -73,6 +77,28 @@ def label(subject) -> str:
     return f"{path}:{name}"
 
 
+_ROOTS: list[str] = []  # `rooted`'s folders, innermost last
+
+
+@contextlib.contextmanager
+def rooted(folder: str | os.PathLike) -> Iterator[str]:
+    """Jobs run with `folder` (another revision's checkout) first on their import path and as
+    their folder, and module references are found there, for the duration."""
+    root = os.path.abspath(folder)
+    _ROOTS.append(root)
+    sys.path.insert(0, root)
+    try:
+        yield root
+    finally:
+        _ROOTS.pop()
+        with contextlib.suppress(ValueError):
+            sys.path.remove(root)
+
+
+def _root(root: str | None) -> str | None:
+    return root if root is not None else (_ROOTS[-1] if _ROOTS else None)
+
+
 _VETTED: dict[tuple, Vetted] = {}  # (subject, seed, root) -> what vetting learnt
 
 
@@ -81,6 +107,7 @@ def vet(subjects: Sequence[object], seed: int = 0, limit_bytes: int | None = Non
         ) -> dict[object, Vetted]:
     """Each of `subjects` that `needs_worker`, vetted (see the module docstring): a subject
     whose static peak passes `limit_bytes` is not built (the size check refuses it)."""
+    root = _root(root)
     wanted = [s for s in dict.fromkeys(subjects) if needs_worker(s)]
     missing = [s for s in wanted
                if not _known(_VETTED.get((s, seed, root)), limit_bytes, threads, stages)]
@@ -110,7 +137,7 @@ def memories(subjects: Sequence[object], seed: int, threads: int) -> dict[object
 
 def known_memories(subjects: Sequence[object], seed: int, threads: int) -> dict[object, object]:
     """The measured memory at `threads` that vetting already found, by subject."""
-    known = (_VETTED.get((s, seed, None)) for s in subjects)
+    known = (_VETTED.get((s, seed, _root(None))) for s in subjects)
     return {s: v.memory[threads] for s, v in zip(subjects, known, strict=True)
             if v is not None and threads in v.memory}
 
@@ -139,7 +166,7 @@ def export(subject, seed: int = 0, parts: tuple[str, ...] = (), root: str | None
         return export_cached(dataclasses.replace(_source(subject, parts), build=_missing), seed)
     except _Missing:
         pass
-    return worker.run(_export, (subject, seed, tuple(parts)), label(subject), root)
+    return worker.run(_export, (subject, seed, tuple(parts)), label(subject), _root(root))
 
 
 def _source(subject, parts: tuple[str, ...]):
@@ -156,7 +183,7 @@ def eager(entries: Sequence[tuple[Hashable, ModuleRef, tuple[int, ...]]], timing
     the memory of the subjects in `memory`: ({key: Measurement}, {subject: MeasuredMemory})."""
     users = [ref.label for _, ref, _ in entries if needs_worker(ref.subject)]
     return worker.run(_eager, (tuple(entries), timing, seed, tuple(converge), tuple(memory)),
-                      ", ".join(users), on_progress=on_progress)
+                      ", ".join(users), _root(None), on_progress)
 
 
 def lower(ref: ModuleRef, input_shape: tuple[int, ...], name: str, identity: str,
@@ -164,7 +191,7 @@ def lower(ref: ModuleRef, input_shape: tuple[int, ...], name: str, identity: str
     """ExecuTorch's `.pte` of a user's module (artifacts.lowering.lower_cached, whose int8
     accuracy needs the module even on a cache hit)."""
     return worker.run(_lower, (ref, tuple(input_shape), name, identity, precision, seed),
-                      ref.label)
+                      ref.label, _root(None))
 
 
 # --- in the worker's grandchild -----------------------------------------------------------------

@@ -143,16 +143,16 @@ def test_another_checkout_is_imported_from_its_root(tmp_path, monkeypatch):
     (other / "pkg" / "__init__.py").write_text("")
     (other / "pkg" / "blocks.py").write_text(BLOCKS)
     monkeypatch.chdir(tmp_path)
-    with monkeypatch.context() as patch:
-        patch.syspath_prepend(str(other))
+    with user_code.rooted(other) as root:  # the references are found there, too
         spec = _spec("pkg.blocks:Wide")
-    assert str(other) not in sys.path
+        assert user_code.vet([spec])[spec].checked
+        assert user_code.export(spec).path.exists()
+    assert root == str(other) and root not in sys.path
+    assert (other / "imported_by.txt").exists()  # the jobs ran in the root's folder
     user_code._VETTED.clear()
     with pytest.raises(PluginError, match="No module named 'pkg'"):
         user_code.vet([spec])
-    vetted = user_code.vet([spec], root=str(other))[spec]
-    assert vetted.checked and (other / "imported_by.txt").exists()  # run in the root's folder
-    assert user_code.export(spec, root=str(other)).path.exists()
+    assert user_code.vet([spec], root=str(other))[spec].checked
 
 
 # -- the zygote ---------------------------------------------------------------------------------
