@@ -6,7 +6,8 @@ in the caller's process and stays there (`needs_worker`).
 Called here, each runs one job, or none when what it needs is known:
 
 - `vet(subjects, seed, limit_bytes, threads, stages, root)`: import, NAME, the factory, the
-  forward on the input, the static peak on the meta device (models.sizes), and with `threads`
+  forward on the input, the static peak on the meta device (models.sizes; kept in the cache
+  under the spec's digest, its file's hash included), and with `threads`
   the measured memory, with `stages` a model's stages (models.networks.model_stages); known
   facts are kept for the process. `Plan.check()` calls it (run.fits).
 - `export(subject, seed, parts, root)`: the checked ONNX file; a cache hit is read here.
@@ -26,11 +27,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import sys
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+from mnv2prof.errors import Mnv2profError
 from mnv2prof.run import worker, zygote
 
 
@@ -246,16 +249,13 @@ def _build(ref: ModuleRef, check: bool = True):
 
 def _vet(subjects: tuple, seed: int, limit: int | None, threads: int | None,
          stages: bool) -> list[Vetted]:
-    from mnv2prof.models import sizes
     from mnv2prof.models.networks import model_stages
 
     found = []
     for subject in subjects:
         _imported(subject)
         mark("build")
-        with _forward_marked():  # the size check builds it and runs it on the meta device
-            size = (sizes.model_size(subject) if _what(subject) == "model"
-                    else sizes.block_size(subject))
+        size = _static_peak(subject)
         if limit is not None and size.total_bytes > limit:
             found.append(Vetted(size, checked=False))
             continue
@@ -265,6 +265,36 @@ def _vet(subjects: tuple, seed: int, limit: int | None, threads: int | None,
         ran = tuple(model_stages(module, subject.input_shape, seed)) if stages else None
         found.append(Vetted(size, True, memory, ran))
     return found
+
+
+SIZES_FORMAT = 1  # bump when models.sizes estimates otherwise, to set the kept sizes aside
+
+
+def _static_peak(subject):
+    """The size check's static peak of a user's block or model (models.sizes: built and run on
+    torch's meta device, where torch's lazy imports take 0.7-3.7 s), kept in the cache under the
+    spec's digest (its file's hash included) and torch's version: a warm run reads it."""
+    import torch
+
+    from mnv2prof.files.atomic import write_atomic
+    from mnv2prof.files.cache import cache_dir
+    from mnv2prof.models import sizes
+    from mnv2prof.run.cache_json import Unreadable, read_cache_json, set_aside
+
+    path = cache_dir() / "sizes" / f"{subject.digest(torch.__version__, SIZES_FORMAT)}.json"
+    try:
+        known = read_cache_json(path)
+        if isinstance(known, list) and len(known) == 2 and all(type(n) is int for n in known):
+            return sizes.SizeEstimate(subject.name, *known)
+    except Unreadable:
+        set_aside(path)
+    with _forward_marked():  # it builds the module and runs it on the meta device
+        size = (sizes.model_size(subject) if _what(subject) == "model"
+                else sizes.block_size(subject))
+    with contextlib.suppress(OSError, Mnv2profError):  # not kept: computed again next time
+        path.parent.mkdir(exist_ok=True)
+        write_atomic(path, json.dumps([size.activation_bytes, size.weight_bytes]))
+    return size
 
 
 @contextlib.contextmanager

@@ -1,6 +1,7 @@
 """The worker (run.worker, run.zygote, run.user_code): the user's code runs in a process of its
 own, its results come back as the tool's own data, and how it ends is one error naming it."""
 
+import json
 import os
 import pickle
 import platform
@@ -74,6 +75,25 @@ def test_vetting_imports_the_users_file_in_another_process(blocks):
     pids = (blocks.parent / "imported_by.txt").read_text().split()
     assert pids and str(os.getpid()) not in pids
     assert not [m for m in sys.modules if m.startswith("mnv2prof_user_blocks")]
+
+
+def test_the_static_peak_is_kept_in_the_cache_and_a_bad_entry_made_again(blocks, tmp_path,
+                                                                           monkeypatch):
+    import torch
+
+    monkeypatch.setenv("MNV2PROF_CACHE", str(tmp_path / "cache"))
+    spec = _spec("blocks.py:Wide", out_chs=16)
+    kept = tmp_path / "cache" / "sizes" / f"{spec.digest(torch.__version__, 1)}.json"
+    first = user_code.vet([spec])[spec].size
+    assert json.loads(kept.read_text()) == [first.activation_bytes, first.weight_bytes]
+    kept.write_text("[1, 2]")  # what a warm run reads, without the meta device
+    user_code._VETTED.clear()
+    assert user_code.vet([spec])[spec].size.total_bytes == 3
+    kept.unlink()
+    kept.mkdir()  # not the tool's file: set aside, made again
+    user_code._VETTED.clear()
+    assert user_code.vet([spec])[spec].size == first
+    assert kept.is_file() and Path(f"{kept}.unreadable").is_dir()
 
 
 def test_vetting_twice_runs_one_job(blocks, monkeypatch):
