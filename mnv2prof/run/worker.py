@@ -41,6 +41,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -125,12 +126,14 @@ def _read_exactly(sock: socket.socket, size: int) -> bytes | None:
 
 
 _ZYGOTES: list[_Zygote] = []  # at most one: this process's
+_LOCK = [threading.Lock()]  # one job at a time: threads of a caller share the zygote's socket
 
 
 def _forget() -> None:
     """In a forked child (our zygote, its jobs, a user's own fork): the parent's zygote is not
-    this process's to use."""
+    this process's to use, nor its lock (held, maybe, by a thread that is not there)."""
     _ZYGOTES.clear()
+    _LOCK[0] = threading.Lock()
 
 
 os.register_at_fork(after_in_child=_forget)
@@ -231,6 +234,16 @@ def run(function: Callable[..., object], args: tuple, label: str, root: str | No
     the job reports."""
     job = Job(function, args, root or os.getcwd(),
               tuple(([root] if root else []) + sys.path), dict(os.environ))
+    with _LOCK[0]:
+        state = _run(job, label, on_progress)
+    if state.outcome[0] == "result":
+        return state.outcome[1]
+    _, code, line = state.outcome
+    raise _error_class(code)(line)
+
+
+def _run(job: Job, label: str, on_progress) -> _State:
+    """Send `job` to the zygote and follow it to its outcome (or raise how it ended)."""
     made = zygote()
     with _Files(job) as files:
         try:
@@ -247,10 +260,7 @@ def run(function: Callable[..., object], args: tuple, label: str, root: str | No
             _kill(pid)  # its group: what the user's code started, and it on an interrupt
         if state.outcome is None:
             raise _failure(state, _status(made, pid), files.err)
-    if state.outcome[0] == "result":
-        return state.outcome[1]
-    _, code, line = state.outcome
-    raise _error_class(code)(line)
+    return state
 
 
 class _Files:
