@@ -10,7 +10,11 @@ case alike), reported as the median (min-max):
   overhead = wall - import - 4 s (target: at most 2.0 s);
 - the default compare on a fresh cache (every export made): wall (target: at most 15 s);
 - a bad flag: `compare --expansion abc`, refused (target: under 0.5 s);
-- `--help`, for reference.
+- `--help`, for reference;
+- the worker for the user's code (issue 31): the built-in conv given as a user's file
+  (`USER_BLOCK`), warm, with eager timing off and on, against the built-in conv run alike;
+  extra = its wall - the built-in's (target: at most 0.2 s). A user's block also pays for its
+  size check on torch's meta device, which a built-in's closed form does not (models/sizes.py).
 
 Usage: python benchmarks/overhead.py [--reps 5] [--out CSV] (the table is printed; the rows go
 to --out only: name benchmarks/results/overhead.csv to update the committed results)
@@ -42,6 +46,23 @@ CASES = [
     ("bad flag", [*CLI, "compare", "--expansion", "abc"], 0.0, 0.5, "wall", "warm"),
     ("--help", [*CLI, "compare", "--help"], 0.0, None, "", "warm"),
 ]
+# the built-in conv as a user's file: the same block, run through the worker (run.worker)
+USER_BLOCK = "from mnv2prof.models.blocks import BUILDERS\n\nconv = BUILDERS['conv']\n"
+
+
+def user_cases(folder: str) -> list[tuple]:
+    """The worker's cases, each after the built-in it is measured against (`extra:` its name)."""
+    user = f"{Path(folder) / 'user_conv.py'}:conv"
+    cases = []
+    for eager, budget, words in ((("--no-eager",), 0.5, ""), ((), 1.0, " with eager")):
+        built_in = f"conv{words}, warm"
+        for name, variant, target, bound in (
+            (built_in, "conv", None, ""),
+            (f"conv as a user's block{words}, warm", user, 0.2, f"extra:{built_in}"),
+        ):
+            command = [*CLI, "compare", "--variants", variant, *eager, "--budget", "0.5"]
+            cases.append((name, command, budget, target, bound, "warm"))
+    return cases
 
 
 def wall(command: list[str], cache: str) -> float:
@@ -59,20 +80,25 @@ def main() -> None:
                         help="write the rows to this CSV (benchmarks/results/overhead.csv "
                         "is the committed one: name it only to update it)")
     args = parser.parse_args()
-    times: dict[str, list[float]] = {name: [] for name, *_ in CASES}
-    with tempfile.TemporaryDirectory() as warm:
+    with tempfile.TemporaryDirectory() as warm, tempfile.TemporaryDirectory() as files:
+        (Path(files) / "user_conv.py").write_text(USER_BLOCK)
+        cases = CASES + user_cases(files)
+        times: dict[str, list[float]] = {name: [] for name, *_ in cases}
         wall([*CLI, "compare", "--budget", "0.05"], warm)  # fill the warm cache: not timed
+        wall(cases[-1][1], warm)  # and the user's block's
         for rep in range(args.reps):
-            for name, command, _, _, _, cache in CASES:
+            for name, command, _, _, _, cache in cases:
                 with tempfile.TemporaryDirectory() as fresh:
                     times[name].append(wall(command, fresh if cache == "fresh" else warm))
             print(f"repetition {rep + 1}/{args.reps}", file=sys.stderr)
     imports = statistics.median(times["import torch, onnxruntime"])
     rows = []
-    for name, command, budget, target, bound, _ in CASES:
+    for name, command, budget, target, bound, _ in cases:
         values = times[name]
         overhead = [v - imports - budget for v in values] if bound == "overhead" else values
         measured = statistics.median(overhead)
+        if bound.startswith("extra:"):
+            measured -= statistics.median(times[bound.partition(":")[2]])
         rows.append({
             "case": name, "command": " ".join(command[2:] if command[:2] == CLI[:2] else command),
             "wall_median_s": round(statistics.median(values), 2),

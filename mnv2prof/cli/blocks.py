@@ -129,14 +129,13 @@ def export(
     check_folder_outputs(out, [f"{s.name}.onnx" for s in plan.subjects], "--out",
                          source_files(plan.subjects))
     plan.check()  # before the folder is made: a refusal leaves nothing behind
-    from mnv2prof.artifacts.export import export_cached
-    from mnv2prof.artifacts.sources import source_of
+    from mnv2prof.run.pipeline import exported
     from mnv2prof.files.cache import cache_dir
 
     cache_dir()  # a cache that cannot be used is refused before the folder is made, too
     out = make_folder(out, "--out")
     for block in plan.subjects:
-        result = export_cached(source_of(block))
+        result = exported(block)  # the user's code in the worker
         target = out / f"{block.name}.onnx"
         copy_atomic(result.path, target)
         parity = "cached" if result.cached else f"max abs diff {result.max_abs_diff:.2e}"

@@ -10,6 +10,10 @@ A reference names a class or a function (NAME) that returns an `nn.Module`:
                           an installed package offers (`mnv2prof variants` lists them)
 
 **Importing a user's file runs their code**, as `python PATH.py` would: only name files you trust.
+The tool runs it in a worker process (run.worker, run.user_code), never in its own: here a
+reference is resolved without importing anything (a file is hashed, a module's file found as
+`import` would find it, `find_module`), and `load`, `call_factory` and `check_forward` run in
+the worker, or in the caller's process for a callable given to the Python API (`guarded`).
 
 Every reference resolves to an `Origin`: what to show (`source`), what to load (`path`), and a
 hash of the bytes of the file that defines NAME (`digest`): a block's spec and its export cache
@@ -20,22 +24,25 @@ file it imports is not seen (keep a block's code in one file, or bump something 
 Every failure is one `PluginError` line (exit 2), naming the file and what went wrong: the file
 missing, a syntax or import error (with its first line), NAME not defined (with what the file
 defines), the factory raising, a result that is not an `nn.Module`, a forward that fails on the
-input shape. Nothing here imports torch until a factory is called.
+input shape; the factory or its forward raising `SystemExit` or `KeyboardInterrupt` too. Nothing
+here imports torch until a factory is called.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.util
 import inspect
+import io
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from mnv2prof.errors import UsageError, first_line
+from mnv2prof.errors import Interrupted, Mnv2profError, UsageError, first_line
 
 ENTRY_POINT_GROUP = "mnv2prof.variants"
 _MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -89,8 +96,8 @@ def register_callable(obj: Callable[..., object], digest: str) -> Origin:
 
 
 def resolve(text: str, base_dir: Path | None = None, what: str = "variant") -> Origin:
-    """The `Origin` of a reference (see the module docstring); nothing is imported for a file,
-    a module's file is only found. A `PluginError` names what is wrong."""
+    """The `Origin` of a reference (see the module docstring); nothing is imported: a file is
+    hashed, a module's file only found. A `PluginError` names what is wrong."""
     source, sep, name = text.strip().rpartition(":")
     if source.startswith(CALLABLE_PREFIX):
         if source not in _CALLABLES:
@@ -120,16 +127,49 @@ def resolve(text: str, base_dir: Path | None = None, what: str = "variant") -> O
 
 
 def _module_origin(module: str, name: str, source: str, what: str, text: str) -> Origin:
-    try:
-        spec = importlib.util.find_spec(module)
-    except (ImportError, ValueError) as exc:  # a parent package that fails to import
-        raise PluginError(f"{what} {text!r}: cannot import {module}: {first_line(exc)}") from None
-    if spec is None:
-        raise PluginError(f"{what} {text!r}: no module named {module!r} (is it installed?)")
+    spec = find_module(module, what, text)
     digest = ""
     if spec.origin and Path(spec.origin).is_file():
         digest = file_digest(Path(spec.origin))
     return Origin(source, name, "", module, digest)
+
+
+def find_module(module: str, what: str = "variant", text: str = ""):
+    """The spec of `module` (its file), found as `import` would find it but without running
+    any of its packages' `__init__` (`importlib.util.find_spec` of a dotted name imports the
+    packages above it: the user's code, which runs in the worker alone, run.worker)."""
+    text = text or module
+    path = None
+    parts = module.split(".")
+    for i in range(len(parts)):
+        name = ".".join(parts[: i + 1])
+        loaded = sys.modules.get(name)
+        spec = getattr(loaded, "__spec__", None) if loaded is not None else _find(name, path)
+        if spec is None and i < len(parts) - 1:
+            raise PluginError(f"{what} {text!r}: cannot import {module}: No module named "
+                              f"{name!r}")
+        if spec is None:
+            raise PluginError(f"{what} {text!r}: no module named {module!r} (is it installed?)")
+        path = spec.submodule_search_locations
+        if path is None and i < len(parts) - 1:
+            raise PluginError(f"{what} {text!r}: cannot import {module}: {name!r} is not a "
+                              "package")
+    return spec
+
+
+def _find(name: str, path):
+    """The first spec the import system's finders give for `name`, as `import` asks them."""
+    for finder in sys.meta_path:
+        find = getattr(finder, "find_spec", None)
+        if find is None:
+            continue
+        try:
+            spec = find(name, path)
+        except (ImportError, ValueError):
+            continue
+        if spec is not None:
+            return spec
+    return None
 
 
 def entry_points() -> dict[str, object]:
@@ -251,6 +291,8 @@ def call_factory(origin: Origin, values: Mapping[str, object], what: str = "vari
     except Exception as exc:  # the user's factory: whatever it raises is its message
         raise PluginError(f"{shown} from {origin.source} raised "
                           f"{first_line(exc, with_type=True)}") from None
+    except (SystemExit, KeyboardInterrupt) as exc:  # never the end of the caller's process
+        raise _ended(exc, f"{shown} from {origin.source}") from None
     if not isinstance(module, nn.Module):
         raise PluginError(f"{shown} from {origin.source} returned {type(module).__name__}, not a "
                           "torch.nn.Module")
@@ -275,6 +317,8 @@ def check_forward(module, input_shape: tuple[int, ...], name: str, source: str) 
     except Exception as exc:  # the user's forward
         raise PluginError(f"{name} from {source} fails on a {shape} input: "
                           f"{first_line(exc, with_type=True)}") from None
+    except (SystemExit, KeyboardInterrupt) as exc:
+        raise _ended(exc, f"{name} from {source} on a {shape} input") from None
     if not isinstance(out, torch.Tensor):
         raise PluginError(f"{name} from {source} returns {type(out).__name__} on a {shape} input; "
                           "mnv2prof measures modules that return one tensor")
@@ -290,3 +334,42 @@ def checked_origin(spec, what: str = "variant") -> Origin:
             f"{origin.digest}): run again"
         )
     return origin
+
+
+def _ended(exc: BaseException, who: str) -> Mnv2profError:
+    """`SystemExit` or `KeyboardInterrupt` raised by the user's code, as one `PluginError`:
+    it never ends the caller's process. A signal the caller received (the second Ctrl-C of
+    interrupts.py) is `Interrupted`, not the user's code."""
+    from mnv2prof import interrupts
+
+    try:
+        interrupts.check()
+    except Interrupted as interrupted:
+        return interrupted
+    return PluginError(f"{who} raised {first_line(exc, with_type=True)}")
+
+
+def shown(reference: str) -> str:
+    """A reference as an error names it: a Python API callable by its module and name."""
+    source, _, name = reference.rpartition(":")
+    if source.startswith(CALLABLE_PREFIX):
+        return f"{name} ({source[len(CALLABLE_PREFIX):].rpartition('@')[0]})"
+    return reference
+
+
+@contextlib.contextmanager
+def guarded(reference: str, quiet: bool = True) -> Iterator[None]:
+    """The user's code run in this process (a Python API callable: run.user_code keeps every
+    other in the worker): its `SystemExit` or `KeyboardInterrupt` is one `PluginError` naming
+    it, and with `quiet` what torch prints about it (an export's graph dumps on sys.stderr, its
+    loggers) is kept from the caller, who never sees the tool print."""
+    from mnv2prof.quiet import silenced
+
+    try:
+        if not quiet:
+            yield
+            return
+        with silenced(("torch",)), contextlib.redirect_stderr(io.StringIO()):
+            yield
+    except (SystemExit, KeyboardInterrupt) as exc:
+        raise _ended(exc, shown(reference)) from None

@@ -75,6 +75,9 @@ class Prepared:
     input_shapes: Mapping[str, tuple[int, ...]] | None = None  # onnxruntime's feed dims
     cached: bool = True  # the ONNX file came from the cache (no export ran)
     torch_module: list = field(default_factory=list, compare=False, repr=False)
+    # the user's code (run.user_code.ModuleRef): its module is built, timed and lowered in the
+    # worker; `module_of` then builds it here for the GPU paths alone (--device cuda)
+    worker: object | None = None
 
     @property
     def module(self) -> nn.Module | None:
@@ -135,10 +138,16 @@ def build_artifact(prepared: Prepared, target: Target, seed: int = 0,
     cost = int8_cost or prepared.cost
     if target.runtime == "onnxruntime":
         return Artifact(target, onnx_path, cost, *_accuracy(accuracy))
-    from mnv2prof.artifacts import lowering
+    if prepared.worker is not None:
+        from mnv2prof.run import user_code
 
-    lowered = lowering.lower_cached(prepared.module, prepared.input_shape, prepared.name,
-                                      prepared.identity, target.precision, seed)
+        lowered = user_code.lower(prepared.worker, prepared.input_shape, prepared.name,
+                                  prepared.identity, target.precision, seed)
+    else:
+        from mnv2prof.artifacts import lowering
+
+        lowered = lowering.lower_cached(prepared.module, prepared.input_shape, prepared.name,
+                                        prepared.identity, target.precision, seed)
     return Artifact(target, lowered.path, cost, *_accuracy(lowered.accuracy))
 
 

@@ -42,28 +42,40 @@ def fits_in_memory(estimates: Iterable, force: bool, flag: str = "--force") -> N
             )
 
 
-def subjects_fit(subjects, force: bool, flag: str = "--force") -> None:
-    """Every block's, model's and network's static peak against the memory available now: a
-    block's from its spec, a paper network's from its table, a torch model's on the meta device,
-    an ONNX file's from its graph."""
+def subjects_fit(subjects, force: bool, flag: str = "--force", seed: int = 0,
+                 threads: int | None = None) -> None:
+    """The user's code vetted in the worker (run.user_code.vet: imported, built, run on its
+    input, and with `threads` its memory measured; not built when its static peak passes the
+    memory available), then every block's, model's and network's static peak against the
+    memory available now: a block's from its spec, a paper network's from its table, a torch
+    model's on the meta device, an ONNX file's from its graph."""
+    from mnv2prof.measure.machine import available_memory_bytes
+    from mnv2prof.run import user_code
+
+    vetted = user_code.vet(subjects, seed, None if force else available_memory_bytes(), threads)
     if force:
         return
-    fits_in_memory((_size_of(s) for s in dict.fromkeys(subjects)), force, flag)
+    fits_in_memory((vetted[s].size if s in vetted else _size_of(s)
+                    for s in dict.fromkeys(subjects)), force, flag)
 
 
 def _size_of(subject):
     from mnv2prof.models import sizes
     from mnv2prof.models.networks import NetworkSpec
+    from mnv2prof.models.plugins import guarded
     from mnv2prof.models.variants import BlockSpec
 
     if isinstance(subject, BlockSpec):
-        return sizes.block_size(subject)
+        if subject.builtin:
+            return sizes.block_size(subject)
+        with guarded(subject.source):  # a Python API callable: it runs here
+            return sizes.block_size(subject)
     if isinstance(subject, NetworkSpec):
         return sizes.network_size(subject)
     if not subject.onnx_file:
-        return sizes.model_size(subject)
+        with guarded(subject.source):
+            return sizes.model_size(subject)
     from mnv2prof.run.model_file import count_file
 
     cost = count_file(subject).cost
     return sizes.SizeEstimate(Path(subject.source).name, cost.peak_act_bytes, cost.weight_bytes)
-

@@ -23,6 +23,8 @@ import functools
 from dataclasses import dataclass
 
 from mnv2prof import interrupts
+from mnv2prof.artifacts.export import ExportResult, ExportSource, export_cached
+from mnv2prof.artifacts.sources import model_source, network_source
 from mnv2prof.count.cost import CountedCost, count_graph_cost, params_by_part
 from mnv2prof.count.counting import count_graph
 from mnv2prof.count.memory import peak_activation_memory
@@ -32,11 +34,12 @@ from mnv2prof.measure.timing import TimingSpec
 from mnv2prof.models.networks import NetworkSpec, Stage, build_network, model_stages, stage_table
 from mnv2prof.models.targets import Target
 from mnv2prof.models.user_models import ModelSpec, build_model
-from mnv2prof.artifacts.export import ExportResult, ExportSource, export_cached
 from mnv2prof.onnx.graph import load_graph
 from mnv2prof.onnx.scopes import extract_part, group_by_scope, subgraph
-from mnv2prof.artifacts.sources import model_source, network_source
+from mnv2prof.run import user_code
 from mnv2prof.run.deploy import Prepared, artifacts
+from mnv2prof.run.pipeline import in_process
+from mnv2prof.run.user_code import ModuleRef
 
 NETWORK = "network"  # the key of the whole network among the stages' keys
 OTHER = "(between stages)"  # a model's nodes no stage module made
@@ -103,6 +106,9 @@ class _Network:
     build: functools.partial | object  # () -> the seeded torch network, built once
     paper: bool
     outputs: int | None
+    # a user's model from a file (run.user_code.ModuleRef): exported, and its stages lowered,
+    # in the worker; `build` then builds it in this process for --device cuda alone
+    worker: object | None = None
 
 
 def _network(spec: NetworkSpec | ModelSpec, seed: int) -> _Network:
@@ -113,14 +119,32 @@ def _network(spec: NetworkSpec | ModelSpec, seed: int) -> _Network:
     if spec.onnx_file:
         raise UsageError(f"network {spec.variant}: an ONNX file has no torch stages; give "
                          "PATH.py:NAME or package.module:NAME (or run `profile` on the file)")
-    module = build_model(spec, seed)
-    stages = model_stages(module, spec.input_shape, seed)
+    worker = None
+    if user_code.needs_worker(spec):
+        stages = list(user_code.stages(spec, seed))
+        build, worker = functools.cache(lambda: build_model(spec, seed)), ModuleRef(spec, seed)
+    else:
+        with in_process(spec):  # a Python API callable
+            module = build_model(spec, seed)
+            stages = model_stages(module, spec.input_shape, seed)
+        build = lambda: module  # built once, above
     if not stages:
         raise UsageError(f"network {spec.variant}: the model has no child modules to call "
                          "stages")
     last = stages[-1]
     return _Network(spec.variant, model_source(spec, tuple(s.key for s in stages)), stages,
-                    lambda: module, False, last.c)
+                    build, False, last.c, worker)
+
+
+def _exported(net: _Network, spec: NetworkSpec | ModelSpec, seed: int) -> ExportResult:
+    """The network's checked ONNX file, from the cache or exported (in the worker for a user's
+    model from a file)."""
+    if net.worker is not None:
+        return user_code.export(spec, seed, parts=net.source.parts)
+    if net.paper:
+        return export_cached(net.source, seed)
+    with in_process(spec):
+        return export_cached(net.source, seed, module=net.build())
 
 
 def export_network(spec: NetworkSpec, seed: int = 0) -> ExportResult:
@@ -137,8 +161,11 @@ def _prepared(net: _Network, exported: ExportResult, whole: CountedCost, stage_g
         return lambda: dict(net.build().named_modules())[key]
 
     shapes = {s.key: s.in_shape for s in net.stages}
+    def worker(key=""):
+        return dataclasses.replace(net.worker, stage=key) if net.worker is not None else None
+
     things = [Prepared(NETWORK, net.name, net.source.identity, exported.path, whole,
-                       net.source.input_shape, module_of=net.build)]
+                       net.source.input_shape, module_of=net.build, worker=worker())]
     for key, part in stage_graphs.items():
         interrupts.check()
         shape = shapes.get(key)
@@ -146,8 +173,40 @@ def _prepared(net: _Network, exported: ExportResult, whole: CountedCost, stage_g
             key, f"{net.name}.{key}", f"{net.source.identity} {key}",
             extract_part(exported.path, key, part), None, shape or (),
             module_of=stage_module(key) if shape else None,
+            worker=worker(key) if shape else None,
         ))
     return things
+
+
+def _stage_cost(stage: Stage, params: dict, nodes: list, graph, latency) -> StageCost:
+    """A stage's row: its counted nodes, and its graph's liveness peak (none: fused away)."""
+    return StageCost(
+        stage=stage,
+        params=params.get(stage.key, 0),
+        macs=sum(n.macs for n in nodes),
+        elementwise_ops=sum(n.elementwise_ops for n in nodes),
+        peak_act_bytes=peak_activation_memory(graph).peak_bytes if graph is not None else 0,
+        latency=latency,
+    )
+
+
+def _timed(things: list[Prepared], timing: TimingSpec, targets: tuple, seed: int,
+           calibration: str) -> tuple[dict, dict]:
+    """The network and its stages timed in every target, each in its own phase: their
+    measurements and each int8 target's artefacts (their accuracy), by target."""
+    from mnv2prof.measure.latency import measure_phases
+    from mnv2prof.run.pipeline import HARNESS_FLOOR, runtime_phases
+
+    pairs = [(p, t) for t in targets for p in things if t.runtime == "onnxruntime" or p.has_module]
+    built = artifacts(pairs, seed, calibration, between=interrupts.check, counted=False)
+    phases = runtime_phases(built, timing.threads, seed)
+    watched = [key for phase in phases for key in phase if key != HARNESS_FLOOR]
+    measured = measure_phases(phases, timing, converge=watched)
+    measured.pop(HARNESS_FLOOR)
+    timings = {t: {key: m for (tt, key), m in measured.items() if tt == t} for t in targets}
+    accuracy = {t: {p.subject: a for p, a in built if a.target == t}
+                for t in targets if t.precision == "int8"}
+    return timings, accuracy
 
 
 def measure_network(
@@ -161,13 +220,9 @@ def measure_network(
     """Export (cached), count per stage, and with `timing` time the network and each stage in
     every one of `targets` (models.targets.Target; default fp32 onnxruntime), each in its own
     phase; `device="cuda"` also times the whole network on the GPU (eager and CUDA graph)."""
-    from mnv2prof.measure.latency import measure_phases
-    from mnv2prof.run.pipeline import HARNESS_FLOOR, runtime_phases
-
     targets = tuple(targets) or (Target(),)
     net = _network(spec, seed)
-    exported = export_cached(net.source, seed,
-                             module=None if net.paper else net.build())
+    exported = _exported(net, spec, seed)
     graph = load_graph(exported.path)
     cost = count_graph(graph)
     whole = count_graph_cost(graph, cost)
@@ -184,16 +239,7 @@ def measure_network(
     accuracy: dict = {}
     if timing is not None:
         things = _prepared(net, exported, whole, stage_graphs, seed)
-        pairs = [(p, t) for t in targets for p in things
-                 if t.runtime == "onnxruntime" or p.has_module]
-        built = artifacts(pairs, seed, calibration, between=interrupts.check, counted=False)
-        phases = runtime_phases(built, timing.threads, seed)
-        watched = [key for phase in phases for key in phase if key != HARNESS_FLOOR]
-        measured = measure_phases(phases, timing, converge=watched)
-        measured.pop(HARNESS_FLOOR)
-        timings = {t: {key: m for (tt, key), m in measured.items() if tt == t} for t in targets}
-        accuracy = {t: {p.subject: a for p, a in built if a.target == t}
-                    for t in targets if t.precision == "int8"}
+        timings, accuracy = _timed(things, timing, targets, seed, calibration)
     measurements = timings.get(targets[0], {})
     gpu = None
     if device == "cuda" and timing is not None:
@@ -207,18 +253,9 @@ def measure_network(
         input_shape=net.source.input_shape,
         outputs=net.outputs,
         export=exported,
-        stages=tuple(
-            StageCost(
-                stage=stage,
-                params=params.get(stage.key, 0),
-                macs=sum(by_name[n.name].macs for n in grouped[stage.key]),
-                elementwise_ops=sum(by_name[n.name].elementwise_ops for n in grouped[stage.key]),
-                peak_act_bytes=peak_activation_memory(stage_graphs[stage.key]).peak_bytes
-                if stage.key in stage_graphs else 0,
-                latency=measurements.get(stage.key),
-            )
-            for stage in stages
-        ),
+        stages=tuple(_stage_cost(stage, params, [by_name[n.name] for n in grouped[stage.key]],
+                                 stage_graphs.get(stage.key), measurements.get(stage.key))
+                     for stage in stages),
         params=whole.params,
         macs=whole.macs,
         elementwise_ops=whole.elementwise_ops,

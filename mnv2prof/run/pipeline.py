@@ -48,21 +48,56 @@ GPU_KINDS = ("cuda_eager", "cuda_graph", "cuda_ort")
 
 def prepare(subject, seed: int = 0) -> Prepared:
     """Export (or load from the cache) and count one block or torch model; an ONNX file is
-    vetted and counted where it is (run.model_file)."""
+    vetted and counted where it is (run.model_file). The user's code is exported in the worker
+    (run.user_code), its module built there whenever one is needed."""
     from mnv2prof.artifacts.export import export_cached
     from mnv2prof.artifacts.sources import source_of
     from mnv2prof.count.cost import count_cached
+    from mnv2prof.run import user_code
 
     if getattr(subject, "onnx_file", False):
         from mnv2prof.run.model_file import prepare_file
 
         return prepare_file(subject)
     source = source_of(subject)
-    module = source.build(seed)
-    exported = export_cached(source, seed, module=module)
+    if user_code.needs_worker(subject):
+        exported = user_code.export(subject, seed)
+        # module_of builds it in this process: for the GPU paths alone (--device cuda)
+        return Prepared(subject, subject.name, source.identity, exported.path,
+                        count_cached(exported.path), subject.input_shape,
+                        module_of=lambda: source.build(seed), cached=exported.cached,
+                        worker=user_code.ModuleRef(subject, seed))
+    with in_process(subject):
+        module = source.build(seed)
+        exported = export_cached(source, seed, module=module)
     return Prepared(subject, subject.name, source.identity, exported.path,
                     count_cached(exported.path), subject.input_shape, module_of=lambda: module,
                     cached=exported.cached, torch_module=[module])
+
+
+def exported(subject, seed: int = 0):
+    """The checked ONNX file of a block or a torch model (artifacts.export.ExportResult): the
+    user's code is exported in the worker, a cache hit read here."""
+    from mnv2prof.artifacts.export import export_cached
+    from mnv2prof.artifacts.sources import source_of
+    from mnv2prof.run import user_code
+
+    if user_code.needs_worker(subject):
+        return user_code.export(subject, seed)
+    with in_process(subject):
+        return export_cached(source_of(subject), seed)
+
+
+def in_process(subject):
+    """Where a Python API callable runs in this process: its SystemExit or KeyboardInterrupt is
+    one error naming it, and what torch prints about it stays unprinted (plugins.guarded)."""
+    import contextlib
+
+    from mnv2prof.models.plugins import guarded
+
+    if getattr(subject, "builtin", False) or not getattr(subject, "source", ""):
+        return contextlib.nullcontext()
+    return guarded(subject.source)
 
 
 @dataclass(frozen=True)
@@ -120,19 +155,32 @@ def time_artifacts(
     progress = progress or Progress()
     things = list(dict.fromkeys(p for p, _ in rows))
     modules = [p for p in things if p.has_module]
+    away = worker_modules(modules) if eager else []
     phases = runtime_phases(rows, timing.threads, seed)
-    if eager and modules:
-        phases.append(eager_phase(modules, seed))
+    if eager and (here := [p for p in modules if p not in away]):
+        phases.append(eager_phase(here, seed))
     notes: list[OrtCudaGap] = []
+    gpu: list[Runners] = []
     if device == "cuda":
         gpu, note = gpu_phases(modules, seed)
-        phases += gpu
         notes += [note] if note else []
-    watched = [key for phase in phases for key in phase if key != HARNESS_FLOOR]
-    with torch_threads(timing.threads):
-        measurements = measure_phases(phases, timing, progress.on_timing, converge=watched,
-                                      paired=paired)
-        memory = measured_memory(modules, seed)
+    watched = [key for phase in phases + gpu for key in phase if key != HARNESS_FLOOR]
+    total = len(phases) + bool(away) + len(gpu)
+    on = progress.on_timing
+    with torch_threads(timing.threads), in_process_all(modules):
+        measurements = measure_phases(phases, timing, _share(on, 0, len(phases), total),
+                                      converge=watched, paired=paired)
+        memory: dict[object, dict[str, int]] = {}
+        if away:
+            timed, memory = worker_eager(away, timing, seed,
+                                         _share(on, len(phases), 1, total))
+            measurements.update(timed)
+        if gpu:
+            measurements.update(measure_phases(gpu, timing, _share(on, total - len(gpu),
+                                                                   len(gpu), total),
+                                               converge=watched))
+        memory.update(measured_memory([p for p in modules if p.subject not in memory], seed,
+                                      timing.threads))
     env = current_environment(device)
     gpu_columns = {p.subject: gpu_extras(p, measurements, seed) if device == "cuda" else {}
                    for p in modules}
@@ -200,19 +248,68 @@ def gpu_extras(p: Prepared, measurements: dict, seed: int = 0) -> dict[str, obje
     return extras
 
 
-def measured_memory(things: Sequence[Prepared], seed: int = 0) -> dict[object, dict[str, int]]:
-    """Each torch module's measured peak memory (eager.measure_memories, one profiler session),
-    as Record fields by subject."""
+def measured_memory(things: Sequence[Prepared], seed: int = 0, threads: int = 1
+                    ) -> dict[object, dict[str, int]]:
+    """Each torch module's measured peak memory (eager.measure_memories, one profiler session;
+    the user's code measured in the worker, run.user_code), as Record fields by subject."""
     from mnv2prof.measure.eager import inference_graph, measure_memories
+    from mnv2prof.run import user_code
 
-    if not things:
-        return {}
-    folded = [(inference_graph(p.module), p.input_shape) for p in things]
-    return {
-        p.subject: {"measured_peak_bytes": m.peak_bytes,
-                    "measured_alloc_peak_bytes": m.alloc_peak_bytes}
-        for p, m in zip(things, measure_memories(folded, seed), strict=True)
-    }
+    here = [p for p in things if p.worker is None]
+    found = dict(zip([p.subject for p in here], measure_memories(
+        [(inference_graph(p.module), p.input_shape) for p in here], seed) if here else [],
+        strict=True))
+    away = [p.subject for p in things if p.worker is not None]
+    if away:
+        found.update(user_code.memories(away, seed, threads))
+    return {subject: memory_fields(m) for subject, m in found.items()}
+
+
+def memory_fields(memory) -> dict[str, int]:
+    return {"measured_peak_bytes": memory.peak_bytes,
+            "measured_alloc_peak_bytes": memory.alloc_peak_bytes}
+
+
+def worker_modules(things: Sequence[Prepared]) -> list[Prepared]:
+    """The modules timed eagerly in the worker: the user's code, and beside it every built-in
+    block (built there alike), so that the eager phase stays one phase; none without user code.
+    A Python API callable is timed here, in its own phase."""
+    if not any(p.worker is not None for p in things):
+        return []
+    return [p for p in things if p.worker is not None or getattr(p.subject, "builtin", False)]
+
+
+def worker_eager(things: Sequence[Prepared], timing: TimingSpec, seed: int, on_progress
+                 ) -> tuple[dict, dict[object, dict[str, int]]]:
+    """The eager phase of `things` in the worker (run.user_code.eager): their measurements,
+    and the measured memory of those whose memory is not known yet."""
+    from mnv2prof.run import user_code
+
+    entries = [(("eager", p.subject), p.worker or user_code.ModuleRef(p.subject, seed),
+                p.input_shape) for p in things]
+    known = user_code.known_memories([p.subject for p in things], seed, timing.threads)
+    timed, memory = user_code.eager(entries, timing, seed, [key for key, _, _ in entries],
+                                    on_progress, [p.subject for p in things
+                                                  if p.subject not in known])
+    return timed, {s: memory_fields(m) for s, m in {**known, **memory}.items()}
+
+
+def _share(on_timing, start: int, count: int, total: int):
+    """`on_timing` for `count` phases from the `start`-th of `total`."""
+    if on_timing is None:
+        return None
+    return lambda fraction: on_timing((start + fraction * count) / total)
+
+
+def in_process_all(things: Sequence[Prepared]):
+    """`in_process` for the Python API callables among `things`, timed in this process."""
+    import contextlib
+
+    from mnv2prof.models.plugins import guarded, shown
+
+    users = [shown(p.subject.source) for p in things if p.worker is None
+             and not getattr(p.subject, "builtin", False) and getattr(p.subject, "source", "")]
+    return guarded(", ".join(users), quiet=False) if users else contextlib.nullcontext()
 
 
 def module_owners(rows: Sequence[tuple[Prepared, Artifact]]) -> dict[object, Target]:

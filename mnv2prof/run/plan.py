@@ -63,7 +63,9 @@ class Plan:
 
     def check(self) -> Plan:
         """Every rule that needs no measurement, before anything is exported or timed; returns
-        the plan itself."""
+        the plan itself. The user's code (PATH.py:NAME, package.module:NAME) is vetted here, in
+        the worker (run.user_code.vet), before this process runs a torch op: the worker's
+        zygote is then a fork of this process (run.worker)."""
         groups = ([(p.subjects, (p.target,)) for p in self.profile.points()]
                   if self.profile is not None else [(self.subjects, self.targets)])
         for subjects, targets in groups:
@@ -72,7 +74,8 @@ class Plan:
         check_device(self.device)
         from mnv2prof.run.fits import subjects_fit
 
-        subjects_fit(self.subjects, self.force, self.force_flag)
+        threads = self.timing.threads if self.timing is not None else None
+        subjects_fit(self.subjects, self.force, self.force_flag, self.seed, threads)
         return self
 
 

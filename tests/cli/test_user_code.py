@@ -1,8 +1,15 @@
 """The user's own blocks and models through every command, and every way a plugin can be wrong
-(one line, exit 2, no output file; an export that fails on the user's op: exit 3, naming it)."""
+(one line, exit 2, no output file; an export that fails on the user's op: exit 3, naming it),
+or can end, take over or hang its process (issue 31: it runs in the worker, run.worker)."""
 
 import csv
+import os
+import signal
+import subprocess
+import sys
 import textwrap
+import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -257,3 +264,149 @@ def test_variants_lists_installed_entry_points(run_cli, monkeypatch):
     code, out, _ = run_cli("variants")
     assert code == 0
     assert "my_blocks:UIB (entry point mnv2prof.variants)" in out.splitlines()[-1]
+
+
+# -- issue 31: whatever the user's code does to its process, the tool ends with one line -------
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ("compare", "--channels", "8", "--resolution", "8", "--budget", "0.1", "--no-eager")
+FACTORY = "import os, sys\n\ndef Block(in_chs):\n    {}\n"
+FORWARD = ("import ctypes, sys\nimport torch\n\nclass Block(torch.nn.Module):\n"
+           "    def forward(self, x):\n        {}\n        return x\n")
+
+
+def _cli(*args, env=None, timeout=180) -> subprocess.CompletedProcess:
+    """`python -m mnv2prof ARGS` in a process of its own (the user's code may end a process)."""
+    return subprocess.run([sys.executable, "-m", "mnv2prof", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout, env=_env(env))
+
+
+def _env(extra=None) -> dict:
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path, **(extra or {})}
+
+
+def _one_line(result: subprocess.CompletedProcess, code: int = 2) -> str:
+    assert result.returncode == code, (result.returncode, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    return " ".join(lines[0].split())
+
+
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        ("import sys\nsys.exit(0)\n", "hostile.py fails to import: SystemExit: 0"),
+        ("import os\nos._exit(0)\n", "hostile.py:Block ended its process with exit code 0 while "
+                                     "being imported"),
+        (FACTORY.format("sys.exit(0)"), "hostile.py raised SystemExit: 0"),
+        (FACTORY.format("os._exit(0)"), "hostile.py:Block ended its process with exit code 0 "
+                                        "while being built"),
+        (FACTORY.format("os._exit(7)"), "hostile.py:Block ended its process with exit code 7 "
+                                        "while being built"),
+        (FACTORY.format("raise SystemExit(4)"), "hostile.py raised SystemExit: 4"),
+        (FACTORY.format("raise KeyboardInterrupt"), "hostile.py raised KeyboardInterrupt"),
+        (FORWARD.format("sys.exit(3)"), "hostile.py:Block raised SystemExit: 3 while running "
+                                        "forward"),
+        (FORWARD.format("ctypes.string_at(0)"), "hostile.py:Block crashed its process (SIGSEGV) "
+                                                "while running forward"),
+        ("import sys\nsys.stdout.close()\nBlock = len\n", "hostile.py:Block closed sys.stdout "
+                                                          "while being imported"),
+    ],
+    ids=["exit-at-import", "os-exit-at-import", "exit-in-factory", "os-exit-in-factory",
+         "os-exit-7", "system-exit-4", "keyboard-interrupt", "exit-in-forward", "segfault",
+         "closed-stdout"],
+)
+def test_the_users_code_ending_its_process_is_one_line_exit_2(tmp_path, monkeypatch, source,
+                                                              message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "hostile.py").write_text(source)
+    out = tmp_path / "rows.csv"
+    result = _cli(*TINY, "--variants", "conv,hostile.py:Block", "--csv", out)
+    assert message in _one_line(result)
+    assert not out.exists() and result.stdout == ""
+
+
+def test_a_print_at_import_never_reaches_the_csv_on_stdout(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "hostile.py").write_text("print('x' * 10_000_000)\nimport torch\n"
+                                         "Block = torch.nn.Identity\n")
+    result = _cli(*TINY, "--variants", "hostile.py:Block", "--csv", "-")
+    assert "hostile.py:Block wrote to stdout while being imported ('xxxx" in _one_line(result)
+    assert result.stdout == ""
+
+
+def test_a_hang_is_stopped_at_the_limit(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "hostile.py").write_text(FORWARD.format("__import__('time').sleep(600)"))
+    result = _cli(*TINY, "--variants", "hostile.py:Block",
+                  env={"MNV2PROF_WORKER_TIMEOUT": "2"}, timeout=120)
+    assert _one_line(result) == ("mnv2prof: error: hostile.py:Block was still running forward "
+                                 "after 2 s: stopped (the limit is $MNV2PROF_WORKER_TIMEOUT, 300 "
+                                 "s unless set)")
+
+
+@pytest.mark.slow
+def test_a_gate_on_a_model_that_ends_its_process_never_passes(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model = tmp_path / "model.py"
+    model.write_text("import torch\n\ndef net():\n    return torch.nn.Conv2d(3, 4, 3)\n")
+    args = ("--model", "model.py:net", "--shape", "1x3x8x8", "--budget", "0.1")
+    base = tmp_path / "base.csv"
+    assert _cli("baseline", *args, "--out", base).returncode == 0
+    for ending in ("os._exit(0)", "sys.exit(0)"):
+        model.write_text(f"import os, sys\n\ndef net():\n    {ending}\n")
+        assert "model.py" in _one_line(_cli("gate", *args, "--baseline", base))
+
+
+SLEEPER = """
+import os, pathlib, signal, time
+{}
+pathlib.Path("pid.txt").write_text(str(os.getpid()))
+time.sleep(600)
+"""
+
+
+@pytest.mark.parametrize(
+    "setup, signum",
+    [
+        ("signal.signal(signal.SIGINT, signal.SIG_IGN)", signal.SIGINT),
+        ("signal.signal(signal.SIGTERM, lambda *_: None)", signal.SIGTERM),
+        ("signal.signal(signal.SIGINT, signal.SIG_DFL)", signal.SIGINT),
+        ("", signal.SIGINT),
+    ],
+    ids=["ignores-sigint", "own-sigterm-handler", "sig-dfl", "sleeps"],
+)
+def test_a_signal_to_the_tool_ends_the_users_code_with_130(tmp_path, monkeypatch, setup, signum):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "hostile.py").write_text(SLEEPER.format(setup))
+    process = subprocess.Popen([sys.executable, "-m", "mnv2prof", *TINY, "--variants",
+                                "hostile.py:Block"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=_env())
+    pid_file = tmp_path / "pid.txt"
+    deadline = time.monotonic() + 120
+    while not pid_file.exists() or not pid_file.read_text():
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.02)
+    process.send_signal(signum)
+    sent = time.monotonic()
+    out, err = process.communicate(timeout=60)
+    assert time.monotonic() - sent < 10
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert process.returncode == 130 and out == "", err
+    assert lines == [f"mnv2prof: error: interrupted ({signal.Signals(signum).name})"], err
+    assert _gone(int(pid_file.read_text()))
+
+
+def _gone(pid: int, within_s: float = 10) -> bool:
+    """Whether process `pid` has ended (gone, or a zombie until its parent reaps it)."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+        except OSError:
+            return True
+        if state == "Z":
+            return True
+        time.sleep(0.05)
+    return False

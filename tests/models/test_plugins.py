@@ -212,6 +212,26 @@ def test_a_module_reference_loads_an_importable_module(monkeypatch, blocks):
     assert build_block(ref.spec(in_chs=8, resolution=8)).conv.in_channels == 8
 
 
+def test_a_module_reference_is_found_without_running_its_package(monkeypatch, tmp_path):
+    # its package's __init__ is the user's code: it runs in the worker, never here
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("open('ran.txt', 'w').write('ran')\n")
+    (tmp_path / "pkg" / "blocks.py").write_text(BLOCKS)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (ref,) = parse_variant_list("pkg.blocks:Wide")
+    assert ref.source == "pkg.blocks:Wide"
+    assert ref.source_hash == plugins.file_digest(tmp_path / "pkg" / "blocks.py")
+    assert not (tmp_path / "ran.txt").exists() and "pkg" not in __import__("sys").modules
+    for text, message in (("pkg.nope.x:Wide", "cannot import pkg.nope.x: No module named "
+                                              "'pkg.nope'"),
+                          ("pkg.blocks.x:Wide", "cannot import pkg.blocks.x: 'pkg.blocks' is not "
+                                                "a package"),
+                          ("pkg.gone:Wide", "no module named 'pkg.gone' \\(is it installed")):
+        with pytest.raises(plugins.PluginError, match=message):
+            parse_variant_list(text)
+
+
 def test_two_variants_of_one_name_are_refused(blocks, tmp_path):
     other = tmp_path / "other.py"
     other.write_text(BLOCKS)
