@@ -8,7 +8,9 @@ an input shape), so all of them go through the one `export.export_cached`.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+from pathlib import Path
 
 from mnv2prof.models.blocks import build_block, seeded
 from mnv2prof.models.networks import NetworkSpec, build_network, stage_table
@@ -16,6 +18,31 @@ from mnv2prof.models.probes import GUIDELINES_FORMAT, Config
 from mnv2prof.models.user_models import ModelSpec, build_model
 from mnv2prof.models.variants import BlockSpec
 from mnv2prof.artifacts.export import ExportSource
+
+
+MAX_NEIGHBOUR_BYTES = 8 * 2**20  # past this, a folder's other files key by name, size and mtime
+
+
+def neighbours(source: str) -> dict[str, str]:
+    """A user's file's neighbours (the other .py files of its folder, which it may import as
+    `python FILE.py` would) as part of its export's cache key: editing a helper module beside
+    the file makes a new export, never a stale one. Their names and sizes alone, with mtimes,
+    when together they pass MAX_NEIGHBOUR_BYTES (a folder that is a whole repository)."""
+    path = Path(source.rpartition(":")[0]) if source else None
+    if path is None or path.suffix != ".py" or not path.is_file():
+        return {}
+    files = sorted(p for p in path.parent.glob("*.py") if p != path and p.is_file())
+    digest = hashlib.sha256()
+    try:
+        total = sum(p.stat().st_size for p in files)
+        for p in files:
+            stat = p.stat()
+            data = p.read_bytes() if total <= MAX_NEIGHBOUR_BYTES else (
+                f"{stat.st_size} {stat.st_mtime_ns}".encode())
+            digest.update(p.name.encode() + b"\0" + data + b"\0")
+    except OSError:
+        return {}
+    return {"neighbours": digest.hexdigest()[:16]} if files else {}
 
 
 def block_source(spec: BlockSpec) -> ExportSource:
@@ -26,7 +53,7 @@ def block_source(spec: BlockSpec) -> ExportSource:
         if spec.reduction is None:  # ... and before resnet's reduction
             del fields["reduction"]
     else:
-        fields = spec.identity()
+        fields = {**spec.identity(), **neighbours(spec.source)}
     return ExportSource(
         name=spec.name,
         identity=json.dumps(["block", fields], sort_keys=True),
@@ -40,8 +67,8 @@ def model_source(spec: ModelSpec, parts: tuple[str, ...] = ()) -> ExportSource:
     stages of `network PATH.py:NAME`)."""
     return ExportSource(
         name=spec.name,
-        identity=json.dumps(["model", spec.identity(), *([list(parts)] if parts else [])],
-                            sort_keys=True),
+        identity=json.dumps(["model", {**spec.identity(), **neighbours(spec.source)},
+                             *([list(parts)] if parts else [])], sort_keys=True),
         build=lambda seed: build_model(spec, seed),
         input_shape=spec.input_shape,
         folder="models",

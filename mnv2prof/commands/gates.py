@@ -145,13 +145,14 @@ def ab_checked(plan: Plan, against: str, allow_dirty: bool = False) -> Iterator[
     (extracted for the duration), or another file (`OTHER.onnx`, `OTHER.py:NAME`) for the
     plan's one subject; every rule checked before anything is exported."""
     from mnv2prof.run.revision import checked_out
+    from mnv2prof.run.user_code import rooted
 
     if other_file(against):
         yield _ab_check(plan, [(other_subject(against, plan), s) for s in plan.subjects],
                         against)
         return
     with checked_out(against, [_source_path(s, against) for s in plan.subjects],
-                     allow_dirty) as checkout:
+                     allow_dirty) as checkout, rooted(checkout.root):
         pairs = [(at_revision(s, checkout), s) for s in plan.subjects]
         yield _ab_check(plan, pairs, f"{against} ({checkout.short})")
 

@@ -245,6 +245,8 @@ def _import(origin: Origin, what: str):
         raise PluginError(f"{origin.source} cannot be imported as a Python file")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
+    if str(path.parent) not in sys.path:  # its neighbours import as `python FILE.py` finds them
+        sys.path.insert(0, str(path.parent))
     try:
         spec.loader.exec_module(module)
     except SyntaxError as exc:

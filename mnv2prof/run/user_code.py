@@ -16,9 +16,10 @@ Called here, each runs one job, or none when what it needs is known:
   samples and measured memory sent back.
 - `lower(ref, input_shape, name, identity, precision, seed)`: ExecuTorch's `.pte`.
 
-**Another revision's checkout** (`gate --against`): inside `rooted(folder)` every job runs with
-`folder` first on its import path and as its folder, and this process finds module references
-there too; `vet` and `export` also take it as `root`. A file reference is resolved against the
+**Another revision's checkout** (`gate --against`): inside `rooted(folder)` every job of a
+subject whose file lies in `folder` runs with `folder` first on its import path and as its
+folder (`root_of`), so a base revision's file imports the base's neighbours and the change's
+file the working tree's, in one gate; `vet` and `export` also take it as `root`. A file reference is resolved against the
 checkout by the plan's builder (`variants.resolve_variant(text, base_dir=folder)`), which makes
 its path absolute.
 """
@@ -29,7 +30,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import sys
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -88,18 +88,22 @@ def rooted(folder: str | os.PathLike) -> Iterator[str]:
     """Jobs run with `folder` (another revision's checkout) first on their import path and as
     their folder, and module references are found there, for the duration."""
     root = os.path.abspath(folder)
-    _ROOTS.append(root)
-    sys.path.insert(0, root)
+    _ROOTS.append(root)  # never on this process's path: the zygote forked from it would keep it
     try:
         yield root
     finally:
         _ROOTS.pop()
-        with contextlib.suppress(ValueError):
-            sys.path.remove(root)
 
 
-def _root(root: str | None) -> str | None:
-    return root if root is not None else (_ROOTS[-1] if _ROOTS else None)
+def root_of(subject) -> str | None:
+    """The innermost `rooted` folder that holds `subject`'s file, or None (the working tree)."""
+    path = os.path.abspath(getattr(subject, "source", "").rpartition(":")[0] or os.sep)
+    return next((root for root in reversed(_ROOTS)
+                 if os.path.commonpath([root, path]) == root), None)
+
+
+def _root(root: str | None, subject=None) -> str | None:
+    return root if root is not None else root_of(subject)
 
 
 _VETTED: dict[tuple, Vetted] = {}  # (subject, seed, root) -> what vetting learnt
@@ -110,18 +114,19 @@ def vet(subjects: Sequence[object], seed: int = 0, limit_bytes: int | None = Non
         ) -> dict[object, Vetted]:
     """Each of `subjects` that `needs_worker`, vetted (see the module docstring): a subject
     whose static peak passes `limit_bytes` is not built (the size check refuses it)."""
-    root = _root(root)
     wanted = [s for s in dict.fromkeys(subjects) if needs_worker(s)]
-    missing = [s for s in wanted
-               if not _known(_VETTED.get((s, seed, root)), limit_bytes, threads, stages)]
-    if missing:
-        found = worker.run(_vet, (tuple(missing), seed, limit_bytes, threads, stages),
-                           label(missing[0]), root)
-        for subject, vetted in zip(missing, found, strict=True):
-            known = _VETTED.get((subject, seed, root))
+    roots = {s: _root(root, s) for s in wanted}
+    missing = [s for s in wanted if not _known(_VETTED.get((s, seed, roots[s])), limit_bytes,
+                                               threads, stages)]
+    for folder in dict.fromkeys(roots[s] for s in missing):  # a job per folder
+        group = [s for s in missing if roots[s] == folder]
+        found = worker.run(_vet, (tuple(group), seed, limit_bytes, threads, stages),
+                           label(group[0]), folder)
+        for subject, vetted in zip(group, found, strict=True):
+            known = _VETTED.get((subject, seed, folder))
             memory = {**(known.memory if known else {}), **vetted.memory}
-            _VETTED[(subject, seed, root)] = dataclasses.replace(vetted, memory=memory)
-    return {s: _VETTED[(s, seed, root)] for s in wanted}
+            _VETTED[(subject, seed, folder)] = dataclasses.replace(vetted, memory=memory)
+    return {s: _VETTED[(s, seed, roots[s])] for s in wanted}
 
 
 def _known(vetted: Vetted | None, limit: int | None, threads: int | None, stages: bool) -> bool:
@@ -140,7 +145,7 @@ def memories(subjects: Sequence[object], seed: int, threads: int) -> dict[object
 
 def known_memories(subjects: Sequence[object], seed: int, threads: int) -> dict[object, object]:
     """The measured memory at `threads` that vetting already found, by subject."""
-    known = (_VETTED.get((s, seed, _root(None))) for s in subjects)
+    known = (_VETTED.get((s, seed, root_of(s))) for s in subjects)
     return {s: v.memory[threads] for s, v in zip(subjects, known, strict=True)
             if v is not None and threads in v.memory}
 
@@ -169,7 +174,8 @@ def export(subject, seed: int = 0, parts: tuple[str, ...] = (), root: str | None
         return export_cached(dataclasses.replace(_source(subject, parts), build=_missing), seed)
     except _Missing:
         pass
-    return worker.run(_export, (subject, seed, tuple(parts)), label(subject), _root(root))
+    return worker.run(_export, (subject, seed, tuple(parts)), label(subject),
+                      _root(root, subject))
 
 
 def _source(subject, parts: tuple[str, ...]):
@@ -184,9 +190,13 @@ def eager(entries: Sequence[tuple[Hashable, ModuleRef, tuple[int, ...]]], timing
     """Time each (key, module, input shape) eagerly as one phase (pipeline.eager_phase's
     runners, `latency.measure_phases`, torch's threads pinned to `timing.threads`), and measure
     the memory of the subjects in `memory`: ({key: Measurement}, {subject: MeasuredMemory})."""
-    users = [ref.label for _, ref, _ in entries if needs_worker(ref.subject)]
+    users = [ref for _, ref, _ in entries if needs_worker(ref.subject)]
+    folders = {root_of(ref.subject) for ref in users}
+    if len(folders) > 1:  # one phase, one process: two revisions' modules would share names
+        raise Mnv2profError("the eager phase times one revision's code at a time")
     return worker.run(_eager, (tuple(entries), timing, seed, tuple(converge), tuple(memory)),
-                      ", ".join(users), _root(None), on_progress)
+                      ", ".join(ref.label for ref in users), folders.pop() if folders else None,
+                      on_progress)
 
 
 def lower(ref: ModuleRef, input_shape: tuple[int, ...], name: str, identity: str,
@@ -194,7 +204,7 @@ def lower(ref: ModuleRef, input_shape: tuple[int, ...], name: str, identity: str
     """ExecuTorch's `.pte` of a user's module (artifacts.lowering.lower_cached, whose int8
     accuracy needs the module even on a cache hit)."""
     return worker.run(_lower, (ref, tuple(input_shape), name, identity, precision, seed),
-                      ref.label, _root(None))
+                      ref.label, root_of(ref.subject))
 
 
 # --- in the worker's grandchild -----------------------------------------------------------------
@@ -279,7 +289,7 @@ def _static_peak(subject):
     from mnv2prof.files.atomic import write_atomic
     from mnv2prof.files.cache import cache_dir
     from mnv2prof.models import sizes
-    from mnv2prof.run.cache_json import Unreadable, read_cache_json, set_aside
+    from mnv2prof.files.cache_json import Unreadable, read_cache_json, set_aside
 
     path = cache_dir() / "sizes" / f"{subject.digest(torch.__version__, SIZES_FORMAT)}.json"
     try:

@@ -108,3 +108,19 @@ def test_a_failed_export_leaves_no_temporary_file(tmp_path, monkeypatch):
     with pytest.raises(ExportError, match="ONNX export failed for .*the exporter gave up"):
         export_cached(block_source(BlockSpec("conv", 8, resolution=8)), directory=tmp_path)
     assert list(tmp_path.iterdir()) == []  # no .onnx.tmp, no record
+
+
+def test_a_user_files_neighbours_are_part_of_its_exports_key(tmp_path):
+    from mnv2prof.artifacts.sources import block_source
+    from mnv2prof.models.variants import resolve_variant
+
+    (tmp_path / "helpers.py").write_text("WIDTH = 1\n")
+    (tmp_path / "blocks.py").write_text("from torch import nn\nfrom helpers import WIDTH\n\n"
+                                        "def block(in_chs):\n"
+                                        "    return nn.Conv2d(in_chs, in_chs * WIDTH, 1)\n")
+    spec = resolve_variant(f"{tmp_path}/blocks.py:block").spec(in_chs=8, resolution=8)
+    before = block_source(spec).key(0)
+    (tmp_path / "helpers.py").write_text("WIDTH = 2\n")  # the file itself is unchanged
+    assert block_source(spec).key(0) != before
+    assert spec.digest() == resolve_variant(f"{tmp_path}/blocks.py:block").spec(
+        in_chs=8, resolution=8).digest()  # the row's spec_hash stays the file's own

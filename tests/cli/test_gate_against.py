@@ -111,3 +111,16 @@ def test_another_file_is_the_base_without_git(run_cli, tmp_path):
                              f"{tmp_path}/new.py:block", *TINY)
     assert code == ExitCode.OK, out + err
     assert "against" in out and "block" in out
+
+
+def test_each_side_imports_its_own_revisions_neighbours(run_cli, repo):
+    (repo / "helpers.py").write_text("WIDTH = 1\n")
+    (repo / "blocks.py").write_text(
+        "from torch import nn\nfrom helpers import WIDTH\n\n\ndef block(in_chs, out_chs):\n"
+        "    return nn.Conv2d(in_chs, out_chs * WIDTH, 1)\n")
+    _git(repo, "add", "helpers.py", "blocks.py")
+    _git(repo, "commit", "-qm", "helpers")
+    (repo / "helpers.py").write_text("WIDTH = 2\n")  # the change: the neighbour, not blocks.py
+    code, out, err = run_cli("gate", "--against", "HEAD", "--allow-dirty", "--variants",
+                             f"{repo}/blocks.py:block", *TINY)
+    assert code == 1 and "counted cost changed: macs 2.00x" in " ".join(out.split()), out + err
