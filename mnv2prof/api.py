@@ -187,11 +187,11 @@ def sweep(
     with _command():
         part = None
         if shard is not None:
-            from mnv2prof.run.shard import parse_shard
+            from mnv2prof.sweeps.shard import parse_shard
 
             part = parse_shard(shard)
         if ray is not None:
-            from mnv2prof.run.ray_address import check_ray_address
+            from mnv2prof.sweeps.ray_address import check_ray_address
 
             ray = check_ray_address(ray)
         plan = profile_plan(str(profile), cache=cache, max_points=max_points, force=force_size,

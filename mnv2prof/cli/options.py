@@ -200,7 +200,7 @@ def profile_file(profile: str | None, what: str = "--profile") -> dict[str, Path
     """{what: the profile's file} for a profile name or path (none for None), as an input."""
     if profile is None:
         return {}
-    from mnv2prof.run.profiles import resolve_profile
+    from mnv2prof.profiles.shipped import resolve_profile
 
     return {what: resolve_profile(profile)}
 

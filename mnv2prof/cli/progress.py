@@ -73,7 +73,7 @@ def rows_progress(profile) -> Iterator[object]:
 def sweep_progress(profile) -> Iterator[object]:
     """Hooks (run.sweep.SweepHooks) for `sweep`: a rows bar naming the grid points being timed
     (on a cluster, the points sent away)."""
-    from mnv2prof.run.sweep import SweepHooks
+    from mnv2prof.sweeps.sweep import SweepHooks
 
     with progress_bar(" rows") as bar:
         task = bar.add_task(profile.name, total=profile.rows)

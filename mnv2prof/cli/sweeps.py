@@ -23,7 +23,7 @@ def list_profiles() -> None:
 
     Rows are counted without making the grid's points; a profile past the point limit is
     listed with its count and the limit."""
-    from mnv2prof.run.profiles import MAX_POINTS, ProfileError, iter_profiles, profiles_dir
+    from mnv2prof.profiles.shipped import MAX_POINTS, ProfileError, iter_profiles, profiles_dir
 
     loaded = list(iter_profiles())
     if not loaded:
@@ -101,12 +101,12 @@ def sweep(
     retried elsewhere, or reported missing (exit 3) for --resume to measure.
     """
     from mnv2prof.run.plan import profile_plan
-    from mnv2prof.run.shard import parse_shard
+    from mnv2prof.sweeps.shard import parse_shard
 
     if opts.resume and opts.force:
         raise UsageError("--resume and --force exclude each other")
     part = parse_shard(opts.shard) if opts.shard is not None else None
-    from mnv2prof.run.ray_address import check_ray_address
+    from mnv2prof.sweeps.ray_address import check_ray_address
 
     # before the plan: a wrong or dead address costs seconds at most
     address = check_ray_address(opts.ray) if opts.ray is not None else None
@@ -161,7 +161,7 @@ def merge(
     refused. Each value is copied as written, so the merged file is the parts' rows, byte for
     byte, and `sweep --resume` can extend it.
     """
-    from mnv2prof.run.merge import merge_files, merge_text
+    from mnv2prof.sweeps.merge import merge_files, merge_text
 
     outputs = Outputs(out=out, inputs={"CSV": files})  # checked before anything is read
     if not force and Path(out).is_file():

@@ -34,7 +34,7 @@ def measure_groups(plan: Plan, progress: Progress | None = None) -> list[Group]:
     """The plan's rows measured on onnxruntime, as `sweep` measures a profile's grid (in
     batches of points timed together), or the spec words' rows timed together."""
     if plan.profile is not None:
-        from mnv2prof.run.sweep import measure_profile
+        from mnv2prof.sweeps.sweep import measure_profile
 
         hooks = progress or Progress()
         return [Group(point, records) for point, records in

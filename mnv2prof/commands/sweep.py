@@ -25,7 +25,7 @@ def sweep(
     measure the rows it lacks; with `ray`, on the cluster at that address (`on_cluster` is
     called with the connection once its hosts are known). Rows a cluster could not measure are
     in the result's `missing` (`check_complete` makes them an error)."""
-    from mnv2prof.run.sweep import Sweep
+    from mnv2prof.sweeps.sweep import Sweep
 
     plan.check()
     run = Sweep(plan.profile, Path(out), resume, force, device=device, shard=shard,
@@ -36,7 +36,7 @@ def sweep(
 def check_complete(result, out: Path | str) -> None:
     """`SweepIncomplete` (exit 3) when rows are missing: they are not in `out`, and
     `--resume` measures them."""
-    from mnv2prof.run.sweep import SweepIncomplete
+    from mnv2prof.sweeps.sweep import SweepIncomplete
 
     if result.missing:
         raise SweepIncomplete(
@@ -45,7 +45,7 @@ def check_complete(result, out: Path | str) -> None:
 
 
 def _on_cluster(run, address: str, device: str, hooks, on_cluster):
-    from mnv2prof.run import cluster
+    from mnv2prof.sweeps import cluster
 
     with cluster.connect(address) as handle:
         if on_cluster:

@@ -65,7 +65,7 @@ def load_baseline(
     rows of one environment, never a mixture (when none is `env`'s, all are kept, and the
     environment check refuses them as it refuses any foreign baseline).
     """
-    from mnv2prof.run.readers import check_results, check_row_keys, read_table
+    from mnv2prof.files.readers import check_results, check_row_keys, read_table
 
     frame = read_table(path, "baseline", BASELINE_COLUMNS, as_text=True,
                        hint=": not a file written by `mnv2prof baseline`", error=BaselineError)

@@ -112,7 +112,7 @@ class ModelSpec:
 def model_spec(text: str, shape: str | None = None, base_dir: Path | None = None) -> ModelSpec:
     """`--model TEXT [--shape SHAPE]`: a factory reference or an ONNX file (relative to
     `base_dir`, else the current folder). An ONNX file's shapes are resolved against the file
-    later (`run.model_file.resolved`); a torch model gets `shape` or `DEFAULT_SHAPE`."""
+    later (`onnx.inputs.resolved`); a torch model gets `shape` or `DEFAULT_SHAPE`."""
     from mnv2prof.models import plugins
 
     text = text.strip()

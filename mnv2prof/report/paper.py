@@ -56,7 +56,7 @@ FORMATS = ("md", "latex", "csv", "json")
 def load_results(path: Path) -> pd.DataFrame:
     """Read a sweep or compare CSV, every required column present and typed in every row
     (run.readers): a missing file, a row cut off, text in a number is one line naming it."""
-    from mnv2prof.run.readers import read_table
+    from mnv2prof.files.readers import read_table
 
     return read_table(path, "results file", REQUIRED_COLUMNS, results=True,
                       hint=": not a CSV written by mnv2prof compare or sweep")

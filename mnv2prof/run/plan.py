@@ -258,7 +258,7 @@ def resolved(spec):
     """An ONNX file's spec with its input shapes read from the file."""
     if not spec.onnx_file:
         return spec
-    from mnv2prof.run.model_file import resolved as file_resolved
+    from mnv2prof.onnx.inputs import resolved as file_resolved
 
     return file_resolved(spec)[0]
 
@@ -312,7 +312,7 @@ def profile_plan(profile: str, budget: float | None = None, cache: str | None = 
                  force_flag: str = "--force") -> Plan:
     """The plan of a profile (a shipped name or a .toml path): its grid, its timing with
     `budget` and `cache` replacing the profile's own when given."""
-    from mnv2prof.run.profiles import MAX_POINTS, load_profile
+    from mnv2prof.profiles.shipped import MAX_POINTS, load_profile
     from mnv2prof.measure.timing import check_cache, check_seconds
 
     loaded = load_profile(profile, max_points or MAX_POINTS)
@@ -370,7 +370,9 @@ def model_subject(model: object, shape=None):
         if len(shapes) > 1:
             raise UsageError("--shape: a torch model has one input; give its dims once")
         return model_spec(model, shapes[0] if shapes else None)
-    return mf.counted_spec(mf.count_model_file(model, mf.parse_shapes(shapes)))
+    from mnv2prof.onnx.inputs import parse_shapes
+
+    return mf.counted_spec(mf.count_model_file(model, parse_shapes(shapes)))
 
 
 PAPER_WORDS = ("width", "resolution", "classes", "streamed")  # the papers' networks' words

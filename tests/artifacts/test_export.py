@@ -2,11 +2,6 @@ import numpy as np
 import onnx
 import pytest
 
-from mnv2prof.count.cost import count_model, graph_params
-from mnv2prof.errors import ExportError
-from mnv2prof.models.blocks import build_block, count_params
-from mnv2prof.models.probes import guidelines
-from mnv2prof.models.variants import VARIANTS, BlockSpec
 from mnv2prof.artifacts.export import (
     PARAMS_KEY,
     PARITY_ATOL,
@@ -14,8 +9,13 @@ from mnv2prof.artifacts.export import (
     export_module,
     parity_diff,
 )
-from mnv2prof.onnx.graph import load_graph
 from mnv2prof.artifacts.sources import block_source, probe_source
+from mnv2prof.count.cost import count_model, graph_params
+from mnv2prof.errors import ExportError
+from mnv2prof.models.blocks import build_block, count_params
+from mnv2prof.models.probes import guidelines
+from mnv2prof.models.variants import VARIANTS, BlockSpec
+from mnv2prof.onnx.graph import load_graph
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))

@@ -6,13 +6,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from mnv2prof.count.cost import count_model
-from mnv2prof.count.counting import count_graph
-from mnv2prof.errors import UsageError
-from mnv2prof.models.variants import BlockSpec
 from mnv2prof.artifacts.export import export_cached
-from mnv2prof.onnx.graph import load_graph
-from mnv2prof.models.targets import CALIBRATIONS
 from mnv2prof.artifacts.quantize import (
     accuracy,
     calibration_seeds,
@@ -22,6 +16,12 @@ from mnv2prof.artifacts.quantize import (
     seeded_inputs,
 )
 from mnv2prof.artifacts.sources import block_source
+from mnv2prof.count.cost import count_model
+from mnv2prof.count.counting import count_graph
+from mnv2prof.errors import UsageError
+from mnv2prof.models.targets import CALIBRATIONS
+from mnv2prof.models.variants import BlockSpec
+from mnv2prof.onnx.graph import load_graph
 
 MBV2 = BlockSpec("mbv2", 8, resolution=8, exp_ratio=6)
 SHAPES = {"input": MBV2.input_shape}

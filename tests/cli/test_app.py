@@ -4,8 +4,9 @@ import pandas as pd
 import pytest
 
 from mnv2prof.models.variants import DEFAULT_VARIANTS, VARIANTS
+from tests.helpers import QUICK
 
-SMALL = ("--channels", "8", "--resolution", "8", "--budget", "0.05")
+SMALL = QUICK
 
 
 def test_variants_lists_every_variant_and_wraps_under_its_description(run_cli, monkeypatch):

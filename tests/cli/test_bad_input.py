@@ -16,33 +16,9 @@ import pandas as pd
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from tests.report.test_paper import results_csv
+from tests.helpers import QUICK, refused, results_csv
 
-SMALL = ("--channels", "8", "--resolution", "8", "--budget", "0.05")
-
-
-@pytest.fixture
-def nothing_runs(monkeypatch):
-    """Any export or timing fails the test: a refusal must come before the work."""
-    from mnv2prof.artifacts import export
-    from mnv2prof.run import pipeline
-
-    def must_not_run(*args, **kwargs):
-        raise AssertionError("nothing may be exported or measured before the checks pass")
-
-    monkeypatch.setattr(pipeline, "prepare", must_not_run)
-    monkeypatch.setattr(export, "export_module", must_not_run)
-
-
-def refused(result, *fragments):
-    code, out, err = result
-    assert code == 2, out + err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("mnv2prof: error:"), err
-    assert "Traceback" not in out + err
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
+SMALL = QUICK
 
 
 # --- 2. output paths: checked before any work, for every command that writes --------------
@@ -228,7 +204,7 @@ def test_a_machine_file_with_a_bad_number_is_one_line(run_cli, tmp_path, monkeyp
 
 
 def test_a_baseline_cut_mid_row_is_named_not_read_as_another_environment(run_cli, tmp_path):
-    from tests.gating.test_decide import ENV, frame, tight
+    from tests.helpers import ENV, frame, tight
 
     path = tmp_path / "b.csv"
     text = frame({"conv": tight(1.0), "mbv2": tight(2.0)}, env=ENV).to_csv(index=False)

@@ -5,8 +5,9 @@ import pytest
 
 import mnv2prof
 from mnv2prof.errors import UsageError
+from tests.helpers import QUICK_NO_EAGER
 
-TINY = ("--channels", "8", "--resolution", "8", "--budget", "0.05", "--no-eager")
+TINY = QUICK_NO_EAGER
 
 
 def _one_line(result, *fragments):

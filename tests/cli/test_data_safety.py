@@ -13,10 +13,10 @@ import time
 import pandas as pd
 import pytest
 
-from tests.cli.test_bad_input import SMALL, nothing_runs, refused  # noqa: F401 (a fixture)
-from tests.report.test_paper import results_csv
+from tests.helpers import QUICK as SMALL
+from tests.helpers import SPEC8, refused, results_csv
 
-TINY = ("--channels", "8", "--resolution", "8")
+TINY = SPEC8
 PROFILE = """name = "tiny"
 description = "one conv at C=8, 8x8"
 variants = ["conv"]
@@ -294,10 +294,10 @@ def test_a_damaged_cached_export_is_made_again(run_cli, tmp_path, monkeypatch, d
 
 
 def test_a_damaged_cached_int8_file_is_quantized_again(tmp_path):
-    from mnv2prof.models.variants import BlockSpec
     from mnv2prof.artifacts.export import export_cached
     from mnv2prof.artifacts.quantize import quantize_cached
     from mnv2prof.artifacts.sources import block_source
+    from mnv2prof.models.variants import BlockSpec
 
     fp32 = export_cached(block_source(BlockSpec("conv", in_chs=8, resolution=8)),
                          directory=tmp_path / "onnx").path

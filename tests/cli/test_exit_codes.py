@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from mnv2prof.errors import ExitCode, ExportError
+from tests.helpers import QUICK_NO_EAGER
 
-SMALL = ("--channels", "8", "--resolution", "8", "--budget", "0.05", "--no-eager")
+SMALL = QUICK_NO_EAGER
 
 
 def test_ok_is_0(run_cli):

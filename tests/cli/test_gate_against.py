@@ -1,35 +1,24 @@
 """`gate --against REV|OTHER` (issue 33): the base built from a git revision or another file and
 timed beside the change; every git path that cannot work is one line and exit 2."""
 
-import subprocess
 from xml.etree import ElementTree
 
 import pytest
 
 from mnv2prof.errors import ExitCode
+from tests.helpers import SPEC8, git_repo
+from tests.helpers import git as _git
 
-TINY = ("--channels", "8", "--resolution", "8", "--budget", "0.2")
+TINY = (*SPEC8, "--budget", "0.2")
 BLOCK = ("from torch import nn\n\n\ndef block(in_chs, out_chs):\n"
          "    return nn.Sequential(nn.Conv2d(in_chs, out_chs, 3, padding=1), nn.ReLU())\n")
 WIDER = BLOCK.replace("nn.ReLU())", "nn.ReLU(), nn.Conv2d(out_chs, out_chs, 1))")
 
 
-def _git(repo, *args):
-    subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
-
-
 @pytest.fixture()
 def repo(tmp_path):
     """A repository whose blocks.py is BLOCK at HEAD."""
-    root = tmp_path / "repo"
-    root.mkdir()
-    _git(root, "init", "-q")
-    _git(root, "config", "user.email", "t@example.com")
-    _git(root, "config", "user.name", "t")
-    (root / "blocks.py").write_text(BLOCK)
-    _git(root, "add", "blocks.py")
-    _git(root, "commit", "-qm", "base")
-    return root
+    return git_repo(tmp_path / "repo", {"blocks.py": BLOCK})
 
 
 def _one_line(result):

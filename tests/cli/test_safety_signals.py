@@ -64,7 +64,7 @@ def _interrupted(process: subprocess.Popen, signame: str = "") -> tuple[str, str
 def tiny_profile(tmp_path: Path, resolution: int, expansions=(1, 2), batch_rows: int = 48,
                  variants=("mbv2",)) -> Path:
     """tests.run.test_sweep's tiny profile, of mbv2 alone by default."""
-    from tests.run.test_sweep import tiny_profile as sweep_profile
+    from tests.helpers import tiny_profile as sweep_profile
 
     return sweep_profile(tmp_path, resolution=resolution, expansions=expansions,
                          variants=variants, batch_rows=batch_rows)
@@ -145,7 +145,7 @@ def test_a_signal_a_library_turned_into_another_error_is_still_130(run_cli, monk
         os.kill(os.getpid(), signal.SIGINT)  # deferred: a flag only
         raise ExportError("ONNX export failed: module 'torch._dynamo' has no attribute 'exc'")
 
-    monkeypatch.setattr("mnv2prof.run.profiles.load_profile", swallowed)
+    monkeypatch.setattr("mnv2prof.profiles.shipped.load_profile", swallowed)
     code, _, err = run_cli("sweep", "compare", "--out", tmp_path / "o.csv")
     assert code == ExitCode.INTERRUPTED
     assert _errors(err) == ["mnv2prof: error: interrupted (SIGINT)"]
@@ -221,7 +221,7 @@ def test_profiles_lists_a_huge_grid_without_making_it(run_cli, tmp_path, monkeyp
 
 
 def test_counts_equal_the_points_made():
-    from mnv2prof.run.profiles import iter_profiles
+    from mnv2prof.profiles.shipped import iter_profiles
 
     for profile in iter_profiles():
         points = profile.points()

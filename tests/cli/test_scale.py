@@ -12,7 +12,7 @@ import time
 import pandas as pd
 import pytest
 
-from tests.run.test_sweep import read_rows, tiny_profile
+from tests.helpers import read_rows, tiny_profile
 
 COUNTED = ["macs", "params", "peak_act_bytes", "bytes_moved", "weight_bytes", "flops",
            "elementwise_ops", "nodes"]

@@ -2,7 +2,6 @@
 (one line, exit 2, no output file; an export that fails on the user's op: exit 3, naming it),
 or can end, take over or hang its process (issue 31: it runs in the worker, run.worker)."""
 
-import csv
 import os
 import signal
 import subprocess
@@ -15,8 +14,9 @@ import pandas as pd
 import pytest
 
 from mnv2prof.models.plugins import file_digest
+from tests.helpers import SPEC8, csv_rows
 
-SMALL = ("--channels", "8", "--resolution", "8", "--budget", "0.1")
+SMALL = (*SPEC8, "--budget", "0.1")
 
 BLOCKS = '''
 import torch
@@ -89,17 +89,13 @@ def blocks(tmp_path, monkeypatch):
     return path
 
 
-def _rows(path):
-    return list(csv.DictReader(open(path, encoding="utf-8")))
-
-
 def test_compare_a_users_block_beside_built_ins(run_cli, blocks, tmp_path):
     out = tmp_path / "rows.csv"
     code, stdout, err = run_cli("compare", *SMALL, "--variants", "conv,dwsep,blocks.py:Wide",
                                 "--baseline", "blocks.py:Wide", "--no-eager", "--csv", out)
     assert code == 0, err
     assert "Wide" in stdout and "(x Wide)" in " ".join(stdout.split())
-    rows = {r["variant"]: r for r in _rows(out)}
+    rows = {r["variant"]: r for r in csv_rows(out)}
     assert list(rows) == ["conv", "dwsep", "Wide"]
     wide = rows["Wide"]
     assert int(wide["macs"]) == 8 * 8 * 8 * 8 and int(wide["params"]) == 8 * 8 + 2 * 8
@@ -115,7 +111,7 @@ def test_compare_models_alone_counts_params_on_the_torch_module(run_cli, blocks,
     code, stdout, err = run_cli("compare", "--model", "blocks.py:net", "--shape", "1x3x16x16",
                                 "--budget", "0.1", "--csv", out)
     assert code == 0, err
-    (row,) = _rows(out)
+    (row,) = csv_rows(out)
     # conv 3x3 3->16 (no bias) + BN 16 (scale, shift) + linear 16->10 with bias
     assert int(row["params"]) == 16 * 3 * 9 + 2 * 16 + 16 * 10 + 10
     assert int(row["macs"]) == 8 * 8 * 16 * 3 * 9 + 16 * 10
@@ -131,7 +127,7 @@ def test_a_models_onnx_file_is_a_model_too(run_cli, blocks, tmp_path):
     out = tmp_path / "rows.csv"
     code, _, err = run_cli("compare", "--model", path, "--budget", "0.1", "--csv", out)
     assert code == 0, err
-    (row,) = _rows(out)
+    (row,) = csv_rows(out)
     assert row["variant"] == "net_1x3x16x16" and row["input_shape"] == "1x3x16x16"
     assert row["eager_median_ms"] == ""  # an ONNX file has no torch module
     assert int(row["params"]) == 16 * 3 * 9 + 2 * 16 + 16 * 10 + 10  # metadata of our export
@@ -233,11 +229,11 @@ def test_a_profile_names_user_code_relative_to_its_folder(run_cli, blocks, tmp_p
     out = tmp_path / "sweep.csv"
     code, _, err = run_cli("sweep", folder / "mine.toml", "--out", out)
     assert code == 0, err
-    rows = _rows(out)
+    rows = csv_rows(out)
     assert [r["variant"] for r in rows] == ["conv", "Wide", "net"]
     assert len({r["spec_hash"] for r in rows}) == 3
     code, _, err = run_cli("sweep", folder / "mine.toml", "--out", out, "--resume")
-    assert code == 0 and "wrote 0 rows" in err and len(_rows(out)) == 3
+    assert code == 0 and "wrote 0 rows" in err and len(csv_rows(out)) == 3
 
 
 def test_layers_and_profile_take_a_users_model(run_cli, blocks, tmp_path):
@@ -249,7 +245,7 @@ def test_layers_and_profile_take_a_users_model(run_cli, blocks, tmp_path):
     code, out, err = run_cli("profile", "blocks.py:net", "--shape", "1x3x16x16", "--budget",
                              "0.1", "--csv", out_csv)
     assert code == 0, err
-    (row,) = _rows(out_csv)
+    (row,) = csv_rows(out_csv)
     assert row["variant"] == "net" and int(row["macs"]) == 8 * 8 * 16 * 27 + 160
     assert "params = the torch module's parameters" in " ".join(out.split())
 

@@ -14,13 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import SPEC8
+
 pytestmark = pytest.mark.slow  # exports and times (about a minute, cache cold)
 
 WIDTHS = (80, 100)
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 UIB = f"{EXAMPLES / 'uib.py'}:uib_ib"
 MODEL = f"{EXAMPLES / 'shufflenet_v2.py'}:shufflenet_v2_x1_0"
-SMALL = ("-c", "8", "-r", "8", "--budget", "0.2")
+SMALL = (*SPEC8, "--budget", "0.2")
 MODEL_SHAPE = ("--shape", "1x3x64x64")
 def commands(width: int) -> dict[str, tuple[str, ...]]:
     """Each command as a user would run it first, outputs in the working folder."""
@@ -65,8 +67,7 @@ def outputs(tmp_path_factory):
     """{(command, width): (exit code, stdout, stderr)}, every command run in-process in one
     folder, stdout and stderr piped (so COLUMNS sets the width)."""
     from mnv2prof.cli import main
-
-    from tests.run.test_sweep import tiny_profile
+    from tests.helpers import tiny_profile
 
     folder = tmp_path_factory.mktemp("widths")
     tiny_profile(folder)  # tiny.toml: conv and mbv2, 8x8, t = 1, 2

@@ -8,10 +8,10 @@ import sys
 
 import pytest
 
-from mnv2prof.count import cost
-from mnv2prof.models.variants import BlockSpec
 from mnv2prof.artifacts.export import export_cached
 from mnv2prof.artifacts.sources import block_source
+from mnv2prof.count import cost
+from mnv2prof.models.variants import BlockSpec
 
 
 @pytest.fixture

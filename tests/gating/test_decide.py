@@ -6,39 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mnv2prof.errors import UsageError
 from mnv2prof.gating import baseline
 from mnv2prof.gating import decide as gate
-from mnv2prof.errors import UsageError
 from mnv2prof.gating.decide import GatePolicy, Latency
 from mnv2prof.measure.env import COMPARABLE_KEYS, Environment
 from mnv2prof.report.gate_report import junit_xml, markdown_summary, verdict_cells
-from tests.restated import slower
-
-POLICY = GatePolicy()  # 10% tolerance, alpha 0.01
-COST = {"macs": 1000, "params": 10, "peak_act_bytes": 400, "bytes_moved": 800, "weight_bytes": 40}
-ENV = Environment(
-    cpu_model="Test CPU", cpu_cores=2, python="3.11", platform="linux", torch="2.13",
-    onnxruntime="1.20", onnx="1.20", onnxscript="0.5", numpy="2.0", timestamp="t",
-)
-
-
-def tight(median: float, n: int = 60, seed: int = 0) -> np.ndarray:
-    """Samples within +-1% of `median`."""
-    return median * (1 + 0.01 * np.random.default_rng(seed).uniform(-1, 1, n))
-
-
-def frame(samples: dict[str, np.ndarray], env: Environment = ENV, threads: int = 1,
-          **cost_overrides) -> pd.DataFrame:
-    """Rows in `Record.row()` form (the columns the gate reads) for {variant: samples}."""
-    rows = []
-    for variant, values in samples.items():
-        cost = {**COST, **cost_overrides.get(variant, {})}
-        rows.append({
-            "variant": variant, "spec": f"{variant}_c8_r8_e6_k3_s1_b1", "threads": threads,
-            "cache_mode": "warm", **cost, "latency_samples_ms": " ".join(f"{s:.5f}" for s in values),
-            **env.columns(),
-        })
-    return pd.DataFrame(rows)
+from tests.helpers import COST, ENV, POLICY, QUICK, frame, slower, tight, tiny_profile
 
 
 def one_row(base: np.ndarray, cur: np.ndarray, policy: GatePolicy = POLICY):
@@ -239,16 +213,12 @@ def test_baseline_with_bad_samples_or_duplicates(tmp_path):
 
 # --- the CLI, end to end (tiny specs) --------------------------------------------------------
 
-SMALL = ("--channels", "8", "--resolution", "8", "--budget", "0.05", "--variants", "conv,mbv2")
+SMALL = (*QUICK, "--variants", "conv,mbv2")
 
 
 @pytest.fixture(scope="module")
-def stored(tmp_path_factory):
-    from mnv2prof.cli import main
-
-    path = tmp_path_factory.mktemp("baseline") / "small.csv"
-    assert main(["baseline", *SMALL, "--out", str(path)]) == 0
-    return path
+def stored(stored_baseline):
+    return stored_baseline("conv,mbv2")
 
 
 def test_baseline_stores_samples_cost_and_environment(stored):
@@ -489,27 +459,9 @@ def test_profile_baseline_is_read_by_spec_and_refused_by_variant(tmp_path):
         baseline.load_baseline(path, match_by="spec")
 
 
-TINY_PROFILE = """\
-name = "{name}"
-description = "gate test: conv and mbv2 at two expansions"
-variants = ["conv", "mbv2"]
-
-[base]
-in_chs = 8
-resolution = 8
-
-[grid]
-exp_ratio = [{expansions}]
-
-[measure]
-budget_s = 0.05
-"""
-
-
-def write_profile(folder, name: str, expansions: str):
-    path = folder / f"{name}.toml"
-    path.write_text(TINY_PROFILE.format(name=name, expansions=expansions))
-    return path
+def write_profile(folder, name: str, expansions: tuple[int, ...]):
+    """conv and mbv2 at C=8, 8x8, at two expansions: tests.helpers' tiny profile."""
+    return tiny_profile(folder, name, expansions=expansions)
 
 
 @pytest.fixture(scope="module")
@@ -517,7 +469,7 @@ def profile_baseline(tmp_path_factory):
     from mnv2prof.cli import main
 
     folder = tmp_path_factory.mktemp("profile")
-    profile = write_profile(folder, "tiny", "2, 6")
+    profile = write_profile(folder, "tiny", (2, 6))
     path = folder / "b.csv"
     assert main(["baseline", "--profile", str(profile), "--out", str(path)]) == 0
     return profile, path
@@ -570,7 +522,7 @@ def test_gate_with_the_profile_relative_passes(run_cli, profile_baseline, tmp_pa
 def test_gate_with_another_profile_or_flags_exits_2(run_cli, profile_baseline, tmp_path, args,
                                                     message):
     tiny, path = profile_baseline
-    other = write_profile(tmp_path, "other", "2, 4")
+    other = write_profile(tmp_path, "other", (2, 4))
     args = [{"TINY": tiny, "OTHER": other}.get(a, a) for a in args]
     code, out, err = run_cli("gate", *args, "--baseline", path)
     assert code == 2, out + err

@@ -6,20 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mnv2prof.gating import baseline
 from mnv2prof.errors import ExitCode
-from tests.restated import restated
+from mnv2prof.gating import baseline
+from tests.helpers import QUICK, restated
 
-SMALL = ("--channels", "8", "--resolution", "8", "--budget", "0.05", "--variants", "conv,dwsep")
+SMALL = (*QUICK, "--variants", "conv,dwsep")
 
 
 @pytest.fixture(scope="module")
-def stored(tmp_path_factory):
-    from mnv2prof.cli import main
-
-    path = tmp_path_factory.mktemp("baseline") / "small.csv"
-    assert main(["baseline", *SMALL, "--out", str(path)]) == 0
-    return path
+def stored(stored_baseline):
+    return stored_baseline("conv,dwsep")
 
 
 def edited(stored, tmp_path, edit) -> str:
@@ -238,8 +234,7 @@ def test_a_json_baseline_nested_past_the_limit_is_bad_input(run_cli, tmp_path):
 
 def test_a_row_twice_on_one_host_is_one_verdict_for_merge_sweep_report_and_gate(run_cli, stored,
                                                                                tmp_path):
-    from mnv2prof.files import results
-    from mnv2prof.run import readers
+    from mnv2prof.files import readers, results
 
     rows = pd.read_csv(stored, dtype=str, keep_default_na=False)
     twice = tmp_path / "twice.csv"

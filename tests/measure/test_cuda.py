@@ -14,9 +14,10 @@ from mnv2prof.measure.latency import Measurement, measure, measure_phases
 from mnv2prof.measure.timing import TimingSpec
 from mnv2prof.models.variants import BlockSpec
 from mnv2prof.report.cuda_report import gpu_notes, gpu_table, measured_prefixes
+from tests.helpers import QUICK
 
 needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-SMALL = ("-c", "8", "-r", "8", "--budget", "0.05", "--variants", "mbv2,dwsep,conv")
+SMALL = (*QUICK, "--variants", "mbv2,dwsep,conv")
 
 
 @pytest.fixture

@@ -4,14 +4,14 @@ import math
 import pytest
 import torch
 
-from mnv2prof.errors import UsageError
 from mnv2prof.artifacts import lowering
+from mnv2prof.artifacts.export import PARITY_ATOL
 from mnv2prof.artifacts.lowering import INSTALL_HINT, available, lower_cached
+from mnv2prof.artifacts.sources import block_source
+from mnv2prof.errors import UsageError
 from mnv2prof.measure import executorch
 from mnv2prof.measure.executorch import EtRunner
 from mnv2prof.models.variants import BlockSpec
-from mnv2prof.artifacts.export import PARITY_ATOL
-from mnv2prof.artifacts.sources import block_source
 
 SPEC = BlockSpec("mbv2", 8, resolution=8, exp_ratio=6)
 

@@ -4,7 +4,6 @@ import pytest
 
 from mnv2prof.artifacts.identity import identity_model
 from mnv2prof.errors import UsageError
-from mnv2prof.measure.timing import TimingSpec
 from mnv2prof.measure.latency import (
     MAX_BURST_CALLS,
     CacheFlusher,
@@ -15,6 +14,7 @@ from mnv2prof.measure.latency import (
     measure_phases,
 )
 from mnv2prof.measure.stats import TARGET_CI_REL
+from mnv2prof.measure.timing import TimingSpec
 
 
 def test_statistics_on_synthetic_samples():

@@ -5,8 +5,9 @@ from onnx import helper
 from mnv2prof.measure.layers import layer_name, time_layers
 from mnv2prof.models.variants import BlockSpec
 from mnv2prof.run.pipeline import prepare
+from tests.helpers import SPEC8
 
-SMALL = ("--channels", "8", "--resolution", "8", "--runs", "5")
+SMALL = (*SPEC8, "--runs", "5")
 
 
 def _node(**props):

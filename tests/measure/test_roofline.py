@@ -11,8 +11,9 @@ from mnv2prof.measure.roofline import MachineCeilings
 from mnv2prof.report import notes
 from mnv2prof.run.frame import add_roofline
 from mnv2prof.run.machine_file import ceilings_path, save_machine
+from tests.helpers import QUICK
 
-SMALL = ("--channels", "8", "--resolution", "8", "--budget", "0.05", "--variants", "conv,dwsep")
+SMALL = (*QUICK, "--variants", "conv,dwsep")
 
 
 def _machine(threads=1, peak=100.0, dram=10.0, cache=50.0, cpu=None):

@@ -69,7 +69,7 @@ def test_importing_stats_does_not_import_scipy():
 
 
 def test_the_minimum_and_how_well_a_run_reproduced_it():
-    from mnv2prof.measure.stats import MIN_RANK, minimum, min_spread_rel
+    from mnv2prof.measure.stats import MIN_RANK, min_spread_rel, minimum
 
     mins = [1.30, 1.00, 1.01, 1.50, 1.015, 1.02, 2.0]  # the 4th best is 1.02: 2% above
     m = minimum(mins)
@@ -101,7 +101,7 @@ def test_the_suggested_budget_reaches_the_minimum_min_rank_times():
 
 
 def test_the_spread_covers_the_slowest_trial():
-    from mnv2prof.measure.stats import minimum, min_spread_rel
+    from mnv2prof.measure.stats import min_spread_rel, minimum
 
     # three sessions, rounds rotating over them: session 2's fastest call is 1.5% above
     mins = [1.000, 1.001, 1.015, 1.000, 1.001, 1.016, 1.001, 1.000, 1.015]

@@ -14,60 +14,7 @@ from mnv2prof.models.blocks import build_block
 from mnv2prof.models.targets import Target, row_hash
 from mnv2prof.models.user_models import ModelSpec, build_model, model_spec, model_specs
 from mnv2prof.models.variants import BlockSpec, parse_variant_list
-
-BLOCKS = '''
-import torch
-from torch import nn
-
-
-class Wide(nn.Module):
-    """A 1x1 conv taking only the keywords it needs."""
-
-    def __init__(self, in_chs, out_chs):
-        super().__init__()
-        self.conv = nn.Conv2d(in_chs, out_chs, 1, bias=False)
-        self.bn = nn.BatchNorm2d(out_chs)
-
-    def forward(self, x):
-        return self.bn(self.conv(x))
-
-
-def everything(**values):
-    everything.seen = values
-    return nn.Identity()
-
-
-class NoInit(nn.Module):
-    def forward(self, x):
-        return x * 2
-
-
-def raises(in_chs):
-    raise ValueError(f"no block for {in_chs} channels")
-
-
-def not_a_module(in_chs):
-    return 42
-
-
-class WrongChannels(nn.Module):
-    def __init__(self, in_chs):
-        super().__init__()
-        self.conv = nn.Conv2d(in_chs + 1, 4, 1)
-
-    def forward(self, x):
-        return self.conv(x)
-
-
-class Pair(nn.Module):
-    def forward(self, x):
-        return x, x
-
-
-def tiny_net():
-    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                         nn.Flatten(), nn.Linear(4, 2))
-'''
+from tests.helpers import PLUGIN_BLOCKS as BLOCKS
 
 
 @pytest.fixture

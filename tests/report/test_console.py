@@ -3,10 +3,10 @@ import pytest
 
 from mnv2prof.count.cost import CountedCost
 from mnv2prof.errors import UsageError
+from mnv2prof.files.atomic import write_atomic
 from mnv2prof.measure.env import current_environment
 from mnv2prof.measure.latency import Measurement
 from mnv2prof.models.variants import VARIANTS, BlockSpec
-from mnv2prof.files.atomic import write_atomic
 from mnv2prof.report.console import (
     compare_table,
     measurement_notes,

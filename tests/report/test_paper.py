@@ -2,39 +2,10 @@ import json
 import shutil
 import subprocess
 
-import pandas as pd
 import pytest
 
 from mnv2prof.report.paper import load_results, paper_table, to_latex, to_markdown
-
-
-def results_csv(tmp_path, **extra_columns):
-    """Two variants at exp_ratio 1 and 2, with round numbers to pin the formatting."""
-    frame = pd.DataFrame(
-        {
-            "variant": ["conv", "mbv2", "conv", "mbv2"],
-            "spec": ["conv_c8_r8_e1_k3_s1_b1", "mbv2_c8_r8_e1_k3_s1_b1",
-                     "conv_c8_r8_e2_k3_s1_b1", "mbv2_c8_r8_e2_k3_s1_b1"],
-            "spec_hash": ["a", "b", "c", "d"],
-            "in_chs": [8] * 4,
-            "resolution": [8] * 4,
-            "exp_ratio": [2, 2, 1, 1],
-            "threads": [1] * 4,
-            "params": [592, 168, 592, 480],
-            "macs": [36_864, 9_728, 36_864, 29_696],
-            "peak_act_bytes": [4096, 6144, 4096, 10240],
-            "latency_median_ms": [1.23, 2.5, 1.2, 2.0],
-            "latency_iqr_ms": [0.04, 0.1, 0.05, 0.2],
-            "latency_n": [40, 40, 12, 40],
-            "gmacs_per_s": [0.03, 0.0039, 0.0307, 0.0148],
-            "env_cpu_model": ["Test CPU"] * 4,
-            "env_onnxruntime": ["1.0"] * 4,
-            **extra_columns,
-        }
-    )
-    path = tmp_path / "results.csv"
-    frame.to_csv(path, index=False)
-    return path
+from tests.helpers import results_csv, two_hosts_csv
 
 
 def test_markdown_table_pins_units_and_median_spread(tmp_path):
@@ -137,18 +108,6 @@ def test_bad_report_input_one_line_exit_2(run_cli, tmp_path, make, args, message
     assert code == 2, err
     assert message in err and len(err.strip().splitlines()) == 1
     assert out == "" and "Traceback" not in err
-
-
-def two_hosts_csv(tmp_path):
-    """The same four rows measured on two hosts (a cluster sweep, merged shards)."""
-    frame = pd.read_csv(results_csv(tmp_path))
-    other = frame.assign(host="beta", env_cpu_model="Other CPU",
-                         latency_median_ms=frame["latency_median_ms"] * 2,
-                         spec_hash=frame["spec_hash"])
-    both = pd.concat([frame.assign(host="alpha"), other], ignore_index=True)
-    path = tmp_path / "hosts.csv"
-    both.to_csv(path, index=False)
-    return path
 
 
 def test_rows_of_two_hosts_are_grouped_by_host_and_each_host_named(tmp_path):

@@ -1,7 +1,7 @@
-import pytest
 import pandas as pd
+import pytest
 
-from tests.report.test_paper import results_csv
+from tests.helpers import results_csv
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -48,7 +48,7 @@ def test_bad_plot_input_one_line_exit_2(run_cli, tmp_path):
 
 
 def test_two_hosts_are_separate_series(run_cli, tmp_path):
-    from tests.report.test_paper import two_hosts_csv
+    from tests.helpers import two_hosts_csv
 
     path = two_hosts_csv(tmp_path)
     out = tmp_path / "hosts.svg"

@@ -9,12 +9,12 @@ from mnv2prof.count.cost import CountedCost
 from mnv2prof.errors import UsageError
 from mnv2prof.measure.env import current_environment
 from mnv2prof.measure.latency import Measurement
-from mnv2prof.models.variants import BlockSpec
 from mnv2prof.measure.layers import LayerRow
+from mnv2prof.models.variants import BlockSpec
 from mnv2prof.report.chart import contrast_chart
 from mnv2prof.report.console import compare_table, layers_frame, layers_table
-from mnv2prof.run.frame import records_frame
 from mnv2prof.report.views import COMPARE_GROUPS, parse_show
+from mnv2prof.run.frame import records_frame
 from mnv2prof.run.records import Record
 
 # (label, variant, chunks, MACs, peak bytes, median ms): the compare defaults' magnitudes
@@ -127,7 +127,7 @@ def test_the_layers_view_fits(width):
 def test_the_gate_view_fits(width):
     from mnv2prof.gating import decide as gate
     from mnv2prof.report.gate_report import verdict_table
-    from tests.gating.test_decide import POLICY, frame, tight
+    from tests.helpers import POLICY, frame, tight
 
     base = frame({v: tight(1.0 + i) for i, v in enumerate(("conv", "dwsep", "mbv2", "fused"))})
     result = gate.decide(base, base, POLICY, relative_to="conv")
@@ -233,7 +233,7 @@ def test_any_rich_table_becomes_a_view_that_folds():
 def test_the_gate_table_leads_with_the_fastest_calls_and_names_what_the_verdict_reads():
     from mnv2prof.gating import decide as gate
     from mnv2prof.report.gate_report import gate_headline, markdown_summary, verdict_table
-    from tests.gating.test_decide import POLICY, frame, tight
+    from tests.helpers import POLICY, frame, tight
 
     base = frame({"conv": tight(1.0), "dwsep": tight(0.25)})
     current = frame({"conv": tight(1.0, seed=1), "dwsep": tight(0.30, seed=1)})

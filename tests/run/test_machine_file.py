@@ -12,8 +12,9 @@ from mnv2prof.errors import UsageError
 from mnv2prof.measure.machine import cpu_model
 from mnv2prof.measure.roofline import CEILINGS_FORMAT, MachineCeilings
 from mnv2prof.run.machine_file import ceilings_path, load_machine, machine_for_frame, save_machine
+from tests.helpers import QUICK
 
-SMALL = ("--channels", "8", "--resolution", "8", "--budget", "0.05", "--variants", "conv,dwsep")
+SMALL = (*QUICK, "--variants", "conv,dwsep")
 
 
 def _machine(threads=1, cpu=None):

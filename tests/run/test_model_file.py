@@ -16,11 +16,11 @@ from onnx import TensorProto, helper, numpy_helper
 from mnv2prof.errors import UsageError
 from mnv2prof.measure.latency import Measurement, OrtRunner
 from mnv2prof.onnx.graph import load_graph
+from mnv2prof.onnx.inputs import parse_shapes
 from mnv2prof.run.model_file import (
     count_model_file,
     counted_spec,
     layer_runs,
-    parse_shapes,
     prepare_file,
 )
 from mnv2prof.run.pipeline import layer_rows

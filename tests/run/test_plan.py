@@ -13,9 +13,10 @@ from onnx import TensorProto, helper
 import mnv2prof
 from mnv2prof.errors import UsageError
 from mnv2prof.run import plan
+from tests.helpers import QUICK_NO_EAGER, tiny_profile
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = ("--channels", "8", "--resolution", "8", "--budget", "0.05", "--no-eager")
+TINY = QUICK_NO_EAGER
 
 
 def _refused(result, fragment):
@@ -24,15 +25,9 @@ def _refused(result, fragment):
     assert fragment in " ".join(err.split()), err
 
 
-def _profile(folder: Path, **tables: str) -> Path:
-    """A one-point profile named p, with the given TOML tables' bodies."""
-    text = 'name = "p"\ndescription = "one point"\nvariants = ["conv"]\n'
-    text += "[base]\nin_chs = 8\nresolution = 8\n"
-    for table, body in tables.items():
-        text += f"[{table}]\n{body}\n"
-    path = folder / "p.toml"
-    path.write_text(text)
-    return path
+def _profile(folder: Path, budget: str = "0.05", grid: str = "") -> Path:
+    return tiny_profile(folder, "p", expansions=(6,), variants=("conv",), budget=budget,
+                        grid=grid)
 
 
 def _definitions(name: str) -> list[str]:
@@ -47,7 +42,7 @@ def _definitions(name: str) -> list[str]:
     ("parse_targets", "mnv2prof/models/targets.py"),  # precision, runtime, calibration names
     ("default_baseline", "mnv2prof/run/plan.py"),
     ("check_targets", "mnv2prof/run/plan.py"),  # ExecuTorch needs a torch module
-    ("check_ray_address", "mnv2prof/run/ray_address.py"),
+    ("check_ray_address", "mnv2prof/sweeps/ray_address.py"),
     ("check_one_row_per_host", "mnv2prof/files/results.py"),  # one spec_hash per host
 ])
 def test_each_rule_is_written_once(name, home):
@@ -58,7 +53,7 @@ def test_the_budget_cap_through_the_command_line_the_api_and_a_profile(run_cli, 
     _refused(run_cli("compare", *TINY, "--budget", "3601"), "--budget must be at most 3600")
     with pytest.raises(UsageError, match="^budget must be at most 3600 seconds"):
         mnv2prof.compare(["conv"], budget=1e308)
-    profile = _profile(tmp_path, measure="budget_s = 1e308")
+    profile = _profile(tmp_path, budget="1e308")
     _refused(run_cli("sweep", profile, "--out", tmp_path / "o.csv"),
              "[measure] budget_s: must be at most 3600 seconds (an hour), got 1e+308")
     assert not (tmp_path / "o.csv").exists()

@@ -7,26 +7,17 @@ import pytest
 
 from mnv2prof.errors import UsageError
 from mnv2prof.run.revision import checked_out
+from tests.helpers import git as _git
+from tests.helpers import git_repo
 
 BLOCK_V1 = "from torch import nn\n\ndef block(in_chs):\n    return nn.Conv2d(in_chs, in_chs, 1)\n"
 BLOCK_V2 = BLOCK_V1.replace(", 1)", ", 3, padding=1)")
 
 
-def _git(repo, *args):
-    subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
-
-
 @pytest.fixture()
 def repo(tmp_path):
     """A repository with two commits of blocks.py: v1 at HEAD~1, v2 at HEAD."""
-    root = tmp_path / "repo"
-    root.mkdir()
-    _git(root, "init", "-q")
-    _git(root, "config", "user.email", "t@example.com")
-    _git(root, "config", "user.name", "t")
-    (root / "blocks.py").write_text(BLOCK_V1)
-    _git(root, "add", "blocks.py")
-    _git(root, "commit", "-qm", "v1")
+    root = git_repo(tmp_path / "repo", {"blocks.py": BLOCK_V1}, "v1")
     (root / "blocks.py").write_text(BLOCK_V2)
     _git(root, "commit", "-qam", "v2")
     return root

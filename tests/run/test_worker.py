@@ -18,8 +18,10 @@ from mnv2prof.measure.timing import TimingSpec
 from mnv2prof.models.plugins import PluginError
 from mnv2prof.models.variants import parse_variant_list
 from mnv2prof.run import user_code, worker
-from tests.cli.test_user_code import SMALL, _rows
-from tests.models.test_plugins import BLOCKS as PLUGIN_BLOCKS
+from tests.helpers import PLUGIN_BLOCKS, SPEC8
+from tests.helpers import csv_rows as _rows
+
+SMALL = (*SPEC8, "--budget", "0.1")
 
 ROOT = Path(__file__).resolve().parents[2]
 

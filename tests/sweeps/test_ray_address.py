@@ -1,4 +1,4 @@
-"""`--ray ADDRESS`'s one check (run/ray_address.py): the form, "local", and the probe of a
+"""`--ray ADDRESS`'s one check (sweeps/ray_address.py): the form, "local", and the probe of a
 running cluster's port, against listeners made here (no Ray cluster is started)."""
 
 import socket
@@ -9,7 +9,7 @@ import time
 import pytest
 
 from mnv2prof.errors import UsageError
-from mnv2prof.run.ray_address import MISSING_EXTRA, check_ray_address
+from mnv2prof.sweeps.ray_address import MISSING_EXTRA, check_ray_address
 
 FORM = ("give the head node's GCS address (`ray start --head` prints it, e.g. 10.0.0.5:6379), "
         "auto or local")

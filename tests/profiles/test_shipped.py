@@ -1,4 +1,4 @@
-"""Finding and loading profiles (run/profiles.py) and the commands that read them."""
+"""Finding and loading profiles (profiles/shipped.py) and the commands that read them."""
 
 import textwrap
 
@@ -6,7 +6,7 @@ import pytest
 
 from mnv2prof.errors import ValueRefused
 from mnv2prof.measure.timing import max_threads
-from mnv2prof.run.profiles import ProfileError, available_profiles, load_profile, with_cache
+from mnv2prof.profiles.shipped import ProfileError, available_profiles, load_profile, with_cache
 
 SHIPPED = {p.stem for p in available_profiles()}
 GOOD_HEAD = 'name = "p"\ndescription = "d"\n'

@@ -50,7 +50,7 @@ from mnv2prof.files.atomic import check_target, is_special, path_error, write_th
 from mnv2prof.files.locks import Held, hold
 from mnv2prof.files.results import check_one_cache_mode
 from mnv2prof.models.user_models import Subject
-from mnv2prof.run.profiles import GridPoint, Profile
+from mnv2prof.profiles.shipped import GridPoint, Profile
 from mnv2prof.run.records import Record, row_columns
 
 
@@ -160,7 +160,7 @@ class CsvJournal:
             )
 
     def _read_existing(self) -> None:
-        from mnv2prof.run.readers import check_results, csv_rows, input_file, read_text
+        from mnv2prof.files.readers import check_results, csv_rows, input_file, read_text
 
         what = "sweep file"
         text = read_text(input_file(self.path, what), what)
@@ -230,7 +230,7 @@ class Sweep:
         shard: tuple[int, int] | None = None,  # (K, N): only the rows of shard K of N
         on_cluster: bool = False,  # rows come from a cluster's hosts, not from this one
     ):
-        from mnv2prof.run.shard import select_shard
+        from mnv2prof.sweeps.shard import select_shard
 
         self.profile, self.out, self.device = profile, Path(out), device
         self.journal = CsvJournal(self.out, resume, force)

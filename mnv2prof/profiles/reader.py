@@ -1,6 +1,6 @@
 """A profile's TOML, parsed by tomllib and validated (`parse_profile`), every error a
 `ProfileError` at its key's line: `profiles/x.toml:4: [measure] budget_s: must be at most 3600
-seconds (an hour), got 1e+308`. The keys and what they mean: run/profiles.py's docstring.
+seconds (an hour), got 1e+308`. The keys and what they mean: profiles/shipped.py's docstring.
 
 Values are checked by the project's one set of rules, never by copies here: `[measure]` builds a
 `TimingSpec`, which checks itself; `threads` is checked by TimingSpec too (its cap, 8 a core);
@@ -22,7 +22,7 @@ from mnv2prof.measure.timing import TimingSpec, check_count
 from mnv2prof.models.targets import PRECISIONS, RUNTIMES, check_name
 from mnv2prof.models.user_models import ModelSpec
 from mnv2prof.models.variants import VARIANTS, VariantRef
-from mnv2prof.run.grid import SPEC_KEYS, Profile
+from mnv2prof.profiles.grid import SPEC_KEYS, Profile
 
 POINT_KEYS = (*SPEC_KEYS, "threads", "precision", "runtime")
 TIMING_KEYS = ("budget_s", "warmup", "min_samples", "max_samples", "cache")  # TimingSpec's
@@ -247,7 +247,7 @@ class _Reader:
         try:
             spec = model_spec(entry["model"], entry.get("shape"), self.path.parent)
             if spec.onnx_file:
-                from mnv2prof.run.model_file import resolved
+                from mnv2prof.onnx.inputs import resolved
 
                 spec = resolved(spec)[0]
         except UsageError as exc:

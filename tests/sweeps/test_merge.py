@@ -1,8 +1,8 @@
 import pytest
 
 from mnv2prof.errors import UsageError
-from mnv2prof.run.merge import merge_files, merge_text
-from mnv2prof.run.sweep import CsvJournal
+from mnv2prof.sweeps.merge import merge_files, merge_text
+from mnv2prof.sweeps.sweep import CsvJournal
 
 
 def row(spec_hash, host="a", cache_mode="warm", **extra):

@@ -1,5 +1,5 @@
 """What a profile asks for (`Profile`) and the points of its grid (`GridPoint`), counted without
-making them. How a profile's TOML becomes a `Profile` is run/profiles.py's concern.
+making them. How a profile's TOML becomes a `Profile` is profiles/shipped.py's concern.
 
 One *grid point* is one set of values; its variants are timed together, their bursts rotating
 round by round (latency.py). One *row* is one variant at one grid point. A profile's models are

@@ -58,7 +58,7 @@ allows more (`sweep --max-points N`): a 100 x 100 x 100 grid would take minutes 
 hours to measure at any budget. Making the points checks for a signal (interrupts.check) at each
 one, so a large plan stays interruptible.
 
-Values are checked by the project's one set of rules (run/profile_toml.py): `[measure]` builds
+Values are checked by the project's one set of rules (profiles/reader.py): `[measure]` builds
 a `TimingSpec`, which checks itself (budget_s positive, finite, at most an hour), `threads` gets
 TimingSpec's cap, `precision` and `runtime` are models.targets' names, a block key BlockSpec's.
 
@@ -66,8 +66,8 @@ Every error (TOML syntax, unknown key, wrong type, bad value) is a `ProfileError
 the line and the key: `profiles/x.toml:7: [grid] exp_ratio: expansion must be a positive ...`,
 `profiles/x.toml:4: [measure] budget_s: must be at most 3600 seconds (an hour), got 1e+308`.
 
-What a profile asks for, once read (`Profile`, `GridPoint`, the counting), is run/grid.py;
-reading and validating its TOML, run/profile_toml.py; finding and loading it, this module.
+What a profile asks for, once read (`Profile`, `GridPoint`, the counting), is profiles/grid.py;
+reading and validating its TOML, profiles/reader.py; finding and loading it, this module.
 
 Where profiles are found: `$MNV2PROF_PROFILES` if set, else `profiles/` at the top of the source
 checkout (beside the `mnv2prof` package: a checkout or an editable install), else
@@ -83,11 +83,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from mnv2prof.errors import UsageError
-from mnv2prof.run.grid import GridPoint, Profile
-from mnv2prof.run.profile_toml import GridTooLarge, ProfileError, parse_profile
+from mnv2prof.profiles.grid import GridPoint, Profile
+from mnv2prof.profiles.reader import GridTooLarge, ProfileError, parse_profile
 
-# GridPoint and Profile live in run/grid.py, ProfileError in run/profile_toml.py: run/sweep.py,
-# run/shard.py and the commands import them from here
+# GridPoint and Profile live in profiles/grid.py, ProfileError in profiles/reader.py: sweeps/sweep.py,
+# sweeps/shard.py and the commands import them from here
 __all__ = [
     "MAX_POINTS", "GridPoint", "GridTooLarge", "Profile", "ProfileError", "available_profiles",
     "iter_profiles", "load_profile", "profiles_dir", "resolve_profile", "with_cache",
@@ -101,7 +101,7 @@ def profiles_dir() -> Path:
     override = os.environ.get("MNV2PROF_PROFILES")
     if override:
         return Path(override)
-    checkout = Path(__file__).resolve().parents[2] / "profiles"  # mnv2prof/run/profiles.py
+    checkout = Path(__file__).resolve().parents[2] / "profiles"  # mnv2prof/profiles/shipped.py
     if checkout.is_dir():
         return checkout
     return Path(sys.prefix) / "share" / "mnv2prof" / "profiles"
@@ -116,7 +116,7 @@ def resolve_profile(name_or_path: str | Path) -> Path:
     """A path to an existing file, or the name of a shipped profile."""
     path = Path(name_or_path)
     if path.suffix == ".toml" or path.exists():
-        from mnv2prof.run.readers import input_file
+        from mnv2prof.files.readers import input_file
 
         try:
             return input_file(path, "profile file")
@@ -145,7 +145,7 @@ def load_profile(name_or_path: str | Path, max_points: int | None = MAX_POINTS) 
     A profile of more than `max_points` grid points (None: no limit) is refused before any point
     is made (`GridTooLarge`, which carries the profile, counted but not checked point by
     point)."""
-    from mnv2prof.run.readers import read_text
+    from mnv2prof.files.readers import read_text
 
     path = resolve_profile(name_or_path)
     try:

@@ -1,44 +1,14 @@
-import csv
 import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 
-import pandas as pd
 import pytest
 
 from mnv2prof.errors import UsageError
-from mnv2prof.run.sweep import CsvJournal
-
-
-def tiny_profile(tmp_path, name="tiny", resolution=8, expansions=(1, 2),
-                 variants=("conv", "mbv2"), batch_rows=48):
-    path = tmp_path / f"{name}.toml"
-    path.write_text(textwrap.dedent(f"""
-        name = "{name}"
-        description = "channels 8, {resolution}x{resolution}, t in {list(expansions)}"
-        variants = {list(variants)}
-        [base]
-        in_chs = 8
-        resolution = {resolution}
-        [grid]
-        exp_ratio = {list(expansions)}
-        [measure]
-        budget_s = 0.05
-        warmup = 1
-        batch_rows = {batch_rows}
-    """))
-    return path
-
-
-def read_rows(path):
-    with open(path, newline="") as fh:
-        rows = list(csv.reader(fh))
-    header, body = rows[0], rows[1:]
-    assert all(len(row) == len(header) for row in body), "a row is not whole"
-    return pd.read_csv(path)
+from mnv2prof.sweeps.sweep import CsvJournal
+from tests.helpers import read_rows, tiny_profile
 
 
 def test_sweep_writes_every_row_then_resume_and_force(run_cli, tmp_path):
@@ -222,8 +192,8 @@ def test_sweep_bad_out_and_flags(run_cli, tmp_path):
 
 def test_batches_group_consecutive_points_of_one_thread_count_up_to_the_limit():
     from mnv2prof.models.variants import BlockSpec
-    from mnv2prof.run.profiles import GridPoint
-    from mnv2prof.run.sweep import batches
+    from mnv2prof.profiles.shipped import GridPoint
+    from mnv2prof.sweeps.sweep import batches
 
     def point(t, threads, variants=("conv", "mbv2")):
         specs = tuple(BlockSpec(v, in_chs=8, resolution=8, exp_ratio=t) for v in variants)
@@ -240,9 +210,9 @@ def test_batches_group_consecutive_points_of_one_thread_count_up_to_the_limit():
 
 def test_a_batch_is_timed_as_one_rotation_with_the_budget_of_its_points(monkeypatch, tmp_path):
     from mnv2prof.models.targets import Target
+    from mnv2prof.profiles.shipped import load_profile
     from mnv2prof.run import pipeline
-    from mnv2prof.run.profiles import load_profile
-    from mnv2prof.run.sweep import batches, measure_points
+    from mnv2prof.sweeps.sweep import batches, measure_points
 
     seen = []
     monkeypatch.setattr(pipeline, "measure_rows", lambda rows, timing, **kw: seen.append(
@@ -260,8 +230,8 @@ def test_a_batch_is_timed_as_one_rotation_with_the_budget_of_its_points(monkeypa
 def test_a_batch_holds_at_most_ten_seconds_of_timing():
     """A kill loses at most the batch being timed: the expansion sweep (10 points of 1 s, eager
     on: 2 s a point) is two batches of 5 points, not one of 10."""
-    from mnv2prof.run.profiles import load_profile, profiles_dir
-    from mnv2prof.run.sweep import BATCH_TIMING_S, batch_points, batches
+    from mnv2prof.profiles.shipped import load_profile, profiles_dir
+    from mnv2prof.sweeps.sweep import BATCH_TIMING_S, batch_points, batches
 
     profile = load_profile(profiles_dir() / "expansion-sweep.toml")
     assert BATCH_TIMING_S == 10.0 and profile.timing.budget_s == 1.0 and profile.eager

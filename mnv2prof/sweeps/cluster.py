@@ -1,7 +1,7 @@
 """`sweep --ray ADDRESS`: a profile's grid points as Ray tasks, the rows journaled by the driver.
 
 Ray is an optional extra (`pip install -e '.[ray]'`), imported only here and in
-run/ray_address.py, and only when asked for; without it `--ray` is one line naming the extra
+sweeps/ray_address.py, and only when asked for; without it `--ray` is one line naming the extra
 (exit 2). The address is checked, and a running cluster's port probed, by
 `ray_address.check_ray_address`, the one check every caller reaches.
 
@@ -47,8 +47,8 @@ from typing import Self
 from mnv2prof import interrupts
 from mnv2prof.errors import Mnv2profError, UsageError, first_line
 from mnv2prof.models.user_models import Subject
-from mnv2prof.run.grid import GridPoint, Profile
-from mnv2prof.run.ray_address import (
+from mnv2prof.profiles.grid import GridPoint, Profile
+from mnv2prof.sweeps.ray_address import (
     LOCAL,
     PROBE_TIMEOUT_S,
     check_ray_address,
@@ -252,7 +252,7 @@ def measure_point_rows(
 ) -> list[dict[str, object]]:
     """What one Ray task runs on a worker: the point's rows (`Record.row()`), measured as a
     local sweep measures them (export, count, time); `row()` runs here, so each names this host."""
-    from mnv2prof.run.sweep import measure_points
+    from mnv2prof.sweeps.sweep import measure_points
 
     return [record.row() for record in measure_points(profile, [(point, specs)], device)]
 

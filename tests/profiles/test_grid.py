@@ -1,12 +1,12 @@
-"""A profile's grid (run/grid.py): its points, made and counted."""
+"""A profile's grid (profiles/grid.py): its points, made and counted."""
 
 import textwrap
 from pathlib import Path
 
 from mnv2prof.models.targets import Target
 from mnv2prof.models.variants import parse_variant_list
-from mnv2prof.run.grid import Profile
-from mnv2prof.run.profiles import load_profile
+from mnv2prof.profiles.grid import Profile
+from mnv2prof.profiles.shipped import load_profile
 
 
 def write(tmp_path, text: str, name: str = "p"):

@@ -32,7 +32,7 @@ import pandas as pd
 
 from mnv2prof.errors import UsageError
 from mnv2prof.files.results import Place, check_one_cache_mode, check_one_row_per_host
-from mnv2prof.run.readers import KEY, read_table
+from mnv2prof.files.readers import KEY, read_table
 
 WHAT = "merge input"
 REQUIRED = {"variant": KEY, "spec_hash": KEY}

@@ -1,4 +1,4 @@
-"""A profile's TOML, validated (run/profile_toml.py): every error names file, line and key."""
+"""A profile's TOML, validated (profiles/reader.py): every error names file, line and key."""
 
 import textwrap
 
@@ -6,7 +6,7 @@ import pytest
 
 from mnv2prof.errors import ValueRefused
 from mnv2prof.measure.timing import TimingSpec, max_threads
-from mnv2prof.run.profile_toml import ProfileError, parse_profile
+from mnv2prof.profiles.reader import ProfileError, parse_profile
 
 GOOD_HEAD = 'name = "p"\ndescription = "d"\n'
 

@@ -15,9 +15,9 @@ import pytest
 
 from mnv2prof import interrupts
 from mnv2prof.errors import Interrupted, UsageError
-from mnv2prof.run import cluster
-from mnv2prof.run.profiles import load_profile
-from mnv2prof.run.sweep import CsvJournal, measure_profile
+from mnv2prof.profiles.shipped import load_profile
+from mnv2prof.sweeps import cluster
+from mnv2prof.sweeps.sweep import CsvJournal, measure_profile
 
 COUNTED = ["macs", "params", "peak_act_bytes", "bytes_moved", "weight_bytes", "flops",
            "elementwise_ops", "nodes"]

@@ -1,8 +1,8 @@
 import pytest
 
 from mnv2prof.errors import UsageError
-from mnv2prof.run.profiles import available_profiles, load_profile
-from mnv2prof.run.shard import parse_shard, select_shard, shard_of
+from mnv2prof.profiles.shipped import available_profiles, load_profile
+from mnv2prof.sweeps.shard import parse_shard, select_shard, shard_of
 
 
 @pytest.mark.parametrize(("text", "expected"), [

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 
 from mnv2prof.errors import UsageError
 from mnv2prof.models.user_models import Subject
-from mnv2prof.run.profiles import GridPoint
+from mnv2prof.profiles.shipped import GridPoint
 
 SHARD_BY = ("spec", "point")
 _SHARD_RE = re.compile(r"([0-9]+)/([0-9]+)")  # ASCII digits, nothing around them
