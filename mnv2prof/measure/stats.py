@@ -22,7 +22,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from mnv2prof.measure.timing import TARGET_CI_REL  # the threshold of `Minimum.reproduced`
+from mnv2prof.measure.timing import REPRODUCED_REL, TARGET_CI_REL  # noqa: F401 (thresholds)
 
 CONFIDENCE = 0.95
 
@@ -124,20 +124,21 @@ class Minimum:
 
     value: float  # ms: the smallest round minimum (= the fastest call); nan without rounds
     spread_rel: float  # the larger of the two below; inf if n < MIN_RANK or a trial had no round
-    near: int  # rounds whose minimum is within `TARGET_CI_REL` of value (as `spread_rel` reads it)
+    near: int  # rounds whose minimum is within `REPRODUCED_REL` of value (as `spread_rel` reads it)
     n: int  # rounds
     session_spread_rel: float = 0.0  # the slowest trial's fastest call over value, - 1
     trials: int = 1  # the sessions the rounds rotated over
 
     @property
     def reproduced(self) -> bool:
-        """The run reached its fastest call again: `MIN_RANK` rounds within `TARGET_CI_REL` of
+        """The run reached its fastest call again: `MIN_RANK` rounds within `REPRODUCED_REL` of
         it, in every trial. The one rule: `Measurement.unstable` is its negation, and the note
         under a table reads its reason from `reproduction`."""
-        return self.spread_rel <= TARGET_CI_REL
+        return self.spread_rel <= REPRODUCED_REL
 
 
-def minimum(round_mins: Sequence[float], target: float = TARGET_CI_REL, trials: int = 1) -> Minimum:
+def minimum(round_mins: Sequence[float], target: float = REPRODUCED_REL, trials: int = 1
+            ) -> Minimum:
     """The `Minimum` of a runner's round minima (one per round: its burst's fastest call).
 
     With `trials` > 1 the rounds rotate over that many independent instances of the runner (round

@@ -16,6 +16,12 @@ from mnv2prof.errors import ValueRefused
 # The adaptive sampler stops once every median's CI lies within +-2% of it; a row whose CI is
 # wider when the budget runs out is marked unstable.
 TARGET_CI_REL = 0.02
+# The `!` flag: a fastest call that moved more than this within one run (across its rounds or
+# its onnxruntime sessions) is not one to quote. Measured on a quiet 2-core AMD EPYC (10 default
+# compares, benchmarks/repeatability.py): at 2% the flag marked 51% of rows, since sessions
+# differ by 2-4% there (where each session's buffers land), and it foretold the next run no better
+# than chance (14 of the 40 rows the next run moved by more than 2%); at 5%, 8% of rows.
+REPRODUCED_REL = 0.05
 
 CACHE_WARM = "warm"  # bursts of back-to-back calls: the block's own data in cache
 CACHE_COLD = "cold"  # the caches evicted before every timed call: weights and input from DRAM

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from mnv2prof.measure.latency import Measurement
-from mnv2prof.measure.stats import CONFIDENCE, MIN_RANK, TARGET_CI_REL
+from mnv2prof.measure.stats import CONFIDENCE, MIN_RANK, REPRODUCED_REL, TARGET_CI_REL
 from mnv2prof.report.cells import (
     cost_cells,
     disagreement_lines,
@@ -170,7 +170,7 @@ def _shortfalls() -> dict:
     it, and what would help."""
     from mnv2prof.measure.stats import Shortfall
 
-    target = f"{TARGET_CI_REL:.0%}"
+    target = f"{REPRODUCED_REL:.0%}"
     return {
         Shortfall.FEW_NEAR: (
             f"fewer than {MIN_RANK} rounds came within {target} of it; the machine was busy",
@@ -306,7 +306,7 @@ def legend(frame: pd.DataFrame, ratios: bool) -> str:
               "weights read by computing nodes)" if has_models(frame) else "")
     return ("1 MAC = 1 multiply-accumulate (FLOPs = 2 x MACs); latency min = the fastest call "
             f"(noise only adds to it){interval}; ! = not reproduced within "
-            f"{TARGET_CI_REL:.0%}{params}.")
+            f"{REPRODUCED_REL:.0%}{params}.")
 
 
 def _with_gpu(shown: list, frame: pd.DataFrame, title: str, baseline: str | None, device: str,

@@ -8,6 +8,7 @@ import math
 
 import pandas as pd
 
+from mnv2prof.measure.timing import REPRODUCED_REL
 from mnv2prof.report.cells import fmt, ms_text, row_label, spearman, table_digits
 from mnv2prof.report.views import Column, View, view_table
 from mnv2prof.run.frame import headline_column
@@ -93,5 +94,6 @@ def deployment_notes(frame: pd.DataFrame) -> list[str]:
                          f"rho = {rho:.2f} over {len(rows)} blocks.")
     notes.append("ORT = onnxruntime, ET = ExecuTorch with the XNNPACK delegate; int8: static "
                  "quantization (int8 weights per channel, 8-bit activations), "
-                 "1 MAC = 1 multiply-accumulate; ! = fastest call not reproduced within 2%.")
+                 "1 MAC = 1 multiply-accumulate; ! = fastest call not reproduced within "
+                 f"{REPRODUCED_REL:.0%}.")
     return notes

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import pandas as pd
+from mnv2prof.measure.timing import REPRODUCED_REL
 from mnv2prof.report.views import Column, View, view_table
 from mnv2prof.run.memory_table import PAPER_MAX_KB
 from mnv2prof.run.network import NETWORK, NetworkResult
@@ -207,7 +208,7 @@ def network_report(
     shown: list[View | str] = [stage_table(stage_frame(profile), title, show)]
     shown.append("1 MAC = 1 multiply-accumulate; peak act at fp32; latency min = the fastest "
                  "call; share = a stage's fastest call / the sum of the stages'; ! = not "
-                 "reproduced within 2%.")
+                 f"reproduced within {REPRODUCED_REL:.0%}.")
     if note := latency_note(profile):
         shown.append(note)
     if profile.unhandled_ops:

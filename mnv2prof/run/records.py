@@ -8,8 +8,8 @@ Column units: `*_bytes` bytes, `*_ms` milliseconds, `macs` multiply-accumulates 
 interval of the median. Each of the `*_n` samples is the median of one round's burst of
 `*_burst_calls` back-to-back calls (latency.py); `*_min_ms` is the fastest call, the headline
 (docs/latency.md), `latency_min_spread_rel` how far above it the 4th-best round's fastest call was
-(the run reproduced its minimum when that is within 2%), `latency_min_near_n` the rounds that came
-within 2% of it (or the slowest of `latency_trials` onnxruntime sessions, if further), and
+(the run reproduced its minimum when that is within 5%), `latency_min_near_n` the rounds that came
+within 5% of it (or the slowest of `latency_trials` onnxruntime sessions, if further), and
 `latency_mins_ms` every round's fastest call (round i on session i % latency_trials); `cache_mode` is the cache state they were timed
 in (warm or cold); `precision` (fp32, int8) and `runtime` (onnxruntime, executorch) what ran
 it, `int8_speedup_x` the fp32 latency over the int8 one (same runtime), `int8_max_abs_err` and

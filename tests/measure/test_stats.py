@@ -71,13 +71,13 @@ def test_importing_stats_does_not_import_scipy():
 def test_the_minimum_and_how_well_a_run_reproduced_it():
     from mnv2prof.measure.stats import MIN_RANK, min_spread_rel, minimum
 
-    mins = [1.30, 1.00, 1.01, 1.50, 1.015, 1.02, 2.0]  # the 4th best is 1.02: 2% above
+    mins = [1.30, 1.00, 1.01, 1.50, 1.015, 1.051, 2.0]  # the 4th best is 1.051: 5.1% above
     m = minimum(mins)
     assert MIN_RANK == 4 and m.value == 1.0 and m.n == 7
-    # 1.02 / 1.00 - 1 is a hair above 0.02 in floating point: the 4th best is not within 2%,
-    # and `near` counts by the same arithmetic, so the count and the flag agree (3, not reproduced)
-    assert m.spread_rel == pytest.approx(0.02) and m.near == 3 and not m.reproduced
-    assert minimum([1.30, 1.00, 1.01, 1.50, 1.015, 1.019]).near == 4
+    # the 4th best is not within REPRODUCED_REL (5%), and `near` counts by the same arithmetic,
+    # so the count and the flag agree (3, not reproduced)
+    assert m.spread_rel == pytest.approx(0.051) and m.near == 3 and not m.reproduced
+    assert minimum([1.30, 1.00, 1.01, 1.50, 1.015, 1.049]).near == 4
     assert min_spread_rel(mins) == pytest.approx(m.spread_rel)
     assert minimum([1.0, 1.0, 1.0]).spread_rel == math.inf  # fewer than MIN_RANK rounds
     assert math.isnan(minimum([]).value)
@@ -116,23 +116,23 @@ def test_the_spread_covers_the_slowest_trial():
 def test_reproduction_reasons_and_the_advised_budget():
     from mnv2prof.measure.stats import Shortfall, minimum, reproduction
 
-    steady = minimum([1.0, 1.01, 1.005, 1.3, 1.002, 1.4])  # 4 rounds within 2%
+    steady = minimum([1.0, 1.01, 1.005, 1.3, 1.002, 1.4])  # 4 rounds within 5%
     assert steady.reproduced and reproduction(steady, 2.0).shortfall is Shortfall.NONE
     assert reproduction(steady, 2.0).advised_budget_s is None
 
-    few = minimum([1.0, 1.5, 1.01, 1.6, 1.7, 1.8, 1.9, 2.0])  # 2 of 8 within 2%
+    few = minimum([1.0, 1.5, 1.01, 1.6, 1.7, 1.8, 1.9, 2.0])  # 2 of 8 within 5%
     verdict = reproduction(few, 2.0)
     assert (verdict.shortfall, verdict.near, verdict.rounds) == (Shortfall.FEW_NEAR, 2, 8)
     assert verdict.advised_budget_s == 4.0  # 2 near rounds in 2 s: 4 take 4 s
     assert reproduction(few, None).advised_budget_s is None  # no budget known: none advised
 
-    # the row: 8 rounds within 2% of the fastest call, each session timed 4 times, but
-    # the third session's fastest call lies 2.3% above: more rounds of the same sessions
-    # cannot bring it down
-    sessions = [1.000, 1.001, 1.023, 1.002, 1.000, 1.024, 1.001, 1.003, 1.025, 1.0, 1.0, 1.03]
+    # 8 rounds within 5% of the fastest call, each session timed 4 times, but the third
+    # session's fastest call lies 6.3% above: more rounds of the same sessions cannot bring it
+    # down
+    sessions = [1.000, 1.001, 1.063, 1.002, 1.000, 1.064, 1.001, 1.003, 1.065, 1.0, 1.0, 1.07]
     m = minimum(sessions, trials=3)
     verdict = reproduction(m, 2.0)
-    assert not m.reproduced and m.near == 8 and m.session_spread_rel == pytest.approx(0.023)
+    assert not m.reproduced and m.near == 8 and m.session_spread_rel == pytest.approx(0.063)
     assert verdict.shortfall is Shortfall.SESSIONS and verdict.advised_budget_s is None
     # with 3 rounds a session, a session's own fastest call is not known yet: more rounds help
     verdict = reproduction(minimum(sessions[:9], trials=3), 2.0)
@@ -161,9 +161,9 @@ def test_the_flag_is_the_verdict_for_any_samples():
     rng = random.Random(7)
     for case in range(400):
         n, trials = rng.randint(1, 30), rng.choice([1, 2, 3])
-        mins = tuple(1.0 + rng.choice([0.0, 0.01, 0.02, 0.021, 0.05, 0.3]) * rng.random()
+        mins = tuple(1.0 + rng.choice([0.0, 0.01, 0.05, 0.051, 0.1, 0.3]) * rng.random()
                      for _ in range(n))
         m = Measurement(mins, 1, mins, trials)
         verdict = reproduction(m.minimum, 2.0)
         assert m.unstable == (verdict.shortfall is not Shortfall.NONE), (case, mins, trials)
-        assert (verdict.near >= 4) == (m.minimum.spread_rel <= 0.02) or trials > 1 or n < 4
+        assert (verdict.near >= 4) == (m.minimum.spread_rel <= 0.05) or trials > 1 or n < 4

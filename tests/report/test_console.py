@@ -128,9 +128,9 @@ def test_a_row_whose_minimum_was_not_reproduced_is_flagged_with_a_budget_to_try(
     assert frame["latency_unstable"].tolist() == [False, True]
     assert frame["latency_min_near_n"].tolist() == [20, 1]
     (note,) = [n for n in measurement_notes(frame, None, budget_s=2.0) if n.startswith("!")]
-    assert note.startswith("! fastest call not reproduced (fewer than 4 rounds came within 2%")
+    assert note.startswith("! fastest call not reproduced (fewer than 4 rounds came within 5%")
     assert ": mbv2 (1 of 20 rounds); --budget 8 should reproduce it" in note
-    assert "--budget 8 should" in note  # 1 round within 2% in 2 s: 4 need 8 s
+    assert "--budget 8 should" in note  # 1 round within 5% in 2 s: 4 need 8 s
 
 
 def _sessions(label, macs, mins, trials=3):
@@ -140,10 +140,10 @@ def _sessions(label, macs, mins, trials=3):
 
 
 def test_the_notes_agree_with_the_flag_and_never_advise_the_budget_used():
-    # the case: enough rounds near the fastest call, one session's 2.3% above
-    slow_session = _sessions("shufflev2", 10, [1.000, 1.001, 1.023, 1.002, 1.000, 1.024, 1.001,
-                                               1.0, 1.025, 1.0, 1.0, 1.03])
-    few_rounds = _sessions("dwsep", 14, [1.0, 1.0, 1.023, 1.0, 1.0, 1.024, 1.0])  # 7 rounds
+    # enough rounds near the fastest call, one session's 6.3% above
+    slow_session = _sessions("shufflev2", 10, [1.000, 1.001, 1.063, 1.002, 1.000, 1.064, 1.001,
+                                               1.0, 1.065, 1.0, 1.0, 1.07])
+    few_rounds = _sessions("dwsep", 14, [1.0, 1.0, 1.063, 1.0, 1.0, 1.064, 1.0])  # 7 rounds
     busy = _sessions("fused", 200, [2.0, 2.5, 2.6, 2.02, 2.7, 2.8, 2.9, 3.0, 3.1])  # 2 near
     steady = _sessions("conv", 100, [1.0] * 9)
     frame = records_frame([steady, slow_session, busy, few_rounds], "conv")
@@ -151,14 +151,14 @@ def test_the_notes_agree_with_the_flag_and_never_advise_the_budget_used():
     assert frame["latency_min_near_n"].tolist() == [9, 8, 2, 5]
     notes = [n for n in measurement_notes(frame, None, budget_s=2.0) if n.startswith("!")]
     assert notes == [
-        "! fastest call not reproduced (fewer than 4 rounds came within 2% of it; the machine "
+        "! fastest call not reproduced (fewer than 4 rounds came within 5% of it; the machine "
         "was busy): fused (2 of 9 rounds); --budget 4 should reproduce it (estimated from the rate "
         "this run found such rounds in 2 s).",
         "! fastest call not reproduced (a session had fewer than 4 rounds, too few to know its "
         "own): dwsep (7 rounds over 3 sessions); --budget 3.5 should reproduce it (estimated from "
         "the rate this run found such rounds in 2 s).",
         "! fastest call not reproduced (across sessions: the slowest of a block's onnxruntime "
-        "sessions read it more than 2% above): shufflev2 (2.30%); a longer --budget would not "
+        "sessions read it more than 5% above): shufflev2 (6.30%); a longer --budget would not "
         "narrow this (each session's buffers lie elsewhere in memory), and the interval of the "
         "ratio includes it.",
     ]
