@@ -71,7 +71,7 @@ def rows_progress(profile) -> Iterator[object]:
 
 @contextlib.contextmanager
 def sweep_progress(profile) -> Iterator[object]:
-    """Hooks (run.sweep.SweepHooks) for `sweep`: a rows bar naming the grid points being timed
+    """Hooks (sweeps.sweep.SweepHooks) for `sweep`: a rows bar naming the grid points being timed
     (on a cluster, the points sent away)."""
     from mnv2prof.sweeps.sweep import SweepHooks
 

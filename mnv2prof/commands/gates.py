@@ -26,7 +26,7 @@ class Group:
     """The rows measured together: one grid point of a profile (`point`), or the spec words'
     rows (`point` None)."""
 
-    point: object | None  # run.profiles.GridPoint
+    point: object | None  # profiles.grid.GridPoint
     records: list
 
 

@@ -1,5 +1,5 @@
 """The rules every results file keeps (a sweep journal, a `compare --csv`, a merged file, a
-baseline), each decided here once, for every reader (run.readers, run.merge, run.sweep,
+baseline), each decided here once, for every reader (files.readers, sweeps.merge, sweeps.sweep,
 baseline, gate):
 
 - **one row per key per host** (`check_one_row_per_host`): a row is keyed by its spec_hash (a

@@ -33,7 +33,7 @@ REQUIRED_COLUMNS = (
     *(f"env_{k}" for k in COMPARABLE_KEYS if k not in OPTIONAL_KEYS),
 )  # fmt: skip
 COMPARE_MARK = "_ratio_x"  # what only a `compare --csv` file has: ratios to its baseline row
-# What each column must hold in every row of a baseline (run.readers kinds); the cache mode is
+# What each column must hold in every row of a baseline (files.readers kinds); the cache mode is
 # checked apart: a baseline without it is the older harness's, and says so.
 BASELINE_COLUMNS = {
     "variant": "key", "spec": "key", "threads": "count", SAMPLES_COLUMN: "key",
@@ -54,7 +54,7 @@ def load_baseline(
 ) -> pd.DataFrame:
     """Read and validate a baseline (CSV, or JSON records) as strings; a `UsageError` line if
     unfit: missing, a folder, not text, a row cut off mid-write, a column missing or of the wrong
-    kind in any row (run.readers), duplicated rows, bad samples or counts.
+    kind in any row (files.readers), duplicated rows, bad samples or counts.
 
     Rows must be unique by `row_key` (`match_by`): by variant for compare flags, by spec and
     threads for a profile. Every cell is read as text: a CSV reader guessing types would turn

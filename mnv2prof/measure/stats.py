@@ -312,7 +312,7 @@ def shifted_mann_whitney(
     `alternative="greater"`: H1 is that `current` is stochastically larger than `baseline` x
     `tolerance` (slower by more than the tolerance); `"less"`: that `current` x `tolerance` is
     stochastically smaller than `baseline` (faster by more than it). Rank-based, so skewed
-    latency samples with a tail need no distribution (gate.py says why).
+    latency samples with a tail need no distribution (gating/decide.py says why).
     """
     from scipy.stats import mannwhitneyu
 

@@ -92,7 +92,7 @@ def verdict_cells(result: GateResult, headline: dict[str, Headline] | None = Non
 
 
 def _decided_on(result: GateResult) -> str:
-    """What the verdict's ratio is of (gate.decide): medians, or per-round ratios' medians."""
+    """What the verdict's ratio is of (gating.decide.decide): medians, or per-round ratios' medians."""
     return "median" if not result.relative_to else "paired"
 
 

@@ -29,7 +29,7 @@ import pandas as pd
 from mnv2prof.errors import UsageError
 from mnv2prof.report.cells import ms_text, table_digits
 
-REQUIRED_COLUMNS = {  # column -> kind (run.readers), checked in every row
+REQUIRED_COLUMNS = {  # column -> kind (files.readers), checked in every row
     "variant": "key", "spec": "key", "params": "count", "macs": "count",
     "peak_act_bytes": "count", "latency_median_ms": "positive", "latency_iqr_ms": "non-negative",
     "latency_n": "count", "gmacs_per_s": "non-negative",
@@ -55,7 +55,7 @@ FORMATS = ("md", "latex", "csv", "json")
 
 def load_results(path: Path) -> pd.DataFrame:
     """Read a sweep or compare CSV, every required column present and typed in every row
-    (run.readers): a missing file, a row cut off, text in a number is one line naming it."""
+    (files.readers): a missing file, a row cut off, text in a number is one line naming it."""
     from mnv2prof.files.readers import read_table
 
     return read_table(path, "results file", REQUIRED_COLUMNS, results=True,

@@ -1,7 +1,7 @@
 """Checks that need no measurement, done before anything is exported or timed: what a run would
 need in memory against what the machine has (a block's, a model's or a network's static peak,
 models.sizes, against measure.machine's available memory). Every command and the Python API call
-these before any work (output paths: cli.output; input files: run.readers)."""
+these before any work (output paths: cli.output; input files: files.readers)."""
 
 from __future__ import annotations
 

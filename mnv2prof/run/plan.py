@@ -3,7 +3,7 @@ profile's grid), on what (the targets: precision x runtime), and how (one `Timin
 alike from the command line's flags, from a profile, or from the Python API's arguments, which
 take the command line's words (`WORDS`). `Plan.check()` holds every rule that needs no
 measurement, each written once, and every entry point calls it before anything is exported or
-timed (output paths are checked by the command line's `Outputs`, input files by run.readers).
+timed (output paths are checked by the command line's `Outputs`, input files by files.readers).
 
     plan = block_plan(["conv", "dwsep"], channels=32, expansion=6, budget=0.5)
     plan.check()
@@ -51,7 +51,7 @@ class Plan:
     baseline: str | None = None  # the row compare's x columns divide by
     force: bool = False  # measure what looks too large for the memory available
     force_flag: str = "--force"
-    profile: object | None = None  # run.profiles.Profile
+    profile: object | None = None  # profiles.grid.Profile
 
     @property
     def labels(self) -> list[str]:

@@ -26,8 +26,8 @@ timing (`BATCH_TIMING_S`, or one point's if that is longer) and its exports. The
 mixes cache modes (`--resume` refuses a file timed in another).
 
 Past one machine (issue 18): `shard=(K, N)` keeps only the rows of shard K of N
-(`run.shard.select_shard`, by spec_hash), for CI matrices; `run(remote=...)` sends each grid
-point elsewhere, e.g. to a Ray cluster as a task (`run.cluster.run_points`, given by the
+(`sweeps.shard.select_shard`, by spec_hash), for CI matrices; `run(remote=...)` sends each grid
+point elsewhere, e.g. to a Ray cluster as a task (`sweeps.cluster.run_points`, given by the
 front end: this module imports no cluster code), and journals the rows as they come
 back (`remote`), each with its own host's environment and `host`. The file, resume and interrupts behave as
 locally; only the check that a resumed file was measured here is left out, since a cluster's
@@ -283,7 +283,7 @@ class Sweep:
         `remote`: measure elsewhere instead, `remote(profile, todo, on_row, device)` with `todo`
         the (grid point, specs) to measure and `on_row` called with each row dict as it arrives;
         it returns what it could not measure (`.missing` spec hashes, `.reasons`). A Ray
-        cluster's is `functools.partial(run.cluster.run_points, handle)`: this module knows no
+        cluster's is `functools.partial(sweeps.cluster.run_points, handle)`: this module knows no
         cluster."""
         hooks = hooks or SweepHooks()
         self.journal.begin()  # locked before anything is shown or measured
