@@ -148,13 +148,12 @@ class GraphBuilder:
         return T(self.node("Reshape", [y, flat], "view")[0], c, a.h, a.w)
 
     def model(self, inputs: list[T], outputs: list[T]) -> onnx.ModelProto:
-        def info(t: T, fixed: bool) -> onnx.ValueInfoProto:
+        def info(t: T) -> onnx.ValueInfoProto:
             shape = [1, t.c, t.h, t.w] if t.h else [1, t.c]
-            return helper.make_tensor_value_info(t.name, TensorProto.FLOAT,
-                                                 shape if fixed else None)
+            return helper.make_tensor_value_info(t.name, TensorProto.FLOAT, shape)
 
-        graph = helper.make_graph(self.nodes, "sample", [info(t, True) for t in inputs],
-                                  [info(t, False) for t in outputs], self.initializers)
+        graph = helper.make_graph(self.nodes, "sample", [info(t) for t in inputs],
+                                  [info(t) for t in outputs], self.initializers)
         return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
 
 

@@ -208,16 +208,16 @@ def _typed(where: str, label: str, key: str, value: object) -> object:
         if kind is float and isinstance(item, int) and not isinstance(item, bool):
             return float(item)
         if not isinstance(item, kind) or (kind is int and isinstance(item, bool)):
-            raise _fail("space", label, f"must hold {kind.__name__} values, got {item!r}")
+            raise _fail(where, label, f"must hold {kind.__name__} values, got {item!r}")
         return item
 
     if key in _NUMBERS:
         return of(_NUMBERS[key], value)
     if not isinstance(value, list):
-        raise _fail("space", label, f"must be a list, got {value!r}")
+        raise _fail(where, label, f"must be a list, got {value!r}")
     items = tuple(of((_LISTS | _PAIRS)[key], item) for item in value)
     if key in _PAIRS and len(items) != 2:
-        raise _fail("space", label, f"must be [smallest, largest], got {list(items)}")
+        raise _fail(where, label, f"must be [smallest, largest], got {list(items)}")
     return items
 
 
