@@ -45,6 +45,7 @@ def _boosting():
 
     return HistGradientBoostingRegressor(max_iter=400, learning_rate=0.08, max_leaf_nodes=31,
                                          min_samples_leaf=3, l2_regularization=1e-3,
+                                         early_stopping=True, n_iter_no_change=20,
                                          random_state=0)
 
 
@@ -109,9 +110,10 @@ def fit_kind(kind: str, x: np.ndarray, y: np.ndarray, seed: int = 0, miss_rel: f
              candidates: Sequence[str] | None = None, refit: bool = True) -> KindFit:
     """Pick `kind`'s regressor by held-out RMSPE, refit it on every sample (`refit=False`:
     keep the one fitted on the 80%, enough to find the misses)."""
+    import sklearn.ensemble  # noqa: F401 - loaded first: threadpoolctl limits loaded libraries
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(1):  # OpenMP's spinning threads made one fit 40x slower on 2 cores
+    with threadpool_limits(1):  # OpenMP's spinning threads made one fit 25x slower on 2 cores
         return _fit_kind(kind, x, y, seed, miss_rel, list(candidates or CANDIDATES), refit)
 
 
@@ -162,7 +164,10 @@ def predict_ms(model, x: np.ndarray) -> np.ndarray:
     regressor = getattr(model, "regressor_", None)
     trees = getattr(regressor, "estimators_", None)
     if trees is None or not isinstance(trees, list):
-        return model.predict(x)
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1):  # boosting's OpenMP threads spin against the neighbours
+            return model.predict(x)
     x32 = np.ascontiguousarray(x, dtype=np.float32)
     total = sum(tree.predict(x32, check_input=False) for tree in trees)
     return np.exp(total / len(trees))

@@ -107,7 +107,7 @@ def open_build(out: Path, resume: bool, plan: Mapping[str, object]) -> None:
         if not built.is_file():
             raise UsageError(f"--resume: {out} holds no build to resume ({BUILD_FILE} missing)")
         previous = read_json(built)
-        if previous.get("space") != plan["space"]:
+        if previous.get("space") != json.loads(json.dumps(plan["space"])):  # tuples as lists
             raise UsageError(f"--resume: {out} was built over another space: resume it with "
                              "its own --profile, or build into a new folder")
         if found := differences(previous.get("fingerprint", {}), plan["fingerprint"]):
