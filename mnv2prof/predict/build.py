@@ -39,10 +39,11 @@ from mnv2prof.predict import folder as files
 from mnv2prof.predict.fingerprint import describe_differences, differences, fingerprint
 from mnv2prof.predict.graphs import PATTERN_KINDS
 from mnv2prof.predict.kinds import FEATURES
-from mnv2prof.predict.sampling import Pattern, Sample, SampleResult, measure_sample, prior_samples
+from mnv2prof.predict.sampling import Pattern, Sample, SampleResult, measure_batch, prior_samples
 from mnv2prof.predict.space import Space
 
 PRIOR_KERNELS = 600  # kernels timed before the first adaptive round
+PRIOR_BATCH = 2  # prior samples whose new kernels are timed in one rotation
 ROUND_PATTERNS = 8  # patterns per adaptive round
 MIN_KIND_SAMPLES = 30  # a kind with fewer gets patterns around the samples it has
 TARGET_WITHIN_10 = 0.95  # a kind is done once this share of its held-out kernels is within 10%
@@ -50,7 +51,9 @@ CALIBRATION_SHARE = 0.12
 FIT_SHARE = 0.05
 END_OF_SAMPLING = "end-of-sampling"
 
-Runner = Callable[[Sequence[Sample], set[str]], Iterator[SampleResult]]
+# batches of samples, the keys timed -> each batch's results as it is timed (`slots`: batches
+# it times at once, 1 when it has no such attribute)
+Runner = Callable[[Sequence[Sequence[Sample]], set[str]], Iterator[list[SampleResult]]]
 
 
 class BuildInterrupted(Interrupted):
@@ -100,7 +103,9 @@ class BuildResult:
 
 
 class Table:
-    """The kernels timed so far (the journal's rows), by key."""
+    """The kernels timed so far (the journal's rows), by key; their times are read relative to
+    the drift probes (timing.py): kernel_ms x the probes' median over the table / the probes'
+    time in the kernel's batch."""
 
     def __init__(self, rows: Iterable[dict[str, object]]) -> None:
         self.rows: dict[str, dict[str, object]] = {}
@@ -112,22 +117,34 @@ class Table:
             self.rows.setdefault(str(row["key"]), row)
         return len(self.rows) - before
 
+    def reference_ms(self) -> float:
+        """The probes' median time over every row (0: no probes)."""
+        probes = [float(r["probe_ms"]) for r in self.rows.values() if float(r["probe_ms"] or 0)]
+        return float(np.median(probes)) if probes else 0.0
+
     def kind(self, kind: str) -> tuple[np.ndarray, np.ndarray, list[dict]]:
-        """(features, kernel_ms, rows) of one kind, in table order."""
+        """(features, kernel_ms relative to the probes, rows) of one kind, in table order."""
         rows = [r for r in self.rows.values() if r["kind"] == kind]
         x = np.array([[float(r["macs"] if f == "macs" else r[f]) for f in FEATURES[kind]]
                       for r in rows], dtype=float).reshape(len(rows), len(FEATURES[kind]))
-        return x, np.array([float(r["kernel_ms"]) for r in rows]), rows
+        return x, np.array([undrift(r["kernel_ms"], r["probe_ms"], self.reference_ms())
+                            for r in rows]), rows
 
     def kinds(self) -> list[str]:
         return sorted({str(r["kind"]) for r in self.rows.values()})
 
 
+def undrift(ms: object, probe_ms: object, reference_ms: float) -> float:
+    """A time taken beside probes that read `probe_ms`, as if they had read `reference_ms`."""
+    probe = float(probe_ms or 0)
+    return float(ms) * reference_ms / probe if probe > 0 and reference_ms > 0 else float(ms)
+
+
 def local_runner(threads: int, kernel_budget_s: float | None) -> Runner:
-    def run(samples: Sequence[Sample], known: set[str]) -> Iterator[SampleResult]:
-        for sample in samples:
+    def run(batches: Sequence[Sequence[Sample]], known: set[str]) -> Iterator[list[SampleResult]]:
+        for batch in batches:
             interrupts.check()
-            yield measure_sample(sample, known, threads, kernel_budget_s)
+            yield measure_batch(batch, known, threads, kernel_budget_s)
     return run
 
 
@@ -145,6 +162,7 @@ class Session:
         self.table = Table(self.kernels.rows())
         self.done = {r["sample"] for r in self.samples.rows()}
         self.run = run or local_runner(plan.space.threads, plan.space.kernel_budget_s)
+        self.slots = max(1, int(getattr(self.run, "slots", 1)))  # batches timed at once
         self.on_progress = on_progress
         self.start = time.monotonic()
         self.timed = 0
@@ -157,46 +175,51 @@ class Session:
             self.on_progress(Progress(phase, len(self.table.rows), len(self.done),
                                       self.elapsed(), self.plan.budget_s))
 
-    def measure(self, samples: Sequence[Sample], phase: str, until: float) -> None:
-        """Run `samples` (skipping those done), journaling each result as it arrives."""
-        todo = [s for s in samples if s.id not in self.done]
-        for result in self.run(todo, set(self.table.rows)):
-            if found := differences(result.fingerprint, self.here):
-                raise UsageError(f"host {result.host} differs from this machine "
-                                 f"({describe_differences(found)}): a predictor is timed on "
-                                 "identical hosts")
-            fresh = [r for r in result.rows if str(r["key"]) not in self.table.rows]
-            self.kernels.append(fresh)
-            self.timed += self.table.add(fresh)
-            self.samples.append([{"sample": result.sample, "recipe": _text(samples, result),
-                                  "kernels": result.kernels, "new_kernels": len(fresh),
-                                  "seconds": round(result.seconds, 3)}])
-            self.done.add(result.sample)
+    def measure(self, batches: Sequence[Sequence[Sample]], phase: str, until: float) -> None:
+        """Time `batches` of samples (skipping those done), journaling each batch as it
+        arrives; stop taking results once `until` (seconds into the session) has passed."""
+        todo = [[s for s in batch if s.id not in self.done] for batch in batches]
+        texts = {s.id: s.text for batch in todo for s in batch}
+        for results in self.run([b for b in todo if b], set(self.table.rows)):
+            for result in results:
+                self._keep(result, texts.get(result.sample, ""))
             self.progress(phase)
             if self.elapsed() >= until:
                 return
 
-
-def _text(samples: Sequence[Sample], result: SampleResult) -> str:
-    return next((s.text for s in samples if s.id == result.sample), "")
+    def _keep(self, result: SampleResult, text: str) -> None:
+        if found := differences(result.fingerprint, self.here):
+            raise UsageError(f"host {result.host} differs from this machine "
+                             f"({describe_differences(found)}): a predictor is timed on "
+                             "identical hosts")
+        fresh = [r for r in result.rows if str(r["key"]) not in self.table.rows]
+        self.kernels.append(fresh)
+        self.timed += self.table.add(fresh)
+        self.samples.append([{"sample": result.sample, "recipe": text,
+                              "kernels": result.kernels, "new_kernels": len(fresh),
+                              "seconds": round(result.seconds, 3)}])
+        self.done.add(result.sample)
 
 
 def sample_kernels(session: Session) -> str:
     """Phases 1 and 2; returns why sampling stopped ("budget" or "converged")."""
-    plan = session.plan
+    plan, slots = session.plan, session.slots
     until = plan.budget_s * (1 - CALIBRATION_SHARE - FIT_SHARE)
     prior = prior_samples(plan.space)
     round_index = 0
     while session.elapsed() < until:
         interrupts.check()
         if len(session.table.rows) < PRIOR_KERNELS:
-            session.measure(_take(prior, session.done, 2), "prior", until)
+            batches = [_take(prior, session.done, PRIOR_BATCH) for _ in range(slots)]
+            session.measure(batches, "prior", until)
             continue
-        patterns = adaptive_round(session.table, plan.space.seed, round_index)
+        patterns = adaptive_round(session.table, plan.space.seed, round_index,
+                                  ROUND_PATTERNS * slots)
         if patterns is None:
             return "converged"
         round_index += 1
-        session.measure([*patterns, *_take(prior, session.done, 1)], "adaptive", until)
+        batches = [[*patterns[i::slots], *_take(prior, session.done, 1)] for i in range(slots)]
+        session.measure(batches, "adaptive", until)
     return "budget"
 
 
@@ -209,7 +232,8 @@ def _take(samples: Iterator[Sample], done: set[str], count: int) -> list[Sample]
     return taken
 
 
-def adaptive_round(table: Table, seed: int, round_index: int) -> list[Sample] | None:
+def adaptive_round(table: Table, seed: int, round_index: int, count: int = ROUND_PATTERNS
+                   ) -> list[Sample] | None:
     """Patterns around the kernels the current fit gets wrong, worst kinds first; None once
     every kind is done (enough samples, `TARGET_WITHIN_10` of its held-out kernels within 10%)."""
     from mnv2prof.predict.fitting import fit_kind
@@ -228,7 +252,7 @@ def adaptive_round(table: Table, seed: int, round_index: int) -> list[Sample] | 
         return None
     wanted.sort(key=lambda item: item[0])
     patterns = []
-    for number, (_, kind, row) in enumerate(wanted[:ROUND_PATTERNS]):
+    for number, (_, kind, row) in enumerate(wanted[:count]):
         features = tuple((f, float(row["macs"] if f == "macs" else row[f])) for f in FEATURES[kind])
         patterns.append(Sample(f"p{round_index}.{number}",
                                Pattern(kind, features, seed * 7919 + round_index * 101 + number)))
@@ -284,12 +308,14 @@ def _error_row(kind: str, samples: int, fit, flops) -> dict[str, object]:
 
 
 def calibrate(session: Session, meta: dict, models: dict) -> dict[str, object]:
-    """Phase 4: networks none of whose measurements went into the fit, predicted and timed whole
-    (journaled in networks.csv); the scale, the interval, and both predictors' scores."""
-    from mnv2prof.predict.fitting import scores
+    """Phase 4: networks drawn apart from the samples (seeds of their own), predicted and timed
+    whole beside the drift probes (journaled in networks.csv). The scale is the median of
+    measured (the probes' drift divided out) over predicted; the interval, the 5%-95% range of
+    measured as timed over the scaled prediction (drift and all: what a user will measure),
+    widened to hold the prediction itself."""
     from mnv2prof.predict.folder import Predictor
     from mnv2prof.predict.prediction import predict_model
-    from mnv2prof.predict.timing import time_network
+    from mnv2prof.predict.timing import NETWORK_BUDGET_S, probe_graphs, time_network_probed
 
     plan = session.plan
     predictor = Predictor(plan.out, meta, models)
@@ -301,26 +327,32 @@ def calibrate(session: Session, meta: dict, models: dict) -> dict[str, object]:
         if sample.id not in known:
             start, model = time.perf_counter(), sample.model()
             predicted = predict_model(predictor, model)
-            measured = time_network(model, plan.space.threads)
+            measured, probe = time_network_probed(model, plan.space.threads, NETWORK_BUDGET_S,
+                                                  None, 0, probe_graphs(plan.space.threads))
             known[sample.id] = {
                 "sample": sample.id, "recipe": sample.text, "kernels": len(predicted.kernels),
                 "macs": predicted.macs, "predicted_ms": round(predicted.total_ms, 6),
                 "flops_ms": round(predicted.flops_ms, 6), "measured_ms": round(measured, 6),
-                "seconds": round(time.perf_counter() - start, 3)}
+                "probe_ms": round(probe, 7), "seconds": round(time.perf_counter() - start, 3)}
             session.networks.append([known[sample.id]])
             session.progress("calibration")
         rows.append(known[sample.id])
-    if not rows:
-        return {"networks": 0}
+    return _calibration(rows, session.table.reference_ms()) if rows else {"networks": 0}
+
+
+def _calibration(rows: Sequence[dict], reference_ms: float) -> dict[str, object]:
+    from mnv2prof.predict.fitting import scores
+
     predicted, flops, measured = (np.array([float(r[c]) for r in rows])
                                   for c in ("predicted_ms", "flops_ms", "measured_ms"))
-    ratios = measured / predicted
-    scale = float(np.median(ratios))
-    left = ratios / scale
+    steady = np.array([undrift(r["measured_ms"], r["probe_ms"], reference_ms) for r in rows])
+    scale = float(np.median(steady / predicted))
+    left = measured / (scale * predicted)
     return {"networks": len(rows), "scale": round(scale, 5),
-            "interval": [round(float(np.quantile(left, 0.05)), 5),
-                         round(float(np.quantile(left, 0.95)), 5)],
+            "interval": [round(min(1.0, float(np.quantile(left, 0.05))), 5),
+                         round(max(1.0, float(np.quantile(left, 0.95))), 5)],
             "uncalibrated": scores(predicted, measured).as_dict(),
+            "calibrated": scores(scale * predicted, measured).as_dict(),
             "flops": scores(flops, measured).as_dict()}
 
 

@@ -40,10 +40,10 @@ KERNELS_FILE, SAMPLES_FILE, NETWORKS_FILE, ERRORS_FILE = (
     "kernels.csv", "samples.csv", "networks.csv", "errors.csv")
 FEATURE_COLUMNS = tuple(sorted({f for names in FEATURES.values() for f in names} - {"macs"}))
 KERNEL_COLUMNS = ("key", "kind", "op", "sample", "macs", *FEATURE_COLUMNS, "kernel_ms",
-                  "kernel_median_ms", "spread_rel", "rounds", "floor_ms", "host")
+                  "kernel_median_ms", "spread_rel", "rounds", "floor_ms", "probe_ms", "host")
 SAMPLE_COLUMNS = ("sample", "recipe", "kernels", "new_kernels", "seconds")
 NETWORK_COLUMNS = ("sample", "recipe", "kernels", "macs", "predicted_ms", "flops_ms",
-                   "measured_ms", "seconds")
+                   "measured_ms", "probe_ms", "seconds")
 
 
 class Journal:

@@ -4,8 +4,9 @@ them (here, or on a Ray worker: remote.py).
 A sample is a recipe (a network or a lone block drawn from the space, or a pattern around a
 kernel the predictor got wrong), small enough to send to a worker, which writes its graph
 (graphs.py), lets onnxruntime optimize it, and times each of its kernels that is not yet in the
-table (`measure_sample`). Every kernel of a sample is kept, not only the one a pattern aims at:
-the reorders and convs around it are kernels of their own kinds.
+table (`measure_batch`: a batch of samples, their new kernels timed in one rotation beside the
+drift probes). Every kernel of a sample is kept, not only the one a pattern aims at: the
+reorders and convs around it are kernels of their own kinds.
 
 Prior samples are numbered and seeded by their number (`prior_samples`), so a resumed build
 draws the same ones and skips those it has.
@@ -15,10 +16,12 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from mnv2prof import interrupts
 
 from mnv2prof.predict.space import Arch, LoneBlock, Space, random_arch, random_lone_block
 
@@ -93,37 +96,56 @@ def prior_samples(space: Space, start: int = 0, prefix: str = "",
         i += 1
 
 
-def kernel_row(kernel, sample: str, timing, floor_ms: float, host: str) -> dict[str, object]:
+def kernel_row(kernel, sample: str, timing, floor_ms: float, probe_ms: float,
+               host: str) -> dict[str, object]:
     """A kernel's row of the table (folder.KERNEL_COLUMNS)."""
     return {"key": kernel.key, "kind": kernel.kind, "op": kernel.op, "sample": sample,
             "macs": kernel.macs, **{k: v for k, v in kernel.features.items() if k != "macs"},
             "kernel_ms": round(timing.ms, 7), "kernel_median_ms": round(timing.median_ms, 7),
             "spread_rel": round(timing.spread_rel, 5), "rounds": timing.rounds,
-            "floor_ms": round(floor_ms, 7), "host": host}
+            "floor_ms": round(floor_ms, 7), "probe_ms": round(probe_ms, 7), "host": host}
 
 
-def measure_sample(sample: Sample, known: frozenset[str] | set[str], threads: int = 1,
-                   kernel_budget_s: float | None = None) -> SampleResult:
-    """Write `sample`'s graph, detect its kernels, and time alone those of a known kind whose key
-    is not in `known` (each once): what a local build and a Ray task both run."""
+MAX_BATCH_KERNELS = 160  # sessions held at once in one timing call
+
+
+def measure_batch(samples: Sequence[Sample], known: frozenset[str] | set[str], threads: int = 1,
+                  kernel_budget_s: float | None = None) -> list[SampleResult]:
+    """Write each sample's graph, detect its kernels, and time alone, in one rotation with the
+    drift probes (timing.probe_graphs), those of a known kind whose key is not in `known` (each
+    once, credited to the first sample that has it): what a local build and a Ray task run."""
     from mnv2prof.predict.detect import detect, kernel_graph
     from mnv2prof.predict.fingerprint import fingerprint
-    from mnv2prof.predict.timing import KERNEL_BUDGET_S, time_kernels
 
     start = time.perf_counter()
-    host = socket.gethostname()
-    model = sample.model()
-    if model is None:
-        return SampleResult(sample.id, [], 0, 0.0, host, fingerprint(threads))
-    detected = detect(model, threads)
-    fresh = {}
-    for kernel in detected.kernels:
-        if kernel.kind and kernel.timeable and kernel.key not in known and kernel.key not in fresh:
-            fresh[kernel.key] = kernel
-    rows = []
-    if fresh:
-        graphs = {key: kernel_graph(detected, kernel) for key, kernel in fresh.items()}
-        times, floor = time_kernels(graphs, threads, kernel_budget_s or KERNEL_BUDGET_S)
-        rows = [kernel_row(k, sample.id, times[key], floor, host) for key, k in fresh.items()]
-    return SampleResult(sample.id, rows, len(detected.kernels), time.perf_counter() - start,
-                        host, fingerprint(threads))
+    fresh: dict[str, tuple[str, object, bytes]] = {}  # key -> (sample, kernel, its graph)
+    counts: dict[str, int] = {}
+    for sample in samples:
+        interrupts.check()
+        model = sample.model()
+        detected = detect(model, threads) if model is not None else None
+        counts[sample.id] = len(detected.kernels) if detected else 0
+        for kernel in detected.kernels if detected else ():
+            if kernel.kind and kernel.timeable and kernel.key not in known \
+                    and kernel.key not in fresh:
+                fresh[kernel.key] = (sample.id, kernel, kernel_graph(detected, kernel))
+    rows = _time_fresh(fresh, threads, kernel_budget_s)
+    host, here = socket.gethostname(), fingerprint(threads)
+    seconds = (time.perf_counter() - start) / max(1, len(samples))
+    return [SampleResult(s.id, [r for r in rows if r["sample"] == s.id], counts[s.id], seconds,
+                         host, here) for s in samples]
+
+
+def _time_fresh(fresh: dict, threads: int, kernel_budget_s: float | None) -> list[dict]:
+    """Time the fresh kernels in batches of at most `MAX_BATCH_KERNELS`, each with the probes."""
+    from mnv2prof.predict.timing import KERNEL_BUDGET_S, probe_graphs, time_kernels
+
+    host, probes = socket.gethostname(), probe_graphs(threads)
+    keys, rows = list(fresh), []
+    for first in range(0, len(keys), MAX_BATCH_KERNELS):
+        part = keys[first:first + MAX_BATCH_KERNELS]
+        times, floor, probe = time_kernels({k: fresh[k][2] for k in part}, threads,
+                                           kernel_budget_s or KERNEL_BUDGET_S, probes)
+        rows += [kernel_row(fresh[k][1], fresh[k][0], times[k], floor, probe, host)
+                 for k in part]
+    return rows

@@ -8,7 +8,7 @@ import onnxruntime as ort
 
 from mnv2prof.predict.folder import KERNEL_COLUMNS
 from mnv2prof.predict.graphs import lone_block_model, network_model
-from mnv2prof.predict.sampling import Sample, measure_sample, prior_samples
+from mnv2prof.predict.sampling import Sample, measure_batch, prior_samples
 from mnv2prof.predict.space import Arch, Block, LoneBlock, Space
 
 
@@ -39,11 +39,16 @@ def test_graphs_run_with_the_shapes_they_claim():
     assert _run(lone_block_model(down), (1, 24, 10, 10)).shape == (1, 48, 5, 5)
 
 
-def test_measure_sample_times_only_new_kernels():
-    sample = Sample("b0", LoneBlock(16, 8, Block("ir", 16, 1, 3, 3.0)))
-    first = measure_sample(sample, set(), kernel_budget_s=0.01)
-    assert first.kernels >= 4 and len(first.rows) == len({r["key"] for r in first.rows})
+def test_measure_batch_times_only_new_kernels_once():
+    """Two samples share kernels: each kernel is timed once, credited to the first sample that
+    has it, its row beside the batch's probes; known kernels are not timed again."""
+    block = LoneBlock(16, 8, Block("ir", 16, 1, 3, 3.0))
+    a, b = Sample("b0", block), Sample("b1", block)
+    first, second = measure_batch([a, b], set(), kernel_budget_s=0.01)
+    assert first.kernels == second.kernels >= 4 and second.rows == []
+    assert len(first.rows) == len({r["key"] for r in first.rows})
     assert set(first.rows[0]) <= set(KERNEL_COLUMNS)
     assert {r["kind"] for r in first.rows} >= {"conv", "dwconv"}
-    again = measure_sample(sample, {r["key"] for r in first.rows}, kernel_budget_s=0.01)
+    assert len({r["probe_ms"] for r in first.rows}) == 1 and first.rows[0]["probe_ms"] > 0
+    (again,) = measure_batch([a], {r["key"] for r in first.rows}, kernel_budget_s=0.01)
     assert again.rows == [] and again.kernels == first.kernels
