@@ -36,10 +36,19 @@ import numpy as np
 from mnv2prof import interrupts
 from mnv2prof.errors import Interrupted, UsageError
 from mnv2prof.predict import folder as files
+from mnv2prof.predict.calibration import calibrate
 from mnv2prof.predict.fingerprint import describe_differences, differences, fingerprint
 from mnv2prof.predict.graphs import PATTERN_KINDS
 from mnv2prof.predict.kinds import FEATURES
-from mnv2prof.predict.sampling import Pattern, Sample, SampleResult, measure_batch, prior_samples
+from mnv2prof.predict.sampling import (
+    Pattern,
+    Sample,
+    SampleResult,
+    measure_batch,
+    prior_samples,
+    take,
+)
+from mnv2prof.predict.timing import undrift
 from mnv2prof.predict.space import Space
 
 PRIOR_KERNELS = 600  # kernels timed before the first adaptive round
@@ -134,12 +143,6 @@ class Table:
         return sorted({str(r["kind"]) for r in self.rows.values()})
 
 
-def undrift(ms: object, probe_ms: object, reference_ms: float) -> float:
-    """A time taken beside probes that read `probe_ms`, as if they had read `reference_ms`."""
-    probe = float(probe_ms or 0)
-    return float(ms) * reference_ms / probe if probe > 0 and reference_ms > 0 else float(ms)
-
-
 def local_runner(threads: int, kernel_budget_s: float | None) -> Runner:
     def run(batches: Sequence[Sequence[Sample]], known: set[str]) -> Iterator[list[SampleResult]]:
         for batch in batches:
@@ -210,7 +213,7 @@ def sample_kernels(session: Session) -> str:
     while session.elapsed() < until:
         interrupts.check()
         if len(session.table.rows) < PRIOR_KERNELS:
-            batches = [_take(prior, session.done, PRIOR_BATCH) for _ in range(slots)]
+            batches = [take(prior, session.done, PRIOR_BATCH) for _ in range(slots)]
             session.measure(batches, "prior", until)
             continue
         patterns = adaptive_round(session.table, plan.space.seed, round_index,
@@ -218,18 +221,9 @@ def sample_kernels(session: Session) -> str:
         if patterns is None:
             return "converged"
         round_index += 1
-        batches = [[*patterns[i::slots], *_take(prior, session.done, 1)] for i in range(slots)]
+        batches = [[*patterns[i::slots], *take(prior, session.done, 1)] for i in range(slots)]
         session.measure(batches, "adaptive", until)
     return "budget"
-
-
-def _take(samples: Iterator[Sample], done: set[str], count: int) -> list[Sample]:
-    taken: list[Sample] = []
-    while len(taken) < count:
-        sample = next(samples)
-        if sample.id not in done:
-            taken.append(sample)
-    return taken
 
 
 def adaptive_round(table: Table, seed: int, round_index: int, count: int = ROUND_PATTERNS
@@ -305,55 +299,6 @@ def _error_row(kind: str, samples: int, fit, flops) -> dict[str, object]:
             "rmse_ms": round(held.rmse_ms, 6) if held else None,
             "flops_within_10_frac": round(flops.within_10, 4) if flops else None,
             "flops_rmspe_frac": round(flops.rmspe, 4) if flops else None}
-
-
-def calibrate(session: Session, meta: dict, models: dict) -> dict[str, object]:
-    """Phase 4: networks drawn apart from the samples (seeds of their own), predicted and timed
-    whole beside the drift probes (journaled in networks.csv). The scale is the median of
-    measured (the probes' drift divided out) over predicted; the interval, the 5%-95% range of
-    measured as timed over the scaled prediction (drift and all: what a user will measure),
-    widened to hold the prediction itself."""
-    from mnv2prof.predict.folder import Predictor
-    from mnv2prof.predict.prediction import predict_model
-    from mnv2prof.predict.timing import NETWORK_BUDGET_S, probe_graphs, time_network_probed
-
-    plan = session.plan
-    predictor = Predictor(plan.out, meta, models)
-    known = {r["sample"]: r for r in session.networks.rows()}
-    rows = []
-    for sample in _take(prior_samples(plan.space, prefix="c", lone_share=0.0), set(),
-                        plan.space.networks):
-        interrupts.check()
-        if sample.id not in known:
-            start, model = time.perf_counter(), sample.model()
-            predicted = predict_model(predictor, model)
-            measured, probe = time_network_probed(model, plan.space.threads, NETWORK_BUDGET_S,
-                                                  None, 0, probe_graphs(plan.space.threads))
-            known[sample.id] = {
-                "sample": sample.id, "recipe": sample.text, "kernels": len(predicted.kernels),
-                "macs": predicted.macs, "predicted_ms": round(predicted.total_ms, 6),
-                "flops_ms": round(predicted.flops_ms, 6), "measured_ms": round(measured, 6),
-                "probe_ms": round(probe, 7), "seconds": round(time.perf_counter() - start, 3)}
-            session.networks.append([known[sample.id]])
-            session.progress("calibration")
-        rows.append(known[sample.id])
-    return _calibration(rows, session.table.reference_ms()) if rows else {"networks": 0}
-
-
-def _calibration(rows: Sequence[dict], reference_ms: float) -> dict[str, object]:
-    from mnv2prof.predict.fitting import scores
-
-    predicted, flops, measured = (np.array([float(r[c]) for r in rows])
-                                  for c in ("predicted_ms", "flops_ms", "measured_ms"))
-    steady = np.array([undrift(r["measured_ms"], r["probe_ms"], reference_ms) for r in rows])
-    scale = float(np.median(steady / predicted))
-    left = measured / (scale * predicted)
-    return {"networks": len(rows), "scale": round(scale, 5),
-            "interval": [round(min(1.0, float(np.quantile(left, 0.05))), 5),
-                         round(max(1.0, float(np.quantile(left, 0.95))), 5)],
-            "uncalibrated": scores(predicted, measured).as_dict(),
-            "calibrated": scores(scale * predicted, measured).as_dict(),
-            "flops": scores(flops, measured).as_dict()}
 
 
 def build(plan: BuildPlan, on_progress: Callable[[Progress], None] | None = None,

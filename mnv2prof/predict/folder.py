@@ -4,6 +4,8 @@
     kernels.csv     every kernel timed: key, kind, op, features, kernel_ms (the journal)
     samples.csv     every sample (network, lone block, pattern) whose kernels are in kernels.csv
     networks.csv    the calibration networks: predicted against measured whole
+    contexts.csv    each calibration network's kinds: their nodes' time inside it (profiled)
+                    against their predictions alone
     predictor.json  the finished predictor: fingerprint, space, per-kind regressor and held-out
                     error, the FLOPs baseline, the harness floor, the calibration
     models.joblib   the fitted scikit-learn regressors, by kind (a pickle: load only folders
@@ -36,12 +38,13 @@ from mnv2prof.predict.kinds import FEATURES
 
 FORMAT = 1
 BUILD_FILE, PREDICTOR_FILE, MODELS_FILE = "build.json", "predictor.json", "models.joblib"
-KERNELS_FILE, SAMPLES_FILE, NETWORKS_FILE, ERRORS_FILE = (
-    "kernels.csv", "samples.csv", "networks.csv", "errors.csv")
+KERNELS_FILE, SAMPLES_FILE, NETWORKS_FILE, CONTEXTS_FILE, ERRORS_FILE = (
+    "kernels.csv", "samples.csv", "networks.csv", "contexts.csv", "errors.csv")
 FEATURE_COLUMNS = tuple(sorted({f for names in FEATURES.values() for f in names} - {"macs"}))
 KERNEL_COLUMNS = ("key", "kind", "op", "sample", "macs", *FEATURE_COLUMNS, "kernel_ms",
                   "kernel_median_ms", "spread_rel", "rounds", "floor_ms", "probe_ms", "host")
 SAMPLE_COLUMNS = ("sample", "recipe", "kernels", "new_kernels", "seconds")
+CONTEXT_COLUMNS = ("sample", "kind", "kernels", "inside_ms", "alone_ms")
 NETWORK_COLUMNS = ("sample", "recipe", "kernels", "macs", "predicted_ms", "flops_ms",
                    "measured_ms", "probe_ms", "seconds")
 
@@ -170,6 +173,10 @@ class Predictor:
     def scale(self) -> float:
         """The calibration networks' measured over summed kernels (1: none)."""
         return float(self.meta.get("calibration", {}).get("scale", 1.0))
+
+    def context(self, kind: str | None) -> float:
+        """A kind's time inside networks over alone, relative to the others' (1: none)."""
+        return float(self.meta.get("calibration", {}).get("context", {}).get(kind, 1.0))
 
     @cached_property
     def baseline(self) -> FlopsBaseline:

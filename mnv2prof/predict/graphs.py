@@ -162,7 +162,7 @@ def inverted_residual(g: GraphBuilder, x: T, block: Block, pool_op: str) -> T:
     shortcut = x
     if block.extra_dw:
         x = g.conv_bn(x, x.c, block.kernel_size, 1, x.c)  # depthwise, linear
-    mid = make_divisible(x.c * block.exp_ratio)
+    mid = make_divisible(x.c * block.exp_ratio, block.divisor)
     if mid != x.c:
         x = g.conv_bn(x, mid, 1, act=block.act)  # point-wise expansion
     x = g.conv_bn(x, mid, block.kernel_size, block.stride, mid, block.act)  # depthwise
@@ -230,7 +230,7 @@ def _act(features: Mapping[str, float]) -> str | None:
 
 
 def _conv_pattern(g: GraphBuilder, f: Mapping[str, float], rng, depthwise: bool) -> tuple:
-    step = 8 if int(f["cin"]) % 8 == 0 else 4
+    step = 8 if int(f["cin"]) % 8 == 0 else 2  # stay in (or out of) NCHWc
     stem = f["cin"] < 8  # an image's channels: the conv reads the graph's input as it is
     cin = int(f["cin"]) if stem else _near(f["cin"], rng, step)
     cout = cin if depthwise or f.get("sum") else _near(f["cout"], rng, step)

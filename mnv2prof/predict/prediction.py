@@ -2,8 +2,9 @@
 
 A model's latency is predicted as nn-Meter predicts it (MobiSys'21, section 5): the sum of its
 kernels' predicted times, each from its kind's regressor, plus the harness floor once (the cost
-of the `run` call, which every kernel timed alone paid and subtracted), times the calibration
-scale the build measured on whole networks (folder.Predictor.scale). The interval is the
+of the `run` call, which every kernel timed alone paid and subtracted); each kernel's time is
+multiplied by its kind's context factor and the calibration scale, both measured on whole
+networks by the build (calibration.py). The interval is the
 calibration networks' spread of measured over predicted; without calibration networks, the
 kernels' held-out RMSPE weighted by their predicted times. A kernel with no kind, or of a kind
 the predictor has no model for, is listed with no prediction and counted in `unpredicted`: the
@@ -72,7 +73,7 @@ def _why(kernel: Kernel) -> str:
 def predict_kernels(predictor: Predictor, kernels: Sequence[Kernel]) -> Prediction:
     times = kernel_times(predictor, kernels)
     scale, floor = predictor.scale, predictor.floor_ms
-    rows = tuple(KernelPrediction(k, None if t is None else t * scale,
+    rows = tuple(KernelPrediction(k, None if t is None else t * predictor.context(k.kind) * scale,
                                   None if t is not None else _why(k))
                  for k, t in zip(kernels, times, strict=True))
     summed = sum(r.ms for r in rows if r.ms is not None)

@@ -96,6 +96,16 @@ def prior_samples(space: Space, start: int = 0, prefix: str = "",
         i += 1
 
 
+def take(samples: Iterator[Sample], done: set[str], count: int) -> list[Sample]:
+    """The next `count` samples of `samples` whose ids are not in `done`."""
+    taken: list[Sample] = []
+    while len(taken) < count:
+        sample = next(samples)
+        if sample.id not in done:
+            taken.append(sample)
+    return taken
+
+
 def kernel_row(kernel, sample: str, timing, floor_ms: float, probe_ms: float,
                host: str) -> dict[str, object]:
     """A kernel's row of the table (folder.KERNEL_COLUMNS)."""

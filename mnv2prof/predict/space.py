@@ -6,9 +6,11 @@ with strides 1, 2, 2, 2, 1, 2, 1) at widths 0.35-1.4x and inputs of 96-320 pixel
 an inverted residual with its own kernel size (3, 5, 7), expansion (3, 4, 6), squeeze-and-excite
 on or off and activation (ReLU6 or hard-swish), 1-4 blocks a stage, and MobileNetV2's or
 MobileNetV3's head. Some networks are made of ShuffleNet V2 units instead (`shuffle`), and some
-blocks get a depthwise conv before the expansion (`extra_dw`, MobileNetV4's ExtraDW), so the
-kernels those bring (split, concat, the channel shuffle, a max pool, a linear depthwise conv)
-are sampled too. A share of the samples (`lone_blocks`) is one block alone, whose input and
+blocks get a depthwise conv before the expansion (`extra_dw`, MobileNetV4's ExtraDW), and some
+lone blocks have channel counts that are not multiples of 8 (`odd_channels`: onnxruntime runs
+those convs outside NCHWc, a dwconv about 1.5x slower for its size), so the kernels those bring
+(split, concat, the channel shuffle, a max pool, a linear depthwise conv, NCHW convs) are
+sampled too. A share of the samples (`lone_blocks`) is one block alone, whose input and
 output stay in NCHW: what `predict VARIANT` and a user's block look like to onnxruntime.
 
 A profile (`predictor build --profile SPACE.toml`) names another space; every key is optional::
@@ -25,6 +27,7 @@ A profile (`predictor build --profile SPACE.toml`) names another space; every ke
     extra_dw = 0.15          # share of blocks with a depthwise conv before the expansion
     shuffle = 0.15           # share of networks made of ShuffleNet V2 units
     lone_blocks = 0.35       # share of samples that are one block alone
+    odd_channels = 0.25      # share of lone blocks with even channel counts, not multiples of 8
 
     [build]
     threads = 1              # onnxruntime intra-op threads every kernel is timed at
@@ -74,6 +77,7 @@ class Block:
     se: bool = False
     act: str = "relu6"
     extra_dw: bool = False
+    divisor: int = 8  # channels are rounded to multiples of this (make_divisible)
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,7 @@ class Space:
     extra_dw: float = 0.15
     shuffle: float = 0.15
     lone_blocks: float = 0.35
+    odd_channels: float = 0.25
     threads: int = 1
     seed: int = 0
     networks: int = 12
@@ -156,7 +161,7 @@ def check_space(space: Space) -> None:
     if unknown := [a for a in space.activation if a not in ACTIVATIONS]:
         raise _fail("space", "activation", f"has {', '.join(map(str, unknown))}: choose from "
                     f"{', '.join(ACTIVATIONS)}")
-    for key in ("extra_dw", "shuffle", "lone_blocks"):
+    for key in ("extra_dw", "shuffle", "lone_blocks", "odd_channels"):
         if not 0 <= getattr(space, key) <= 1:
             raise _fail("space", key, f"must be a share between 0 and 1, got {getattr(space, key)}")
     if space.networks < 0:
@@ -171,9 +176,10 @@ def check_space(space: Space) -> None:
 _LISTS = {"kernel_size": int, "exp_ratio": int, "se": bool, "activation": str}
 _PAIRS = {"resolution": int, "width": float, "depth": int}
 _NUMBERS = {"resolution_step": int, "extra_dw": float, "shuffle": float, "lone_blocks": float,
+            "odd_channels": float,
             "threads": int, "seed": int, "networks": int, "kernel_budget_s": float}
 _SECTIONS = {"space": (*_LISTS, *_PAIRS, "resolution_step", "extra_dw", "shuffle",
-                       "lone_blocks"),
+                       "lone_blocks", "odd_channels"),
              "build": ("threads", "seed", "networks", "kernel_budget_s")}
 
 
@@ -292,4 +298,15 @@ def random_lone_block(space: Space, rng: np.random.Generator) -> LoneBlock:
     _, chs, stride = V2_STAGES[stage]
     out = make_divisible(chs * width) if rng.random() < 0.5 else in_chs
     block = _ir_block(space, rng, out, stride if out != in_chs else int(_pick(rng, (1, 2))))
+    if rng.random() < space.odd_channels:  # onnxruntime keeps such convs out of NCHWc
+        residual = block.out_chs == in_chs
+        in_chs = _even_near(in_chs, rng)
+        out = in_chs if residual else _even_near(block.out_chs, rng)
+        block = dataclasses.replace(block, out_chs=out, divisor=2)
     return LoneBlock(in_chs, resolution, block, str(_pick(rng, POOL_OPS)))
+
+
+def _even_near(chs: int, rng: np.random.Generator) -> int:
+    """An even channel count near `chs` that is not a multiple of 8."""
+    value = 2 * max(1, round(chs * rng.uniform(0.8, 1.2) / 2))
+    return value + 2 if value % 8 == 0 else value

@@ -109,6 +109,12 @@ def probe_graphs(threads: int = 1) -> dict[str, bytes]:
     return {str(i): kernel_graph(detected, k) for i, k in enumerate(detected.kernels)}
 
 
+def undrift(ms: object, probe_ms: object, reference_ms: float) -> float:
+    """A time taken beside probes that read `probe_ms`, as if they had read `reference_ms`."""
+    probe = float(probe_ms or 0)
+    return float(ms) * reference_ms / probe if probe > 0 and reference_ms > 0 else float(ms)
+
+
 NETWORK_BUDGET_S = 2.0  # `compare`'s default --budget
 
 

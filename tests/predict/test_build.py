@@ -23,8 +23,8 @@ def test_the_folder_holds_every_file(tiny_build):
     result, out = tiny_build
     names = {p.name for p in out.iterdir()}
     assert names == {files.BUILD_FILE, files.KERNELS_FILE, files.SAMPLES_FILE,
-                     files.NETWORKS_FILE, files.PREDICTOR_FILE, files.MODELS_FILE,
-                     files.ERRORS_FILE}
+                     files.NETWORKS_FILE, files.CONTEXTS_FILE, files.PREDICTOR_FILE,
+                     files.MODELS_FILE, files.ERRORS_FILE}
     kernels = _rows(out / files.KERNELS_FILE)
     assert tuple(kernels[0]) == files.KERNEL_COLUMNS
     keys = [row[0] for row in kernels[1:]]
@@ -35,6 +35,8 @@ def test_the_folder_holds_every_file(tiny_build):
     assert all(k["regressor"] in CANDIDATES for k in meta["kinds"].values())
     assert meta["build"]["kernels"] == result.kernels
     assert meta["calibration"]["networks"] == 1 == len(_rows(out / files.NETWORKS_FILE)) - 1
+    contexts = _rows(out / files.CONTEXTS_FILE)
+    assert set(meta["calibration"]["context"]) == {row[1] for row in contexts[1:]}
     errors = _rows(out / files.ERRORS_FILE)
     assert errors[0][:3] == ["kind", "regressor", "samples_n"]
     assert {row[0] for row in errors[1:]} == set(meta["kinds"])

@@ -1,0 +1,137 @@
+"""Calibration: what kernels alone do not see, measured on whole networks (build phase 4).
+
+A kernel timed alone starts from the caches it left itself; inside a network it starts from
+those its neighbours left, and the network pays onnxruntime's dispatch between nodes. On this
+machine the difference is not the same for every kind: a classifier's Gemm (5 MB of weights,
+pushed out of the caches by the rest of the network) took 2.8-3.9x its time alone, the layout
+reorders and the squeeze-and-excite's Mul about 1.5x, a conv 1.0-1.2x (docs/predictor.md).
+
+So the build draws networks apart from its samples (seeds of their own), and for each:
+- predicts its kernels alone, and profiles it (onnxruntime's profiler, `measure.layers`):
+  each kind's time inside the network against its kernels' predictions alone (contexts.csv).
+  A kind's **context factor** is that ratio over all networks, each network's kinds first
+  divided by the network's own total ratio: a share of the network, which the machine's drift
+  between the profiled run and the prediction does not move;
+- times it whole as `compare` does, beside the drift probes (networks.csv). The **scale** is the
+  median of measured (drift divided out) over the prediction with the context factors; the
+  **interval**, the 5%-95% range of measured as timed over the scaled prediction (drift and all:
+  what a user will measure), widened to hold the prediction itself.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from mnv2prof import interrupts
+
+CONTEXT_RANGE = (1 / 3, 3.0)  # a factor outside is a measurement gone wrong, not a context
+PROFILED_RUNS = 30
+
+
+def calibrate(session, meta: dict, models: dict) -> dict[str, object]:
+    """Phase 4 of `session` (build.Session) with the fitted `models`: the calibration record."""
+    from mnv2prof.predict import folder as files
+    from mnv2prof.predict.sampling import prior_samples, take
+
+    plan = session.plan
+    predictor = files.Predictor(plan.out, meta, models)
+    contexts = files.Journal(plan.out / files.CONTEXTS_FILE, files.CONTEXT_COLUMNS)
+    known = {r["sample"]: r for r in session.networks.rows()}
+    kinds = [r for r in contexts.rows() if r["sample"] in known]
+    rows = []
+    for sample in take(prior_samples(plan.space, prefix="c", lone_share=0.0), set(),
+                        plan.space.networks):
+        interrupts.check()
+        if sample.id not in known:
+            known[sample.id], found = _network(predictor, sample, plan.space.threads)
+            contexts.append(found)
+            session.networks.append([known[sample.id]])
+            kinds += found
+            session.progress("calibration")
+        rows.append(known[sample.id])
+    if not rows:
+        return {"networks": 0}
+    factors = context_factors(kinds)
+    return summary(rows, kinds, factors, session.table.reference_ms())
+
+
+def _network(predictor, sample, threads: int) -> tuple[dict, list[dict]]:
+    """One calibration network: its networks.csv row and its contexts.csv rows."""
+    from mnv2prof.measure.layers import time_layers
+    from mnv2prof.predict.detect import detect
+    from mnv2prof.predict.prediction import kernel_times, predict_kernels
+    from mnv2prof.predict.timing import NETWORK_BUDGET_S, probe_graphs, time_network_probed
+
+    start, model = time.perf_counter(), sample.model()
+    kernels = detect(model, threads).kernels
+    predicted = predict_kernels(predictor, kernels)
+    measured, probe = time_network_probed(model, threads, NETWORK_BUDGET_S, None, 0,
+                                          probe_graphs(threads))
+    with tempfile.TemporaryDirectory(prefix="mnv2prof-calibrate-") as tmp:
+        path = Path(tmp) / "network.onnx"
+        path.write_bytes(model)
+        inside = {r.node: r.kernel_ms for r in time_layers(path, threads, PROFILED_RUNS, 5)}
+    alone = kernel_times(predictor, kernels)
+    by_kind: dict[str, list[float]] = {}
+    for kernel, ms in zip(kernels, alone, strict=True):
+        if kernel.kind and ms is not None and kernel.name in inside:
+            entry = by_kind.setdefault(kernel.kind, [0, 0.0, 0.0])
+            entry[0] += 1
+            entry[1] += inside[kernel.name]
+            entry[2] += ms
+    row = {"sample": sample.id, "recipe": sample.text, "kernels": len(kernels),
+           "macs": predicted.macs, "predicted_ms": round(predicted.total_ms, 6),
+           "flops_ms": round(predicted.flops_ms, 6), "measured_ms": round(measured, 6),
+           "probe_ms": round(probe, 7), "seconds": round(time.perf_counter() - start, 3)}
+    found = [{"sample": sample.id, "kind": kind, "kernels": n, "inside_ms": round(i, 6),
+              "alone_ms": round(a, 6)} for kind, (n, i, a) in sorted(by_kind.items())]
+    return row, found
+
+
+def context_factors(kinds: Sequence[dict]) -> dict[str, float]:
+    """Each kind's context factor (see the module docstring), clamped to `CONTEXT_RANGE`."""
+    totals: dict[str, list[float]] = {}
+    for row in kinds:
+        entry = totals.setdefault(row["sample"], [0.0, 0.0])
+        entry[0] += float(row["inside_ms"])
+        entry[1] += float(row["alone_ms"])
+    inside: dict[str, float] = {}
+    alone: dict[str, float] = {}
+    for row in kinds:
+        inside_total, alone_total = totals[row["sample"]]
+        if inside_total > 0:
+            share = float(row["inside_ms"]) * alone_total / inside_total
+            inside[row["kind"]] = inside.get(row["kind"], 0.0) + share
+            alone[row["kind"]] = alone.get(row["kind"], 0.0) + float(row["alone_ms"])
+    low, high = CONTEXT_RANGE
+    return {kind: round(float(np.clip(inside[kind] / alone[kind], low, high)), 4)
+            for kind in sorted(inside) if alone[kind] > 0}
+
+
+def summary(rows: Sequence[dict], kinds: Sequence[dict], factors: dict[str, float],
+            reference_ms: float) -> dict[str, object]:
+    """The calibration record: factors, scale, interval, and the networks' scores."""
+    from mnv2prof.predict.fitting import scores
+    from mnv2prof.predict.timing import undrift
+
+    floor = {r["sample"]: float(r["predicted_ms"]) - sum(
+        float(k["alone_ms"]) for k in kinds if k["sample"] == r["sample"]) for r in rows}
+    raw = np.array([float(r["predicted_ms"]) for r in rows])
+    contextual = np.array([floor[r["sample"]] + sum(
+        factors.get(k["kind"], 1.0) * float(k["alone_ms"]) for k in kinds
+        if k["sample"] == r["sample"]) for r in rows])
+    measured = np.array([float(r["measured_ms"]) for r in rows])
+    steady = np.array([undrift(r["measured_ms"], r["probe_ms"], reference_ms) for r in rows])
+    scale = float(np.median(steady / contextual))
+    left = measured / (scale * contextual)
+    return {"networks": len(rows), "context": factors, "scale": round(scale, 5),
+            "interval": [round(min(1.0, float(np.quantile(left, 0.05))), 5),
+                         round(max(1.0, float(np.quantile(left, 0.95))), 5)],
+            "uncalibrated": scores(raw, measured).as_dict(),
+            "calibrated": scores(scale * contextual, measured).as_dict(),
+            "flops": scores([float(r["flops_ms"]) for r in rows], measured).as_dict()}
