@@ -8,10 +8,13 @@ reorders and the squeeze-and-excite's Mul about 1.5x, a conv 1.0-1.2x (docs/pred
 
 So the build draws networks apart from its samples (seeds of their own), and for each:
 - predicts its kernels alone, and profiles it (onnxruntime's profiler, `measure.layers`):
-  each kind's time inside the network against its kernels' predictions alone (contexts.csv).
-  A kind's **context factor** is that ratio over all networks, each network's kinds first
-  divided by the network's own total ratio: a share of the network, which the machine's drift
-  between the profiled run and the prediction does not move;
+  each kind's time inside the model against its kernels' predictions alone (contexts.csv),
+  each model's kinds first divided by the model's own total ratio (a share of the model, which
+  the machine's drift between the profiled run and the prediction does not move). How much
+  the neighbours cost depends on how much they hold: a lone block's weights stay in L2, a large
+  network's push a Gemm's out of the last-level cache. So a kind's **context factor** is a
+  line in log10(the model's weight bytes), fitted over the calibration models (networks and
+  lone blocks, as the space draws them) and read inside their range;
 - times it whole as `compare` does, beside the drift probes (networks.csv). The **scale** is the
   median of measured (drift divided out) over the prediction with the context factors; the
   **interval**, the 5%-95% range of measured as timed over the scaled prediction (drift and all:
@@ -29,7 +32,6 @@ import numpy as np
 
 from mnv2prof import interrupts
 
-CONTEXT_RANGE = (1 / 3, 3.0)  # a factor outside is a measurement gone wrong, not a context
 PROFILED_RUNS = 30
 
 
@@ -44,8 +46,7 @@ def calibrate(session, meta: dict, models: dict) -> dict[str, object]:
     known = {r["sample"]: r for r in session.networks.rows()}
     kinds = [r for r in contexts.rows() if r["sample"] in known]
     rows = []
-    for sample in take(prior_samples(plan.space, prefix="c", lone_share=0.0), set(),
-                        plan.space.networks):
+    for sample in take(prior_samples(plan.space, prefix="c"), set(), plan.space.networks):
         interrupts.check()
         if sample.id not in known:
             known[sample.id], found = _network(predictor, sample, plan.space.threads)
@@ -56,8 +57,8 @@ def calibrate(session, meta: dict, models: dict) -> dict[str, object]:
         rows.append(known[sample.id])
     if not rows:
         return {"networks": 0}
-    factors = context_factors(kinds)
-    return summary(rows, kinds, factors, session.table.reference_ms())
+    fits = context_fits(kinds, {r["sample"]: float(r["weight_bytes"]) for r in rows})
+    return summary(rows, kinds, fits, session.table.reference_ms())
 
 
 def _network(predictor, sample, threads: int) -> tuple[dict, list[dict]]:
@@ -68,7 +69,8 @@ def _network(predictor, sample, threads: int) -> tuple[dict, list[dict]]:
     from mnv2prof.predict.timing import NETWORK_BUDGET_S, probe_graphs, time_network_probed
 
     start, model = time.perf_counter(), sample.model()
-    kernels = detect(model, threads).kernels
+    detected = detect(model, threads)
+    kernels = detected.kernels
     predicted = predict_kernels(predictor, kernels)
     measured, probe = time_network_probed(model, threads, NETWORK_BUDGET_S, None, 0,
                                           probe_graphs(threads))
@@ -85,7 +87,8 @@ def _network(predictor, sample, threads: int) -> tuple[dict, list[dict]]:
             entry[1] += inside[kernel.name]
             entry[2] += ms
     row = {"sample": sample.id, "recipe": sample.text, "kernels": len(kernels),
-           "macs": predicted.macs, "predicted_ms": round(predicted.total_ms, 6),
+           "macs": predicted.macs, "weight_bytes": detected.weight_bytes,
+           "predicted_ms": round(predicted.total_ms, 6),
            "flops_ms": round(predicted.flops_ms, 6), "measured_ms": round(measured, 6),
            "probe_ms": round(probe, 7), "seconds": round(time.perf_counter() - start, 3)}
     found = [{"sample": sample.id, "kind": kind, "kernels": n, "inside_ms": round(i, 6),
@@ -93,43 +96,48 @@ def _network(predictor, sample, threads: int) -> tuple[dict, list[dict]]:
     return row, found
 
 
-def context_factors(kinds: Sequence[dict]) -> dict[str, float]:
-    """Each kind's context factor (see the module docstring), clamped to `CONTEXT_RANGE`."""
+def context_fits(kinds: Sequence[dict], weight_bytes: dict[str, float]) -> dict[str, dict]:
+    """Each kind's context factor as a line in log10(weight bytes) (fitting.fit_context), from
+    each calibration model's share-normalized ratio (see the module docstring)."""
+    from mnv2prof.predict.fitting import fit_context
+
     totals: dict[str, list[float]] = {}
     for row in kinds:
         entry = totals.setdefault(row["sample"], [0.0, 0.0])
         entry[0] += float(row["inside_ms"])
         entry[1] += float(row["alone_ms"])
-    inside: dict[str, float] = {}
-    alone: dict[str, float] = {}
+    points: dict[str, list[tuple[float, float, float]]] = {}
     for row in kinds:
         inside_total, alone_total = totals[row["sample"]]
-        if inside_total > 0:
-            share = float(row["inside_ms"]) * alone_total / inside_total
-            inside[row["kind"]] = inside.get(row["kind"], 0.0) + share
-            alone[row["kind"]] = alone.get(row["kind"], 0.0) + float(row["alone_ms"])
-    low, high = CONTEXT_RANGE
-    return {kind: round(float(np.clip(inside[kind] / alone[kind], low, high)), 4)
-            for kind in sorted(inside) if alone[kind] > 0}
+        alone = float(row["alone_ms"])
+        if inside_total > 0 and alone > 0:
+            ratio = float(row["inside_ms"]) * alone_total / inside_total / alone
+            points.setdefault(row["kind"], []).append(
+                (float(np.log10(weight_bytes[row["sample"]])), ratio, alone))
+    return {kind: fit_context(*zip(*found, strict=True)) for kind, found in sorted(points.items())}
 
 
-def summary(rows: Sequence[dict], kinds: Sequence[dict], factors: dict[str, float],
+def summary(rows: Sequence[dict], kinds: Sequence[dict], fits: dict[str, dict],
             reference_ms: float) -> dict[str, object]:
-    """The calibration record: factors, scale, interval, and the networks' scores."""
-    from mnv2prof.predict.fitting import scores
+    """The calibration record: context fits, scale, interval, and the models' scores."""
+    from mnv2prof.predict.fitting import context_factor, scores
     from mnv2prof.predict.timing import undrift
+
+    def factor(kind: str, sample: str) -> float:
+        size = next(float(r["weight_bytes"]) for r in rows if r["sample"] == sample)
+        return context_factor(fits[kind], size) if kind in fits else 1.0
 
     floor = {r["sample"]: float(r["predicted_ms"]) - sum(
         float(k["alone_ms"]) for k in kinds if k["sample"] == r["sample"]) for r in rows}
     raw = np.array([float(r["predicted_ms"]) for r in rows])
     contextual = np.array([floor[r["sample"]] + sum(
-        factors.get(k["kind"], 1.0) * float(k["alone_ms"]) for k in kinds
+        factor(k["kind"], r["sample"]) * float(k["alone_ms"]) for k in kinds
         if k["sample"] == r["sample"]) for r in rows])
     measured = np.array([float(r["measured_ms"]) for r in rows])
     steady = np.array([undrift(r["measured_ms"], r["probe_ms"], reference_ms) for r in rows])
     scale = float(np.median(steady / contextual))
     left = measured / (scale * contextual)
-    return {"networks": len(rows), "context": factors, "scale": round(scale, 5),
+    return {"networks": len(rows), "context": fits, "scale": round(scale, 5),
             "interval": [round(min(1.0, float(np.quantile(left, 0.05))), 5),
                          round(max(1.0, float(np.quantile(left, 0.95))), 5)],
             "uncalibrated": scores(raw, measured).as_dict(),

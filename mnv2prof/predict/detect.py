@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import onnx
 from onnx import helper
 
@@ -35,6 +36,8 @@ _ELEM_TYPES = {"float": onnx.TensorProto.FLOAT, "double": onnx.TensorProto.DOUBL
                "int32": onnx.TensorProto.INT32, "int8": onnx.TensorProto.INT8,
                "uint8": onnx.TensorProto.UINT8, "bool": onnx.TensorProto.BOOL}
 _FLOAT = "float"
+_ITEMSIZE = {onnx.TensorProto.DOUBLE: 8, onnx.TensorProto.INT64: 8, onnx.TensorProto.FLOAT16: 2,
+             onnx.TensorProto.INT8: 1, onnx.TensorProto.UINT8: 1, onnx.TensorProto.BOOL: 1}
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,12 @@ class Detected:
     @property
     def unknown(self) -> list[Kernel]:
         return [k for k in self.kernels if k.kind is None]
+
+    @property
+    def weight_bytes(self) -> int:
+        """The bytes of every weight onnxruntime keeps (its optimized graph's initializers)."""
+        return sum(int(np.prod(t.dims)) * _ITEMSIZE.get(t.data_type, 4)
+                   for t in self.model.graph.initializer)
 
     def node(self, name: str) -> onnx.NodeProto:
         return next(n for n in self.model.graph.node if n.name == name)

@@ -183,3 +183,31 @@ def predict_ms(model, x: np.ndarray) -> np.ndarray:
     x32 = np.ascontiguousarray(x, dtype=np.float32)
     total = sum(tree.tree_.predict(x32)[:, 0] for tree in trees)
     return np.exp(total / len(trees))
+
+
+CONTEXT_RANGE = (1 / 3, 3.0)  # a factor outside is a measurement gone wrong, not a context
+
+
+def fit_context(log_weights: Sequence[float], ratios: Sequence[float],
+                weights: Sequence[float]) -> dict[str, float]:
+    """A kind's context factor as a line in log10(a model's weight bytes), weighted least
+    squares over the calibration models (weights: the kind's predicted time in each); a
+    constant with fewer than 3 models or no spread. The line is read only inside the range of
+    the models it was fitted on (`context_factor`)."""
+    x, r, w = (np.asarray(v, float) for v in (log_weights, ratios, weights))
+    mean = float(np.average(r, weights=w))
+    fit = {"a": mean, "b": 0.0, "low": float(x.min()), "high": float(x.max()),
+           "mid": float(np.average(x, weights=w))}
+    if len(set(np.round(x, 3))) >= 3:
+        design = np.column_stack([np.ones_like(x), x]) * np.sqrt(w)[:, None]
+        (a, b), *_ = np.linalg.lstsq(design, r * np.sqrt(w), rcond=None)
+        fit.update(a=float(a), b=float(b))
+    return {k: round(v, 5) for k, v in fit.items()}
+
+
+def context_factor(fit: dict[str, float], weight_bytes: float | None = None) -> float:
+    """The factor of `fit` (fit_context) for a model of `weight_bytes` (None: the calibration
+    models' weighted middle), clamped to `CONTEXT_RANGE`."""
+    x = fit["mid"] if not weight_bytes else np.log10(weight_bytes)
+    x = min(max(x, fit["low"]), fit["high"])
+    return float(np.clip(fit["a"] + fit["b"] * x, *CONTEXT_RANGE))

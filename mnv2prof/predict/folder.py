@@ -33,7 +33,7 @@ from pathlib import Path
 from mnv2prof.errors import UsageError
 from mnv2prof.files.atomic import path_error, write_all
 from mnv2prof.predict.fingerprint import describe_differences, differences, fingerprint
-from mnv2prof.predict.fitting import FlopsBaseline
+from mnv2prof.predict.fitting import FlopsBaseline, context_factor
 from mnv2prof.predict.kinds import FEATURES
 
 FORMAT = 1
@@ -45,8 +45,8 @@ KERNEL_COLUMNS = ("key", "kind", "op", "sample", "macs", *FEATURE_COLUMNS, "kern
                   "kernel_median_ms", "spread_rel", "rounds", "floor_ms", "probe_ms", "host")
 SAMPLE_COLUMNS = ("sample", "recipe", "kernels", "new_kernels", "seconds")
 CONTEXT_COLUMNS = ("sample", "kind", "kernels", "inside_ms", "alone_ms")
-NETWORK_COLUMNS = ("sample", "recipe", "kernels", "macs", "predicted_ms", "flops_ms",
-                   "measured_ms", "probe_ms", "seconds")
+NETWORK_COLUMNS = ("sample", "recipe", "kernels", "macs", "weight_bytes", "predicted_ms",
+                   "flops_ms", "measured_ms", "probe_ms", "seconds")
 
 
 class Journal:
@@ -174,9 +174,11 @@ class Predictor:
         """The calibration networks' measured over summed kernels (1: none)."""
         return float(self.meta.get("calibration", {}).get("scale", 1.0))
 
-    def context(self, kind: str | None) -> float:
-        """A kind's time inside networks over alone, relative to the others' (1: none)."""
-        return float(self.meta.get("calibration", {}).get("context", {}).get(kind, 1.0))
+    def context(self, kind: str | None, weight_bytes: float | None = None) -> float:
+        """A kind's time inside a model with `weight_bytes` of weights over its time alone
+        (calibration.context_factor; 1 without calibration)."""
+        fit = self.meta.get("calibration", {}).get("context", {}).get(kind)
+        return context_factor(fit, weight_bytes) if fit else 1.0
 
     @cached_property
     def baseline(self) -> FlopsBaseline:

@@ -70,10 +70,14 @@ def _why(kernel: Kernel) -> str:
     return "unknown kind" if kernel.kind is None else f"no model for {kernel.kind}"
 
 
-def predict_kernels(predictor: Predictor, kernels: Sequence[Kernel]) -> Prediction:
+def predict_kernels(predictor: Predictor, kernels: Sequence[Kernel],
+                    weight_bytes: float | None = None) -> Prediction:
+    """`kernels` predicted, in a model of `weight_bytes` of weights (the context factors' size;
+    None: the calibration models' middle)."""
     times = kernel_times(predictor, kernels)
     scale, floor = predictor.scale, predictor.floor_ms
-    rows = tuple(KernelPrediction(k, None if t is None else t * predictor.context(k.kind) * scale,
+    factors = {kind: predictor.context(kind, weight_bytes) for kind in {k.kind for k in kernels}}
+    rows = tuple(KernelPrediction(k, None if t is None else t * factors[k.kind] * scale,
                                   None if t is not None else _why(k))
                  for k, t in zip(kernels, times, strict=True))
     summed = sum(r.ms for r in rows if r.ms is not None)
@@ -96,7 +100,7 @@ def _bounds(predictor: Predictor, rows: Sequence[KernelPrediction], total: float
 
 
 def predict_detected(predictor: Predictor, detected: Detected) -> Prediction:
-    return predict_kernels(predictor, detected.kernels)
+    return predict_kernels(predictor, detected.kernels, detected.weight_bytes)
 
 
 def predict_model(predictor: Predictor, model: bytes | str | Path,
