@@ -14,10 +14,10 @@ and the final fit are given, `CALIBRATION_SHARE` and `FIT_SHARE` of the budget):
    ±10%.
 3. **Fit**: every kind's regressor picked by held-out error (fitting.fit_kind); the FLOPs
    baseline fitted on the same kernels and scored on the same held-out kernels.
-4. **Calibrate**: the space's `networks` networks, none of whose kernels were timed, are
-   predicted and timed whole on `compare`'s harness (timing.time_network): the median of
-   measured over predicted is the scale a prediction is multiplied by, and the 5%-95% range of
-   what is left is its interval.
+4. **Calibrate** (calibration.py): the space's `networks` models (networks and lone blocks),
+   drawn apart from the samples, are predicted, profiled and timed whole on `compare`'s
+   harness: context factors per kind, onnxruntime's dispatch per node, the scale, the
+   interval.
 
 Every kernel, sample and calibration network is journaled as it is measured (folder.Journal),
 so an interrupt (exit 130) loses at most one sample and `--resume` carries on; the predictor's

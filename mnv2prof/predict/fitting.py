@@ -186,19 +186,22 @@ def predict_ms(model, x: np.ndarray) -> np.ndarray:
 
 
 CONTEXT_RANGE = (1 / 3, 3.0)  # a factor outside is a measurement gone wrong, not a context
+LINE_MODELS, LINE_DECADES = 5, 1.0
 
 
 def fit_context(log_weights: Sequence[float], ratios: Sequence[float],
                 weights: Sequence[float]) -> dict[str, float]:
     """A kind's context factor as a line in log10(a model's weight bytes), weighted least
     squares over the calibration models (weights: the kind's predicted time in each); a
-    constant with fewer than 3 models or no spread. The line is read only inside the range of
-    the models it was fitted on (`context_factor`)."""
+    constant (the weighted mean) unless `LINE_MODELS` models span `LINE_DECADES` decades: a
+    line through a few models a few percent apart in size is noise (the first full build fitted
+    a slope of 5 per decade to three). The line is read only inside the range of the models it
+    was fitted on (`context_factor`)."""
     x, r, w = (np.asarray(v, float) for v in (log_weights, ratios, weights))
     mean = float(np.average(r, weights=w))
     fit = {"a": mean, "b": 0.0, "low": float(x.min()), "high": float(x.max()),
            "mid": float(np.average(x, weights=w))}
-    if len(set(np.round(x, 3))) >= 3:
+    if len(set(np.round(x, 3))) >= LINE_MODELS and x.max() - x.min() >= LINE_DECADES:
         design = np.column_stack([np.ones_like(x), x]) * np.sqrt(w)[:, None]
         (a, b), *_ = np.linalg.lstsq(design, r * np.sqrt(w), rcond=None)
         fit.update(a=float(a), b=float(b))

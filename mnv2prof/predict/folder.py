@@ -174,6 +174,11 @@ class Predictor:
         """The calibration networks' measured over summed kernels (1: none)."""
         return float(self.meta.get("calibration", {}).get("scale", 1.0))
 
+    @property
+    def dispatch_ms(self) -> float:
+        """onnxruntime's cost of dispatching one more node (0: not measured)."""
+        return float(self.meta.get("calibration", {}).get("dispatch_ms", 0.0))
+
     def context(self, kind: str | None, weight_bytes: float | None = None) -> float:
         """A kind's time inside a model with `weight_bytes` of weights over its time alone
         (calibration.context_factor; 1 without calibration)."""

@@ -273,3 +273,16 @@ def pattern(kind: str, features: Mapping[str, float], seed: int) -> onnx.ModelPr
             spec = Block("shuffle", c, 1, 3, act="relu")
             return lone_block_model(LoneBlock(c, side, spec), seed)
     return None
+
+
+def chain_model(nodes: int) -> bytes:
+    """`nodes` Neg nodes in a chain on one float: what onnxruntime's dispatch of a node costs,
+    with nothing to compute (timing.dispatch_ms). Neg, not Identity: the optimizer removes
+    Identity nodes."""
+    names = ["input", *(f"neg_{i}" for i in range(nodes))]
+    graph = helper.make_graph(
+        [helper.make_node("Neg", [a], [b], name=b) for a, b in zip(names, names[1:])], "chain",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info(names[-1], TensorProto.FLOAT, [1])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)]
+                             ).SerializeToString()

@@ -3,8 +3,8 @@
 A model's latency is predicted as nn-Meter predicts it (MobiSys'21, section 5): the sum of its
 kernels' predicted times, each from its kind's regressor, plus the harness floor once (the cost
 of the `run` call, which every kernel timed alone paid and subtracted); each kernel's time is
-multiplied by its kind's context factor and the calibration scale, both measured on whole
-networks by the build (calibration.py). The interval is the
+multiplied by its kind's context factor and the calibration scale, and onnxruntime's dispatch
+of a node is added once per kernel after the first, all measured by the build (calibration.py). The interval is the
 calibration networks' spread of measured over predicted; without calibration networks, the
 kernels' held-out RMSPE weighted by their predicted times. A kernel with no kind, or of a kind
 the predictor has no model for, is listed with no prediction and counted in `unpredicted`: the
@@ -81,7 +81,7 @@ def predict_kernels(predictor: Predictor, kernels: Sequence[Kernel],
                                   None if t is not None else _why(k))
                  for k, t in zip(kernels, times, strict=True))
     summed = sum(r.ms for r in rows if r.ms is not None)
-    total = summed + floor
+    total = summed + floor + predictor.dispatch_ms * max(0, len(kernels) - 1)
     low, high = _bounds(predictor, rows, total)
     macs = sum(k.macs for k in kernels)
     flops = predictor.baseline.network_ms(macs, len(kernels), floor)

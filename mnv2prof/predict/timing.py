@@ -115,6 +115,22 @@ def undrift(ms: object, probe_ms: object, reference_ms: float) -> float:
     return float(ms) * reference_ms / probe if probe > 0 and reference_ms > 0 else float(ms)
 
 
+CHAIN_NODES = 101
+
+
+def dispatch_ms(threads: int = 1, budget_s: float = 1.0, seed: int = 0) -> float:
+    """What onnxruntime's dispatch of one more node costs (ms): the fastest call of a chain of
+    `CHAIN_NODES` one-element nodes less a chain of 1, over the nodes between, both timed in
+    one rotation on the harness."""
+    from mnv2prof.measure.latency import OrtRunner, measure
+    from mnv2prof.predict.graphs import chain_model
+
+    runners = {n: OrtRunner(chain_model(n), threads, seed) for n in (1, CHAIN_NODES)}
+    measured = measure(runners, TimingSpec(threads=threads, budget_s=budget_s, warmup=TIMING_WARMUP,
+                                           min_samples=TIMING_MIN_ROUNDS))
+    return max(0.0, (measured[CHAIN_NODES].min_ms - measured[1].min_ms) / (CHAIN_NODES - 1))
+
+
 NETWORK_BUDGET_S = 2.0  # `compare`'s default --budget
 
 

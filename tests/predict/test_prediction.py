@@ -33,6 +33,13 @@ def _predictor(scale: float = 1.0, interval=None) -> Predictor:
     return Predictor(None, meta, {"conv": _constant(0.5), "add": _constant(0.02)})
 
 
+def test_dispatch_is_added_once_per_kernel_after_the_first():
+    predictor = _predictor()
+    predictor.meta["calibration"]["dispatch_ms"] = 0.001
+    p = predict_kernels(predictor, [_kernel("conv", 0, n) for n in "abcd"])
+    assert p.total_ms == pytest.approx(4 * 0.5 + 0.004 + 3 * 0.001)
+
+
 def test_total_is_scaled_sum_plus_floor():
     kernels = [_kernel("conv", 1000, "a"), _kernel("conv", 500, "b"), _kernel("add", 0, "c")]
     p = predict_kernels(_predictor(scale=1.1, interval=[0.9, 1.2]), kernels)
@@ -67,7 +74,8 @@ def test_tiny_predictor_predicts_a_block(tiny_build):
     result = predict_subject("mbv2", predictor, in_chs=16, resolution=16, exp_ratio=3)
     p = result.prediction
     predicted = [r.ms for r in p.kernels if r.ms is not None]
-    assert p.total_ms == pytest.approx(sum(predicted) + predictor.floor_ms)
+    dispatch = predictor.dispatch_ms * (len(p.kernels) - 1)
+    assert p.total_ms == pytest.approx(sum(predicted) + predictor.floor_ms + dispatch)
     assert p.low_ms <= p.total_ms <= p.high_ms
     assert predicted_latency(result.onnx_path, predictor) == pytest.approx(p.total_ms)
 

@@ -48,3 +48,9 @@ def test_probes_ride_along_and_give_one_time():
     graphs = {k.key: kernel_graph(detected, k) for k in detected.kernels}
     times, _, probe = time_kernels(graphs, 1, 0.01, probes)
     assert set(times) == set(graphs) and probe > 0
+
+
+def test_dispatch_is_a_non_negative_cost_per_node():
+    from mnv2prof.predict.timing import dispatch_ms
+
+    assert dispatch_ms(1, budget_s=0.05) >= 0.0
