@@ -149,16 +149,22 @@ def _block_values(spec: SpecOptions) -> dict[str, int]:
             "kernel_size": spec.kernel, "stride": spec.stride, "batch": spec.batch}
 
 
+_ACT_SHORT = {"relu6": "relu6", "relu": "relu", "hswish": "hswish", "hsigmoid": "hsig",
+              "sigmoid": "sigm", "other": "act"}
+
+
 def _detail(kernel) -> str:
-    """A kernel's shape in a few characters: `3x3/2 32>64 112x112 relu6`, `1280>1000`."""
+    """A kernel's shape in at most 26 characters: `3x3/2 32>64 112 relu6+` (kernel/stride,
+    channels, side (HxW when not square), fused activation, + a fused residual sum)."""
     f = kernel.features
     if kernel.kind in ("conv", "dwconv"):
-        k, s = int(f["kernel_size"]), int(f["stride"])
-        chs = f"dw {int(f['cin'])}" if kernel.kind == "dwconv" else f"{int(f['cin'])}>{int(f['cout'])}"
-        act = next((a.removeprefix("act_") for a, v in f.items()
+        k, s, h, w = (int(f[n]) for n in ("kernel_size", "stride", "h", "w"))
+        chs = f"dw{int(f['cin'])}" if kernel.kind == "dwconv" else \
+            f"{int(f['cin'])}>{int(f['cout'])}"
+        act = next((_ACT_SHORT[a.removeprefix("act_")] for a, v in f.items()
                     if a.startswith("act_") and v and a != "act_none"), "")
-        return " ".join(x for x in (f"{k}x{k}/{s}", chs, f"{int(f['h'])}x{int(f['w'])}", act,
-                                    "+sum" if f.get("sum") else "") if x)
+        side = f"{h}" if h == w else f"{h}x{w}"
+        return f"{k}x{k}/{s} {chs} {side} {act}".rstrip() + ("+" if f.get("sum") else "")
     if kernel.kind == "gemm":
         return f"{int(f['k'])}>{int(f['n'])}"
     if "c" in f:
@@ -171,9 +177,9 @@ def prediction_view(result) -> list:
     from rich.table import Table
 
     p = result.prediction
-    table = Table(title=f"{result.name}: predicted per kernel (onnxruntime's fused nodes; "
-                  "MACs as run)", title_justify="left")
-    for header in ("#", "kind", "shape", "MACs (M)", "ms", "share %"):
+    table = Table(title=f"{result.name}: predicted per kernel (onnxruntime's nodes, MACs as "
+                  "run)", title_justify="left")
+    for header in ("#", "kind", "shape", "MACs M", "ms", "share %"):
         table.add_column(header, justify="left" if header in ("kind", "shape") else "right")
     summed = sum(r.ms for r in p.kernels if r.ms is not None) or 1.0
     for i, row in enumerate(p.kernels, 1):
