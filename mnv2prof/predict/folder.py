@@ -1,0 +1,226 @@
+"""The predictor folder: what `predictor build` writes and `predict` reads.
+
+    build.json      the build's plan: the space, the fingerprint, the format (first thing written)
+    kernels.csv     every kernel timed: key, kind, op, features, kernel_ms (the journal)
+    samples.csv     every sample (network, lone block, pattern) whose kernels are in kernels.csv
+    networks.csv    the calibration networks: predicted against measured whole
+    contexts.csv    each calibration network's kinds: their nodes' time inside it (profiled)
+                    against their predictions alone
+    predictor.json  the finished predictor: fingerprint, space, per-kind regressor and held-out
+                    error, the FLOPs baseline, the harness floor, the calibration
+    models.joblib   the fitted scikit-learn regressors, by kind (a pickle: load only folders
+                    you trust)
+    errors.csv      each kind's held-out error, beside the FLOPs baseline's on the same kernels
+
+The CSVs are journals, as `sweep`'s file is (run/sweep.py): each batch of rows is appended in one
+`os.write` and fsynced as soon as it is measured, so an interrupt loses at most the batch being
+timed, and `--resume` carries on from what is there. The finished predictor's files are written
+together at the end (`files.atomic.write_all`): a folder holds all of them or none, and a folder
+without `predictor.json` is an unfinished build, which `predict` refuses in one line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from mnv2prof.errors import UsageError
+from mnv2prof.files.atomic import path_error, write_all
+from mnv2prof.predict.fingerprint import describe_differences, differences, fingerprint
+from mnv2prof.predict.fitting import FlopsBaseline, context_factor
+from mnv2prof.predict.kinds import FEATURES
+
+FORMAT = 1
+BUILD_FILE, PREDICTOR_FILE, MODELS_FILE = "build.json", "predictor.json", "models.joblib"
+KERNELS_FILE, SAMPLES_FILE, NETWORKS_FILE, CONTEXTS_FILE, ERRORS_FILE = (
+    "kernels.csv", "samples.csv", "networks.csv", "contexts.csv", "errors.csv")
+FEATURE_COLUMNS = tuple(sorted({f for names in FEATURES.values() for f in names} - {"macs"}))
+KERNEL_COLUMNS = ("key", "kind", "op", "sample", "macs", *FEATURE_COLUMNS, "kernel_ms",
+                  "kernel_median_ms", "spread_rel", "rounds", "floor_ms", "probe_ms", "host")
+SAMPLE_COLUMNS = ("sample", "recipe", "kernels", "new_kernels", "seconds")
+CONTEXT_COLUMNS = ("sample", "kind", "kernels", "inside_ms", "alone_ms")
+NETWORK_COLUMNS = ("sample", "recipe", "kernels", "macs", "weight_bytes", "predicted_ms",
+                   "flops_ms", "measured_ms", "probe_ms", "seconds")
+
+
+class Journal:
+    """An append-only CSV with a fixed header, each batch of rows one durable write."""
+
+    def __init__(self, path: Path, columns: Sequence[str]) -> None:
+        self.path, self.columns = path, tuple(columns)
+
+    def rows(self) -> list[dict[str, str]]:
+        """Every whole row (a last line cut off mid-write is left out: its batch is redone)."""
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return []
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"{self.path}: cannot read it: {exc}") from None
+        if not text.strip():
+            return []
+        lines = text.splitlines(keepends=True)
+        if not lines[-1].endswith("\n"):
+            lines = lines[:-1]
+        reader = csv.reader(lines)
+        header = next(reader, [])
+        if tuple(header) != self.columns:
+            raise UsageError(f"{self.path} has other columns than this version writes: build "
+                             "into a new folder")
+        return [dict(zip(header, row, strict=True)) for row in reader if len(row) == len(header)]
+
+    def append(self, rows: Sequence[Mapping[str, object]]) -> None:
+        if not rows:
+            return
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        fresh = not self.path.exists() or self.path.stat().st_size == 0
+        if fresh:
+            writer.writerow(self.columns)
+        elif not self.path.read_bytes().endswith(b"\n"):
+            text.write("\n")  # a line cut off by a kill: end it, so the new rows stand alone
+        for row in rows:
+            writer.writerow(["" if row.get(c) is None else row.get(c) for c in self.columns])
+        data = text.getvalue().encode("utf-8")
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
+            try:
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise path_error(self.path, exc) from None
+
+
+def open_build(out: Path, resume: bool, plan: Mapping[str, object]) -> None:
+    """Check `out` and start (or, with `resume`, continue) a build there: one line and exit 2
+    for a folder that cannot be used, before anything is timed."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; name a folder")
+    built = out / BUILD_FILE
+    if resume:
+        if not built.is_file():
+            raise UsageError(f"--resume: {out} holds no build to resume ({BUILD_FILE} missing)")
+        previous = read_json(built)
+        if previous.get("space") != json.loads(json.dumps(plan["space"])):  # tuples as lists
+            raise UsageError(f"--resume: {out} was built over another space: resume it with "
+                             "its own --profile, or build into a new folder")
+        if found := differences(previous.get("fingerprint", {}), plan["fingerprint"]):
+            raise UsageError(f"--resume: {out} was timed in another environment "
+                             f"({describe_differences(found)}): resume it there")
+        return
+    if out.is_dir() and any(out.iterdir()):
+        raise UsageError(f"--out {out} exists and is not empty: pass --resume to continue its "
+                         "build, or name a new folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise path_error(out, exc) from None
+    write_all([(built, json.dumps(plan, indent=1, sort_keys=True) + "\n")])
+
+
+def read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{path}: not a predictor file this version reads ({exc})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise UsageError(f"{path}: not a predictor file of format {FORMAT}")
+    return data
+
+
+def write_predictor(out: Path, meta: dict, models: Mapping[str, object],
+                    errors: Sequence[Mapping[str, object]]) -> None:
+    """The finished predictor's files, all together (write_all)."""
+    import joblib
+
+    buffer = io.BytesIO()
+    joblib.dump(dict(models), buffer, compress=3)
+    text = io.StringIO()
+    if errors:
+        writer = csv.DictWriter(text, fieldnames=list(errors[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(errors)
+    write_all([(out / MODELS_FILE, buffer.getvalue()), (out / ERRORS_FILE, text.getvalue()),
+               (out / PREDICTOR_FILE, json.dumps(meta, indent=1, sort_keys=True) + "\n")])
+
+
+@dataclass
+class Predictor:
+    """A finished predictor folder, loaded."""
+
+    folder: Path
+    meta: dict
+    models: dict[str, object]
+
+    @property
+    def threads(self) -> int:
+        return int(self.meta["fingerprint"]["threads"])
+
+    @property
+    def floor_ms(self) -> float:
+        return float(self.meta["floor_ms"])
+
+    @property
+    def scale(self) -> float:
+        """The calibration networks' measured over summed kernels (1: none)."""
+        return float(self.meta.get("calibration", {}).get("scale", 1.0))
+
+    @property
+    def dispatch_ms(self) -> float:
+        """onnxruntime's cost of dispatching one more node (0: not measured)."""
+        return float(self.meta.get("calibration", {}).get("dispatch_ms", 0.0))
+
+    def context(self, kind: str | None, weight_bytes: float | None = None) -> float:
+        """A kind's time inside a model with `weight_bytes` of weights over its time alone
+        (calibration.context_factor; 1 without calibration)."""
+        fit = self.meta.get("calibration", {}).get("context", {}).get(kind)
+        return context_factor(fit, weight_bytes) if fit else 1.0
+
+    @cached_property
+    def baseline(self) -> FlopsBaseline:
+        return FlopsBaseline(**self.meta["flops_baseline"]["fit"])
+
+    def interval(self) -> tuple[float, float]:
+        """Relative bounds of a network's latency around its prediction (0.95 and 1.05 mean
+        -5% and +5%), from the calibration networks, else the kinds' held-out errors."""
+        bounds = self.meta.get("calibration", {}).get("interval")
+        return tuple(bounds) if bounds else (1.0, 1.0)
+
+
+def load_predictor(folder: str | Path, force: bool = False) -> Predictor:
+    """The predictor in `folder`; one line (exit 2) for a missing, unfinished or damaged one,
+    and for one built in another environment unless `force`."""
+    import joblib
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        state = "is not a folder" if folder.exists() else "not found"
+        raise UsageError(f"--predictor {folder}: {state}")
+    meta_path = folder / PREDICTOR_FILE
+    if not meta_path.is_file():
+        if (folder / BUILD_FILE).is_file():
+            raise UsageError(f"--predictor {folder} is an unfinished build: run `mnv2prof "
+                             f"predictor build --out {folder} --resume`")
+        raise UsageError(f"--predictor {folder} holds no predictor ({PREDICTOR_FILE} missing)")
+    meta = read_json(meta_path)
+    if not force and (found := differences(meta.get("fingerprint", {}),
+                                           fingerprint(int(meta["fingerprint"]["threads"])))):
+        raise UsageError(f"--predictor {folder} was built in another environment "
+                         f"({describe_differences(found)}): build one here, or pass --force")
+    try:
+        models = joblib.load(folder / MODELS_FILE)
+    except Exception as exc:  # noqa: BLE001 - pickle, zlib, EOF: a damaged file, one line
+        raise UsageError(f"{folder / MODELS_FILE}: cannot be loaded ({type(exc).__name__}): "
+                         "build the predictor again") from None
+    if not isinstance(models, dict):
+        raise UsageError(f"{folder / MODELS_FILE}: not a predictor's models")
+    return Predictor(folder, meta, models)

@@ -1,0 +1,117 @@
+"""Predictions: the sum of the kernels' predictions plus the floor, times the calibration scale
+(closed forms on a predictor with constant regressors); the foreign predictor refused."""
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.dummy import DummyRegressor
+
+from mnv2prof.errors import UsageError
+from mnv2prof.predict import folder as files
+from mnv2prof.predict.detect import Kernel
+from mnv2prof.predict.folder import Predictor, load_predictor
+from mnv2prof.predict.kinds import FEATURES
+from mnv2prof.predict.prediction import predict_kernels, predicted_latency, prediction_frame
+from mnv2prof.predict.subject import predict_subject
+
+
+def _constant(ms: float) -> DummyRegressor:
+    return DummyRegressor(strategy="constant", constant=ms).fit(np.zeros((1, 1)), [ms])
+
+
+def _kernel(kind: str | None, macs: int = 0, name: str = "k") -> Kernel:
+    features = {f: 1.0 for f in FEATURES[kind]} if kind else {}
+    return Kernel(name, kind or "Erf", kind, features, macs, name, True)
+
+
+def _predictor(scale: float = 1.0, interval=None) -> Predictor:
+    meta = {"floor_ms": 0.004, "fingerprint": {"threads": 1},
+            "flops_baseline": {"fit": {"ms_per_mac": 1e-6, "ms_per_kernel": 0.01}},
+            "kinds": {"conv": {"held_out": {"rmspe": 0.1}}},
+            "calibration": {"scale": scale, **({"interval": interval} if interval else {})}}
+    return Predictor(None, meta, {"conv": _constant(0.5), "add": _constant(0.02)})
+
+
+def test_dispatch_is_added_once_per_kernel_after_the_first():
+    predictor = _predictor()
+    predictor.meta["calibration"]["dispatch_ms"] = 0.001
+    p = predict_kernels(predictor, [_kernel("conv", 0, n) for n in "abcd"])
+    assert p.total_ms == pytest.approx(4 * 0.5 + 0.004 + 3 * 0.001)
+
+
+def test_total_is_scaled_sum_plus_floor():
+    kernels = [_kernel("conv", 1000, "a"), _kernel("conv", 500, "b"), _kernel("add", 0, "c")]
+    p = predict_kernels(_predictor(scale=1.1, interval=[0.9, 1.2]), kernels)
+    assert [r.ms for r in p.kernels] == pytest.approx([0.55, 0.55, 0.022])
+    assert p.total_ms == pytest.approx(1.122 + 0.004)
+    assert (p.low_ms, p.high_ms) == pytest.approx((0.9 * 1.126, 1.2 * 1.126))
+    assert p.flops_ms == pytest.approx(1e-6 * 1500 + 0.01 * 3 + 0.004) and p.macs == 1500
+
+
+def test_unpredicted_kernels_are_listed_and_left_out():
+    kernels = [_kernel("conv"), _kernel("dwconv"), _kernel(None)]
+    p = predict_kernels(_predictor(), kernels)
+    assert [r.why for r in p.unpredicted] == ["no model for dwconv", "unknown kind"]
+    assert p.total_ms == pytest.approx(0.5 + 0.004)
+    # no calibration interval: the kernels' held-out RMSPE, weighted by their times
+    assert (p.low_ms, p.high_ms) == pytest.approx((0.504 - 0.05, 0.504 + 0.05))
+
+
+def test_frame_has_a_row_per_kernel_and_the_network():
+    p = predict_kernels(_predictor(), [_kernel("conv", 7), _kernel(None)])
+    frame = prediction_frame(p, measured_ms=0.42)
+    assert list(frame["kernel"]) == ["k", "k", "(network)"]
+    network = frame.iloc[-1]
+    assert network["predicted_ms"] == pytest.approx(0.504)
+    assert network["error_rel"] == pytest.approx(0.504 / 0.42 - 1, abs=1e-6)
+    assert frame.iloc[1]["not_predicted"] == "unknown kind"
+
+
+def test_tiny_predictor_predicts_a_block(tiny_build):
+    _, out = tiny_build
+    predictor = load_predictor(out)
+    result = predict_subject("mbv2", predictor, in_chs=16, resolution=16, exp_ratio=3)
+    p = result.prediction
+    predicted = [r.ms for r in p.kernels if r.ms is not None]
+    dispatch = predictor.dispatch_ms * (len(p.kernels) - 1)
+    assert p.total_ms == pytest.approx(sum(predicted) + predictor.floor_ms + dispatch)
+    assert p.low_ms <= p.total_ms <= p.high_ms
+    assert predicted_latency(result.onnx_path, predictor) == pytest.approx(p.total_ms)
+
+
+def test_foreign_predictor_is_refused_unless_forced(tiny_build, tmp_path):
+    import shutil
+
+    _, out = tiny_build
+    foreign = tmp_path / "foreign"
+    shutil.copytree(out, foreign)
+    meta = json.loads((foreign / files.PREDICTOR_FILE).read_text())
+    meta["fingerprint"]["cpu_model"] = "Some Other CPU"
+    (foreign / files.PREDICTOR_FILE).write_text(json.dumps(meta))
+    with pytest.raises(UsageError) as caught:
+        load_predictor(foreign)
+    assert "built in another environment (cpu_model: Some Other CPU there" in str(caught.value)
+    assert "pass --force" in str(caught.value)
+    assert load_predictor(foreign, force=True).meta["fingerprint"]["cpu_model"] == "Some Other CPU"
+
+
+@pytest.mark.parametrize("damage, fragment", [
+    (lambda d: (d / files.MODELS_FILE).write_bytes(b"not a pickle"), "cannot be loaded"),
+    (lambda d: (d / files.PREDICTOR_FILE).write_text("{"), "not a predictor file"),
+    (lambda d: (d / files.PREDICTOR_FILE).unlink(), "is an unfinished build"),
+])
+def test_damaged_predictor_is_one_line(tiny_build, tmp_path, damage, fragment):
+    import shutil
+
+    _, out = tiny_build
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    damage(copy)
+    with pytest.raises(UsageError, match=fragment):
+        load_predictor(copy)
+
+
+def test_missing_predictor(tmp_path):
+    with pytest.raises(UsageError, match="not found"):
+        load_predictor(tmp_path / "none")
