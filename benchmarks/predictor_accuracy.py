@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mnv2prof.models.variants import make_divisible  # noqa: E402
-from mnv2prof.predict.space import Arch, Block, Space, random_arch  # noqa: E402
+from mnv2prof.predictor.space import Arch, Block, Space, random_arch  # noqa: E402
 
 ACTS = {"relu6": nn.ReLU6, "relu": nn.ReLU, "hswish": nn.Hardswish, None: nn.Identity}
 UIB = ("uib_extradw", "uib_ib", "uib_convnext", "uib_ffn")
@@ -154,8 +154,8 @@ def subjects(networks: int, seed: int) -> list[tuple[str, str, Path, dict]]:
     from mnv2prof.artifacts.export import export_cached
     from mnv2prof.artifacts.sources import network_source
     from mnv2prof.models.networks import NetworkSpec
-    from mnv2prof.predict.subject import subject_of
     from mnv2prof.run.pipeline import prepare
+    from mnv2prof.run.plan import block_plan, model_plan
 
     found = []
     for i, arch in enumerate(held_out_archs(networks, seed)):
@@ -168,7 +168,11 @@ def subjects(networks: int, seed: int) -> list[tuple[str, str, Path, dict]]:
                   f"s{s['stride']}", f"examples/uib.py:{name}", s)
                  for name in UIB for s in UIB_SPECS if not (name == "uib_ffn" and s["stride"] == 2)]
     for name, reference, block in examples:
-        prepared = prepare(subject_of(str(ROOT / reference), **block))
+        plan = (block_plan([str(ROOT / reference)], channels=block["in_chs"],
+                           resolution=block["resolution"], expansion=block["exp_ratio"],
+                           kernel=block["kernel_size"], stride=block["stride"])
+                if block else model_plan(str(ROOT / reference)))
+        prepared = prepare(plan.check().subjects[0])
         found.append(("examples", name, Path(prepared.onnx_path),
                       dict(prepared.input_shapes or {})))
     for width in (0.5, 1.0, 1.4):
@@ -186,9 +190,9 @@ def weight_bytes(path: Path) -> int:
 
 def evaluate(predictor, found, budget: float) -> pd.DataFrame:
     """Predict and time every subject."""
-    from mnv2prof.predict.detect import detect
-    from mnv2prof.predict.prediction import kernel_times, predict_kernels
-    from mnv2prof.predict.timing import time_network
+    from mnv2prof.predictor.detect import detect
+    from mnv2prof.predictor.prediction import kernel_times, predict_kernels
+    from mnv2prof.predictor.timing import time_network
 
     rows = []
     for index, (group, name, path, shapes) in enumerate(found):
@@ -218,7 +222,7 @@ def evaluate(predictor, found, budget: float) -> pd.DataFrame:
 
 
 def score_table(frame: pd.DataFrame) -> dict[str, dict]:
-    from mnv2prof.predict.fitting import scores
+    from mnv2prof.predictor.fitting import scores
 
     table = {}
     for name, part in [("all", frame), *frame.groupby("set")]:
@@ -233,8 +237,8 @@ def misses(predictor, frame: pd.DataFrame, found, worst: int = 4, best: int = 2)
     """For the random networks predicted worst and best: each kind's time inside the network
     (onnxruntime's profiler, the median of 30 runs) against its kernels' predictions alone."""
     from mnv2prof.measure.layers import time_layers
-    from mnv2prof.predict.detect import detect
-    from mnv2prof.predict.prediction import kernel_times
+    from mnv2prof.predictor.detect import detect
+    from mnv2prof.predictor.prediction import kernel_times
 
     random = frame[frame["set"] == "random"].copy()
     random["miss"] = random["predicted_error_rel"].abs()
@@ -260,7 +264,7 @@ def misses(predictor, frame: pd.DataFrame, found, worst: int = 4, best: int = 2)
 
 
 def build_predictor(out: Path, minutes: float, ray: str | None = None):
-    from mnv2prof.predict.build import BuildPlan, build
+    from mnv2prof.predictor.build import BuildPlan, build
 
     def progress(p) -> None:
         print(f"\rbuild{' (ray)' if ray else ''}: {p.phase} {p.kernels} kernels "
@@ -270,7 +274,7 @@ def build_predictor(out: Path, minutes: float, ray: str | None = None):
     if ray is None:
         result = build(plan, progress)
     else:
-        from mnv2prof.predict.remote import cluster_runner
+        from mnv2prof.predictor.remote import cluster_runner
         from mnv2prof.run.cluster import connect
 
         with connect(ray) as handle:
@@ -307,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=2.0, help="seconds of timing a network")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
-    from mnv2prof.predict.folder import load_predictor
+    from mnv2prof.predictor.folder import load_predictor
 
     args.out.mkdir(parents=True, exist_ok=True)
     load_start = os.getloadavg()

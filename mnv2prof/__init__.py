@@ -7,7 +7,7 @@ light.
 """
 
 __version__ = "0.1.0"
-__all__ = ["baseline", "compare", "gate", "network", "profile", "sweep"]
+__all__ = ["baseline", "compare", "gate", "network", "predict", "profile", "sweep"]
 
 
 def __getattr__(name: str):

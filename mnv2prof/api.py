@@ -203,6 +203,38 @@ def sweep(
     return pd.read_csv(out)
 
 
+def predict(
+    variant: str | Callable | None = None,
+    *,
+    model: object | None = None,
+    shape: str | Sequence[int] | None = None,
+    predictor: str | Path | None = None,
+    check: bool = False,
+    force: bool = False,
+    budget: float = 2.0,
+    **words: int,
+) -> pd.DataFrame:
+    """`mnv2prof predict`: a block (`variant` at the spec words: channels, resolution,
+    expansion, kernel, stride, batch) or a `model`, its latency predicted from its kernels by
+    the predictor folder `predictor` (default $MNV2PROF_PREDICTOR, else ./predictor): a row per
+    kernel, then the network's row (with `check`, measured beside it)."""
+    import os
+
+    from mnv2prof.predictor.folder import load_predictor
+    from mnv2prof.predictor.subject import predict_subject
+    from mnv2prof.run.plan import block_plan, model_plan
+
+    if (variant is None) == (model is None):
+        raise UsageError("predict takes one block (variant) or one model")
+    with _command():
+        plan = (model_plan(model, shape) if model is not None
+                else _call(block_plan, [variant], eager=False, **words))
+        loaded = load_predictor(predictor or os.environ.get("MNV2PROF_PREDICTOR")
+                                or "predictor", force)
+        result = predict_subject(plan.check().subjects[0], loaded, check, budget)
+    return result.frame()
+
+
 def _with_notes(frame: pd.DataFrame, notes: Sequence[str]) -> pd.DataFrame:
     frame.attrs["notes"] = list(notes)
     return frame

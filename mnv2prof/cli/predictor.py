@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from mnv2prof.cli.app import app, show, stderr, tell
-from mnv2prof.cli.options import Csv, SpecOptions, command, reflow
+from mnv2prof.cli.options import Csv, SpecOptions, command, reflow, source_files
 from mnv2prof.cli.output import Outputs, check_folder
 from mnv2prof.errors import UsageError
 
@@ -59,8 +59,8 @@ def build_command(
     kernels the current fit predicts worst. Every kernel is journaled as it is timed: Ctrl-C
     keeps them, and --resume carries on.
     """
-    from mnv2prof.predict.build import BuildPlan
-    from mnv2prof.predict.space import Space, load_space
+    from mnv2prof.predictor.build import BuildPlan
+    from mnv2prof.predictor.space import Space, load_space
 
     check_folder(out, "--out")
     space = load_space(profile) if profile is not None else Space()
@@ -76,7 +76,7 @@ def build_command(
 
 
 def _build_with_progress(plan, ray: str | None):
-    from mnv2prof.predict.build import build
+    from mnv2prof.predictor.build import build
 
     with stderr.status("predictor build") as status:
         def on_progress(p) -> None:
@@ -85,8 +85,8 @@ def _build_with_progress(plan, ray: str | None):
 
         if ray is None:
             return build(plan, on_progress)
-        from mnv2prof.predict.remote import cluster_runner
-        from mnv2prof.run.cluster import connect
+        from mnv2prof.predictor.remote import cluster_runner
+        from mnv2prof.sweeps.cluster import connect
 
         with connect(ray) as handle:  # its checks: the address, one timer per host
             tell(f"mnv2prof: {len(handle.hosts)} host(s) time, one sample at a time each")
@@ -104,14 +104,21 @@ Predictor = Annotated[
 
 @command("predict")
 def predict_command(
-    model: Annotated[str, typer.Argument(help="MODEL.onnx, PATH.py:NAME (a model, or a block "
-                                              "with the spec flags) or a built-in VARIANT.",
-                                         show_default=False)],
-    spec: SpecOptions,
+    variant: Annotated[
+        str | None,
+        typer.Argument(help="A block: a built-in variant, or PATH.py:NAME for your own, at the "
+                       "spec flags; or give --model instead.", show_default=False),
+    ] = None,
+    spec: SpecOptions = SpecOptions(),
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="A whole model instead: MODEL.onnx, or PATH.py:NAME (NAME "
+                     "called with no arguments returns an nn.Module).", show_default=False),
+    ] = None,
     shape: Annotated[
         str | None,
-        typer.Option("--shape", help="Input dims: D0xD1x... of a torch model, or INPUT=dims of "
-                     "an ONNX input.", show_default=False),
+        typer.Option("--shape", help="Input dims of --model: D0xD1x... of a torch model, or "
+                     "INPUT=dims of an ONNX input.", show_default=False),
     ] = None,
     predictor: Predictor = None,
     check: Annotated[
@@ -123,81 +130,40 @@ def predict_command(
     ] = False,
     csv: Csv = None,
 ) -> None:
-    """Predict a model's latency from its kernels: a table per kernel (predicted ms, share,
-    MACs) and the total with an interval, beside the FLOPs baseline (a x MACs + b).
+    """Predict a block's or a model's latency from its kernels: a table per kernel (predicted
+    ms, share, MACs) and the total with an interval, beside the FLOPs baseline (a x MACs + b).
 
-    The kernels are read off onnxruntime's optimized graph of the model (one session, no
-    timing); each is predicted by its kind's regressor. --check times the model as compare does
-    and gives the error. A predictor built in another environment (CPU, ISA, threads,
-    onnxruntime) is refused unless --force.
+    The kernels are read off onnxruntime's optimized graph (one session, no timing); each is
+    predicted by its kind's regressor. --check times it as compare does and gives the error. A
+    predictor built in another environment (CPU, ISA, threads, onnxruntime) is refused unless
+    --force.
     """
-    from mnv2prof.predict.folder import load_predictor
-    from mnv2prof.predict.subject import predict_subject
+    from mnv2prof.predictor.folder import load_predictor
+    from mnv2prof.predictor.subject import predict_subject
+    from mnv2prof.report.predict_report import prediction_view
 
-    folder = predictor or os.environ.get("MNV2PROF_PREDICTOR") or DEFAULT_PREDICTOR
-    loaded = load_predictor(folder, force)
-    outputs = Outputs(csv=csv, inputs={"MODEL": model.rpartition(":")[0] if ":" in model
-                                       and not Path(model).exists() else model})
-    with stderr.status(f"predict {model}" + (" and measure it" if check else "")):
-        result = predict_subject(model, loaded, shape=shape, check=check, **_block_values(spec))
-    show(prediction_view(result))
+    plan = predict_plan(variant, model, shape, spec)
+    loaded = load_predictor(predictor or os.environ.get("MNV2PROF_PREDICTOR")
+                            or DEFAULT_PREDICTOR, force)
+    outputs = Outputs(csv=csv, inputs=source_files(plan.subjects))
+    label = plan.subjects[0].label
+    with stderr.status(f"predict {label}" + (" and measure it" if check else "")):
+        result = predict_subject(plan.check().subjects[0], loaded, check)
     outputs.write_frame(result.frame())
+    show(prediction_view(result))
 
 
-def _block_values(spec: SpecOptions) -> dict[str, int]:
-    return {"in_chs": spec.channels, "resolution": spec.resolution, "exp_ratio": spec.expansion,
-            "kernel_size": spec.kernel, "stride": spec.stride, "batch": spec.batch}
+def predict_plan(variant: str | None, model: str | None, shape: str | None, spec: SpecOptions):
+    """The plan of `predict`: one block at the spec flags, or one --model."""
+    import dataclasses
 
+    from mnv2prof.run.plan import block_plan, model_plan
 
-_ACT_SHORT = {"relu6": "relu6", "relu": "relu", "hswish": "hswish", "hsigmoid": "hsig",
-              "sigmoid": "sigm", "other": "act"}
-
-
-def _detail(kernel) -> str:
-    """A kernel's shape in at most 26 characters: `3x3/2 32>64 112 relu6+` (kernel/stride,
-    channels, side (HxW when not square), fused activation, + a fused residual sum)."""
-    f = kernel.features
-    if kernel.kind in ("conv", "dwconv"):
-        k, s, h, w = (int(f[n]) for n in ("kernel_size", "stride", "h", "w"))
-        chs = f"dw{int(f['cin'])}" if kernel.kind == "dwconv" else \
-            f"{int(f['cin'])}>{int(f['cout'])}"
-        act = next((_ACT_SHORT[a.removeprefix("act_")] for a, v in f.items()
-                    if a.startswith("act_") and v and a != "act_none"), "")
-        side = f"{h}" if h == w else f"{h}x{w}"
-        return f"{k}x{k}/{s} {chs} {side} {act}".rstrip() + ("+" if f.get("sum") else "")
-    if kernel.kind == "gemm":
-        return f"{int(f['k'])}>{int(f['n'])}"
-    if "c" in f:
-        return f"{int(f['c'])}x{int(f['h'])}x{int(f['w'])}"
-    return kernel.op
-
-
-def prediction_view(result) -> list:
-    """The per-kernel table and the lines under it (total, interval, baseline, check)."""
-    from rich.table import Table
-
-    p = result.prediction
-    table = Table(title=f"{result.name}: predicted per kernel (onnxruntime's nodes, MACs as "
-                  "run)", title_justify="left")
-    for header in ("#", "kind", "shape", "MACs M", "ms", "share %"):
-        table.add_column(header, justify="left" if header in ("kind", "shape") else "right")
-    summed = sum(r.ms for r in p.kernels if r.ms is not None) or 1.0
-    for i, row in enumerate(p.kernels, 1):
-        ms = "-" if row.ms is None else f"{row.ms:.4f}"
-        share = "-" if row.ms is None else f"{100 * row.ms / summed:.1f}"
-        table.add_row(str(i), row.kernel.kind or row.kernel.op, _detail(row.kernel),
-                      f"{row.kernel.macs / 1e6:.2f}", ms, share)
-    lines = [table, f"predicted {p.total_ms:.3f} ms (interval {p.low_ms:.3f}-{p.high_ms:.3f}), "
-             f"{len(p.kernels)} kernels, {p.macs / 1e6:.1f} M MACs; FLOPs baseline "
-             f"(a x MACs + b) {p.flops_ms:.3f} ms"]
-    if p.unpredicted:
-        from collections import Counter
-
-        counts = Counter(r.why for r in p.unpredicted)
-        lines.append(f"{len(p.unpredicted)} kernel(s) not predicted, left out of the total: "
-                     + "; ".join(f"{why} x{n}" for why, n in counts.items()))
-    if result.measured_ms:
-        flops = p.flops_ms / result.measured_ms - 1
-        lines.append(f"measured {result.measured_ms:.3f} ms (fastest call, as compare): "
-                     f"prediction {result.error_rel:+.1%}, FLOPs baseline {flops:+.1%}")
-    return lines
+    if (variant is None) == (model is None):
+        raise UsageError("predict takes one block (VARIANT) or one --model")
+    if model is not None:
+        return model_plan(model, shape)
+    if shape is not None:
+        raise UsageError("--shape applies to --model; a block takes the spec flags "
+                         "(--channels, --resolution, ...)")
+    return block_plan([variant], eager=False, **dataclasses.asdict(spec))

@@ -50,10 +50,10 @@ MIN_CONTEXT_MS = 0.02
 
 def calibrate(session, meta: dict, models: dict) -> dict[str, object]:
     """Phase 4 of `session` (build.Session) with the fitted `models`: the calibration record."""
-    from mnv2prof.predict import folder as files
-    from mnv2prof.predict.sampling import prior_samples, take
+    from mnv2prof.predictor import folder as files
+    from mnv2prof.predictor.sampling import prior_samples, take
 
-    from mnv2prof.predict.timing import dispatch_ms
+    from mnv2prof.predictor.timing import dispatch_ms
 
     plan = session.plan
     predictor = files.Predictor(plan.out, meta, models)
@@ -80,9 +80,9 @@ def calibrate(session, meta: dict, models: dict) -> dict[str, object]:
 def _network(predictor, sample, threads: int) -> tuple[dict, list[dict]]:
     """One calibration network: its networks.csv row and its contexts.csv rows."""
     from mnv2prof.measure.layers import time_layers
-    from mnv2prof.predict.detect import detect
-    from mnv2prof.predict.prediction import kernel_times, predict_kernels
-    from mnv2prof.predict.timing import NETWORK_BUDGET_S, probe_graphs, time_network_probed
+    from mnv2prof.predictor.detect import detect
+    from mnv2prof.predictor.prediction import kernel_times, predict_kernels
+    from mnv2prof.predictor.timing import NETWORK_BUDGET_S, probe_graphs, time_network_probed
 
     start, model = time.perf_counter(), sample.model()
     detected = detect(model, threads)
@@ -115,7 +115,7 @@ def _network(predictor, sample, threads: int) -> tuple[dict, list[dict]]:
 def context_fits(kinds: Sequence[dict], weight_bytes: dict[str, float]) -> dict[str, dict]:
     """Each kind's context factor as a line in log10(weight bytes) (fitting.fit_context), from
     each calibration model's share-normalized ratio (see the module docstring)."""
-    from mnv2prof.predict.fitting import fit_context
+    from mnv2prof.predictor.fitting import fit_context
 
     totals: dict[str, list[float]] = {}
     for row in kinds:
@@ -143,8 +143,8 @@ def context_fits(kinds: Sequence[dict], weight_bytes: dict[str, float]) -> dict[
 def summary(rows: Sequence[dict], kinds: Sequence[dict], fits: dict[str, dict],
             reference_ms: float, dispatch_ms: float = 0.0) -> dict[str, object]:
     """The calibration record: context fits, scale, interval, and the models' scores."""
-    from mnv2prof.predict.fitting import context_factor, scores
-    from mnv2prof.predict.timing import undrift
+    from mnv2prof.predictor.fitting import context_factor, scores
+    from mnv2prof.predictor.timing import undrift
 
     def factor(kind: str, sample: str) -> float:
         size = next(float(r["weight_bytes"]) for r in rows if r["sample"] == sample)

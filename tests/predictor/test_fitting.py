@@ -4,7 +4,7 @@ answers."""
 import numpy as np
 import pytest
 
-from mnv2prof.predict.fitting import (
+from mnv2prof.predictor.fitting import (
     CANDIDATES,
     HOLDOUT_SHARE,
     MIN_SAMPLES_TO_SCORE,

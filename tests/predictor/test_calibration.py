@@ -2,8 +2,8 @@
 
 import pytest
 
-from mnv2prof.predict.calibration import context_fits, summary
-from mnv2prof.predict.fitting import CONTEXT_RANGE, context_factor, fit_context
+from mnv2prof.predictor.calibration import context_fits, summary
+from mnv2prof.predictor.fitting import CONTEXT_RANGE, context_factor, fit_context
 
 
 def _kind(sample, kind, inside, alone):

@@ -24,13 +24,13 @@ def test_predict_prints_the_table_and_writes_the_csv(run_cli, tiny_build, tmp_pa
 
 
 def test_predict_onnx_file(run_cli, tiny_build, tmp_path):
-    from mnv2prof.predict.graphs import lone_block_model
-    from mnv2prof.predict.space import Block, LoneBlock
+    from mnv2prof.predictor.graphs import lone_block_model
+    from mnv2prof.predictor.space import Block, LoneBlock
 
     _, folder = tiny_build
     model = tmp_path / "block.onnx"
     model.write_bytes(lone_block_model(LoneBlock(16, 16, Block("ir", 16))).SerializeToString())
-    code, out, err = run_cli("predict", model, "--predictor", folder)
+    code, out, err = run_cli("predict", "--model", model, "--predictor", folder)
     assert code == 0, err
     assert "block_1x16x16x16: predicted per kernel" in out
 
@@ -43,7 +43,7 @@ def test_corrupt_model_file(run_cli, tiny_build, tmp_path):
     _, folder = tiny_build
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"\x08garbage that is no protobuf")
-    _one_error_line(run_cli("predict", bad, "--predictor", folder), "bad.onnx")
+    _one_error_line(run_cli("predict", "--model", bad, "--predictor", folder), "bad.onnx")
 
 
 def test_corrupt_predictor_models(run_cli, tiny_build, tmp_path):

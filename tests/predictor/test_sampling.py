@@ -6,10 +6,10 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from mnv2prof.predict.folder import KERNEL_COLUMNS
-from mnv2prof.predict.graphs import lone_block_model, network_model
-from mnv2prof.predict.sampling import Sample, measure_batch, prior_samples
-from mnv2prof.predict.space import Arch, Block, LoneBlock, Space
+from mnv2prof.predictor.folder import KERNEL_COLUMNS
+from mnv2prof.predictor.graphs import lone_block_model, network_model
+from mnv2prof.predictor.sampling import Sample, measure_batch, prior_samples
+from mnv2prof.predictor.space import Arch, Block, LoneBlock, Space
 
 
 def test_prior_samples_are_numbered_and_reproducible():

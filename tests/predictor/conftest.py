@@ -29,8 +29,8 @@ def tiny_space(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_build(tmp_path_factory, tiny_space):
     """(BuildResult, folder) of a predictor built over the tiny space."""
-    from mnv2prof.predict.build import BuildPlan, build
-    from mnv2prof.predict.space import load_space
+    from mnv2prof.predictor.build import BuildPlan, build
+    from mnv2prof.predictor.space import load_space
 
     out = tmp_path_factory.mktemp("predictor") / "tiny"
     result = build(BuildPlan(out, load_space(tiny_space), TINY_BUDGET_S))

@@ -7,15 +7,15 @@ import socket
 import pytest
 
 from mnv2prof import interrupts
-from mnv2prof.predict.build import BuildPlan, build
-from mnv2prof.predict.space import load_space
+from mnv2prof.predictor.build import BuildPlan, build
+from mnv2prof.predictor.space import load_space
 
 
 @pytest.mark.slow
 def test_a_build_on_a_local_cluster(tmp_path, tiny_space):
     pytest.importorskip("ray")
-    from mnv2prof.predict.remote import cluster_runner
-    from mnv2prof.run import cluster
+    from mnv2prof.predictor.remote import cluster_runner
+    from mnv2prof.sweeps import cluster
 
     space = load_space(tiny_space)
     with interrupts.deferred(), cluster.connect("local") as handle:

@@ -6,8 +6,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from mnv2prof.predict.detect import detect, kernel_graph
-from mnv2prof.predict.graphs import GraphBuilder, T, pattern
+from mnv2prof.predictor.detect import detect, kernel_graph
+from mnv2prof.predictor.graphs import GraphBuilder, T, pattern
 
 
 def _exported(variant: str, chs: int = 32, resolution: int = 16, stride: int = 1):

@@ -82,7 +82,8 @@ def time_kernels(graphs: Mapping[str, bytes], threads: int = 1,
 
 
 def _floor(threads: int, seed: int) -> dict[str, object]:
-    from mnv2prof.measure.latency import OrtRunner, identity_model
+    from mnv2prof.artifacts.identity import identity_model
+    from mnv2prof.measure.latency import OrtRunner
 
     return {FLOOR: OrtRunner(identity_model(), threads, seed)}
 
@@ -100,9 +101,9 @@ def probe_graphs(threads: int = 1) -> dict[str, bytes]:
     t=3, k=3, alone: its reorders, convs and add), timed beside every batch. Their time moves
     with the machine's state (its clock, its neighbours), so a kernel's time over its batch's
     probes' is comparable across batches (docs/predictor.md, "drift")."""
-    from mnv2prof.predict.detect import detect, kernel_graph
-    from mnv2prof.predict.graphs import lone_block_model
-    from mnv2prof.predict.space import Block, LoneBlock
+    from mnv2prof.predictor.detect import detect, kernel_graph
+    from mnv2prof.predictor.graphs import lone_block_model
+    from mnv2prof.predictor.space import Block, LoneBlock
 
     model = lone_block_model(LoneBlock(64, 28, Block("ir", 64, 1, 3, 3.0)), seed=1)
     detected = detect(model.SerializeToString(), threads)
@@ -123,7 +124,7 @@ def dispatch_ms(threads: int = 1, budget_s: float = 1.0, seed: int = 0) -> float
     `CHAIN_NODES` one-element nodes less a chain of 1, over the nodes between, both timed in
     one rotation on the harness."""
     from mnv2prof.measure.latency import OrtRunner, measure
-    from mnv2prof.predict.graphs import chain_model
+    from mnv2prof.predictor.graphs import chain_model
 
     runners = {n: OrtRunner(chain_model(n), threads, seed) for n in (1, CHAIN_NODES)}
     measured = measure(runners, TimingSpec(threads=threads, budget_s=budget_s, warmup=TIMING_WARMUP,

@@ -12,7 +12,7 @@
                     you trust)
     errors.csv      each kind's held-out error, beside the FLOPs baseline's on the same kernels
 
-The CSVs are journals, as `sweep`'s file is (run/sweep.py): each batch of rows is appended in one
+The CSVs are journals, as `sweep`'s file is (sweeps/sweep.py): each batch of rows is appended in one
 `os.write` and fsynced as soon as it is measured, so an interrupt loses at most the batch being
 timed, and `--resume` carries on from what is there. The finished predictor's files are written
 together at the end (`files.atomic.write_all`): a folder holds all of them or none, and a folder
@@ -32,9 +32,9 @@ from pathlib import Path
 
 from mnv2prof.errors import UsageError
 from mnv2prof.files.atomic import path_error, write_all
-from mnv2prof.predict.fingerprint import describe_differences, differences, fingerprint
-from mnv2prof.predict.fitting import FlopsBaseline, context_factor
-from mnv2prof.predict.kinds import FEATURES
+from mnv2prof.predictor.fingerprint import describe_differences, differences, fingerprint
+from mnv2prof.predictor.fitting import FlopsBaseline, context_factor
+from mnv2prof.predictor.kinds import FEATURES
 
 FORMAT = 1
 BUILD_FILE, PREDICTOR_FILE, MODELS_FILE = "build.json", "predictor.json", "models.joblib"

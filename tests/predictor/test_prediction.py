@@ -8,12 +8,12 @@ import pytest
 from sklearn.dummy import DummyRegressor
 
 from mnv2prof.errors import UsageError
-from mnv2prof.predict import folder as files
-from mnv2prof.predict.detect import Kernel
-from mnv2prof.predict.folder import Predictor, load_predictor
-from mnv2prof.predict.kinds import FEATURES
-from mnv2prof.predict.prediction import predict_kernels, predicted_latency, prediction_frame
-from mnv2prof.predict.subject import predict_subject
+from mnv2prof.predictor import folder as files
+from mnv2prof.predictor.detect import Kernel
+from mnv2prof.predictor.folder import Predictor, load_predictor
+from mnv2prof.predictor.kinds import FEATURES
+from mnv2prof.predictor.prediction import predict_kernels, predicted_latency, prediction_frame
+from mnv2prof.predictor.subject import predict_subject
 
 
 def _constant(ms: float) -> DummyRegressor:
@@ -71,7 +71,10 @@ def test_frame_has_a_row_per_kernel_and_the_network():
 def test_tiny_predictor_predicts_a_block(tiny_build):
     _, out = tiny_build
     predictor = load_predictor(out)
-    result = predict_subject("mbv2", predictor, in_chs=16, resolution=16, exp_ratio=3)
+    from mnv2prof.run.plan import block_plan
+
+    plan = block_plan(["mbv2"], channels=16, resolution=16, expansion=3).check()
+    result = predict_subject(plan.subjects[0], predictor)
     p = result.prediction
     predicted = [r.ms for r in p.kernels if r.ms is not None]
     dispatch = predictor.dispatch_ms * (len(p.kernels) - 1)

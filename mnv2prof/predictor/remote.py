@@ -1,7 +1,7 @@
 """`predictor build --ray ADDRESS`: samples timed as Ray tasks, the table journaled here.
 
 Thin on purpose: the connection, its checks and its one-timing-per-host resource are
-run/cluster.py's (`connect`), and each task runs what a local build runs,
+sweeps/cluster.py's (`connect`), and each task runs what a local build runs,
 `sampling.measure_batch` (write a batch of samples' graphs, detect their kernels, time the new
 ones beside the drift probes), holding the host's timer resource, so one timing runs on a host
 at a time. A round holds one batch per timer slot (the runner's `slots`, build.py); each task
@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 
 from mnv2prof import interrupts
 from mnv2prof.errors import Mnv2profError, first_line
-from mnv2prof.predict.sampling import Sample, SampleResult, measure_batch
+from mnv2prof.predictor.sampling import Sample, SampleResult, measure_batch
 
 POLL_S = 0.5  # the longest wait between checks for a signal
 
@@ -28,7 +28,7 @@ class ClusterFailure(Mnv2profError):
 
 def cluster_runner(handle, threads: int, kernel_budget_s: float | None):
     """A build.Runner that times each batch as a task on the connected cluster `handle`."""
-    from mnv2prof.run.cluster import import_ray
+    from mnv2prof.sweeps.ray_address import import_ray
 
     ray = import_ray()
     task = ray.remote(num_cpus=1, resources={handle.resource: 1}, max_retries=2)(measure_batch)

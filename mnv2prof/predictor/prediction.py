@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mnv2prof.predict.detect import Detected, Kernel, detect
-from mnv2prof.predict.fitting import predict_ms
-from mnv2prof.predict.folder import Predictor, load_predictor
-from mnv2prof.predict.kinds import vector
+from mnv2prof.predictor.detect import Detected, Kernel, detect
+from mnv2prof.predictor.fitting import predict_ms
+from mnv2prof.predictor.folder import Predictor, load_predictor
+from mnv2prof.predictor.kinds import vector
 
 
 @dataclass(frozen=True)

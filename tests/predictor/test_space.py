@@ -6,7 +6,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from mnv2prof.predict.space import Space, SpaceError, load_space, random_arch, random_lone_block
+from mnv2prof.predictor.space import Space, SpaceError, load_space, random_arch, random_lone_block
 
 
 def _profile(tmp_path, text: str):

@@ -23,7 +23,7 @@ import numpy as np
 
 from mnv2prof import interrupts
 
-from mnv2prof.predict.space import Arch, LoneBlock, Space, random_arch, random_lone_block
+from mnv2prof.predictor.space import Arch, LoneBlock, Space, random_arch, random_lone_block
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class Sample:
     recipe: Arch | LoneBlock | Pattern
 
     def model(self) -> bytes | None:
-        from mnv2prof.predict import graphs
+        from mnv2prof.predictor import graphs
 
         recipe = self.recipe
         if isinstance(recipe, Arch):
@@ -124,8 +124,8 @@ def measure_batch(samples: Sequence[Sample], known: frozenset[str] | set[str], t
     """Write each sample's graph, detect its kernels, and time alone, in one rotation with the
     drift probes (timing.probe_graphs), those of a known kind whose key is not in `known` (each
     once, credited to the first sample that has it): what a local build and a Ray task run."""
-    from mnv2prof.predict.detect import detect, kernel_graph
-    from mnv2prof.predict.fingerprint import fingerprint
+    from mnv2prof.predictor.detect import detect, kernel_graph
+    from mnv2prof.predictor.fingerprint import fingerprint
 
     start = time.perf_counter()
     fresh: dict[str, tuple[str, object, bytes]] = {}  # key -> (sample, kernel, its graph)
@@ -148,7 +148,7 @@ def measure_batch(samples: Sequence[Sample], known: frozenset[str] | set[str], t
 
 def _time_fresh(fresh: dict, threads: int, kernel_budget_s: float | None) -> list[dict]:
     """Time the fresh kernels in batches of at most `MAX_BATCH_KERNELS`, each with the probes."""
-    from mnv2prof.predict.timing import KERNEL_BUDGET_S, probe_graphs, time_kernels
+    from mnv2prof.predictor.timing import KERNEL_BUDGET_S, probe_graphs, time_kernels
 
     host, probes = socket.gethostname(), probe_graphs(threads)
     keys, rows = list(fresh), []

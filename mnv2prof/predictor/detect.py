@@ -28,7 +28,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from mnv2prof.predict.kinds import Described, NodeView, Shape, describe, op_name
+from mnv2prof.predictor.kinds import Described, NodeView, Shape, describe, op_name
 
 # ONNX's element types by the names onnxruntime's profiler gives them
 _ELEM_TYPES = {"float": onnx.TensorProto.FLOAT, "double": onnx.TensorProto.DOUBLE,

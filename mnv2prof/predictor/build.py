@@ -35,12 +35,12 @@ import numpy as np
 
 from mnv2prof import interrupts
 from mnv2prof.errors import Interrupted, UsageError
-from mnv2prof.predict import folder as files
-from mnv2prof.predict.calibration import calibrate
-from mnv2prof.predict.fingerprint import describe_differences, differences, fingerprint
-from mnv2prof.predict.graphs import PATTERN_KINDS
-from mnv2prof.predict.kinds import FEATURES
-from mnv2prof.predict.sampling import (
+from mnv2prof.predictor import folder as files
+from mnv2prof.predictor.calibration import calibrate
+from mnv2prof.predictor.fingerprint import describe_differences, differences, fingerprint
+from mnv2prof.predictor.graphs import PATTERN_KINDS
+from mnv2prof.predictor.kinds import FEATURES
+from mnv2prof.predictor.sampling import (
     Pattern,
     Sample,
     SampleResult,
@@ -48,8 +48,8 @@ from mnv2prof.predict.sampling import (
     prior_samples,
     take,
 )
-from mnv2prof.predict.timing import undrift
-from mnv2prof.predict.space import Space
+from mnv2prof.predictor.timing import undrift
+from mnv2prof.predictor.space import Space
 
 PRIOR_KERNELS = 600  # kernels timed before the first adaptive round
 PRIOR_BATCH = 2  # prior samples whose new kernels are timed in one rotation
@@ -230,7 +230,7 @@ def adaptive_round(table: Table, seed: int, round_index: int, count: int = ROUND
                    ) -> list[Sample] | None:
     """Patterns around the kernels the current fit gets wrong, worst kinds first; None once
     every kind is done (enough samples, `TARGET_WITHIN_10` of its held-out kernels within 10%)."""
-    from mnv2prof.predict.fitting import fit_kind
+    from mnv2prof.predictor.fitting import fit_kind
 
     wanted: list[tuple[float, str, dict]] = []  # (held-out share within 10%, kind, features)
     for kind in [k for k in table.kinds() if k in PATTERN_KINDS]:
@@ -256,7 +256,7 @@ def adaptive_round(table: Table, seed: int, round_index: int, count: int = ROUND
 def fit_all(table: Table, seed: int) -> tuple[dict[str, object], dict[str, dict], list[dict], dict]:
     """Phase 3: (models by kind, predictor.json's "kinds", errors.csv's rows, the FLOPs
     baseline's record), every kind's held-out kernels scored by both."""
-    from mnv2prof.predict.fitting import fit_flops, fit_kind, scores, split
+    from mnv2prof.predictor.fitting import fit_flops, fit_kind, scores, split
 
     models, kinds, fits = {}, {}, {}
     train_rows, test_rows = [], {}

@@ -7,11 +7,11 @@ import json
 import pytest
 
 from mnv2prof.errors import Interrupted, UsageError
-from mnv2prof.predict import folder as files
-from mnv2prof.predict.build import BuildInterrupted, BuildPlan, build, local_runner
-from mnv2prof.predict.fingerprint import fingerprint
-from mnv2prof.predict.fitting import CANDIDATES
-from mnv2prof.predict.space import load_space
+from mnv2prof.predictor import folder as files
+from mnv2prof.predictor.build import BuildInterrupted, BuildPlan, build, local_runner
+from mnv2prof.predictor.fingerprint import fingerprint
+from mnv2prof.predictor.fitting import CANDIDATES
+from mnv2prof.predictor.space import load_space
 
 
 def _rows(path):

@@ -24,7 +24,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from mnv2prof.models.variants import make_divisible
-from mnv2prof.predict.space import Arch, Block, LoneBlock
+from mnv2prof.predictor.space import Arch, Block, LoneBlock
 
 OPSET = 18  # the exporter's (artifacts.export.OPSET)
 # the kinds `pattern` can write a graph around (the others grow with the prior samples)

@@ -1,10 +1,10 @@
 """Kernels timed alone, and whole networks, on the harness compare uses. No test asserts a time:
 only that each kernel is timed, once, with the harness's own rules."""
 
-from mnv2prof.predict.detect import detect, kernel_graph
-from mnv2prof.predict.graphs import GraphBuilder, T, network_model
-from mnv2prof.predict.space import Arch, Block
-from mnv2prof.predict.timing import (
+from mnv2prof.predictor.detect import detect, kernel_graph
+from mnv2prof.predictor.graphs import GraphBuilder, T, network_model
+from mnv2prof.predictor.space import Arch, Block
+from mnv2prof.predictor.timing import (
     MIN_BATCH_BUDGET_S,
     SMALLEST_MS,
     TIMING_MIN_ROUNDS,
@@ -51,6 +51,6 @@ def test_probes_ride_along_and_give_one_time():
 
 
 def test_dispatch_is_a_non_negative_cost_per_node():
-    from mnv2prof.predict.timing import dispatch_ms
+    from mnv2prof.predictor.timing import dispatch_ms
 
     assert dispatch_ms(1, budget_s=0.05) >= 0.0
