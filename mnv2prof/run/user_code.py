@@ -85,8 +85,8 @@ _ROOTS: list[str] = []  # `rooted`'s folders, innermost last
 
 @contextlib.contextmanager
 def rooted(folder: str | os.PathLike) -> Iterator[str]:
-    """Jobs run with `folder` (another revision's checkout) first on their import path and as
-    their folder, and module references are found there, for the duration."""
+    """Jobs of subjects whose file lies under `folder` (another revision's checkout) run with
+    `folder` first on their import path and as their folder, for the duration (`root_of`)."""
     root = os.path.abspath(folder)
     _ROOTS.append(root)  # never on this process's path: the zygote forked from it would keep it
     try:

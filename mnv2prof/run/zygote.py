@@ -311,4 +311,8 @@ class Channel:
 
 
 if __name__ == "__main__":
-    main(sys.argv)
+    # run as the package's module, not as __main__: a job's `channel()` (user_code.mark, the
+    # timing's progress) reads mnv2prof.run.zygote's _CHANNEL, which __main__'s copy would not set
+    from mnv2prof.run import zygote as _package_module
+
+    _package_module.main(sys.argv)

@@ -247,7 +247,14 @@ def test_a_sweep_larger_than_memory_is_refused_before_its_file(run_cli, tmp_path
 @pytest.mark.parametrize("command", ["network", "memory-table"])
 def test_a_network_larger_than_memory_is_refused(run_cli, command, nothing_runs):
     arch = ("mobilenetv2",) if command == "network" else ()
-    refused(run_cli(command, *arch, "--width", "1000"), "needs about", "TB")
+    # the largest spec the bounds allow (width 10, 8192 pixels a side): 130.6 GB of activations
+    refused(run_cli(command, *arch, "--width", "10", "--resolution", "8192"),
+            "needs about 130.6 GB", "activations 129.7 GB")
+
+
+def test_a_width_past_its_bound_is_refused_before_sizing(run_cli, nothing_runs):
+    refused(run_cli("network", "mobilenetv2", "--width", "1000"),
+            "width must be between 0.05 and 10", "got 1000")
 
 
 def test_a_foreign_model_whose_constant_is_larger_than_memory_is_refused(run_cli, tmp_path):

@@ -27,7 +27,8 @@ def test_streamed_network_has_the_same_parameters():
         ({"arch": "mobilenetv2", "width": 0}, "width must be a positive, finite number"),
         ({"arch": "mobilenetv2", "width": float("inf")}, "width must be a positive, finite"),
         ({"arch": "mobilenetv2", "width": float("nan")}, "width must be a positive, finite"),
-        ({"arch": "mobilenetv2", "resolution": 16}, "resolution must be at least 32"),
+        ({"arch": "mobilenetv2", "resolution": 16}, "resolution must be from 32 "),
+        ({"arch": "mobilenetv2", "resolution": 8193}, "to 8,192, got 8,193"),
         ({"arch": "mobilenetv1", "streamed": True}, "streamed applies only to mobilenetv2"),
     ],
 )
