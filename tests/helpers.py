@@ -20,13 +20,14 @@ QUICK_NO_EAGER = (*QUICK, "--no-eager")
 
 # --- users' blocks, as a file (models/plugins' tests and the worker's) -----------------------------
 
-PLUGIN_BLOCKS = '''
+WIDE = '''
 import torch
 from torch import nn
 
 
 class Wide(nn.Module):
-    """A 1x1 conv taking only the keywords it needs."""
+    """A 1x1 conv and BN, taking only the keywords it needs: MACs H*W*C_in*C_out, params
+    C_in*C_out + 2*C_out."""
 
     def __init__(self, in_chs, out_chs):
         super().__init__()
@@ -35,6 +36,9 @@ class Wide(nn.Module):
 
     def forward(self, x):
         return self.bn(self.conv(x))
+'''  # a user's block file starts with it (tests/models/test_plugins, tests/cli/test_user_code)
+
+PLUGIN_BLOCKS = WIDE + '''
 
 
 def everything(**values):

@@ -14,25 +14,11 @@ import pandas as pd
 import pytest
 
 from mnv2prof.models.plugins import file_digest
-from tests.helpers import SPEC8, csv_rows
+from tests.helpers import SPEC8, WIDE, csv_rows
 
 SMALL = (*SPEC8, "--budget", "0.1")
 
-BLOCKS = '''
-import torch
-from torch import nn
-
-
-class Wide(nn.Module):
-    """1x1 conv and BN: MACs H*W*C_in*C_out, params C_in*C_out + 2*C_out."""
-
-    def __init__(self, in_chs, out_chs):
-        super().__init__()
-        self.conv = nn.Conv2d(in_chs, out_chs, 1, bias=False)
-        self.bn = nn.BatchNorm2d(out_chs)
-
-    def forward(self, x):
-        return self.bn(self.conv(x))
+BLOCKS = WIDE + '''
 
 
 def raises(in_chs):
