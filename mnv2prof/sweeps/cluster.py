@@ -26,11 +26,10 @@ sweeps/ray_address.py, and only when asked for; without it `--ray` is one line n
 - **Signals.** `ray.init` replaces SIGTERM's handler with its own (`sys.exit`); `connect`
   restores the handlers it found, so inside `interrupts.deferred()` both signals still only set
   the flag that `interrupts.check()` turns into `Interrupted`, which `run_points` checks between
-  waits. On any exception it cancels the outstanding tasks (force: the worker is killed, no
-  half-measured row comes back) and re-raises; stopping the cluster is the handle's owner's
-  job (`with connect(...) as handle:`). A local cluster's daemons share the driver's process
-  group but survive the SIGINT of a Ctrl-C (measured), so the driver cancels, and they stop
-  with the cluster.
+  waits. On any exception it re-raises without cancelling (run_points says why); the handle's
+  owner (`with connect(...) as handle:`) shuts down, which ends the job, and Ray kills the job's
+  workers, so no half-measured row comes back. A local cluster's daemons share the driver's
+  process group but survive the SIGINT of a Ctrl-C (measured); they stop with the cluster.
 """
 
 from __future__ import annotations
@@ -308,7 +307,10 @@ def run_points(
                 pending.clear()
                 queue.clear()
     except BaseException:
-        _cancel(ray, pending)
+        # no ray.cancel here: cancelling a running task races with its reply inside Ray (a
+        # RAY_CHECK 'Tried to complete task that was not pending' ends this process with exit 1
+        # and a C++ stack; ray-project/ray#54798 fixed its twin). The owner's shutdown ends this
+        # job, and Ray kills the job's workers: no half-measured row comes back either way.
         raise
     return RayResult(run.written, run.missing, run.reasons)
 
