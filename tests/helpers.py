@@ -38,7 +38,24 @@ class Wide(nn.Module):
         return self.bn(self.conv(x))
 '''  # a user's block file starts with it (tests/models/test_plugins, tests/cli/test_user_code)
 
-PLUGIN_BLOCKS = WIDE + '''
+# a block that raises and one whose conv expects another channel count (both files hold them)
+FAULTY = '''
+
+
+def raises(in_chs):
+    raise ValueError(f"no block for {in_chs} channels")
+
+
+class WrongChannels(nn.Module):
+    def __init__(self, in_chs):
+        super().__init__()
+        self.conv = nn.Conv2d(in_chs + 1, 4, 1)
+
+    def forward(self, x):
+        return self.conv(x)
+'''
+
+PLUGIN_BLOCKS = WIDE + FAULTY + '''
 
 
 def everything(**values):
@@ -51,21 +68,8 @@ class NoInit(nn.Module):
         return x * 2
 
 
-def raises(in_chs):
-    raise ValueError(f"no block for {in_chs} channels")
-
-
 def not_a_module(in_chs):
     return 42
-
-
-class WrongChannels(nn.Module):
-    def __init__(self, in_chs):
-        super().__init__()
-        self.conv = nn.Conv2d(in_chs + 1, 4, 1)
-
-    def forward(self, x):
-        return self.conv(x)
 
 
 class Pair(nn.Module):

@@ -14,28 +14,15 @@ import pandas as pd
 import pytest
 
 from mnv2prof.models.plugins import file_digest
-from tests.helpers import SPEC8, WIDE, csv_rows
+from tests.helpers import FAULTY, SPEC8, WIDE, csv_rows
 
 SMALL = (*SPEC8, "--budget", "0.1")
 
-BLOCKS = WIDE + '''
-
-
-def raises(in_chs):
-    raise ValueError(f"no block for {in_chs} channels")
+BLOCKS = WIDE + FAULTY + '''
 
 
 def not_a_module():
     return 42
-
-
-class WrongChannels(nn.Module):
-    def __init__(self, in_chs):
-        super().__init__()
-        self.conv = nn.Conv2d(in_chs + 1, 4, 1)
-
-    def forward(self, x):
-        return self.conv(x)
 
 
 class Histogram(nn.Module):
