@@ -169,20 +169,12 @@ def fit_flops(macs: np.ndarray, ms: np.ndarray) -> FlopsBaseline:
 
 
 def predict_ms(model, x: np.ndarray) -> np.ndarray:
-    """`model.predict(x)`; for a forest on log(ms), what its `predict` does (the mean of its
-    trees' predictions, each by the fitted `tree_`, then exp) without joblib's dispatch over the
-    trees nor each tree's checks: 5.5 ms instead of 14 for 40 rows of 120 trees on the loaded
-    machine, the same numbers."""
-    regressor = getattr(model, "regressor_", None)
-    trees = getattr(regressor, "estimators_", None)
-    if trees is None or not isinstance(trees, list):
-        from threadpoolctl import threadpool_limits
+    """`model.predict(x)` on one thread (boosting's OpenMP threads spin against the
+    neighbours); a network's forests are walked together by forest.Forests."""
+    from threadpoolctl import threadpool_limits
 
-        with threadpool_limits(1):  # boosting's OpenMP threads spin against the neighbours
-            return model.predict(x)
-    x32 = np.ascontiguousarray(x, dtype=np.float32)
-    total = sum(tree.tree_.predict(x32)[:, 0] for tree in trees)
-    return np.exp(total / len(trees))
+    with threadpool_limits(1):
+        return model.predict(x)
 
 
 CONTEXT_RANGE = (1 / 3, 3.0)  # a factor outside is a measurement gone wrong, not a context

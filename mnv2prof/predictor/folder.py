@@ -186,6 +186,13 @@ class Predictor:
         return context_factor(fit, weight_bytes) if fit else 1.0
 
     @cached_property
+    def forests(self):
+        """The models, their forests flattened to be walked at once (forest.Forests)."""
+        from mnv2prof.predictor.forest import Forests
+
+        return Forests(self.models)
+
+    @cached_property
     def baseline(self) -> FlopsBaseline:
         return FlopsBaseline(**self.meta["flops_baseline"]["fit"])
 

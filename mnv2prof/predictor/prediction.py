@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 
 from mnv2prof.predictor.detect import Detected, Kernel, detect
-from mnv2prof.predictor.fitting import predict_ms
 from mnv2prof.predictor.folder import Predictor, load_predictor
 from mnv2prof.predictor.kinds import vector
 
@@ -52,16 +51,17 @@ class Prediction:
 
 
 def kernel_times(predictor: Predictor, kernels: Sequence[Kernel]) -> list[float | None]:
-    """Each kernel's predicted time alone (ms, before the calibration scale): one regressor
-    call per kind."""
+    """Each kernel's predicted time alone (ms, before the calibration scale): every kind's
+    forest walked at once (forest.Forests)."""
     out: list[float | None] = [None] * len(kernels)
     by_kind: dict[str, list[int]] = {}
     for i, kernel in enumerate(kernels):
         if kernel.kind in predictor.models:
             by_kind.setdefault(kernel.kind, []).append(i)
-    for kind, rows in by_kind.items():
-        x = np.array([vector(kind, kernels[i].features) for i in rows], dtype=float)
-        for i, ms in zip(rows, predict_ms(predictor.models[kind], x), strict=True):
+    rows = {kind: np.array([vector(kind, kernels[i].features) for i in found], dtype=float)
+            for kind, found in by_kind.items()}
+    for kind, times in predictor.forests.predict(rows).items():
+        for i, ms in zip(by_kind[kind], times, strict=True):
             out[i] = float(ms)
     return out
 

@@ -11,7 +11,6 @@ from mnv2prof.predictor.fitting import (
     fit_flops,
     fit_kind,
     pick,
-    predict_ms,
     scores,
     split,
 )
@@ -71,14 +70,3 @@ def test_too_few_samples_are_fitted_but_not_scored():
     x, y = _data(MIN_SAMPLES_TO_SCORE - 1)
     fit = fit_kind("gemm", x, y)
     assert fit.held_out is None and fit.model is not None
-
-
-@pytest.mark.parametrize("name", list(CANDIDATES))
-def test_fast_prediction_equals_predict(name):
-    x, y = _data(120)
-    from threadpoolctl import threadpool_limits
-
-    fit = fit_kind("conv", x, y, candidates=[name])
-    with threadpool_limits(1):  # boosting's OpenMP threads, idle-spinning on a busy machine
-        expected = fit.model.predict(x[:30])
-    assert np.allclose(predict_ms(fit.model, x[:30]), expected, rtol=1e-6)

@@ -1,0 +1,118 @@
+"""Every kind's trees walked at once: a network's kernels predicted in one pass of flat arrays.
+
+A forest's own `predict` walks its trees one by one (one scikit-learn call a tree): a network's
+60-170 kernels in up to 14 kinds of 120 trees made about 1,700 calls, 12-14 ms a network on the
+development machine, over the 10 ms goal (issue 32). `Forests` lays every tree of every kind end
+to end in flat arrays, a leaf pointing at itself past an infinite threshold, and walks all the
+(tree, kernel) pairs of a network together, a level a step, dropping the pairs that have reached
+a leaf. It makes scikit-learn's comparisons (a feature as float32 against the float64 threshold,
+`x <= threshold` going left), so it reaches the same leaves: the numbers are scikit-learn's, to
+the rounding of the mean (tests/predictor/test_forest.py).
+
+A kind whose regressor is not a forest of trees on log(ms) (boosting) is predicted by its own
+`predict` (fitting.predict_ms).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from mnv2prof.predictor.fitting import predict_ms
+
+PRUNE_EVERY = 2  # levels walked between drops of the pairs at a leaf
+
+
+def trees_of(model: object) -> list | None:
+    """The fitted trees of a forest on log(ms) (fitting._on_log), else None."""
+    regressor = getattr(model, "regressor_", None)
+    trees = getattr(regressor, "estimators_", None)
+    if not isinstance(trees, list) or not trees or getattr(model, "inverse_func", None) is not np.exp:
+        return None
+    return trees if all(hasattr(t, "tree_") for t in trees) else None
+
+
+class Forests:
+    """The forests of `models` (kind -> fitted regressor), flattened; `predict` as each
+    model's `predict` would, for every kind at once."""
+
+    def __init__(self, models: Mapping[str, object]) -> None:
+        self.models = dict(models)
+        self.roots: dict[str, np.ndarray] = {}  # kind -> its trees' root nodes
+        self.width = 1
+        parts: list[tuple] = []
+        for kind, model in self.models.items():
+            trees = trees_of(model)
+            if trees is None:
+                continue
+            self.width = max(self.width, int(model.regressor_.n_features_in_))
+            start = sum(len(p[0]) for p in parts)
+            roots = []
+            for tree in trees:
+                t = tree.tree_
+                roots.append(start)
+                parts.append((t.children_left, t.children_right, t.feature, t.threshold,
+                              t.value[:, 0, 0]))
+                start += t.node_count
+            self.roots[kind] = np.array(roots, dtype=np.intp)
+        self._flatten(parts)
+
+    def _flatten(self, parts: list[tuple]) -> None:
+        counts = np.array([len(p[0]) for p in parts], dtype=np.intp)
+        offsets = np.repeat(np.cumsum(counts) - counts, counts)
+        left, right, feature, threshold, value = (
+            np.concatenate([p[i] for p in parts]) if parts else np.zeros(0) for i in range(5))
+        leaf = left == -1
+        here = np.arange(len(leaf), dtype=np.intp)
+        self.leaf = leaf
+        self.feature = np.where(leaf, 0, feature).astype(np.intp)
+        self.threshold = np.where(leaf, np.inf, threshold).astype(np.float64)
+        children = np.empty((len(leaf), 2), dtype=np.intp)
+        children[:, 0] = np.where(leaf, here, left + offsets)
+        children[:, 1] = np.where(leaf, here, right + offsets)
+        self.children = children.ravel()  # node n's left at 2n, right at 2n + 1
+        self.value = value.astype(np.float64)
+
+    def predict(self, rows: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Each kind's predicted ms for its feature rows (`rows[kind]`, one row a kernel)."""
+        out = {kind: predict_ms(self.models[kind], np.asarray(x, dtype=float))
+               for kind, x in rows.items() if kind not in self.roots and len(x)}
+        walked = {kind: np.asarray(x, dtype=float) for kind, x in rows.items()
+                  if kind in self.roots and len(x)}
+        if walked:
+            out.update(self._walk(walked))
+        return out
+
+    def _walk(self, rows: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        total = sum(len(x) for x in rows.values())
+        table = np.zeros((total, self.width), dtype=np.float32)  # scikit-learn's float32
+        nodes, bases, blocks, first = [], [], [], 0
+        for kind, x in rows.items():
+            table[first:first + len(x), :x.shape[1]] = x
+            roots = self.roots[kind]
+            nodes.append(np.repeat(roots, len(x)))  # tree-major: tree 0's rows, tree 1's, ...
+            bases.append(np.tile(np.arange(first, first + len(x)) * self.width, len(roots)))
+            blocks.append((kind, len(x), len(roots)))
+            first += len(x)
+        node, base = np.concatenate(nodes), np.concatenate(bases)
+        flat = table.ravel().astype(np.float64)
+        reached = np.empty(len(node), dtype=np.intp)
+        pending = np.arange(len(node), dtype=np.intp)
+        level = 0
+        while len(node):
+            step = flat[base + self.feature[node]] > self.threshold[node]
+            node = self.children[2 * node + step]
+            level += 1
+            if level % PRUNE_EVERY == 0:
+                done = self.leaf[node]
+                reached[pending[done]] = node[done]
+                keep = ~done
+                node, base, pending = node[keep], base[keep], pending[keep]
+        leaves = self.value[reached]
+        out, at = {}, 0
+        for kind, n, trees in blocks:
+            mean = leaves[at:at + n * trees].reshape(trees, n).sum(axis=0) / trees
+            out[kind] = np.exp(mean)
+            at += n * trees
+        return out

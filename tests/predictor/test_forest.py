@@ -1,0 +1,78 @@
+"""forest.Forests: every kind's trees walked at once give each model's own `predict`."""
+
+import numpy as np
+import pytest
+
+from mnv2prof.predictor.fitting import CANDIDATES, fit_kind
+from mnv2prof.predictor.forest import Forests, trees_of
+
+
+def _data(n: int, width: int, seed: int):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(1, 100, size=(n, width))
+    return x, 0.01 * x[:, 0] * x[:, 1] / x[:, -1] + 0.001
+
+
+def _own_predict(model, x):
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        return model.predict(x)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    """Three kinds of different widths, one for each candidate regressor."""
+    models, rows = {}, {}
+    for (kind, width), name in zip([("conv", 5), ("dwconv", 3), ("add", 2)], CANDIDATES,
+                                   strict=True):
+        x, y = _data(150, width, len(models))
+        models[kind] = fit_kind(kind, x, y, candidates=[name]).model
+        rows[kind] = np.vstack([x[:20], _data(15, width, 99)[0]])  # seen rows and new ones
+    return models, rows
+
+
+def test_every_kind_at_once_equals_each_models_predict(fitted):
+    models, rows = fitted
+    got = Forests(models).predict(rows)
+    assert set(got) == set(rows)
+    for kind, x in rows.items():
+        assert got[kind].shape == (len(x),)
+        np.testing.assert_allclose(got[kind], _own_predict(models[kind], x), rtol=1e-12)
+
+
+def test_boosting_is_predicted_by_its_own_predict_and_forests_are_walked(fitted):
+    models, _ = fitted
+    forests = Forests(models)
+    walked = {kind for kind, model in models.items() if trees_of(model)}
+    assert walked == {"conv", "dwconv"}  # extra trees and the forest; not boosting
+    assert set(forests.roots) == walked
+    assert len(forests.roots["conv"]) == len(models["conv"].regressor_.estimators_)
+
+
+def test_a_feature_on_a_threshold_goes_where_float32_sends_it(fitted):
+    """scikit-learn compares float32 features with float64 thresholds, `<=` going left: a
+    feature equal to a root's threshold that float32 rounds up goes right."""
+    models, rows = fitted
+    trees = [t.tree_ for t in models["conv"].regressor_.estimators_]
+    up = [t for t in trees if np.float32(t.threshold[0]) > t.threshold[0]]
+    assert len(up) >= 10
+    x = np.repeat(rows["conv"][:1], len(up), axis=0)
+    for row, tree in zip(x, up, strict=True):
+        row[tree.feature[0]] = tree.threshold[0]
+    np.testing.assert_allclose(Forests(models).predict({"conv": x})["conv"],
+                               _own_predict(models["conv"], x), rtol=1e-12)
+
+
+def test_kinds_without_rows_or_without_a_model_are_left_out(fitted):
+    models, rows = fitted
+    got = Forests(models).predict({"conv": rows["conv"][:3], "dwconv": np.zeros((0, 3))})
+    assert set(got) == {"conv"} and got["conv"].shape == (3,)
+    assert Forests({}).predict({}) == {}
+
+
+def test_a_tree_that_is_one_leaf():
+    x = np.arange(24, dtype=float).reshape(12, 2) + 1
+    model = fit_kind("add", x, np.full(12, 0.25), candidates=["forest"]).model
+    assert {t.tree_.node_count for t in model.regressor_.estimators_} == {1}
+    np.testing.assert_allclose(Forests({"add": model}).predict({"add": x})["add"], 0.25)
