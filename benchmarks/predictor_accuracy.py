@@ -23,7 +23,7 @@ load average (the summary records it at the start and the end).
 
 Usage:
     python benchmarks/predictor_accuracy.py --out DIR [--predictor DIR | --build-minutes 25]
-        [--networks 100] [--budget 2] [--ray-minutes M] [--seed 1]
+        [--networks 100] [--budget 2] [--ray-minutes M] [--seed 1] [--passes 2]
 """
 
 from __future__ import annotations
@@ -188,37 +188,82 @@ def weight_bytes(path: Path) -> int:
     return sum(int(np.prod(t.dims)) * 4 for t in model.graph.initializer)
 
 
-def evaluate(predictor, found, budget: float) -> pd.DataFrame:
-    """Predict and time every subject."""
+def evaluate(predictor, found, budget: float, passes: int = 1) -> pd.DataFrame:
+    """Predict every subject, then time each in `passes` passes (the order reversed every other
+    pass), the drift probes rotating beside it (timing.time_network_probed).
+
+    Per pass: `measured_ms_pN` (its fastest call, as `compare` reads it) and `steady_ms_pN` (the
+    same with the machine's drift divided out: over the probes' time in that pass against their
+    time over the predictor's build, the reference its kernel times are read at, build.Table).
+    `measured_ms` is pass 0's, as before; `steady_ms` the median of the passes' steady times."""
     from mnv2prof.predictor.detect import detect
     from mnv2prof.predictor.prediction import kernel_times, predict_kernels
-    from mnv2prof.predictor.timing import time_network
 
     rows = []
-    for index, (group, name, path, shapes) in enumerate(found):
+    for group, name, path, shapes in found:
         start = time.perf_counter()
         detected = detect(path, predictor.threads, shapes or None)
         detect_ms = (time.perf_counter() - start) * 1e3
         start = time.perf_counter()
         p = predict_kernels(predictor, detected.kernels, detected.weight_bytes)
         predict_ms = (time.perf_counter() - start) * 1e3
-        measured = time_network(str(path), predictor.threads, budget, shapes or None)
         rows.append({"set": group, "network": name, "onnx": path.name, "macs": p.macs,
                      "kernels": len(p.kernels), "unpredicted": len(p.unpredicted),
-                     "weight_bytes": weight_bytes(path), "measured_ms": measured,
-                     "predicted_ms": p.total_ms, "uncalibrated_ms": p.floor_ms + sum(
+                     "weight_bytes": weight_bytes(path), "predicted_ms": p.total_ms,
+                     "uncalibrated_ms": p.floor_ms + sum(
                          t for t in kernel_times(predictor, detected.kernels) if t is not None),
                      "flops_ms": p.flops_ms, "low_ms": p.low_ms, "high_ms": p.high_ms,
                      "detect_ms": detect_ms, "regressors_ms": predict_ms})
-        print(f"[{index + 1}/{len(found)}] {name}: measured {measured:.3f} ms, predicted "
-              f"{p.total_ms:.3f} ({p.total_ms / measured - 1:+.1%}), FLOPs "
-              f"{p.flops_ms / measured - 1:+.1%}", file=sys.stderr)
+    for number in range(passes):
+        time_pass(predictor, found, rows, budget, number)
     frame = pd.DataFrame(rows)
+    frame["measured_ms"] = frame["measured_ms_p0"]
+    frame["steady_ms"] = frame[[f"steady_ms_p{n}" for n in range(passes)]].median(axis=1)
     for column in ("predicted", "uncalibrated", "flops"):
         frame[f"{column}_error_rel"] = frame[f"{column}_ms"] / frame["measured_ms"] - 1
+        frame[f"{column}_steady_error_rel"] = frame[f"{column}_ms"] / frame["steady_ms"] - 1
     frame["inside_interval"] = (frame["low_ms"] <= frame["measured_ms"]) & (
         frame["measured_ms"] <= frame["high_ms"])
     return frame
+
+
+def reference_ms(predictor) -> float:
+    """The probes' median time over the predictor's build (build.Table.reference_ms)."""
+    import csv
+
+    from mnv2prof.predictor.build import Table
+
+    with (predictor.folder / "kernels.csv").open(newline="") as handle:
+        return Table(csv.DictReader(handle)).reference_ms()
+
+
+def time_pass(predictor, found, rows: list[dict], budget: float, number: int) -> None:
+    from mnv2prof.predictor.timing import probe_graphs, time_network_probed, undrift
+
+    reference, probes = reference_ms(predictor), probe_graphs(predictor.threads)
+    order = list(range(len(found)))[::-1 if number % 2 else 1]
+    for done, index in enumerate(order):
+        _, name, path, shapes = found[index]
+        measured, probe = time_network_probed(str(path), predictor.threads, budget,
+                                              shapes or None, 0, probes)
+        row = rows[index]
+        row[f"measured_ms_p{number}"], row[f"probe_ms_p{number}"] = measured, probe
+        row[f"steady_ms_p{number}"] = undrift(measured, probe, reference)
+        print(f"[pass {number} {done + 1}/{len(found)}] {name}: measured {measured:.3f} ms "
+              f"(steady {row[f'steady_ms_p{number}']:.3f}), predicted "
+              f"{row['predicted_ms']:.3f} ({row['predicted_ms'] / measured - 1:+.1%}), "
+              f"load {os.getloadavg()[0]:.2f}", file=sys.stderr)
+
+
+def repeatability(frame: pd.DataFrame, passes: int) -> dict[str, dict]:
+    """How the truth repeats: pass 1 scored against pass 0 as a prediction would be, raw and
+    with the drift divided out."""
+    from mnv2prof.predictor.fitting import scores
+
+    if passes < 2:
+        return {}
+    return {name: scores(frame[f"{name}_ms_p1"], frame[f"{name}_ms_p0"]).as_dict()
+            for name in ("measured", "steady")}
 
 
 def score_table(frame: pd.DataFrame) -> dict[str, dict]:
@@ -229,6 +274,9 @@ def score_table(frame: pd.DataFrame) -> dict[str, dict]:
         table[name] = {
             column: scores(part[f"{column}_ms"], part["measured_ms"]).as_dict()
             for column in ("predicted", "uncalibrated", "flops")}
+        table[name].update({
+            f"{column}_steady": scores(part[f"{column}_ms"], part["steady_ms"]).as_dict()
+            for column in ("predicted", "flops")})
         table[name]["inside_interval_frac"] = round(float(part["inside_interval"].mean()), 4)
     return table
 
@@ -291,6 +339,16 @@ def markdown(summary: dict) -> str:
         lines.append(f"| {name} | {p['n']} | {p['within_10']:.1%} / {p['within_5']:.1%} | "
                      f"{p['rmse_ms']:.3f} | {p['rmspe']:.1%} | {f['within_10']:.1%} / "
                      f"{f['within_5']:.1%} | {f['rmse_ms']:.3f} | {f['rmspe']:.1%} |")
+    lines += ["", "against the truth with the machine's drift divided out (steady_ms):", "",
+              "| set | kernel predictor: within 10% / 5% | RMSPE | FLOPs: within 10% / 5% |",
+              "|---|---|---|---|"]
+    for name, row in summary["scores"].items():
+        p, f = row["predicted_steady"], row["flops_steady"]
+        lines.append(f"| {name} | {p['within_10']:.1%} / {p['within_5']:.1%} | {p['rmspe']:.1%} "
+                     f"| {f['within_10']:.1%} / {f['within_5']:.1%} |")
+    for name, row in summary["repeatability"].items():
+        lines.append(f"truth repeated ({name}): pass 1 within 10% / 5% of pass 0 for "
+                     f"{row['within_10']:.1%} / {row['within_5']:.1%} (RMSPE {row['rmspe']:.1%})")
     speed = summary["speed"]
     lines += ["", f"prediction: kernel detection {speed['detect_ms_median']:.0f} ms (median), "
               f"regressors {speed['regressors_ms_median']:.2f} ms (median, p90 "
@@ -310,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--networks", type=int, default=100)
     parser.add_argument("--budget", type=float, default=2.0, help="seconds of timing a network")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--passes", type=int, default=1,
+                        help="time every network this many times (2+: the truth's repeatability)")
     args = parser.parse_args(argv)
     from mnv2prof.predictor.folder import load_predictor
 
@@ -326,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
                      "kernels_per_s": result.kernels_per_s}
     predictor = load_predictor(folder)
     found = subjects(args.networks, args.seed)
-    frame = evaluate(predictor, found, args.budget)
+    frame = evaluate(predictor, found, args.budget, args.passes)
     frame.to_csv(args.out / "networks.csv", index=False)
     missed = misses(predictor, frame, found)
     missed.to_csv(args.out / "misses.csv", index=False)
@@ -337,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         if build_meta.get("sampling_s") else None,
         "calibration": predictor.meta["calibration"],
         "kinds": {k: v["held_out"] for k, v in predictor.meta["kinds"].items()},
-        "scores": score_table(frame),
+        "scores": score_table(frame), "repeatability": repeatability(frame, args.passes),
         "speed": {"detect_ms_median": statistics.median(frame["detect_ms"]),
                   "regressors_ms_median": statistics.median(frame["regressors_ms"]),
                   "regressors_ms_p90": float(np.quantile(frame["regressors_ms"], 0.9))},
