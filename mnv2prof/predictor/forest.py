@@ -50,11 +50,12 @@ class Forests:
             start = sum(len(p[0]) for p in parts)
             roots = []
             for tree in trees:
-                t = tree.tree_
+                state = tree.tree_.__getstate__()  # its node array, one call (not one a field)
+                nodes = state["nodes"]
                 roots.append(start)
-                parts.append((t.children_left, t.children_right, t.feature, t.threshold,
-                              t.value[:, 0, 0]))
-                start += t.node_count
+                parts.append((nodes["left_child"], nodes["right_child"], nodes["feature"],
+                              nodes["threshold"], state["values"][:, 0, 0]))
+                start += len(nodes)
             self.roots[kind] = np.array(roots, dtype=np.intp)
         self._flatten(parts)
 
