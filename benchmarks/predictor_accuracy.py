@@ -23,7 +23,7 @@ load average (the summary records it at the start and the end).
 
 Usage:
     python benchmarks/predictor_accuracy.py --out DIR [--predictor DIR | --build-minutes 25]
-        [--networks 100] [--budget 2] [--ray-minutes M] [--seed 1] [--passes 2]
+        [--networks 100] [--budget 2] [--ray-minutes M] [--seed 1] [--passes 2 | --truth CSV]
 """
 
 from __future__ import annotations
@@ -188,14 +188,17 @@ def weight_bytes(path: Path) -> int:
     return sum(int(np.prod(t.dims)) * 4 for t in model.graph.initializer)
 
 
-def evaluate(predictor, found, budget: float, passes: int = 1) -> pd.DataFrame:
+def evaluate(predictor, found, budget: float, passes: int = 1,
+             truth: pd.DataFrame | None = None) -> pd.DataFrame:
     """Predict every subject, then time each in `passes` passes (the order reversed every other
     pass), the drift probes rotating beside it (timing.time_network_probed).
 
     Per pass: `measured_ms_pN` (its fastest call, as `compare` reads it) and `steady_ms_pN` (the
     same with the machine's drift divided out: over the probes' time in that pass against their
     time over the predictor's build, the reference its kernel times are read at, build.Table).
-    `measured_ms` is pass 0's, as before; `steady_ms` the median of the passes' steady times."""
+    `measured_ms` is pass 0's, as before; `steady_ms` the median of the passes' steady times.
+    With `truth` (an earlier run's networks.csv), its passes are taken instead of timing again:
+    two predictors scored against one truth differ by the predictors alone."""
     from mnv2prof.predictor.detect import detect
     from mnv2prof.predictor.prediction import kernel_times, predict_kernels
 
@@ -214,8 +217,11 @@ def evaluate(predictor, found, budget: float, passes: int = 1) -> pd.DataFrame:
                          t for t in kernel_times(predictor, detected.kernels) if t is not None),
                      "flops_ms": p.flops_ms, "low_ms": p.low_ms, "high_ms": p.high_ms,
                      "detect_ms": detect_ms, "regressors_ms": predict_ms})
-    for number in range(passes):
-        time_pass(predictor, found, rows, budget, number)
+    if truth is None:
+        for number in range(passes):
+            time_pass(predictor, found, rows, budget, number)
+    else:
+        passes = take_truth(truth, rows)
     frame = pd.DataFrame(rows)
     frame["measured_ms"] = frame["measured_ms_p0"]
     frame["steady_ms"] = frame[[f"steady_ms_p{n}" for n in range(passes)]].median(axis=1)
@@ -225,6 +231,22 @@ def evaluate(predictor, found, budget: float, passes: int = 1) -> pd.DataFrame:
     frame["inside_interval"] = (frame["low_ms"] <= frame["measured_ms"]) & (
         frame["measured_ms"] <= frame["high_ms"])
     return frame
+
+
+def take_truth(truth: pd.DataFrame, rows: list[dict]) -> int:
+    """Copy each network's timed passes from `truth` into `rows` (matched by name and ONNX
+    file); the number of passes."""
+    timed = [c for c in truth.columns if c.startswith(("measured_ms_p", "probe_ms_p",
+                                                        "steady_ms_p"))]
+    by_name = truth.set_index("network")
+    for row in rows:
+        if row["network"] not in by_name.index:
+            raise SystemExit(f"--truth: {row['network']} was not timed there")
+        found = by_name.loc[row["network"]]
+        if found["onnx"] != row["onnx"]:
+            raise SystemExit(f"--truth: {row['network']} was another graph ({found['onnx']})")
+        row.update({c: float(found[c]) for c in timed})
+    return sum(c.startswith("measured_ms_p") for c in timed)
 
 
 def reference_ms(predictor) -> float:
@@ -368,6 +390,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--networks", type=int, default=100)
     parser.add_argument("--budget", type=float, default=2.0, help="seconds of timing a network")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--truth", type=Path,
+                        help="an earlier run's networks.csv: score against its timings")
     parser.add_argument("--passes", type=int, default=1,
                         help="time every network this many times (2+: the truth's repeatability)")
     args = parser.parse_args(argv)
@@ -386,10 +410,12 @@ def main(argv: list[str] | None = None) -> int:
                      "kernels_per_s": result.kernels_per_s}
     predictor = load_predictor(folder)
     found = subjects(args.networks, args.seed)
-    frame = evaluate(predictor, found, args.budget, args.passes)
+    truth = pd.read_csv(args.truth) if args.truth else None
+    frame = evaluate(predictor, found, args.budget, args.passes, truth)
+    passes = sum(c.startswith("measured_ms_p") for c in frame.columns)
     frame.to_csv(args.out / "networks.csv", index=False)
-    missed = misses(predictor, frame, found)
-    missed.to_csv(args.out / "misses.csv", index=False)
+    if truth is None:  # profiling the misses times them again
+        misses(predictor, frame, found).to_csv(args.out / "misses.csv", index=False)
     build_meta = predictor.meta["build"]
     summary = {
         "predictor": str(folder), "build": build_meta, "ray_build": ray_build,
@@ -397,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
         if build_meta.get("sampling_s") else None,
         "calibration": predictor.meta["calibration"],
         "kinds": {k: v["held_out"] for k, v in predictor.meta["kinds"].items()},
-        "scores": score_table(frame), "repeatability": repeatability(frame, args.passes),
+        "scores": score_table(frame), "repeatability": repeatability(frame, passes),
         "speed": {"detect_ms_median": statistics.median(frame["detect_ms"]),
                   "regressors_ms_median": statistics.median(frame["regressors_ms"]),
                   "regressors_ms_p90": float(np.quantile(frame["regressors_ms"], 0.9))},
