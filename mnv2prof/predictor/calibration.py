@@ -15,9 +15,10 @@ So the build draws networks apart from its samples (seeds of their own), and for
   network's push a Gemm's out of the last-level cache. So a kind's **context factor** is a
   line in log10(the model's weight bytes), fitted over the calibration models (networks and
   lone blocks, as the space draws them) and read inside their range;
-- times it whole as `compare` does, beside the drift probes (networks.csv). The **scale** is the
-  median of measured (drift divided out, less the dispatch) over the prediction with the
-  context factors; the **interval**, the central 80% (`INTERVAL`) of measured as timed over the
+- times it whole as `compare` does, beside the drift probes (networks.csv). The **scale** is
+  measured (drift divided out, less the dispatch) over the prediction with the context
+  factors, as a line in log10(weight bytes) too (fitting.fit_scale: a robust line, the median
+  ratio where the models' sizes do not span a decade); the **interval**, the central 80% (`INTERVAL`) of measured as timed over the
   scaled prediction (drift and all: what a user will measure), widened to hold the prediction itself.
 
 A kernel alone is timed less the harness floor, a one-node model, so its time leaves out
@@ -143,7 +144,7 @@ def context_fits(kinds: Sequence[dict], weight_bytes: dict[str, float]) -> dict[
 def summary(rows: Sequence[dict], kinds: Sequence[dict], fits: dict[str, dict],
             reference_ms: float, dispatch_ms: float = 0.0) -> dict[str, object]:
     """The calibration record: context fits, scale, interval, and the models' scores."""
-    from mnv2prof.predictor.fitting import context_factor, scores
+    from mnv2prof.predictor.fitting import context_factor, fit_scale, scale_factor, scores
     from mnv2prof.predictor.timing import undrift
 
     def factor(kind: str, sample: str) -> float:
@@ -159,10 +160,12 @@ def summary(rows: Sequence[dict], kinds: Sequence[dict], fits: dict[str, dict],
     dispatch = np.array([dispatch_ms * max(0, int(r["kernels"]) - 1) for r in rows])
     measured = np.array([float(r["measured_ms"]) for r in rows])
     steady = np.array([undrift(r["measured_ms"], r["probe_ms"], reference_ms) for r in rows])
-    scale = float(np.median((steady - dispatch) / contextual))
+    sizes = np.array([float(r["weight_bytes"]) for r in rows])
+    scale_fit = fit_scale(np.log10(sizes), (steady - dispatch) / contextual)
+    scale = np.array([scale_factor(scale_fit, size) for size in sizes])
     left = measured / (scale * contextual + dispatch)
-    return {"networks": len(rows), "context": fits, "scale": round(scale, 5),
-            "dispatch_ms": round(dispatch_ms, 7),
+    return {"networks": len(rows), "context": fits, "scale": round(scale_factor(scale_fit), 5),
+            "scale_fit": scale_fit, "dispatch_ms": round(dispatch_ms, 7),
             "interval": [round(min(1.0, float(np.quantile(left, INTERVAL[0]))), 5),
                          round(max(1.0, float(np.quantile(left, INTERVAL[1]))), 5)],
             "uncalibrated": scores(raw, measured).as_dict(),

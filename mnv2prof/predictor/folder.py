@@ -33,7 +33,7 @@ from pathlib import Path
 from mnv2prof.errors import UsageError
 from mnv2prof.files.atomic import path_error, write_all
 from mnv2prof.predictor.fingerprint import describe_differences, differences, fingerprint
-from mnv2prof.predictor.fitting import FlopsBaseline, context_factor
+from mnv2prof.predictor.fitting import FlopsBaseline, context_factor, scale_factor
 from mnv2prof.predictor.kinds import FEATURES
 
 FORMAT = 1
@@ -169,10 +169,13 @@ class Predictor:
     def floor_ms(self) -> float:
         return float(self.meta["floor_ms"])
 
-    @property
-    def scale(self) -> float:
-        """The calibration networks' measured over summed kernels (1: none)."""
-        return float(self.meta.get("calibration", {}).get("scale", 1.0))
+    def scale(self, weight_bytes: float | None = None) -> float:
+        """The calibration networks' measured over summed kernels, for a model of
+        `weight_bytes` (calibration.fit_scale; None: the middle size; 1: no calibration)."""
+        calibration = self.meta.get("calibration", {})
+        if fit := calibration.get("scale_fit"):
+            return scale_factor(fit, weight_bytes)
+        return float(calibration.get("scale", 1.0))
 
     @property
     def dispatch_ms(self) -> float:

@@ -75,7 +75,7 @@ def predict_kernels(predictor: Predictor, kernels: Sequence[Kernel],
     """`kernels` predicted, in a model of `weight_bytes` of weights (the context factors' size;
     None: the calibration models' middle)."""
     times = kernel_times(predictor, kernels)
-    scale, floor = predictor.scale, predictor.floor_ms
+    scale, floor = predictor.scale(weight_bytes), predictor.floor_ms
     factors = {kind: predictor.context(kind, weight_bytes) for kind in {k.kind for k in kernels}}
     rows = tuple(KernelPrediction(k, None if t is None else t * factors[k.kind] * scale,
                                   None if t is not None else _why(k))

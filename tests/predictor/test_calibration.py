@@ -1,5 +1,6 @@
 """Calibration on whole networks: context factors and the scale, in closed form."""
 
+import numpy as np
 import pytest
 
 from mnv2prof.predictor.calibration import context_fits, summary
@@ -69,3 +70,37 @@ def test_dispatch_is_taken_out_before_the_scale():
              "kernels": 11, "probe_ms": 0.5, "weight_bytes": 1e6}]
     record = summary(rows, [_kind("a", "conv", 1.0, 1.0)], {}, 0.5, dispatch_ms=0.01)
     assert record["scale"] == pytest.approx(1.15) and record["dispatch_ms"] == 0.01
+
+
+def test_scale_is_a_robust_line_in_log_size():
+    """Ratios exp(0.05 x (log10 size - 5)) over sizes 1e4-1e8, one model at 6.6x (a kernel no
+    sample resembled): the line is recovered as if it were not there."""
+    from mnv2prof.predictor.fitting import fit_scale, scale_factor
+
+    x = np.linspace(4, 8, 21)
+    ratios = np.exp(0.05 * (x - 5))
+    ratios[3] = 6.6
+    fit = fit_scale(x, ratios)
+    assert fit["b"] == pytest.approx(0.05, abs=1e-6) and fit["a"] == pytest.approx(-0.25, abs=1e-6)
+    assert scale_factor(fit, 1e5) == pytest.approx(1.0, abs=1e-5)
+    assert scale_factor(fit, 1e12) == pytest.approx(np.exp(0.15), abs=1e-5)  # read at 1e8
+    assert scale_factor(fit) == pytest.approx(np.exp(0.05), abs=1e-5)  # the median size
+
+
+def test_scale_of_models_close_in_size_is_their_median_ratio():
+    from mnv2prof.predictor.fitting import fit_scale, scale_factor
+
+    fit = fit_scale([7.0, 7.1, 7.2, 7.3, 7.4, 7.5], [1.1, 1.2, 1.13, 1.15, 1.3, 9.0])
+    assert fit["b"] == 0.0 and scale_factor(fit, 1e7) == pytest.approx(1.175)
+
+
+def test_a_model_is_predicted_at_the_scale_of_its_size():
+    rows = [{"sample": f"m{i}", "predicted_ms": 1.0, "flops_ms": 1.0, "kernels": 1,
+             "measured_ms": float(np.exp(0.05 * i)), "probe_ms": 0.5,
+             "weight_bytes": 10.0 ** (4 + i)}
+            for i in range(5)]
+    kinds = [_kind(r["sample"], "conv", 1.0, 1.0) for r in rows]
+    record = summary(rows, kinds, {}, reference_ms=0.5)
+    assert record["scale"] == pytest.approx(np.exp(0.1), rel=1e-5)  # the middle size, 1e6
+    assert record["scale_fit"]["b"] == pytest.approx(0.05, abs=1e-6)
+    assert record["calibrated"]["rmspe"] == pytest.approx(0.0, abs=1e-5)
