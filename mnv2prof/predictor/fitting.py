@@ -24,7 +24,7 @@ import numpy as np
 
 HOLDOUT_SHARE = 0.2
 MIN_SAMPLES_TO_SCORE = 10  # fewer samples of a kind: fitted on all, its error left unknown
-TREES = 120
+TREES = 60
 
 
 def _forest():
