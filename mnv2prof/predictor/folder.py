@@ -8,8 +8,10 @@
                     against their predictions alone
     predictor.json  the finished predictor: fingerprint, space, per-kind regressor and held-out
                     error, the FLOPs baseline, the harness floor, the calibration
-    models.joblib   the fitted scikit-learn regressors, by kind (a pickle: load only folders
-                    you trust)
+    forests.npz     the regressors that are forests, flattened (forest.Forests.arrays): plain
+                    arrays, what `predict` reads
+    models.joblib   the fitted scikit-learn regressors, by kind (a pickle: unpickled only for a
+                    kind that is not a forest, boosting; load only folders you trust)
     errors.csv      each kind's held-out error, beside the FLOPs baseline's on the same kernels
 
 The CSVs are journals, as `sweep`'s file is (sweeps/sweep.py): each batch of rows is appended in one
@@ -17,15 +19,18 @@ The CSVs are journals, as `sweep`'s file is (sweeps/sweep.py): each batch of row
 timed, and `--resume` carries on from what is there. The finished predictor's files are written
 together at the end (`files.atomic.write_all`): a folder holds all of them or none, and a folder
 without `predictor.json` is an unfinished build, which `predict` refuses in one line.
+`predictor.json` keeps the sha256 of forests.npz and models.joblib: a damaged or swapped file is
+refused in one line when the folder is loaded, before anything is unpickled.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -38,6 +43,7 @@ from mnv2prof.predictor.kinds import FEATURES
 
 FORMAT = 1
 BUILD_FILE, PREDICTOR_FILE, MODELS_FILE = "build.json", "predictor.json", "models.joblib"
+FORESTS_FILE = "forests.npz"
 KERNELS_FILE, SAMPLES_FILE, NETWORKS_FILE, CONTEXTS_FILE, ERRORS_FILE = (
     "kernels.csv", "samples.csv", "networks.csv", "contexts.csv", "errors.csv")
 FEATURE_COLUMNS = tuple(sorted({f for names in FEATURES.values() for f in names} - {"macs"}))
@@ -139,18 +145,66 @@ def read_json(path: Path) -> dict:
 
 def write_predictor(out: Path, meta: dict, models: Mapping[str, object],
                     errors: Sequence[Mapping[str, object]]) -> None:
-    """The finished predictor's files, all together (write_all)."""
+    """The finished predictor's files, all together (write_all), their digests in
+    predictor.json."""
     import joblib
+    import numpy as np
+
+    from mnv2prof.predictor.forest import Forests
 
     buffer = io.BytesIO()
     joblib.dump(dict(models), buffer, compress=3)
+    flat = io.BytesIO()
+    np.savez(flat, **Forests(models).arrays())
+    blobs = {MODELS_FILE: buffer.getvalue(), FORESTS_FILE: flat.getvalue()}
+    meta = meta | {"files": {name: hashlib.sha256(blob).hexdigest()
+                             for name, blob in blobs.items()}}
     text = io.StringIO()
     if errors:
         writer = csv.DictWriter(text, fieldnames=list(errors[0]), lineterminator="\n")
         writer.writeheader()
         writer.writerows(errors)
-    write_all([(out / MODELS_FILE, buffer.getvalue()), (out / ERRORS_FILE, text.getvalue()),
+    write_all([*((out / name, blob) for name, blob in blobs.items()),
+               (out / ERRORS_FILE, text.getvalue()),
                (out / PREDICTOR_FILE, json.dumps(meta, indent=1, sort_keys=True) + "\n")])
+
+
+class SavedModels(Mapping):
+    """A folder's scikit-learn regressors by kind, unpickled on the first look at one: a
+    predictor whose kinds are all forests (forests.npz) never unpickles them."""
+
+    def __init__(self, path: Path, kinds: Sequence[str], blob: bytes | None = None) -> None:
+        self.path, self.kinds, self._blob = path, tuple(kinds), blob
+        self._models: dict[str, object] | None = None
+
+    def __contains__(self, kind: object) -> bool:
+        return kind in self.kinds
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.kinds)
+
+    def __len__(self) -> int:
+        return len(self.kinds)
+
+    def __getitem__(self, kind: str) -> object:
+        if kind not in self.kinds:
+            raise KeyError(kind)
+        if self._models is None:
+            self._models = _unpickle(self.path, self._blob)
+        return self._models[kind]
+
+
+def _unpickle(path: Path, blob: bytes | None) -> dict[str, object]:
+    import joblib
+
+    try:
+        models = joblib.load(io.BytesIO(blob) if blob is not None else path)
+    except Exception as exc:  # noqa: BLE001 - pickle, zlib, EOF: a damaged file, one line
+        raise UsageError(f"{path}: cannot be loaded ({type(exc).__name__}): build the "
+                         "predictor again") from None
+    if not isinstance(models, dict):
+        raise UsageError(f"{path}: not a predictor's models")
+    return models
 
 
 @dataclass
@@ -159,7 +213,8 @@ class Predictor:
 
     folder: Path
     meta: dict
-    models: dict[str, object]
+    models: Mapping[str, object]  # kind -> fitted regressor (SavedModels: unpickled if needed)
+    flat: object | None = None  # forest.Forests read from forests.npz, else made from `models`
 
     @property
     def threads(self) -> int:
@@ -193,7 +248,7 @@ class Predictor:
         """The models, their forests flattened to be walked at once (forest.Forests)."""
         from mnv2prof.predictor.forest import Forests
 
-        return Forests(self.models)
+        return self.flat if self.flat is not None else Forests(self.models)
 
     @cached_property
     def baseline(self) -> FlopsBaseline:
@@ -209,8 +264,6 @@ class Predictor:
 def load_predictor(folder: str | Path, force: bool = False) -> Predictor:
     """The predictor in `folder`; one line (exit 2) for a missing, unfinished or damaged one,
     and for one built in another environment unless `force`."""
-    import joblib
-
     folder = Path(folder)
     if not folder.is_dir():
         state = "is not a folder" if folder.exists() else "not found"
@@ -226,11 +279,36 @@ def load_predictor(folder: str | Path, force: bool = False) -> Predictor:
                                            fingerprint(int(meta["fingerprint"]["threads"])))):
         raise UsageError(f"--predictor {folder} was built in another environment "
                          f"({describe_differences(found)}): build one here, or pass --force")
+    digests = meta.get("files", {})
+    blobs = {name: _read_checked(folder / name, digests.get(name))
+             for name in (MODELS_FILE, FORESTS_FILE) if name in digests}
+    if FORESTS_FILE not in blobs:  # a folder from before forests.npz
+        return Predictor(folder, meta, _unpickle(folder / MODELS_FILE, blobs.get(MODELS_FILE)))
+    models = SavedModels(folder / MODELS_FILE, list(meta.get("kinds", {})), blobs[MODELS_FILE])
+    return Predictor(folder, meta, models, _forests(folder / FORESTS_FILE, blobs[FORESTS_FILE],
+                                                    models))
+
+
+def _read_checked(path: Path, digest: str | None) -> bytes:
+    """`path`'s bytes, refused in one line unless their sha256 is `digest`."""
     try:
-        models = joblib.load(folder / MODELS_FILE)
-    except Exception as exc:  # noqa: BLE001 - pickle, zlib, EOF: a damaged file, one line
-        raise UsageError(f"{folder / MODELS_FILE}: cannot be loaded ({type(exc).__name__}): "
-                         "build the predictor again") from None
-    if not isinstance(models, dict):
-        raise UsageError(f"{folder / MODELS_FILE}: not a predictor's models")
-    return Predictor(folder, meta, models)
+        blob = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot be read ({exc.strerror or exc}): build the predictor "
+                         "again") from None
+    if hashlib.sha256(blob).hexdigest() != digest:
+        raise UsageError(f"{path}: cannot be loaded (not the file the build wrote: damaged or "
+                         "replaced): build the predictor again")
+    return blob
+
+
+def _forests(path: Path, blob: bytes, models: Mapping[str, object]):
+    import numpy as np
+
+    from mnv2prof.predictor.forest import Forests
+
+    try:
+        with np.load(io.BytesIO(blob), allow_pickle=False) as arrays:
+            return Forests.from_arrays(dict(arrays), models)
+    except (ValueError, KeyError, OSError) as exc:
+        raise UsageError(f"{path}: cannot be loaded ({exc}): build the predictor again") from None

@@ -24,7 +24,7 @@ def test_the_folder_holds_every_file(tiny_build):
     names = {p.name for p in out.iterdir()}
     assert names == {files.BUILD_FILE, files.KERNELS_FILE, files.SAMPLES_FILE,
                      files.NETWORKS_FILE, files.CONTEXTS_FILE, files.PREDICTOR_FILE,
-                     files.MODELS_FILE, files.ERRORS_FILE}
+                     files.MODELS_FILE, files.FORESTS_FILE, files.ERRORS_FILE}
     kernels = _rows(out / files.KERNELS_FILE)
     assert tuple(kernels[0]) == files.KERNEL_COLUMNS
     keys = [row[0] for row in kernels[1:]]

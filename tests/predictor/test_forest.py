@@ -76,3 +76,44 @@ def test_a_tree_that_is_one_leaf():
     model = fit_kind("add", x, np.full(12, 0.25), candidates=["forest"]).model
     assert {t.tree_.node_count for t in model.regressor_.estimators_} == {1}
     np.testing.assert_allclose(Forests({"add": model}).predict({"add": x})["add"], 0.25)
+
+
+def test_saved_arrays_predict_as_the_models_do_without_them(fitted):
+    """forests.npz's arrays, read back with no models at all, walk to the same numbers; a
+    kind that is not a forest asks its model, and only then."""
+    import io
+
+    models, rows = fitted
+    buffer = io.BytesIO()
+    np.savez(buffer, **Forests(models).arrays())
+    buffer.seek(0)
+    asked = []
+
+    class Lazy(dict):
+        def __getitem__(self, kind):
+            asked.append(kind)
+            return models[kind]
+
+    with np.load(buffer, allow_pickle=False) as arrays:
+        read = Forests.from_arrays(dict(arrays), Lazy())
+    forest_rows = {k: rows[k] for k in ("conv", "dwconv")}
+    got = read.predict(forest_rows)
+    assert asked == []
+    for kind, x in forest_rows.items():
+        np.testing.assert_allclose(got[kind], _own_predict(models[kind], x), rtol=1e-12)
+    np.testing.assert_allclose(read.predict({"add": rows["add"]})["add"],
+                               _own_predict(models["add"], rows["add"]), rtol=1e-12)
+    assert asked == ["add"]
+
+
+@pytest.mark.parametrize("damage", [
+    lambda a: a.update(children=a["children"] + 10**9),
+    lambda a: a.update(feature=a["feature"] + 1000),
+    lambda a: a.update(threshold=a["threshold"][:-1]),
+    lambda a: a.update({"roots.conv": a["roots.conv"] - 10**9}),
+])
+def test_arrays_that_do_not_make_forests_are_refused(fitted, damage):
+    arrays = Forests(fitted[0]).arrays()
+    damage(arrays)
+    with pytest.raises(ValueError, match="do not make forests"):
+        Forests.from_arrays(arrays, {})

@@ -101,6 +101,8 @@ def test_foreign_predictor_is_refused_unless_forced(tiny_build, tmp_path):
 
 @pytest.mark.parametrize("damage, fragment", [
     (lambda d: (d / files.MODELS_FILE).write_bytes(b"not a pickle"), "cannot be loaded"),
+    (lambda d: (d / files.FORESTS_FILE).write_bytes(b"PK\x03\x04 cut"), "cannot be loaded"),
+    (lambda d: (d / files.FORESTS_FILE).unlink(), "cannot be read"),
     (lambda d: (d / files.PREDICTOR_FILE).write_text("{"), "not a predictor file"),
     (lambda d: (d / files.PREDICTOR_FILE).unlink(), "is an unfinished build"),
 ])
@@ -118,3 +120,43 @@ def test_damaged_predictor_is_one_line(tiny_build, tmp_path, damage, fragment):
 def test_missing_predictor(tmp_path):
     with pytest.raises(UsageError, match="not found"):
         load_predictor(tmp_path / "none")
+
+
+def test_a_predictor_reads_its_forests_without_unpickling(tiny_build):
+    """Loaded from forests.npz: every forest kind predicts as its unpickled model does, and
+    models.joblib is unpickled only if some kind is not a forest (boosting)."""
+    from mnv2prof.predictor.forest import Forests, trees_of
+    from mnv2prof.predictor.space import LoneBlock, Block
+    from mnv2prof.predictor.graphs import lone_block_model
+    from mnv2prof.predictor.detect import detect
+    from mnv2prof.predictor.prediction import kernel_times
+
+    _, out = tiny_build
+    predictor = load_predictor(out)
+    assert isinstance(predictor.models, files.SavedModels) and predictor.flat is not None
+    kernels = detect(lone_block_model(LoneBlock(16, 32, Block("ir", 16, 1, 3, 3.0))
+                                      ).SerializeToString()).kernels
+    times = kernel_times(predictor, kernels)
+    unpickled = predictor.models._models
+    models = files._unpickle(out / files.MODELS_FILE, None)
+    boosted = {k for k, m in models.items() if trees_of(m) is None}
+    assert (unpickled is not None) == bool(boosted & {k.kind for k in kernels})
+    expected = kernel_times(files.Predictor(out, predictor.meta, models), kernels)
+    assert times == pytest.approx(expected, rel=1e-12)
+    assert isinstance(predictor.forests, Forests)
+
+
+def test_a_folder_from_before_forests_npz_still_loads(tiny_build, tmp_path):
+    import json
+    import shutil
+
+    _, out = tiny_build
+    copy = tmp_path / "old"
+    shutil.copytree(out, copy)
+    (copy / files.FORESTS_FILE).unlink()
+    meta = json.loads((copy / files.PREDICTOR_FILE).read_text())
+    del meta["files"]
+    (copy / files.PREDICTOR_FILE).write_text(json.dumps(meta))
+    predictor = load_predictor(copy)
+    assert isinstance(predictor.models, dict) and predictor.flat is None
+    assert set(predictor.models) == set(meta["kinds"])
