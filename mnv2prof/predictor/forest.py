@@ -9,8 +9,10 @@ a leaf. It makes scikit-learn's comparisons (a feature as float32 against the fl
 `x <= threshold` going left), so it reaches the same leaves: the numbers are scikit-learn's, to
 the rounding of the mean (tests/predictor/test_forest.py).
 
-A kind whose regressor is not a forest of trees on log(ms) (boosting) is predicted by its own
-`predict` (fitting.predict_ms).
+Histogram gradient boosting's trees are walked the same way (float64 features, the leaves
+summed onto its baseline): called through scikit-learn, its few hundred trees took 2-4 ms a
+kind, and a build that picked it for three kinds predicted in 12.7 ms a network. Any other
+regressor is predicted by its own `predict` (fitting.predict_ms).
 
 The build saves the flat arrays (`arrays`, forests.npz in the predictor folder) and `predict`
 reads them back (`from_arrays`) with no pickle to unpickle: 0.05 s where unpickling the
@@ -20,48 +22,93 @@ scikit-learn models took 1.7 s (60 trees a kind) to 2.6 s (120).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
 from mnv2prof.predictor.fitting import predict_ms
 
 PRUNE_EVERY = 2  # levels walked between drops of the pairs at a leaf
-ROOTS = "roots."  # forests.npz: the roots of kind K are the array "roots.K"
+ROOTS, HOW = "roots.", "how."  # forests.npz: kind K's roots "roots.K", its aggregation "how.K"
+
+
+@dataclass(frozen=True)
+class Ensemble:
+    """A fitted tree ensemble on log(ms), as the walk reads it."""
+
+    trees: list[tuple]  # per tree: (left, right, feature, threshold, value); a leaf's left -1
+    mean: bool  # a forest averages its trees' leaves; boosting adds them to `offset`
+    offset: float  # boosting's baseline prediction (0 for a forest)
+    float32: bool  # a forest compares features as float32, boosting as float64
+
+
+def ensemble_of(model: object) -> Ensemble | None:
+    """The trees of a forest or of histogram gradient boosting on log(ms) (fitting._on_log),
+    else None (predicted by the model's own `predict`)."""
+    regressor = getattr(model, "regressor_", None)
+    if regressor is None or getattr(model, "inverse_func", None) is not np.exp:
+        return None
+    trees = getattr(regressor, "estimators_", None)
+    if isinstance(trees, list) and trees and all(hasattr(t, "tree_") for t in trees):
+        found = []
+        for tree in trees:
+            state = tree.tree_.__getstate__()  # its node array, one call (not one a field)
+            nodes = state["nodes"]
+            found.append((nodes["left_child"], nodes["right_child"], nodes["feature"],
+                          nodes["threshold"], state["values"][:, 0, 0]))
+        return Ensemble(found, True, 0.0, True)
+    return _boosting(regressor)
+
+
+def _boosting(regressor: object) -> Ensemble | None:
+    """HistGradientBoostingRegressor's trees (its private `_predictors`: read with care, and
+    None where they are not what the walk handles: categories, more than one tree a step)."""
+    steps = getattr(regressor, "_predictors", None)
+    baseline = np.ravel(getattr(regressor, "_baseline_prediction", []))
+    if not steps or len(baseline) != 1 or any(len(step) != 1 for step in steps):
+        return None
+    found = []
+    for (predictor,) in steps:
+        nodes = predictor.nodes
+        if nodes["is_categorical"].any():
+            return None
+        leaf = nodes["is_leaf"].astype(bool)
+        found.append((np.where(leaf, -1, nodes["left"].astype(np.intp)),
+                      np.where(leaf, -1, nodes["right"].astype(np.intp)),
+                      nodes["feature_idx"].astype(np.intp), nodes["num_threshold"],
+                      nodes["value"]))
+    return Ensemble(found, False, float(baseline[0]), False)
 
 
 def trees_of(model: object) -> list | None:
-    """The fitted trees of a forest on log(ms) (fitting._on_log), else None."""
-    regressor = getattr(model, "regressor_", None)
-    trees = getattr(regressor, "estimators_", None)
-    if not isinstance(trees, list) or not trees or getattr(model, "inverse_func", None) is not np.exp:
-        return None
-    return trees if all(hasattr(t, "tree_") for t in trees) else None
+    """The trees of `model` the walk reads (ensemble_of), else None."""
+    found = ensemble_of(model)
+    return found.trees if found else None
 
 
 class Forests:
-    """The forests of `models` (kind -> fitted regressor), flattened; `predict` as each
+    """The tree ensembles of `models` (kind -> fitted regressor), flattened; `predict` as each
     model's `predict` would, for every kind at once."""
 
     def __init__(self, models: Mapping[str, object]) -> None:
         self.models: Mapping[str, object] = dict(models)
         self.roots: dict[str, np.ndarray] = {}  # kind -> its trees' root nodes
+        self.how: dict[str, np.ndarray] = {}  # kind -> [mean (1/0), offset, float32 (1/0)]
         self.width = 1
         parts: list[tuple] = []
         for kind, model in self.models.items():
-            trees = trees_of(model)
-            if trees is None:
+            found = ensemble_of(model)
+            if found is None:
                 continue
             self.width = max(self.width, int(model.regressor_.n_features_in_))
             start = sum(len(p[0]) for p in parts)
             roots = []
-            for tree in trees:
-                state = tree.tree_.__getstate__()  # its node array, one call (not one a field)
-                nodes = state["nodes"]
+            for tree in found.trees:
                 roots.append(start)
-                parts.append((nodes["left_child"], nodes["right_child"], nodes["feature"],
-                              nodes["threshold"], state["values"][:, 0, 0]))
-                start += len(nodes)
+                parts.append(tree)
+                start += len(tree[0])
             self.roots[kind] = np.array(roots, dtype=np.intp)
+            self.how[kind] = np.array([found.mean, found.offset, found.float32], dtype=np.float64)
         self._flatten(parts)
 
     def _flatten(self, parts: list[tuple]) -> None:
@@ -83,9 +130,10 @@ class Forests:
     def arrays(self) -> dict[str, np.ndarray]:
         """The flat arrays by name, as `from_arrays` reads them (numbers only: no pickle)."""
         found = {"feature": self.feature.astype(np.int32), "threshold": self.threshold,
-                 "children": self.children.astype(np.int64), "value": self.value,
+                 "children": self.children.astype(np.int32), "value": self.value,
                  "width": np.array([self.width], dtype=np.int64)}
-        return found | {ROOTS + kind: roots.astype(np.int64) for kind, roots in self.roots.items()}
+        return (found | {ROOTS + kind: roots.astype(np.int32) for kind, roots in self.roots.items()}
+                | {HOW + kind: how for kind, how in self.how.items()})
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, np.ndarray], models: Mapping[str, object]
@@ -102,6 +150,10 @@ class Forests:
         self.width = int(arrays["width"][0])
         self.roots = {name.removeprefix(ROOTS): np.asarray(a, dtype=np.intp)
                       for name, a in arrays.items() if name.startswith(ROOTS)}
+        self.how = {kind: np.asarray(arrays[HOW + kind], dtype=np.float64)
+                    for kind in self.roots}
+        if any(how.shape != (3,) for how in self.how.values()):
+            raise ValueError("the arrays do not make forests")
         nodes = len(self.feature)
         if not (len(self.threshold) == len(self.value) == nodes and len(self.children) == 2 * nodes
                 and all(not a.size or (a.min() >= 0 and a.max() < bound) for a, bound in (
@@ -123,17 +175,18 @@ class Forests:
 
     def _walk(self, rows: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         total = sum(len(x) for x in rows.values())
-        table = np.zeros((total, self.width), dtype=np.float32)  # scikit-learn's float32
+        table = np.zeros((total, self.width), dtype=np.float64)
         nodes, bases, blocks, first = [], [], [], 0
-        for kind, x in rows.items():
-            table[first:first + len(x), :x.shape[1]] = x
+        for kind, x in rows.items():  # a forest compares float32 features, boosting float64
+            table[first:first + len(x), :x.shape[1]] = (
+                x.astype(np.float32) if self.how[kind][2] else x)
             roots = self.roots[kind]
             nodes.append(np.repeat(roots, len(x)))  # tree-major: tree 0's rows, tree 1's, ...
             bases.append(np.tile(np.arange(first, first + len(x)) * self.width, len(roots)))
             blocks.append((kind, len(x), len(roots)))
             first += len(x)
         node, base = np.concatenate(nodes), np.concatenate(bases)
-        flat = table.ravel().astype(np.float64)
+        flat = table.ravel()
         reached = np.empty(len(node), dtype=np.intp)
         pending = np.arange(len(node), dtype=np.intp)
         level = 0
@@ -149,7 +202,8 @@ class Forests:
         leaves = self.value[reached]
         out, at = {}, 0
         for kind, n, trees in blocks:
-            mean = leaves[at:at + n * trees].reshape(trees, n).sum(axis=0) / trees
-            out[kind] = np.exp(mean)
+            summed = leaves[at:at + n * trees].reshape(trees, n).sum(axis=0)
+            mean, offset, _ = self.how[kind]
+            out[kind] = np.exp(summed / trees if mean else offset + summed)
             at += n * trees
         return out

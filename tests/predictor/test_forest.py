@@ -41,13 +41,22 @@ def test_every_kind_at_once_equals_each_models_predict(fitted):
         np.testing.assert_allclose(got[kind], _own_predict(models[kind], x), rtol=1e-12)
 
 
-def test_boosting_is_predicted_by_its_own_predict_and_forests_are_walked(fitted):
-    models, _ = fitted
-    forests = Forests(models)
-    walked = {kind for kind, model in models.items() if trees_of(model)}
-    assert walked == {"conv", "dwconv"}  # extra trees and the forest; not boosting
-    assert set(forests.roots) == walked
+def test_forests_and_boosting_are_walked_and_other_models_predict_themselves(fitted):
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.linear_model import LinearRegression
+
+    models, rows = fitted
+    line = TransformedTargetRegressor(LinearRegression(), func=np.log, inverse_func=np.exp)
+    x, y = _data(50, 4, 7)
+    forests = Forests({**models, "gemm": line.fit(x, y)})
+    assert set(forests.roots) == {"conv", "dwconv", "add"}  # extra trees, forest, boosting
+    assert trees_of(line) is None
+    booster = models["add"].regressor_
+    assert len(forests.roots["add"]) == booster.n_iter_
     assert len(forests.roots["conv"]) == len(models["conv"].regressor_.estimators_)
+    got = forests.predict({**rows, "gemm": x[:5]})
+    np.testing.assert_allclose(got["gemm"], line.predict(x[:5]), rtol=1e-12)
+    np.testing.assert_allclose(got["add"], _own_predict(models["add"], rows["add"]), rtol=1e-12)
 
 
 def test_a_feature_on_a_threshold_goes_where_float32_sends_it(fitted):
@@ -80,7 +89,7 @@ def test_a_tree_that_is_one_leaf():
 
 def test_saved_arrays_predict_as_the_models_do_without_them(fitted):
     """forests.npz's arrays, read back with no models at all, walk to the same numbers; a
-    kind that is not a forest asks its model, and only then."""
+    kind the walk does not read asks its model, and only then."""
     import io
 
     models, rows = fitted
@@ -96,11 +105,11 @@ def test_saved_arrays_predict_as_the_models_do_without_them(fitted):
 
     with np.load(buffer, allow_pickle=False) as arrays:
         read = Forests.from_arrays(dict(arrays), Lazy())
-    forest_rows = {k: rows[k] for k in ("conv", "dwconv")}
-    got = read.predict(forest_rows)
+    got = read.predict(rows)
     assert asked == []
-    for kind, x in forest_rows.items():
+    for kind, x in rows.items():
         np.testing.assert_allclose(got[kind], _own_predict(models[kind], x), rtol=1e-12)
+    del read.roots["add"]  # as if boosting were not walked: its model is asked, then only
     np.testing.assert_allclose(read.predict({"add": rows["add"]})["add"],
                                _own_predict(models["add"], rows["add"]), rtol=1e-12)
     assert asked == ["add"]
