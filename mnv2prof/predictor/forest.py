@@ -29,6 +29,7 @@ import numpy as np
 from mnv2prof.predictor.fitting import predict_ms
 
 PRUNE_EVERY = 2  # levels walked between drops of the pairs at a leaf
+MAX_DEPTH = 4096  # scikit-learn's trees here are 10-35 levels deep
 ROOTS, HOW = "roots.", "how."  # forests.npz: kind K's roots "roots.K", its aggregation "how.K"
 
 
@@ -139,7 +140,7 @@ class Forests:
     def from_arrays(cls, arrays: Mapping[str, np.ndarray], models: Mapping[str, object]
                     ) -> Forests:
         """The forests of `arrays` (`Forests.arrays`); `models` (kind -> regressor, read only
-        for the kinds that are not forests) may load lazily. ValueError for arrays that do not
+        for the kinds whose regressor is not a tree ensemble) may load lazily. ValueError for arrays that do not
         make forests."""
         self = cls.__new__(cls)
         self.models = models
@@ -191,6 +192,9 @@ class Forests:
         pending = np.arange(len(node), dtype=np.intp)
         level = 0
         while len(node):
+            if level > MAX_DEPTH:  # only arrays that loop get here: refused, never a hang
+                raise ValueError("the arrays do not make forests (a walk deeper than "
+                                 f"{MAX_DEPTH} levels)")
             step = flat[base + self.feature[node]] > self.threshold[node]
             node = self.children[2 * node + step]
             level += 1

@@ -126,3 +126,17 @@ def test_arrays_that_do_not_make_forests_are_refused(fitted, damage):
     damage(arrays)
     with pytest.raises(ValueError, match="do not make forests"):
         Forests.from_arrays(arrays, {})
+
+
+def test_arrays_that_loop_are_refused_not_walked_forever(fitted):
+    arrays = Forests(fitted[0]).arrays()
+    roots = arrays["roots.conv"]
+    children = arrays["children"].copy()
+    children[2 * roots[0]:2 * roots[0] + 2] = roots[0]  # the first root points at itself...
+    arrays["children"] = children
+    arrays["threshold"] = arrays["threshold"].copy()
+    arrays["threshold"][roots[0]] = -np.inf  # ...and is no leaf: every row goes right, to it
+    forests = Forests.from_arrays(arrays, {})
+    forests.leaf[roots[0]] = False
+    with pytest.raises(ValueError, match="deeper than"):
+        forests.predict({"conv": fitted[1]["conv"][:2]})
