@@ -85,9 +85,8 @@ def detect(model: bytes | Path, threads: int = 1,
 
     loaded = onnx.load_from_string(model) if isinstance(model, bytes) else load_model(model)
     if name_nodes(loaded):  # onnxruntime's graph and profiler refer to nodes by name
-        model = loaded.SerializeToString()
-    elif not isinstance(model, bytes):
-        model = loaded.SerializeToString()
+        model = loaded.SerializeToString()  # else the file itself: serializing it again took
+        # 30-55 ms of a 10 MB network's 110-190 ms
     with tempfile.TemporaryDirectory(prefix="mnv2prof-detect-") as tmp:
         optimized_path = Path(tmp) / "optimized.onnx"
         runner = OrtRunner(model, threads, seed, input_shapes=dict(input_shapes or {}) or None,
