@@ -215,8 +215,8 @@ def fit_scale(log_weights: Sequence[float], ratios: Sequence[float]) -> dict[str
     constant, unless `LINE_MODELS` models span `LINE_DECADES` decades, as for the context
     factors. Lone blocks (weights in L2) read about 1.05 and whole networks 1.12-1.15 on the
     development machine: one constant overpredicted the first and underpredicted the second.
-    Chosen over the constant by leave-one-out on 64 calibration models, before any held-out
-    network was scored with it (docs/predictor.md)."""
+    Chosen over the constant by leave-one-out on 64 calibration models (85.9% within 10%
+    against 78.1%; docs/predictor.md says where the idea came from)."""
     x, y = np.asarray(log_weights, float), np.log(np.asarray(ratios, float))
     fit = {"a": float(np.log(np.median(np.exp(y)))), "b": 0.0, "low": float(x.min()),
            "high": float(x.max()), "mid": float(np.median(x))}

@@ -8,10 +8,10 @@
                     against their predictions alone
     predictor.json  the finished predictor: fingerprint, space, per-kind regressor and held-out
                     error, the FLOPs baseline, the harness floor, the calibration
-    forests.npz     the regressors that are forests, flattened (forest.Forests.arrays): plain
-                    arrays, what `predict` reads
+    forests.npz     the regressors that are tree ensembles (forests, boosting), flattened
+                    (forest.Forests.arrays): plain arrays, what `predict` reads
     models.joblib   the fitted scikit-learn regressors, by kind (a pickle: unpickled only for a
-                    kind that is not a forest, boosting; load only folders you trust)
+                    kind whose regressor is not a tree ensemble; load only folders you trust)
     errors.csv      each kind's held-out error, beside the FLOPs baseline's on the same kernels
 
 The CSVs are journals, as `sweep`'s file is (sweeps/sweep.py): each batch of rows is appended in one
@@ -171,7 +171,7 @@ def write_predictor(out: Path, meta: dict, models: Mapping[str, object],
 
 class SavedModels(Mapping):
     """A folder's scikit-learn regressors by kind, unpickled on the first look at one: a
-    predictor whose kinds are all forests (forests.npz) never unpickles them."""
+    predictor whose kinds are all tree ensembles (forests.npz) never unpickles them."""
 
     def __init__(self, path: Path, kinds: Sequence[str], blob: bytes | None = None) -> None:
         self.path, self.kinds, self._blob = path, tuple(kinds), blob
