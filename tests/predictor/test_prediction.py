@@ -142,7 +142,10 @@ def test_a_predictor_reads_its_forests_without_unpickling(tiny_build):
     boosted = {k for k, m in models.items() if trees_of(m) is None}
     assert (unpickled is not None) == bool(boosted & {k.kind for k in kernels})
     expected = kernel_times(files.Predictor(out, predictor.meta, models), kernels)
-    assert times == pytest.approx(expected, rel=1e-12)
+    assert [t is None for t in times] == [e is None for e in expected]  # kinds not sampled
+    assert [t for t in times if t is not None] == pytest.approx(
+        [e for e in expected if e is not None], rel=1e-12)
+    assert any(t is not None for t in times)
     assert isinstance(predictor.forests, Forests)
 
 
