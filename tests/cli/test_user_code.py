@@ -154,15 +154,19 @@ def test_gate_of_a_users_model_passes_then_fails_on_a_slower_one(run_cli, blocks
     model = ("--model", "blocks.py:net", "--shape", "1x3x32x32", "--budget", "0.3")
     code, _, err = run_cli("baseline", *model, "--out", base)
     assert code == 0, err
-    code, out, err = run_cli("gate", *model, "--baseline", base)
+    # a stored-number gate on a 0.01 ms model in a two-worker suite read the same model 1.6x
+    # slower once (the machine's slow state; docs/gates.md): up to 5x is tolerated here, and
+    # the slower model below is about 30x
+    tolerant = ("--baseline", base, "--max-slowdown", "4")
+    code, out, err = run_cli("gate", *model, *tolerant)
     assert code == 0, out + err
     blocks.write_text(BLOCKS.replace("EXTRA = 0", "EXTRA = 24"))  # 24 more 3x3 convs
-    code, out, err = run_cli("gate", *model, "--baseline", base)
+    code, out, err = run_cli("gate", *model, *tolerant)
     assert code == 1, out + err
     assert "net: blocks.py has changed since the baseline" in " ".join(err.split()).replace(
         str(tmp_path.resolve()) + "/", "")
-    code, out, err = run_cli("gate", *model, "--baseline", base, "--allow-cost-change")
-    assert code == 1, out + err  # slower by far more than the 10% tolerated
+    code, out, err = run_cli("gate", *model, *tolerant, "--allow-cost-change")
+    assert code == 1, out + err  # slower by far more than the 5x tolerated
 
 
 def test_network_of_a_users_model_gives_its_stages(run_cli, blocks, tmp_path):
