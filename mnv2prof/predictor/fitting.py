@@ -193,19 +193,30 @@ def fit_context(log_weights: Sequence[float], ratios: Sequence[float],
     mean = float(np.average(r, weights=w))
     fit = {"a": mean, "b": 0.0, "low": float(x.min()), "high": float(x.max()),
            "mid": float(np.average(x, weights=w))}
-    if len(set(np.round(x, 3))) >= LINE_MODELS and x.max() - x.min() >= LINE_DECADES:
+    if _spans_sizes(x):
         design = np.column_stack([np.ones_like(x), x]) * np.sqrt(w)[:, None]
         (a, b), *_ = np.linalg.lstsq(design, r * np.sqrt(w), rcond=None)
         fit.update(a=float(a), b=float(b))
     return {k: round(v, 5) for k, v in fit.items()}
 
 
+def _spans_sizes(x: np.ndarray) -> bool:
+    """Whether models at log10 sizes `x` carry a line: `LINE_MODELS` distinct sizes spanning
+    `LINE_DECADES` decades (else a constant: the rule of both lines)."""
+    return len(set(np.round(x, 3))) >= LINE_MODELS and x.max() - x.min() >= LINE_DECADES
+
+
+def _line_at(fit: dict[str, float], weight_bytes: float | None) -> float:
+    """`fit`'s line (a + b x log10 size) for a model of `weight_bytes`, read inside the fitted
+    range (None: at its middle)."""
+    x = fit["mid"] if not weight_bytes else np.log10(weight_bytes)
+    return fit["a"] + fit["b"] * min(max(x, fit["low"]), fit["high"])
+
+
 def context_factor(fit: dict[str, float], weight_bytes: float | None = None) -> float:
     """The factor of `fit` (fit_context) for a model of `weight_bytes` (None: the calibration
     models' weighted middle), clamped to `CONTEXT_RANGE`."""
-    x = fit["mid"] if not weight_bytes else np.log10(weight_bytes)
-    x = min(max(x, fit["low"]), fit["high"])
-    return float(np.clip(fit["a"] + fit["b"] * x, *CONTEXT_RANGE))
+    return float(np.clip(_line_at(fit, weight_bytes), *CONTEXT_RANGE))
 
 
 def fit_scale(log_weights: Sequence[float], ratios: Sequence[float]) -> dict[str, float]:
@@ -218,9 +229,9 @@ def fit_scale(log_weights: Sequence[float], ratios: Sequence[float]) -> dict[str
     Chosen over the constant by leave-one-out on 64 calibration models (85.9% within 10%
     against 78.1%; docs/predictor.md says where the idea came from)."""
     x, y = np.asarray(log_weights, float), np.log(np.asarray(ratios, float))
-    fit = {"a": float(np.log(np.median(np.exp(y)))), "b": 0.0, "low": float(x.min()),
+    fit = {"a": float(np.log(np.median(ratios))), "b": 0.0, "low": float(x.min()),
            "high": float(x.max()), "mid": float(np.median(x))}
-    if len(set(np.round(x, 3))) >= LINE_MODELS and x.max() - x.min() >= LINE_DECADES:
+    if _spans_sizes(x):
         i, j = np.triu_indices(len(x), 1)
         apart = np.abs(x[j] - x[i]) > 1e-9
         slope = float(np.median((y[j] - y[i])[apart] / (x[j] - x[i])[apart]))
@@ -231,6 +242,4 @@ def fit_scale(log_weights: Sequence[float], ratios: Sequence[float]) -> dict[str
 def scale_factor(fit: dict[str, float], weight_bytes: float | None = None) -> float:
     """The scale of `fit` (fit_scale) for a model of `weight_bytes` (None: the calibration
     models' median size), read inside the fitted range and clamped to `CONTEXT_RANGE`."""
-    x = fit["mid"] if not weight_bytes else np.log10(weight_bytes)
-    x = min(max(x, fit["low"]), fit["high"])
-    return float(np.clip(np.exp(fit["a"] + fit["b"] * x), *CONTEXT_RANGE))
+    return float(np.clip(np.exp(_line_at(fit, weight_bytes)), *CONTEXT_RANGE))
