@@ -81,12 +81,6 @@ def _boosting(regressor: object) -> Ensemble | None:
     return Ensemble(found, False, float(baseline[0]), False)
 
 
-def trees_of(model: object) -> list | None:
-    """The trees of `model` the walk reads (ensemble_of), else None."""
-    found = ensemble_of(model)
-    return found.trees if found else None
-
-
 class Forests:
     """The tree ensembles of `models` (kind -> fitted regressor), flattened; `predict` as each
     model's `predict` would, for every kind at once."""
@@ -95,20 +89,17 @@ class Forests:
         self.models: Mapping[str, object] = dict(models)
         self.roots: dict[str, np.ndarray] = {}  # kind -> its trees' root nodes
         self.how: dict[str, np.ndarray] = {}  # kind -> [mean (1/0), offset, float32 (1/0)]
-        self.width = 1
+        self.width, start = 1, 0
         parts: list[tuple] = []
         for kind, model in self.models.items():
             found = ensemble_of(model)
             if found is None:
                 continue
             self.width = max(self.width, int(model.regressor_.n_features_in_))
-            start = sum(len(p[0]) for p in parts)
-            roots = []
-            for tree in found.trees:
-                roots.append(start)
-                parts.append(tree)
-                start += len(tree[0])
-            self.roots[kind] = np.array(roots, dtype=np.intp)
+            sizes = [len(tree[0]) for tree in found.trees]
+            self.roots[kind] = start + np.cumsum([0, *sizes[:-1]], dtype=np.intp)
+            parts += found.trees
+            start += sum(sizes)
             self.how[kind] = np.array([found.mean, found.offset, found.float32], dtype=np.float64)
         self._flatten(parts)
 

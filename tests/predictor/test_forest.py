@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mnv2prof.predictor.fitting import CANDIDATES, fit_kind
-from mnv2prof.predictor.forest import Forests, trees_of
+from mnv2prof.predictor.forest import Forests, ensemble_of
 
 
 def _data(n: int, width: int, seed: int):
@@ -50,7 +50,7 @@ def test_forests_and_boosting_are_walked_and_other_models_predict_themselves(fit
     x, y = _data(50, 4, 7)
     forests = Forests({**models, "gemm": line.fit(x, y)})
     assert set(forests.roots) == {"conv", "dwconv", "add"}  # extra trees, forest, boosting
-    assert trees_of(line) is None
+    assert ensemble_of(line) is None
     booster = models["add"].regressor_
     assert len(forests.roots["add"]) == booster.n_iter_
     assert len(forests.roots["conv"]) == len(models["conv"].regressor_.estimators_)

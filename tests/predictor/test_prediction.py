@@ -125,7 +125,7 @@ def test_missing_predictor(tmp_path):
 def test_a_predictor_reads_its_forests_without_unpickling(tiny_build):
     """Loaded from forests.npz: every forest kind predicts as its unpickled model does, and
     models.joblib is unpickled only if some kind is not a forest (boosting)."""
-    from mnv2prof.predictor.forest import Forests, trees_of
+    from mnv2prof.predictor.forest import Forests, ensemble_of
     from mnv2prof.predictor.space import LoneBlock, Block
     from mnv2prof.predictor.graphs import lone_block_model
     from mnv2prof.predictor.detect import detect
@@ -139,7 +139,7 @@ def test_a_predictor_reads_its_forests_without_unpickling(tiny_build):
     times = kernel_times(predictor, kernels)
     unpickled = predictor.models._models
     models = files._unpickle(out / files.MODELS_FILE, None)
-    boosted = {k for k, m in models.items() if trees_of(m) is None}
+    boosted = {k for k, m in models.items() if ensemble_of(m) is None}
     assert (unpickled is not None) == bool(boosted & {k.kind for k in kernels})
     expected = kernel_times(files.Predictor(out, predictor.meta, models), kernels)
     assert [t is None for t in times] == [e is None for e in expected]  # kinds not sampled
