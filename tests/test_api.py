@@ -73,7 +73,7 @@ def test_gate_against_another_file_returns_the_paired_verdicts(tmp_path, capsys)
     (tmp_path / "old.py").write_text(block)
     (tmp_path / "new.py").write_text(block)
     frame = mnv2prof.gate(against=f"{tmp_path}/old.py:net", variants=[f"{tmp_path}/new.py:net"],
-                          channels=8, resolution=8, budget=0.2)
+                          channels=8, resolution=8, budget=0.2, max_slowdown=1.0)
     assert frame["row"].tolist() == ["net"] and frame.attrs["exit_code"] == 0
     assert frame["cost_changes"].tolist() == [0] and frame["rounds_n"].iloc[0] >= 10
     assert capsys.readouterr() == ("", "")
