@@ -117,9 +117,11 @@ def int8_onnx(prepared: Prepared, seed: int = 0, calibration: str = "minmax",
 
 def build_artifact(prepared: Prepared, target: Target, seed: int = 0,
                    calibration: str = "minmax",
-                   int8: tuple[Path, CountedCost | None] | None = None) -> Artifact:
+                   int8: tuple[Path, CountedCost | None] | None = None,
+                   lowered=None) -> Artifact:
     """The artefact of `prepared` for `target`, cached; `int8`: its `int8_onnx` when the caller
-    already has it (one per thing, whatever the runtimes). On ExecuTorch without `int8`, an int8
+    already has it (one per thing, whatever the runtimes); `lowered`: its ExecuTorch lowering when
+    the caller already has it (`lowered_in_workers`). On ExecuTorch without `int8`, an int8
     artefact carries the fp32 ONNX cost."""
     if target.default:
         return Artifact(target, prepared.onnx_path, prepared.cost)
@@ -138,12 +140,9 @@ def build_artifact(prepared: Prepared, target: Target, seed: int = 0,
     cost = int8_cost or prepared.cost
     if target.runtime == "onnxruntime":
         return Artifact(target, onnx_path, cost, *_accuracy(accuracy))
-    if prepared.worker is not None:
-        from mnv2prof.run import user_code
-
-        lowered = user_code.lower(prepared.worker, prepared.input_shape, prepared.name,
-                                  prepared.identity, target.precision, seed)
-    else:
+    if lowered is None and prepared.worker is not None:
+        lowered = lowered_in_workers([(prepared, target)], seed)[(prepared, target)]
+    elif lowered is None:
         from mnv2prof.artifacts import lowering
 
         lowered = lowering.lower_cached(prepared.module, prepared.input_shape, prepared.name,
@@ -166,14 +165,31 @@ def artifacts(pairs: Sequence[tuple[Prepared, Target]], seed: int = 0,
     ONNX file (a network's stages: their cost is read off the whole graph)."""
     made: list[tuple[Prepared, Artifact]] = []
     int8: dict[Prepared, tuple[Path, CountedCost | None]] = {}
+    if between is not None:
+        between()
+    lowered = lowered_in_workers(pairs, seed)
     for p, target in pairs:
         if between is not None:
             between()
         needs_file = target.runtime == "onnxruntime" or counted
         if target.precision == "int8" and needs_file and p not in int8:
             int8[p] = int8_onnx(p, seed, calibration, counted)
-        made.append((p, build_artifact(p, target, seed, calibration, int8.get(p))))
+        made.append((p, build_artifact(p, target, seed, calibration, int8.get(p),
+                                       lowered.get((p, target)))))
     return made
+
+
+def lowered_in_workers(pairs: Sequence[tuple[Prepared, Target]], seed: int = 0) -> dict:
+    """{(thing, target): its lowering} for each ExecuTorch target of a user's module (a thing
+    with a worker reference), lowered in the worker all at once (run.user_code.lower)."""
+    wanted = list(dict.fromkeys((p, t) for p, t in pairs
+                                if t.runtime == "executorch" and p.worker is not None))
+    if not wanted:
+        return {}
+    from mnv2prof.run import user_code
+
+    return dict(zip(wanted, user_code.lower(
+        [(p.worker, p.input_shape, p.name, p.identity, t.precision, seed) for p, t in wanted])))
 
 
 def artifact_runner(artifact: Artifact, prepared: Prepared, threads: int, seed: int = 0):

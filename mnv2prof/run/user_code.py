@@ -14,7 +14,9 @@ Called here, each runs one job, or none when what it needs is known:
 - `eager(entries, timing, seed, converge, on_progress, memory)`: the eager phase, timed in the
   worker with the harness and rules of this process (measure.latency, threads pinned), its
   samples and measured memory sent back.
-- `lower(ref, input_shape, name, identity, precision, seed)`: ExecuTorch's `.pte`.
+- `lower(jobs)`: ExecuTorch's `.pte` of each (ref, input_shape, name, identity, precision, seed),
+  one job per folder of user code, so ExecuTorch's lowering stack (4-10 s to import) is imported
+  once for all of a command's modules, not once a module.
 
 **Another revision's checkout** (`gate --against`): inside `rooted(folder)` every job of a
 subject whose file lies in `folder` runs with `folder` first on its import path and as its
@@ -199,12 +201,23 @@ def eager(entries: Sequence[tuple[Hashable, ModuleRef, tuple[int, ...]]], timing
                       on_progress)
 
 
-def lower(ref: ModuleRef, input_shape: tuple[int, ...], name: str, identity: str,
-          precision: str, seed: int = 0):
-    """ExecuTorch's `.pte` of a user's module (artifacts.lowering.lower_cached, whose int8
-    accuracy needs the module even on a cache hit)."""
-    return worker.run(_lower, (ref, tuple(input_shape), name, identity, precision, seed),
-                      ref.label, root_of(ref.subject))
+LowerJob = tuple  # (ModuleRef, input shape, name, identity, precision, seed)
+
+
+def lower(jobs: Sequence[LowerJob]) -> list:
+    """ExecuTorch's `.pte` of each user's module (artifacts.lowering.lower_cached, whose int8
+    accuracy needs the module even on a cache hit), in order: one worker job for the modules of
+    each folder (`root_of`: one revision's code a process), which imports the lowering stack once."""
+    folders: dict[str | None, list[int]] = {}
+    for i, job in enumerate(jobs):
+        folders.setdefault(root_of(job[0].subject), []).append(i)
+    results: list = [None] * len(jobs)
+    for folder, indices in folders.items():
+        wanted = tuple((job[0], tuple(job[1]), *job[2:]) for job in (jobs[i] for i in indices))
+        labels = ", ".join(dict.fromkeys(job[0].label for job in wanted))
+        for i, lowered in zip(indices, worker.run(_lower_all, (wanted,), labels, folder)):
+            results[i] = lowered
+    return results
 
 
 # --- in the worker's grandchild -----------------------------------------------------------------
@@ -356,11 +369,13 @@ def _eager(entries: tuple, timing, seed: int, converge: tuple, memory: tuple) ->
     return measured, {subject: m for (subject, _), m in zip(chosen, found, strict=True)}
 
 
-def _lower(ref: ModuleRef, input_shape: tuple[int, ...], name: str, identity: str,
-           precision: str, seed: int):
+def _lower_all(jobs: tuple) -> list:
     from mnv2prof.artifacts.lowering import lower_cached
 
-    module = _build(ref)
-    mark("lower", ref.label)
-    return lower_cached(module, input_shape, name, identity, precision, seed)
+    lowered = []
+    for ref, input_shape, name, identity, precision, seed in jobs:
+        module = _build(ref)
+        mark("lower", ref.label)
+        lowered.append(lower_cached(module, input_shape, name, identity, precision, seed))
+    return lowered
 
