@@ -139,17 +139,3 @@ def test_network_per_precision_with_speedup_and_accuracy(run_cli, tmp_path):
     assert (frame["latency_median_ms"] <= frame["latency_ci_high_ms"]).all()
     words = " ".join(out.split())  # notes wrap to the console's width
     assert "int8 gains least on onnxruntime in:" in words and "the whole network" in words
-
-
-def test_network_on_executorch(run_cli, tmp_path):
-    pytest.importorskip("executorch")
-    # fp32 only: lowering the 12 models in int8 too would take about 70 s more
-    csv = tmp_path / "net.csv"
-    code, out, err = run_cli("network", *SMALL_NET, "--runtime", "onnxruntime,executorch",
-                             "--csv", csv)
-    assert code == 0, err
-    frame = pd.read_csv(csv)
-    ort, et = frame[frame["runtime"] == "onnxruntime"], frame[frame["runtime"] == "executorch"]
-    assert len(ort) == len(et) == 12 and set(frame["precision"]) == {"fp32"}
-    assert ort["macs"].tolist() == et["macs"].tolist() and (et["latency_median_ms"] > 0).all()
-    assert "ORT fp32" in out and "ET fp32" in out
