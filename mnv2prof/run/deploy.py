@@ -165,9 +165,7 @@ def artifacts(pairs: Sequence[tuple[Prepared, Target]], seed: int = 0,
     ONNX file (a network's stages: their cost is read off the whole graph)."""
     made: list[tuple[Prepared, Artifact]] = []
     int8: dict[Prepared, tuple[Path, CountedCost | None]] = {}
-    if between is not None:
-        between()
-    lowered = lowered_in_workers(pairs, seed)
+    lowered = lowered_in_workers(pairs, seed)  # the worker checks for interrupts as it waits
     for p, target in pairs:
         if between is not None:
             between()
