@@ -121,7 +121,7 @@ def build_artifact(prepared: Prepared, target: Target, seed: int = 0,
                    lowered=None) -> Artifact:
     """The artefact of `prepared` for `target`, cached; `int8`: its `int8_onnx` when the caller
     already has it (one per thing, whatever the runtimes); `lowered`: its ExecuTorch lowering when
-    the caller already has it (`lowered_in_workers`). On ExecuTorch without `int8`, an int8
+    the caller already has it (`lowerings`). On ExecuTorch without `int8`, an int8
     artefact carries the fp32 ONNX cost."""
     if target.default:
         return Artifact(target, prepared.onnx_path, prepared.cost)
@@ -140,13 +140,8 @@ def build_artifact(prepared: Prepared, target: Target, seed: int = 0,
     cost = int8_cost or prepared.cost
     if target.runtime == "onnxruntime":
         return Artifact(target, onnx_path, cost, *_accuracy(accuracy))
-    if lowered is None and prepared.worker is not None:
-        lowered = lowered_in_workers([(prepared, target)], seed)[(prepared, target)]
-    elif lowered is None:
-        from mnv2prof.artifacts import lowering
-
-        lowered = lowering.lower_cached(prepared.module, prepared.input_shape, prepared.name,
-                                        prepared.identity, target.precision, seed)
+    if lowered is None:
+        lowered = lowerings([(prepared, target)], seed)[(prepared, target)]
     return Artifact(target, lowered.path, cost, *_accuracy(lowered.accuracy))
 
 
@@ -165,7 +160,7 @@ def artifacts(pairs: Sequence[tuple[Prepared, Target]], seed: int = 0,
     ONNX file (a network's stages: their cost is read off the whole graph)."""
     made: list[tuple[Prepared, Artifact]] = []
     int8: dict[Prepared, tuple[Path, CountedCost | None]] = {}
-    lowered = lowered_in_workers(pairs, seed)  # the worker checks for interrupts as it waits
+    lowered = lowerings([(p, t) for p, t in pairs if p.worker is not None], seed)
     for p, target in pairs:
         if between is not None:
             between()
@@ -177,17 +172,25 @@ def artifacts(pairs: Sequence[tuple[Prepared, Target]], seed: int = 0,
     return made
 
 
-def lowered_in_workers(pairs: Sequence[tuple[Prepared, Target]], seed: int = 0) -> dict:
-    """{(thing, target): its lowering} for each ExecuTorch target of a user's module (a thing
-    with a worker reference), lowered in the worker all at once (run.user_code.lower)."""
-    wanted = list(dict.fromkeys((p, t) for p, t in pairs
-                                if t.runtime == "executorch" and p.worker is not None))
-    if not wanted:
-        return {}
-    from mnv2prof.run import user_code
+def lowerings(pairs: Sequence[tuple[Prepared, Target]], seed: int = 0) -> dict:
+    """{(thing, target): its ExecuTorch lowering} for each ExecuTorch target among `pairs`: a
+    module of this process lowered here, the user's modules in the worker all at once
+    (run.user_code.lower: one job, so ExecuTorch's lowering stack is imported once)."""
+    wanted = list(dict.fromkeys((p, t) for p, t in pairs if t.runtime == "executorch"))
+    here = [(p, t) for p, t in wanted if p.worker is None]
+    there = [(p, t) for p, t in wanted if p.worker is not None]
+    found = {}
+    if there:
+        from mnv2prof.run import user_code
 
-    return dict(zip(wanted, user_code.lower(
-        [(p.worker, p.input_shape, p.name, p.identity, t.precision, seed) for p, t in wanted])))
+        found = dict(zip(there, user_code.lower(
+            [(p.worker, p.input_shape, p.name, p.identity, t.precision, seed) for p, t in there])))
+    if here:
+        from mnv2prof.artifacts import lowering
+
+        found |= {(p, t): lowering.lower_cached(p.module, p.input_shape, p.name, p.identity,
+                                                t.precision, seed) for p, t in here}
+    return found
 
 
 def artifact_runner(artifact: Artifact, prepared: Prepared, threads: int, seed: int = 0):
